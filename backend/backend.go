@@ -1,0 +1,184 @@
+// Package backend defines the compute interface that gantrain's trainer drives: one
+// interface, implemented by the CPU backend (package cpu) and by the GPU backend
+// (package gpu, CUDA builds).
+//
+// The interface is shaped for a device that keeps every tensor resident. Tensors are
+// handles owned by the backend; the trainer allocates everything once, before the
+// first step (parameters, gradients, optimiser state, activations, the data set), and
+// inside a step only launches operations on handles. Nothing crosses to the host
+// inside a step except what the trainer asks for with Download, typically a small
+// tensor of scalars that the reductions (losses, mean D outputs) have written.
+//
+// Operations do not return errors: like a device stream, a backend records the first
+// failure (a shape mismatch, a device fault) and refuses further work; Err, Download
+// and Sync report it. Shapes are checked by every operation, so a model wired wrongly
+// fails at its first step with the operation's name, never with a corrupt result.
+package backend
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gantrain/gantrain/rng"
+)
+
+// DType is the element type of a tensor.
+type DType uint8
+
+// Element types.
+const (
+	F32 DType = iota // float32
+	I32              // int32: minibatch indices, maxout argmax
+)
+
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "f32"
+	case I32:
+		return "i32"
+	}
+	return fmt.Sprintf("dtype(%d)", uint8(d))
+}
+
+// Tensor is a handle to a row-major rows×cols matrix owned by a backend. A tensor is
+// either an allocation or a view of a contiguous range of one (see Backend.View).
+type Tensor interface {
+	Rows() int
+	Cols() int
+	DType() DType
+}
+
+// Len is the number of elements of t.
+func Len(t Tensor) int { return t.Rows() * t.Cols() }
+
+// Activation is an elementwise nonlinearity fused into a dense layer.
+type Activation uint8
+
+// Activations.
+const (
+	Identity Activation = iota
+	ReLU
+	LeakyReLU // slope Alpha for negative inputs
+	Sigmoid
+	Tanh
+)
+
+var actNames = [...]string{"identity", "relu", "leaky_relu", "sigmoid", "tanh"}
+
+func (a Activation) String() string {
+	if int(a) < len(actNames) {
+		return actNames[a]
+	}
+	return fmt.Sprintf("activation(%d)", uint8(a))
+}
+
+// ParseActivation maps a config name to an Activation.
+func ParseActivation(s string) (Activation, error) {
+	for i, n := range actNames {
+		if s == n {
+			return Activation(i), nil
+		}
+	}
+	if s == "linear" || s == "" {
+		return Identity, nil
+	}
+	return 0, fmt.Errorf("unknown activation %q (want one of identity, relu, leaky_relu, sigmoid, tanh)", s)
+}
+
+// Act is an activation with its parameter.
+type Act struct {
+	Kind  Activation
+	Alpha float32 // negative slope of LeakyReLU
+}
+
+// ErrShape is wrapped by the errors of operations given tensors of the wrong shape or type.
+var ErrShape = errors.New("shape mismatch")
+
+// Backend is the set of fused operations a training step is built from. All tensors
+// passed to one backend must have been made by it. Unless an operation says so, its
+// output must not alias its inputs.
+type Backend interface {
+	// Name is "cpu" or "cuda".
+	Name() string
+	// Describe says what the backend runs on (for logs and metrics).
+	Describe() string
+
+	// Alloc makes a zeroed rows×cols tensor. Call it at setup, not inside a step.
+	Alloc(dt DType, rows, cols int) (Tensor, error)
+	// View is a rows×cols tensor over the elements [offset, offset+rows*cols) of t.
+	View(t Tensor, offset, rows, cols int) (Tensor, error)
+	// Upload copies src (len = Len(dst)) into dst. src is []float32 or []int32 to match dst.
+	Upload(dst Tensor, src any) error
+	// Download copies src into dst (len = Len(src)) after all queued work; it is the
+	// only way data leaves the backend.
+	Download(dst any, src Tensor) error
+	// Sync waits for queued work and returns the first error recorded.
+	Sync() error
+	// Err returns the first error recorded, without waiting.
+	Err() error
+	// Close frees everything the backend holds.
+	Close() error
+
+	// Fill sets every element of t to v.
+	Fill(t Tensor, v float32)
+	// Copy copies src into dst (same shape).
+	Copy(dst, src Tensor)
+
+	// DenseForward computes y = act(x·w + b): x is n×in, w in×out, b 1×out, y n×out.
+	DenseForward(y, x, w, b Tensor, act Act)
+	// DenseBackward back-propagates through a dense layer whose output was y. On entry
+	// dy holds dL/dy; it is overwritten with dZ = dy ⊙ act'(z) (act' is computed from
+	// y, so z need not be kept). Then dw = xᵀ·dZ, db = Σ_rows dZ and dx = dZ·wᵀ are
+	// written; any of dx, dw, db may be nil to skip it (dx for a first layer, dw and db
+	// when only the input gradient is wanted).
+	DenseBackward(dx, dw, db, dy, x, y, w Tensor, act Act)
+	// MaxoutForward takes the max over groups of `pieces` adjacent columns of z
+	// (n×units·pieces) into y (n×units) and the winning piece into arg (I32, n×units).
+	MaxoutForward(y, arg, z Tensor, pieces int)
+	// MaxoutBackward routes dy (n×units) to the winning pieces of dz (n×units·pieces);
+	// the other pieces get zero.
+	MaxoutBackward(dz, dy, arg Tensor, pieces int)
+	// Dropout draws a mask from s (element e kept when rng.Keep(s.Word(e), keep)),
+	// stores it in mask as 0 or 1/keep (inverted scaling), and sets y = x ⊙ mask.
+	// y may alias x.
+	Dropout(y, mask, x Tensor, keep float32, s rng.Stream)
+	// Mul sets y = a ⊙ b elementwise (the dropout backward: dx = dy ⊙ mask). y may alias a.
+	Mul(y, a, b Tensor)
+
+	// SigmoidCrossEntropy is the fused, numerically stable binary cross-entropy on
+	// logits (n×1) with targets (n×1, values in [0,1]):
+	//   out[slot] = scale · Σ_i bce(σ(logits_i), t_i),  dlogits_i = scale · (σ(logits_i) − t_i).
+	// scale is 1/n for a mean, negative to ascend. dlogits may be nil.
+	SigmoidCrossEntropy(dlogits, logits, targets Tensor, scale float32, out Tensor, slot int)
+	// MeanSigmoid sets out[slot] to the mean of σ(logits).
+	MeanSigmoid(logits Tensor, out Tensor, slot int)
+
+	// SGDMomentum applies v ← μv − lr·g, p ← p + v elementwise (the paper's velocity form).
+	SGDMomentum(p, g, v Tensor, lr, mu float32)
+	// Adam applies one Adam update with bias correction for step t (t ≥ 1).
+	Adam(p, g, m, v Tensor, lr, beta1, beta2, eps float32, t int)
+
+	// Uniform fills t with values in [lo, hi): element e is rng.ToUniform(s.Word(e), lo, hi).
+	Uniform(t Tensor, lo, hi float32, s rng.Stream)
+	// Normal fills t with mean + std·N(0,1): element e is mean + std·s.NormalAt(e).
+	Normal(t Tensor, mean, std float32, s rng.Stream)
+	// GatherRows sets dst row r to src row idx[offset+r] (idx is an I32 tensor).
+	GatherRows(dst, src, idx Tensor, offset int)
+}
+
+// Check returns an ErrShape error for op unless ok.
+func Check(ok bool, op, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %s", op, ErrShape, fmt.Sprintf(format, args...))
+}
+
+// ShapeString formats a tensor's shape for error messages.
+func ShapeString(t Tensor) string {
+	if t == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%d×%d %s", t.Rows(), t.Cols(), t.DType())
+}

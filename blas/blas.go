@@ -1,0 +1,97 @@
+// Package blas gives the CPU backend its matrix multiply: OpenBLAS when the shared
+// library is installed (loaded at run time, so the binary needs no cgo and no
+// OpenBLAS to build or start), and gonum's pure-Go BLAS otherwise.
+package blas
+
+import (
+	"fmt"
+	"os"
+
+	gblas "gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C on row-major float32 matrices, where
+// op(A) is m×k, op(B) is k×n and C is m×n.
+type Sgemm interface {
+	Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	// Name says which library computes it.
+	Name() string
+}
+
+// Options choose the implementation.
+type Options struct {
+	// Library is "auto" (OpenBLAS if it loads, else pure Go), "openblas" (fail if it
+	// does not load) or "go".
+	Library string
+	// Threads is the number of OpenBLAS threads; 0 leaves OpenBLAS's default.
+	Threads int
+}
+
+// Open returns the implementation the options ask for. The environment variable
+// GANTRAIN_OPENBLAS may name the OpenBLAS shared library to load.
+func Open(opt Options) (Sgemm, error) {
+	switch opt.Library {
+	case "", "auto", "openblas":
+		ob, err := openOpenBLAS(os.Getenv("GANTRAIN_OPENBLAS"), opt.Threads)
+		if err == nil {
+			return ob, nil
+		}
+		if opt.Library == "openblas" {
+			return nil, err
+		}
+		return &Go{}, nil
+	case "go":
+		return &Go{}, nil
+	}
+	return nil, fmt.Errorf("blas: unknown library %q (want auto, openblas or go)", opt.Library)
+}
+
+// Go is gonum's pure-Go BLAS. gonum computes A·Bᵀ with dot products, an order of
+// magnitude slower than its A·B kernel, so Go transposes B into a scratch buffer
+// first. A Go value is not safe for concurrent use.
+type Go struct {
+	scratch []float32
+}
+
+// Name implements Sgemm.
+func (*Go) Name() string { return "gonum (pure Go)" }
+
+// Sgemm implements Sgemm.
+func (g *Go) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if transB && !transA && m > 1 && n > 1 && k > 1 {
+		// B is stored n×k; write Bᵀ (k×n) to scratch.
+		if cap(g.scratch) < k*n {
+			g.scratch = make([]float32, k*n)
+		}
+		bt := g.scratch[:k*n]
+		transpose(bt, b, n, k, ldb)
+		b, ldb, transB = bt, n, false
+	}
+	gonum.Implementation{}.Sgemm(trans(transA), trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// transpose writes the r×c matrix src (leading dimension ld) into dst as c×r, in
+// cache-sized tiles.
+func transpose(dst, src []float32, r, c, ld int) {
+	const tile = 32
+	for i0 := 0; i0 < r; i0 += tile {
+		i1 := min(i0+tile, r)
+		for j0 := 0; j0 < c; j0 += tile {
+			j1 := min(j0+tile, c)
+			for i := i0; i < i1; i++ {
+				row := src[i*ld : i*ld+c]
+				for j := j0; j < j1; j++ {
+					dst[j*r+i] = row[j]
+				}
+			}
+		}
+	}
+}
+
+func trans(t bool) gblas.Transpose {
+	if t {
+		return gblas.Trans
+	}
+	return gblas.NoTrans
+}

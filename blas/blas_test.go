@@ -1,0 +1,133 @@
+package blas
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naive is the reference: C = alpha·op(A)·op(B) + beta·C in float64.
+func naive(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float32 {
+	out := make([]float32, len(c))
+	copy(out, c)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			out[i*ldc+j] = float32(float64(alpha)*s + float64(beta)*float64(c[i*ldc+j]))
+		}
+	}
+	return out
+}
+
+func TestSgemm(t *testing.T) {
+	impls := []Sgemm{&Go{}}
+	if ob, err := Open(Options{Library: "openblas"}); err == nil {
+		impls = append(impls, ob)
+	} else {
+		t.Logf("OpenBLAS not tested: %v", err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	rnd := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = r.Float32()*2 - 1
+		}
+		return x
+	}
+	for _, impl := range impls {
+		for _, tc := range []struct {
+			m, n, k    int
+			tA, tB     bool
+			alpha, bet float32
+		}{
+			{37, 53, 29, false, false, 1, 0},
+			{37, 53, 29, true, false, 0.5, 1},
+			{37, 53, 29, false, true, 1, -2},
+			{1, 1, 1, true, true, 2, 0},
+			{64, 33, 17, false, true, 1, 0},
+		} {
+			lda, ldb := max(tc.k, 1), tc.n
+			if tc.tA {
+				lda = tc.m
+			}
+			if tc.tB {
+				ldb = tc.k
+			}
+			a, b, c := rnd(tc.m*tc.k+1), rnd(tc.k*tc.n+1), rnd(tc.m*tc.n)
+			want := naive(tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.bet, c, tc.n)
+			impl.Sgemm(tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.bet, c, tc.n)
+			for i := range c {
+				if math.Abs(float64(c[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("%s %+v: c[%d] = %g, want %g", impl.Name(), tc, i, c[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkSgemm100x1200x1200(b *testing.B) {
+	for _, lib := range []string{"go", "openblas"} {
+		impl, err := Open(Options{Library: lib})
+		if err != nil {
+			b.Logf("skip %s: %v", lib, err)
+			continue
+		}
+		x, w, y := make([]float32, 100*1200), make([]float32, 1200*1200), make([]float32, 100*1200)
+		b.Run(lib, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				impl.Sgemm(false, false, 100, 1200, 1200, 1, x, 1200, w, 1200, 0, y, 1200)
+			}
+			b.ReportMetric(2*100*1200*1200*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+func BenchmarkShapes(b *testing.B) {
+	type shape struct {
+		name    string
+		tA, tB  bool
+		m, n, k int
+	}
+	shapes := []shape{
+		{"fwd_100x1200x1200", false, false, 100, 1200, 1200},
+		{"fwd_200x1200x784", false, false, 200, 1200, 784},
+		{"dW_1200x1200x100", true, false, 1200, 1200, 100},
+		{"dX_100x1200x1200", false, true, 100, 1200, 1200},
+	}
+	for _, lib := range []string{"go", "openblas"} {
+		impl, err := Open(Options{Library: lib})
+		if err != nil {
+			continue
+		}
+		for _, s := range shapes {
+			a, bb, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
+			lda, ldb := s.k, s.n
+			if s.tA {
+				lda = s.m
+			}
+			if s.tB {
+				ldb = s.k
+			}
+			b.Run(lib+"/"+s.name, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					impl.Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bb, ldb, 0, c, s.n)
+				}
+				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

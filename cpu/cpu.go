@@ -1,0 +1,238 @@
+// Package cpu is the CPU implementation of backend.Backend and the readable
+// specification of every operation: the GPU kernels are tested against it.
+//
+// Matrix products go to package blas (OpenBLAS when installed, pure Go otherwise);
+// everything else is plain loops in float32, with float64 accumulation for
+// reductions. The backend is deterministic: the same calls give the same bits.
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/blas"
+)
+
+// Options configure the CPU backend.
+type Options struct {
+	// BLAS chooses the matrix-multiply library: "auto", "openblas" or "go".
+	BLAS string
+	// Threads is the number of BLAS threads (0: the library's default).
+	Threads int
+}
+
+// Backend is the CPU backend. It is not safe for concurrent use: like a device
+// stream, one goroutine drives it.
+type Backend struct {
+	gemm blas.Sgemm
+	err  error
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a CPU backend.
+func New(opt Options) (*Backend, error) {
+	g, err := blas.Open(blas.Options{Library: opt.BLAS, Threads: opt.Threads})
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	return &Backend{gemm: g}, nil
+}
+
+// tensor is the CPU tensor: a slice of its allocation.
+type tensor struct {
+	rows, cols int
+	dt         backend.DType
+	f          []float32
+	i          []int32
+}
+
+func (t *tensor) Rows() int                { return t.rows }
+func (t *tensor) Cols() int                { return t.cols }
+func (t *tensor) DType() backend.DType     { return t.dt }
+func (t *tensor) String() string           { return backend.ShapeString(t) }
+func (t *tensor) len() int                 { return t.rows * t.cols }
+func (t *tensor) row(r int) []float32      { return t.f[r*t.cols : (r+1)*t.cols] }
+func (t *tensor) sameShape(u *tensor) bool { return t.rows == u.rows && t.cols == u.cols }
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cpu" }
+
+// Describe implements backend.Backend.
+func (b *Backend) Describe() string { return "CPU, matrix products by " + b.gemm.Name() }
+
+// Err implements backend.Backend.
+func (b *Backend) Err() error { return b.err }
+
+// Sync implements backend.Backend; CPU work is never queued.
+func (b *Backend) Sync() error { return b.err }
+
+// Close implements backend.Backend.
+func (b *Backend) Close() error { return nil }
+
+func (b *Backend) fail(err error) {
+	if b.err == nil && err != nil {
+		b.err = err
+	}
+}
+
+// ok reports whether the backend may run op, recording a shape error unless cond holds.
+func (b *Backend) ok(cond bool, op, format string, args ...any) bool {
+	if b.err != nil {
+		return false
+	}
+	if err := backend.Check(cond, op, format, args...); err != nil {
+		b.fail(err)
+		return false
+	}
+	return true
+}
+
+// t unwraps a backend tensor; nil stays nil. A tensor of another backend is an error.
+func (b *Backend) t(op string, x backend.Tensor) *tensor {
+	if x == nil {
+		return nil
+	}
+	ct, ok := x.(*tensor)
+	if !ok {
+		b.fail(fmt.Errorf("%s: %w: tensor %T was not made by the CPU backend", op, backend.ErrShape, x))
+		return nil
+	}
+	return ct
+}
+
+// f32 unwraps tensors that must be present and float32.
+func (b *Backend) f32(op string, xs ...backend.Tensor) []*tensor {
+	out := make([]*tensor, len(xs))
+	for k, x := range xs {
+		ct := b.t(op, x)
+		if ct == nil {
+			b.fail(fmt.Errorf("%s: %w: operand %d is nil or foreign", op, backend.ErrShape, k))
+			return nil
+		}
+		if ct.dt != backend.F32 {
+			b.fail(fmt.Errorf("%s: %w: operand %d is %s, want f32", op, backend.ErrShape, k, ct))
+			return nil
+		}
+		out[k] = ct
+	}
+	return out
+}
+
+// Alloc implements backend.Backend.
+func (b *Backend) Alloc(dt backend.DType, rows, cols int) (backend.Tensor, error) {
+	if rows < 0 || cols < 0 || (cols > 0 && rows > math.MaxInt32/cols) {
+		return nil, fmt.Errorf("cpu alloc: bad shape %d×%d", rows, cols)
+	}
+	t := &tensor{rows: rows, cols: cols, dt: dt}
+	switch dt {
+	case backend.F32:
+		t.f = make([]float32, rows*cols)
+	case backend.I32:
+		t.i = make([]int32, rows*cols)
+	default:
+		return nil, fmt.Errorf("cpu alloc: unknown dtype %s", dt)
+	}
+	return t, nil
+}
+
+// View implements backend.Backend.
+func (b *Backend) View(x backend.Tensor, offset, rows, cols int) (backend.Tensor, error) {
+	t, ok := x.(*tensor)
+	if !ok {
+		return nil, fmt.Errorf("cpu view: tensor %T was not made by the CPU backend", x)
+	}
+	if offset < 0 || rows < 0 || cols < 0 || offset+rows*cols > t.len() {
+		return nil, fmt.Errorf("cpu view: %d×%d at offset %d does not fit in %s", rows, cols, offset, t)
+	}
+	v := &tensor{rows: rows, cols: cols, dt: t.dt}
+	n := rows * cols
+	if t.dt == backend.F32 {
+		v.f = t.f[offset : offset+n : offset+n]
+	} else {
+		v.i = t.i[offset : offset+n : offset+n]
+	}
+	return v, nil
+}
+
+// Upload implements backend.Backend.
+func (b *Backend) Upload(dst backend.Tensor, src any) error {
+	t, ok := dst.(*tensor)
+	if !ok {
+		return fmt.Errorf("cpu upload: tensor %T was not made by the CPU backend", dst)
+	}
+	switch s := src.(type) {
+	case []float32:
+		if t.dt != backend.F32 || len(s) != t.len() {
+			return fmt.Errorf("cpu upload: %d float32 values into %s", len(s), t)
+		}
+		copy(t.f, s)
+	case []int32:
+		if t.dt != backend.I32 || len(s) != t.len() {
+			return fmt.Errorf("cpu upload: %d int32 values into %s", len(s), t)
+		}
+		copy(t.i, s)
+	default:
+		return fmt.Errorf("cpu upload: unsupported source %T", src)
+	}
+	return nil
+}
+
+// Download implements backend.Backend.
+func (b *Backend) Download(dst any, src backend.Tensor) error {
+	if b.err != nil {
+		return b.err
+	}
+	t, ok := src.(*tensor)
+	if !ok {
+		return fmt.Errorf("cpu download: tensor %T was not made by the CPU backend", src)
+	}
+	switch d := dst.(type) {
+	case []float32:
+		if t.dt != backend.F32 || len(d) != t.len() {
+			return fmt.Errorf("cpu download: %s into %d float32 values", t, len(d))
+		}
+		copy(d, t.f)
+	case []int32:
+		if t.dt != backend.I32 || len(d) != t.len() {
+			return fmt.Errorf("cpu download: %s into %d int32 values", t, len(d))
+		}
+		copy(d, t.i)
+	default:
+		return fmt.Errorf("cpu download: unsupported destination %T", dst)
+	}
+	return nil
+}
+
+// Fill implements backend.Backend.
+func (b *Backend) Fill(x backend.Tensor, v float32) {
+	ts := b.f32("Fill", x)
+	if ts == nil || b.err != nil {
+		return
+	}
+	for i := range ts[0].f {
+		ts[0].f[i] = v
+	}
+}
+
+// Copy implements backend.Backend.
+func (b *Backend) Copy(dst, src backend.Tensor) {
+	ts := b.f32("Copy", dst, src)
+	if ts == nil || !b.ok(ts[0].sameShape(ts[1]), "Copy", "dst %s, src %s", ts[0], ts[1]) {
+		return
+	}
+	copy(ts[0].f, ts[1].f)
+}
+
+// Mul implements backend.Backend.
+func (b *Backend) Mul(y, a, c backend.Tensor) {
+	ts := b.f32("Mul", y, a, c)
+	if ts == nil || !b.ok(ts[0].sameShape(ts[1]) && ts[0].sameShape(ts[2]), "Mul", "y %s, a %s, b %s", ts[0], ts[1], ts[2]) {
+		return
+	}
+	yf, af, cf := ts[0].f, ts[1].f[:len(ts[0].f)], ts[2].f[:len(ts[0].f)]
+	for i := range yf {
+		yf[i] = af[i] * cf[i]
+	}
+}

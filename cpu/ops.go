@@ -1,0 +1,363 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/rng"
+)
+
+// activate applies act in place to one row of pre-activations.
+func activate(z []float32, act backend.Act) {
+	switch act.Kind {
+	case backend.ReLU:
+		for i, v := range z {
+			if v < 0 {
+				z[i] = 0
+			}
+		}
+	case backend.LeakyReLU:
+		for i, v := range z {
+			if v < 0 {
+				z[i] = act.Alpha * v
+			}
+		}
+	case backend.Sigmoid:
+		for i, v := range z {
+			z[i] = sigmoid(v)
+		}
+	case backend.Tanh:
+		for i, v := range z {
+			z[i] = float32(math.Tanh(float64(v)))
+		}
+	}
+}
+
+// sigmoid is σ(x) = 1/(1+e^{−x}), computed without overflow for any x.
+func sigmoid(x float32) float32 {
+	if x >= 0 {
+		return float32(1 / (1 + math.Exp(-float64(x))))
+	}
+	e := math.Exp(float64(x))
+	return float32(e / (1 + e))
+}
+
+// activationGrad sets dy ← dy ⊙ act'(z), with act' written in terms of the output y.
+// For LeakyReLU the sign of y is the sign of z because Alpha > 0.
+func activationGrad(dy, y []float32, act backend.Act) {
+	y = y[:len(dy)]
+	switch act.Kind {
+	case backend.ReLU:
+		for i, v := range y {
+			if v <= 0 {
+				dy[i] = 0
+			}
+		}
+	case backend.LeakyReLU:
+		for i, v := range y {
+			if v < 0 {
+				dy[i] *= act.Alpha
+			}
+		}
+	case backend.Sigmoid:
+		for i, v := range y {
+			dy[i] *= v * (1 - v)
+		}
+	case backend.Tanh:
+		for i, v := range y {
+			dy[i] *= 1 - v*v
+		}
+	}
+}
+
+// DenseForward implements backend.Backend.
+func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
+	ts := b.f32("DenseForward", y, x, w, bias)
+	if ts == nil {
+		return
+	}
+	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
+	n, in, out := X.rows, X.cols, W.cols
+	if !b.ok(W.rows == in && B.len() == out && Y.rows == n && Y.cols == out && n > 0 && in > 0 && out > 0,
+		"DenseForward", "y %s = x %s · w %s + b %s", Y, X, W, B) {
+		return
+	}
+	b.gemm.Sgemm(false, false, n, out, in, 1, X.f, in, W.f, out, 0, Y.f, out)
+	for r := 0; r < n; r++ {
+		row := Y.row(r)
+		for j, bv := range B.f {
+			row[j] += bv
+		}
+		activate(row, act)
+	}
+}
+
+// DenseBackward implements backend.Backend.
+func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
+	ts := b.f32("DenseBackward", dy, x, y, w)
+	if ts == nil {
+		return
+	}
+	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
+	n, in, out := X.rows, X.cols, W.cols
+	if !b.ok(W.rows == in && Y.rows == n && Y.cols == out && DY.sameShape(Y) && n > 0,
+		"DenseBackward", "dy %s, x %s, y %s, w %s", DY, X, Y, W) {
+		return
+	}
+	activationGrad(DY.f, Y.f, act)
+	if dw != nil {
+		DW := b.f32("DenseBackward dw", dw)
+		if DW == nil || !b.ok(DW[0].sameShape(W), "DenseBackward", "dw %s, w %s", DW[0], W) {
+			return
+		}
+		b.gemm.Sgemm(true, false, in, out, n, 1, X.f, in, DY.f, out, 0, DW[0].f, out)
+	}
+	if db != nil {
+		DB := b.f32("DenseBackward db", db)
+		if DB == nil || !b.ok(DB[0].len() == out, "DenseBackward", "db %s, %d outputs", DB[0], out) {
+			return
+		}
+		acc := make([]float64, out)
+		for r := 0; r < n; r++ {
+			for j, v := range DY.row(r) {
+				acc[j] += float64(v)
+			}
+		}
+		for j, v := range acc {
+			DB[0].f[j] = float32(v)
+		}
+	}
+	if dx != nil {
+		DX := b.f32("DenseBackward dx", dx)
+		if DX == nil || !b.ok(DX[0].sameShape(X), "DenseBackward", "dx %s, x %s", DX[0], X) {
+			return
+		}
+		b.gemm.Sgemm(false, true, n, in, out, 1, DY.f, out, W.f, out, 0, DX[0].f, in)
+	}
+}
+
+// i32 unwraps an int32 tensor.
+func (b *Backend) i32(op string, x backend.Tensor) *tensor {
+	t := b.t(op, x)
+	if t == nil || t.dt != backend.I32 {
+		if b.err == nil {
+			b.fail(backend.Check(false, op, "index operand %v, want i32", x))
+		}
+		return nil
+	}
+	return t
+}
+
+// MaxoutForward implements backend.Backend.
+func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
+	ts := b.f32("MaxoutForward", y, z)
+	A := b.i32("MaxoutForward", arg)
+	if ts == nil || A == nil {
+		return
+	}
+	Y, Z := ts[0], ts[1]
+	if !b.ok(pieces > 0 && Z.rows == Y.rows && Z.cols == Y.cols*pieces && A.sameShape(Y),
+		"MaxoutForward", "y %s, arg %s, z %s, %d pieces", Y, A, Z, pieces) {
+		return
+	}
+	for i := range Y.f {
+		g := Z.f[i*pieces : (i+1)*pieces]
+		best, at := g[0], 0
+		for p := 1; p < pieces; p++ {
+			if g[p] > best { // first maximum wins ties, as on the GPU
+				best, at = g[p], p
+			}
+		}
+		Y.f[i], A.i[i] = best, int32(at)
+	}
+}
+
+// MaxoutBackward implements backend.Backend.
+func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
+	ts := b.f32("MaxoutBackward", dz, dy)
+	A := b.i32("MaxoutBackward", arg)
+	if ts == nil || A == nil {
+		return
+	}
+	DZ, DY := ts[0], ts[1]
+	if !b.ok(pieces > 0 && DZ.rows == DY.rows && DZ.cols == DY.cols*pieces && A.sameShape(DY),
+		"MaxoutBackward", "dz %s, dy %s, arg %s, %d pieces", DZ, DY, A, pieces) {
+		return
+	}
+	for i, g := range DY.f {
+		d := DZ.f[i*pieces : (i+1)*pieces]
+		for p := range d {
+			d[p] = 0
+		}
+		if a := int(A.i[i]); a >= 0 && a < pieces {
+			d[a] = g
+		}
+	}
+}
+
+// Dropout implements backend.Backend.
+func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
+	ts := b.f32("Dropout", y, mask, x)
+	if ts == nil {
+		return
+	}
+	Y, M, X := ts[0], ts[1], ts[2]
+	if !b.ok(Y.sameShape(X) && M.sameShape(X) && keep > 0 && keep <= 1,
+		"Dropout", "y %s, mask %s, x %s, keep %g", Y, M, X, keep) {
+		return
+	}
+	scale := 1 / keep
+	n := uint64(len(X.f))
+	for blk := uint64(0); blk*4 < n; blk++ {
+		words := s.Block(blk)
+		for j := uint64(0); j < 4 && blk*4+j < n; j++ {
+			e := blk*4 + j
+			m := float32(0)
+			if rng.Keep(words[j], keep) {
+				m = scale
+			}
+			M.f[e] = m
+			Y.f[e] = X.f[e] * m
+		}
+	}
+}
+
+// SigmoidCrossEntropy implements backend.Backend. bce(σ(l), t) is computed as
+// max(l,0) − l·t + log(1+e^{−|l|}), finite for every finite l.
+func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scale float32, out backend.Tensor, slot int) {
+	ts := b.f32("SigmoidCrossEntropy", logits, targets, out)
+	if ts == nil {
+		return
+	}
+	L, T, O := ts[0], ts[1], ts[2]
+	if !b.ok(L.sameShape(T) && slot >= 0 && slot < O.len(), "SigmoidCrossEntropy",
+		"logits %s, targets %s, out %s slot %d", L, T, O, slot) {
+		return
+	}
+	var D *tensor
+	if dlogits != nil {
+		d := b.f32("SigmoidCrossEntropy", dlogits)
+		if d == nil || !b.ok(d[0].sameShape(L), "SigmoidCrossEntropy", "dlogits %s, logits %s", d[0], L) {
+			return
+		}
+		D = d[0]
+	}
+	var sum float64
+	for i, l := range L.f {
+		lf, tf := float64(l), float64(T.f[i])
+		sum += math.Max(lf, 0) - lf*tf + math.Log1p(math.Exp(-math.Abs(lf)))
+		if D != nil {
+			D.f[i] = scale * (sigmoid(l) - T.f[i])
+		}
+	}
+	O.f[slot] = float32(float64(scale) * sum)
+}
+
+// MeanSigmoid implements backend.Backend.
+func (b *Backend) MeanSigmoid(logits, out backend.Tensor, slot int) {
+	ts := b.f32("MeanSigmoid", logits, out)
+	if ts == nil {
+		return
+	}
+	L, O := ts[0], ts[1]
+	if !b.ok(L.len() > 0 && slot >= 0 && slot < O.len(), "MeanSigmoid", "logits %s, out %s slot %d", L, O, slot) {
+		return
+	}
+	var sum float64
+	for _, l := range L.f {
+		sum += float64(sigmoid(l))
+	}
+	O.f[slot] = float32(sum / float64(len(L.f)))
+}
+
+// SGDMomentum implements backend.Backend.
+func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
+	ts := b.f32("SGDMomentum", p, g, v)
+	if ts == nil {
+		return
+	}
+	P, G, V := ts[0], ts[1], ts[2]
+	if !b.ok(P.sameShape(G) && P.sameShape(V), "SGDMomentum", "p %s, g %s, v %s", P, G, V) {
+		return
+	}
+	gf, vf := G.f[:len(P.f)], V.f[:len(P.f)]
+	for i := range P.f {
+		vi := mu*vf[i] - lr*gf[i]
+		vf[i] = vi
+		P.f[i] += vi
+	}
+}
+
+// Adam implements backend.Backend:
+//
+//	m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,
+//	p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε).
+func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t int) {
+	ts := b.f32("Adam", p, g, m, v)
+	if ts == nil {
+		return
+	}
+	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
+	if !b.ok(P.sameShape(G) && P.sameShape(M) && P.sameShape(V) && t >= 1, "Adam", "p %s, g %s, m %s, v %s, t %d", P, G, M, V, t) {
+		return
+	}
+	c1 := float32(1 / (1 - math.Pow(float64(beta1), float64(t))))
+	c2 := float32(1 / (1 - math.Pow(float64(beta2), float64(t))))
+	gf, mf, vf := G.f[:len(P.f)], M.f[:len(P.f)], V.f[:len(P.f)]
+	for i := range P.f {
+		gi := gf[i]
+		mi := beta1*mf[i] + (1-beta1)*gi
+		vi := beta2*vf[i] + (1-beta2)*gi*gi
+		mf[i], vf[i] = mi, vi
+		P.f[i] -= lr * (mi * c1) / (float32(math.Sqrt(float64(vi*c2))) + eps)
+	}
+}
+
+// Uniform implements backend.Backend.
+func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
+	ts := b.f32("Uniform", x)
+	if ts == nil || !b.ok(lo < hi, "Uniform", "empty range [%g, %g)", lo, hi) {
+		return
+	}
+	f := ts[0].f
+	n := uint64(len(f))
+	for blk := uint64(0); blk*4 < n; blk++ {
+		words := s.Block(blk)
+		for j := uint64(0); j < 4 && blk*4+j < n; j++ {
+			f[blk*4+j] = rng.ToUniform(words[j], lo, hi)
+		}
+	}
+}
+
+// Normal implements backend.Backend.
+func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
+	ts := b.f32("Normal", x)
+	if ts == nil {
+		return
+	}
+	f := ts[0].f
+	for e := range f {
+		f[e] = mean + std*s.NormalAt(uint64(e))
+	}
+}
+
+// GatherRows implements backend.Backend.
+func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
+	ts := b.f32("GatherRows", dst, src)
+	I := b.i32("GatherRows", idx)
+	if ts == nil || I == nil {
+		return
+	}
+	D, S := ts[0], ts[1]
+	if !b.ok(D.cols == S.cols && offset >= 0 && offset+D.rows <= I.len(), "GatherRows",
+		"dst %s, src %s, idx %s at offset %d", D, S, I, offset) {
+		return
+	}
+	for r := 0; r < D.rows; r++ {
+		k := int(I.i[offset+r])
+		if !b.ok(k >= 0 && k < S.rows, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows) {
+			return
+		}
+		copy(D.row(r), S.row(k))
+	}
+}

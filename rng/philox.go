@@ -1,0 +1,88 @@
+// Package rng is gantrain's counter-based random number generator: Philox4x32-10
+// (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
+//
+// Every random number in a training step (noise, dropout masks) is a pure function of
+// (seed, stream, element index), so the CPU and GPU backends draw the same values for
+// the same element without sharing any state, and a resumed run draws exactly what an
+// uninterrupted one would have. The functions here are the specification that the CUDA
+// kernels in kernels/ reproduce bit for bit.
+package rng
+
+import "math"
+
+// Philox4x32-10 constants.
+const (
+	m0 = 0xD2511F53
+	m1 = 0xCD9E8D57
+	w0 = 0x9E3779B9
+	w1 = 0xBB67AE85
+)
+
+// Philox4x32 runs the ten rounds of Philox4x32-10 on counter ctr with key key.
+func Philox4x32(ctr [4]uint32, key [2]uint32) [4]uint32 {
+	c0, c1, c2, c3 := ctr[0], ctr[1], ctr[2], ctr[3]
+	k0, k1 := key[0], key[1]
+	for i := 0; i < 10; i++ {
+		p0 := uint64(m0) * uint64(c0)
+		p1 := uint64(m1) * uint64(c2)
+		hi0, lo0 := uint32(p0>>32), uint32(p0)
+		hi1, lo1 := uint32(p1>>32), uint32(p1)
+		c0, c1, c2, c3 = hi1^c1^k0, lo1, hi0^c3^k1, lo0
+		k0 += w0
+		k1 += w1
+	}
+	return [4]uint32{c0, c1, c2, c3}
+}
+
+// Stream names one sequence of random words: Seed is the run's seed and Offset
+// separates the draws of different call sites and steps (see trainer's stream layout).
+type Stream struct {
+	Seed   uint64
+	Offset uint64
+}
+
+// Block returns the four words of block b of the stream: counter (b, offset), key seed.
+func (s Stream) Block(b uint64) [4]uint32 {
+	return Philox4x32(
+		[4]uint32{uint32(b), uint32(b >> 32), uint32(s.Offset), uint32(s.Offset >> 32)},
+		[2]uint32{uint32(s.Seed), uint32(s.Seed >> 32)},
+	)
+}
+
+// Word returns word i of the stream (word i%4 of block i/4).
+func (s Stream) Word(i uint64) uint32 {
+	return s.Block(i / 4)[i%4]
+}
+
+// ToUnit maps a random word to a float32 in [0, 1) with 24 random bits; exact.
+func ToUnit(x uint32) float32 {
+	return float32(x>>8) * (1.0 / 16777216.0)
+}
+
+// ToUniform maps a random word to [lo, hi). Each float32 operation is rounded on its
+// own (no fused multiply-add) so that the CUDA twin (__fmul_rn, __fadd_rn) agrees bit for bit.
+func ToUniform(x uint32, lo, hi float32) float32 {
+	width := hi - lo
+	scaled := float32(width * ToUnit(x))
+	return float32(scaled + lo)
+}
+
+// Keep reports whether a dropout unit whose word is x is kept with probability keep.
+func Keep(x uint32, keep float32) bool {
+	return ToUnit(x) < keep
+}
+
+// ToNormal maps two random words to one standard normal value by the Box–Muller
+// transform, computed in float64 and rounded once.
+func ToNormal(x0, x1 uint32) float32 {
+	u1 := (float64(x0>>8) + 1) * (1.0 / 16777216.0) // (0, 1]: log is finite
+	u2 := float64(x1>>8) * (1.0 / 16777216.0)
+	return float32(math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2))
+}
+
+// NormalAt returns normal element e of the stream: it uses words 2(e%2) and 2(e%2)+1 of block e/2.
+func (s Stream) NormalAt(e uint64) float32 {
+	blk := s.Block(e / 2)
+	j := 2 * (e % 2)
+	return ToNormal(blk[j], blk[j+1])
+}
