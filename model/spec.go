@@ -1,0 +1,160 @@
+// Package model turns layer specifications into nets whose parameters, gradients and
+// activations live in a backend, and runs their forward and backward passes.
+//
+// A Net owns one parameter arena and one gradient arena (each a single 1×P tensor;
+// every weight and bias is a view of it), so an optimiser updates a whole net with
+// one fused operation. A Pass owns the activations of one minibatch size; passes of
+// different sizes share the net's parameters, and Pass.Rows makes a pass over a row
+// range of another (the fake half of the discriminator's real+fake minibatch) that
+// shares its buffers.
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gantrain/gantrain/backend"
+)
+
+// Layer types.
+const (
+	Dense   = "dense"
+	Maxout  = "maxout"
+	Dropout = "dropout"
+)
+
+// Bias initialisations.
+const (
+	BiasZero     = "zero"
+	BiasDataMean = "data_mean" // the inverse of the output activation at the data's per-feature mean
+)
+
+// LayerSpec is one layer of a net, as written in the config.
+type LayerSpec struct {
+	// Type is dense, maxout or dropout.
+	Type string `yaml:"type" json:"type"`
+	// Units is the layer's output width (dense, maxout). A generator's last layer may
+	// leave it 0: it then takes the data's width.
+	Units int `yaml:"units,omitempty" json:"units,omitempty"`
+	// Pieces is the number of linear pieces a maxout unit takes the max over.
+	Pieces int `yaml:"pieces,omitempty" json:"pieces,omitempty"`
+	// Activation of a dense layer: identity, relu, leaky_relu, sigmoid, tanh.
+	Activation string `yaml:"activation,omitempty" json:"activation,omitempty"`
+	// Alpha is leaky_relu's negative slope.
+	Alpha float32 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
+	// Keep is a dropout layer's keep probability, in (0, 1].
+	Keep float32 `yaml:"keep,omitempty" json:"keep,omitempty"`
+	// InitRange r draws the weights uniformly from (−r, r).
+	InitRange float32 `yaml:"init_range,omitempty" json:"init_range,omitempty"`
+	// BiasInit is zero (default) or data_mean (output layers of generators only).
+	BiasInit string `yaml:"bias_init,omitempty" json:"bias_init,omitempty"`
+}
+
+// PaperGenerator is the MNIST generator of the 2014 paper's published configuration:
+// 100 → 1200 ReLU → 1200 ReLU → data width (784) sigmoid, weights U(±0.05), output
+// bias at the logit of the data mean.
+func PaperGenerator() []LayerSpec {
+	return []LayerSpec{
+		{Type: Dense, Units: 1200, Activation: "relu", InitRange: 0.05},
+		{Type: Dense, Units: 1200, Activation: "relu", InitRange: 0.05},
+		{Type: Dense, Activation: "sigmoid", InitRange: 0.05, BiasInit: BiasDataMean},
+	}
+}
+
+// PaperDiscriminator is the paper's MNIST discriminator: input dropout (keep 0.8) →
+// maxout 240×5 → dropout 0.5 → maxout 240×5 → dropout 0.5 → one logit, weights
+// U(±0.005). The final sigmoid is fused into the loss, so the last layer is linear.
+func PaperDiscriminator() []LayerSpec {
+	return []LayerSpec{
+		{Type: Dropout, Keep: 0.8},
+		{Type: Maxout, Units: 240, Pieces: 5, InitRange: 0.005},
+		{Type: Dropout, Keep: 0.5},
+		{Type: Maxout, Units: 240, Pieces: 5, InitRange: 0.005},
+		{Type: Dropout, Keep: 0.5},
+		{Type: Dense, Units: 1, Activation: "identity", InitRange: 0.005},
+	}
+}
+
+// RingGenerator and RingDiscriminator are small nets for the 2-D ring toy set.
+func RingGenerator() []LayerSpec {
+	return []LayerSpec{
+		{Type: Dense, Units: 128, Activation: "relu", InitRange: 0.1},
+		{Type: Dense, Units: 128, Activation: "relu", InitRange: 0.1},
+		{Type: Dense, Activation: "identity", InitRange: 0.1, BiasInit: BiasDataMean},
+	}
+}
+
+// RingDiscriminator is the ring set's discriminator (see RingGenerator).
+func RingDiscriminator() []LayerSpec {
+	return []LayerSpec{
+		{Type: Maxout, Units: 64, Pieces: 4, InitRange: 0.1},
+		{Type: Maxout, Units: 64, Pieces: 4, InitRange: 0.1},
+		{Type: Dense, Units: 1, Activation: "identity", InitRange: 0.1},
+	}
+}
+
+// Validate checks a net's layers; role is "generator" or "discriminator" for errors,
+// and a discriminator must end in a single linear unit (its logit).
+func Validate(role string, layers []LayerSpec, discriminator bool) error {
+	if len(layers) == 0 {
+		return fmt.Errorf("%s: no layers", role)
+	}
+	hasParams := false
+	for i, l := range layers {
+		where := fmt.Sprintf("%s layer %d (%s)", role, i, l.Type)
+		switch l.Type {
+		case Dense, Maxout:
+			hasParams = true
+			dataWidth := !discriminator && i == len(layers)-1 && l.Units == 0
+			if !dataWidth && (l.Units <= 0 || l.Units > 1<<20) {
+				return fmt.Errorf("%s: units must be in 1..%d, got %d", where, 1<<20, l.Units)
+			}
+			if l.Type == Maxout && (l.Pieces < 1 || l.Pieces > 64 || l.Units*l.Pieces > 1<<20) {
+				return fmt.Errorf("%s: pieces must be in 1..64 (units×pieces ≤ %d), got %d", where, 1<<20, l.Pieces)
+			}
+			if l.Type == Dense {
+				if _, err := backend.ParseActivation(l.Activation); err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+			} else if l.Activation != "" {
+				return fmt.Errorf("%s: a maxout layer takes no activation (got %q)", where, l.Activation)
+			}
+			if l.Activation == "leaky_relu" && !(l.Alpha > 0 && l.Alpha < 1) {
+				return fmt.Errorf("%s: leaky_relu needs alpha in (0, 1), got %g", where, l.Alpha)
+			}
+			if !(l.InitRange >= 0) || math.IsInf(float64(l.InitRange), 0) {
+				return fmt.Errorf("%s: init_range must be ≥ 0, got %g", where, l.InitRange)
+			}
+			switch l.BiasInit {
+			case "", BiasZero:
+			case BiasDataMean:
+				if discriminator || i != len(layers)-1 || l.Type != Dense {
+					return fmt.Errorf("%s: bias_init data_mean is only for a generator's last (dense) layer", where)
+				}
+			default:
+				return fmt.Errorf("%s: unknown bias_init %q (want zero or data_mean)", where, l.BiasInit)
+			}
+		case Dropout:
+			if !(l.Keep > 0 && l.Keep <= 1) {
+				return fmt.Errorf("%s: keep must be in (0, 1], got %g", where, l.Keep)
+			}
+			if l.Units != 0 || l.Pieces != 0 || l.Activation != "" {
+				return fmt.Errorf("%s: dropout takes only keep", where)
+			}
+		default:
+			return fmt.Errorf("%s: unknown layer type %q (want dense, maxout or dropout)", where, l.Type)
+		}
+	}
+	if !hasParams {
+		return fmt.Errorf("%s: no dense or maxout layer", role)
+	}
+	last := layers[len(layers)-1]
+	if discriminator {
+		if last.Type != Dense || last.Units != 1 || (last.Activation != "identity" && last.Activation != "" && last.Activation != "linear") {
+			return fmt.Errorf("%s: the last layer must be dense with 1 unit and activation identity (the logit; the sigmoid is fused into the loss)", role)
+		}
+	} else if last.Type == Dropout {
+		return fmt.Errorf("%s: the last layer must not be dropout", role)
+	}
+	return nil
+}

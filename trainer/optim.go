@@ -1,0 +1,80 @@
+package trainer
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/model"
+)
+
+// optimizer updates one net's parameter arena from its gradient arena with one fused
+// backend operation per step.
+type optimizer struct {
+	cfg   config.Optimizer
+	net   *model.Net
+	state []backend.Tensor // sgd: velocity; adam: first and second moments
+	t     int              // updates applied so far
+}
+
+func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net) (*optimizer, error) {
+	o := &optimizer{cfg: cfg, net: net}
+	n := 1
+	if cfg.Kind == "adam" {
+		n = 2
+	}
+	for i := 0; i < n; i++ {
+		s, err := b.Alloc(backend.F32, 1, net.Size())
+		if err != nil {
+			return nil, fmt.Errorf("%s optimiser state: %w", net.Name, err)
+		}
+		o.state = append(o.state, s)
+	}
+	return o, nil
+}
+
+// stateNames name the state tensors in checkpoints.
+func (o *optimizer) stateNames() []string {
+	if o.cfg.Kind == "adam" {
+		return []string{"adam_m", "adam_v"}
+	}
+	return []string{"velocity"}
+}
+
+// lr is the learning rate of the next update: the paper's exponential decay per
+// minibatch for SGD (0.1 / 1.000004^t, floored), constant for Adam.
+func (o *optimizer) lr() float64 {
+	if o.cfg.Kind != "sgd" {
+		return o.cfg.LR
+	}
+	return math.Max(o.cfg.LR/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
+}
+
+// momentum is SGD's momentum during epoch (0-based count of finished epochs): the
+// start value until MomentumFrom, then linear to the end value at MomentumUntil.
+func (o *optimizer) momentum(epoch int) float64 {
+	c := o.cfg
+	if c.MomentumUntil <= c.MomentumFrom {
+		if epoch >= c.MomentumUntil {
+			return c.MomentumEnd
+		}
+		return c.MomentumStart
+	}
+	a := float64(epoch-c.MomentumFrom) / float64(c.MomentumUntil-c.MomentumFrom)
+	a = math.Min(math.Max(a, 0), 1)
+	return c.MomentumStart*(1-a) + c.MomentumEnd*a
+}
+
+// step applies one update with the net's current gradients.
+func (o *optimizer) step(b backend.Backend, epoch int) {
+	lr := float32(o.lr())
+	o.t++
+	switch o.cfg.Kind {
+	case "sgd":
+		b.SGDMomentum(o.net.Params, o.net.Grads, o.state[0], lr, float32(o.momentum(epoch)))
+	case "adam":
+		b.Adam(o.net.Params, o.net.Grads, o.state[0], o.state[1], lr,
+			float32(o.cfg.Beta1), float32(o.cfg.Beta2), float32(o.cfg.Eps), o.t)
+	}
+}

@@ -1,0 +1,249 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/imageio"
+)
+
+// RunOptions say how Run reports.
+type RunOptions struct {
+	// Dir is the run directory: config.yaml, metrics.jsonl, samples/, checkpoints/.
+	Dir string
+	// Shape is the data's image shape, for sample grids; zero for 2-D point data,
+	// which is drawn as a scatter plot with Marks (pairs) as reference points.
+	Shape data.Shape
+	Marks []float32
+	// Progress receives the progress bar (when Bar) or nothing.
+	Progress io.Writer
+	Bar      bool
+}
+
+// Run trains until the step or epoch limit or until ctx is cancelled, writing the
+// run directory as it goes; it always ends with a checkpoint and a sample grid.
+func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
+	for _, d := range []string{opt.Dir, filepath.Join(opt.Dir, "samples"), filepath.Join(opt.Dir, "checkpoints")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("run directory: %w", err)
+		}
+	}
+	cfgYAML, err := t.cfg.YAML()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(opt.Dir, "config.yaml"), cfgYAML, 0o644); err != nil {
+		return fmt.Errorf("write effective config: %w", err)
+	}
+	metrics, err := os.OpenFile(filepath.Join(opt.Dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("metrics log: %w", err)
+	}
+	defer metrics.Close()
+
+	out := t.cfg.Output
+	every := func(n int) bool { return n > 0 && t.step%int64(n) == 0 }
+	bar := &progress{w: opt.Progress, on: opt.Bar, total: t.totalSteps(), start: time.Now(), startStep: t.step}
+	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
+		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
+		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", opt.Dir)
+	lastT, lastStep := time.Now(), t.step
+	for !t.Done() {
+		if ctx.Err() != nil {
+			bar.clear()
+			t.log.Info("stopping on request", "step", t.step)
+			break
+		}
+		// Read the scalars back only on steps that report them.
+		next := t.step + 1
+		observe := (out.LogEvery > 0 && next%int64(out.LogEvery) == 0) || (bar.on && next%10 == 0)
+		st, err := t.Step(observe)
+		if err != nil {
+			bar.clear()
+			return err
+		}
+		if observe {
+			if bad := firstNonFinite(st); bad != "" {
+				bar.clear()
+				return fmt.Errorf("step %d: %s is %v: training diverged (last checkpoint kept)", st.Step, bad, st.value(bad))
+			}
+			bar.update(st)
+		}
+		if every(out.LogEvery) {
+			now := time.Now()
+			exPerS := float64((t.step-lastStep)*int64(t.cfg.Train.Batch*t.cfg.Train.K)) / now.Sub(lastT).Seconds()
+			lastT, lastStep = now, t.step
+			bar.clear()
+			t.log.Info("step", "step", st.Step, "epoch", round(st.Epoch, 3), "d_loss", round(st.DLoss, 4),
+				"g_loss", round(st.GLoss, 4), "d_real", round(st.DReal, 4), "d_fake", round(st.DFake, 4),
+				"lr", st.LR, "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS))
+			rec, _ := json.Marshal(map[string]any{"time": now.UTC().Format(time.RFC3339Nano), "step": st.Step,
+				"epoch": st.Epoch, "d_loss": st.DLoss, "g_loss": st.GLoss, "d_real": st.DReal, "d_fake": st.DFake,
+				"lr": st.LR, "momentum": st.Mom, "examples_per_s": exPerS})
+			if _, err := metrics.Write(append(rec, '\n')); err != nil {
+				return fmt.Errorf("metrics log: %w", err)
+			}
+			bar.draw()
+		}
+		if every(out.SampleEvery) {
+			if err := t.writeSamples(opt); err != nil {
+				return err
+			}
+		}
+		if every(out.CheckpointEvery) {
+			if err := t.writeCheckpoint(opt.Dir); err != nil {
+				return err
+			}
+		}
+	}
+	bar.clear()
+	if err := t.writeSamples(opt); err != nil {
+		return err
+	}
+	if err := t.writeCheckpoint(opt.Dir); err != nil {
+		return err
+	}
+	t.log.Info("done", "step", t.step, "epoch", round(t.Epoch(), 3), "elapsed", time.Since(bar.start).Round(time.Second).String())
+	return nil
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+// firstNonFinite names the first loss that is NaN or infinite.
+func firstNonFinite(st Stats) string {
+	for _, name := range []string{"d_loss", "g_loss"} {
+		if v := st.value(name); math.IsNaN(v) || math.IsInf(v, 0) {
+			return name
+		}
+	}
+	return ""
+}
+
+func (st Stats) value(name string) float64 {
+	if name == "d_loss" {
+		return st.DLoss
+	}
+	return st.GLoss
+}
+
+// totalSteps is the run's length in iterations when it is bounded, else 0.
+func (t *Trainer) totalSteps() int64 {
+	c := t.cfg.Train
+	perEpoch := int64(t.nTrain / (c.Batch * c.K))
+	var total int64
+	if c.Epochs > 0 && perEpoch > 0 {
+		total = int64(c.Epochs) * perEpoch
+	}
+	if c.Steps > 0 && (total == 0 || c.Steps < total) {
+		total = c.Steps
+	}
+	return total
+}
+
+// writeSamples writes the fixed-noise samples as samples/step-N.png and latest.png.
+func (t *Trainer) writeSamples(opt RunOptions) error {
+	x, err := t.Samples()
+	if err != nil {
+		return err
+	}
+	n := t.cfg.Output.Samples
+	var img image.Image
+	if opt.Shape.IsImage() {
+		img, err = imageio.Grid(x, n, opt.Shape.H, opt.Shape.W, opt.Shape.C, 0)
+	} else if t.G.Out == 2 {
+		img, err = imageio.Scatter(x, opt.Marks, scatterExtent(opt.Marks), 512)
+	} else {
+		return nil // nothing to draw for other point data
+	}
+	if err != nil {
+		return fmt.Errorf("sample grid: %w", err)
+	}
+	dir := filepath.Join(opt.Dir, "samples")
+	for _, name := range []string{fmt.Sprintf("step-%09d.png", t.step), "latest.png"} {
+		if err := imageio.WritePNG(filepath.Join(dir, name), img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scatterExtent(marks []float32) float64 {
+	r := 1.0
+	for _, m := range marks {
+		r = math.Max(r, math.Abs(float64(m)))
+	}
+	return 1.5 * r
+}
+
+// writeCheckpoint saves the full state as checkpoints/step-N.safetensors.
+func (t *Trainer) writeCheckpoint(dir string) error {
+	f, err := t.Checkpoint()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "checkpoints", fmt.Sprintf("step-%09d.safetensors", t.step))
+	if err := checkpoint.WriteFile(path, f); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	t.log.Info("checkpoint", "step", t.step, "path", path)
+	return nil
+}
+
+// progress draws a one-line progress bar on a terminal.
+type progress struct {
+	w         io.Writer
+	on        bool
+	total     int64
+	start     time.Time
+	startStep int64
+	line      string
+}
+
+func (p *progress) update(st Stats) {
+	if !p.on {
+		return
+	}
+	elapsed := time.Since(p.start).Seconds()
+	rate := float64(st.Step-p.startStep) / math.Max(elapsed, 1e-9)
+	var b strings.Builder
+	if p.total > 0 {
+		frac := math.Min(float64(st.Step)/float64(p.total), 1)
+		const width = 24
+		full := int(frac * width)
+		fmt.Fprintf(&b, "%d/%d [%s%s] %5.1f%% ", st.Step, p.total, strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*frac)
+		if rate > 0 {
+			eta := time.Duration(float64(p.total-st.Step) / rate * float64(time.Second))
+			fmt.Fprintf(&b, "ETA %s ", eta.Round(time.Second))
+		}
+	} else {
+		fmt.Fprintf(&b, "step %d ", st.Step)
+	}
+	fmt.Fprintf(&b, "| epoch %.2f | D %.3f G %.3f | D(x) %.2f D(G(z)) %.2f | %.1f it/s", st.Epoch, st.DLoss, st.GLoss, st.DReal, st.DFake, rate)
+	p.line = b.String()
+	p.draw()
+}
+
+func (p *progress) draw() {
+	if p.on && p.line != "" {
+		fmt.Fprintf(p.w, "\r\x1b[K%s", p.line)
+	}
+}
+
+func (p *progress) clear() {
+	if p.on && p.line != "" {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}

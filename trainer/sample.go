@@ -1,0 +1,68 @@
+package trainer
+
+import (
+	"fmt"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/model"
+	"github.com/gantrain/gantrain/rng"
+)
+
+// streamSample is the noise stream of Sample (| its seed's draw index is the offset).
+const streamSample = 1<<63 | 4
+
+// Sample loads the generator of checkpoint f into b and draws n samples from it with
+// noise seed seed. It returns the samples (n × data width) and the data's image shape
+// (zero for point data).
+func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float32, data.Shape, error) {
+	cfg, err := CheckpointConfig(f)
+	if err != nil {
+		return nil, data.Shape{}, err
+	}
+	if n < 1 || n > 1_000_000 {
+		return nil, data.Shape{}, fmt.Errorf("sample: n must be in 1..1000000, got %d", n)
+	}
+	var shape data.Shape
+	if _, err := fmt.Sscanf(f.Metadata[metaShape], "%d,%d,%d", &shape.H, &shape.W, &shape.C); err != nil {
+		return nil, data.Shape{}, fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, metaShape, f.Metadata[metaShape])
+	}
+	var arch architecture
+	if err := jsonUnmarshal(f.Metadata[metaArchitecture], &arch); err != nil {
+		return nil, data.Shape{}, fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
+	}
+	g, err := model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, arch.DataWidth, false)
+	if err != nil {
+		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+	}
+	host := make([]float32, g.Size())
+	for _, p := range g.ParamList() {
+		name := g.Name + "." + p.Name
+		ct, ok := f.Tensor(name)
+		if !ok {
+			return nil, data.Shape{}, fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
+		}
+		if err := importParam(ct, p, host); err != nil {
+			return nil, data.Shape{}, err
+		}
+	}
+	if err := b.Upload(g.Params, host); err != nil {
+		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+	}
+	z, err := b.Alloc(backend.F32, n, cfg.Noise.Dim)
+	if err != nil {
+		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+	}
+	fillNoise(b, z, cfg.Noise.Dist, rng.Stream{Seed: seed, Offset: streamSample})
+	pass, err := g.NewPass(b, z, model.PassBuffers{})
+	if err != nil {
+		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+	}
+	pass.Forward(b, false, rng.Stream{})
+	out := make([]float32, n*g.Out)
+	if err := b.Download(out, pass.Out); err != nil {
+		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+	}
+	return out, shape, nil
+}

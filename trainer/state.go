@@ -1,0 +1,238 @@
+package trainer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/model"
+)
+
+// Checkpoint metadata keys.
+const (
+	metaFormat       = "gantrain.format"
+	metaConfig       = "gantrain.config"
+	metaArchitecture = "gantrain.architecture"
+	metaStep         = "gantrain.step"
+	metaEpoch        = "gantrain.epoch"
+	metaPos          = "gantrain.data_position"
+	metaSeed         = "gantrain.seed"
+	metaUpdatesG     = "gantrain.updates.generator"
+	metaUpdatesD     = "gantrain.updates.discriminator"
+	metaShape        = "gantrain.data_shape"
+	formatVersion    = "1"
+)
+
+// ErrArchitecture is wrapped by the error of a checkpoint made for other nets.
+var ErrArchitecture = errors.New("checkpoint architecture mismatch")
+
+// architecture is what must match for a checkpoint's tensors to fit a net.
+type architecture struct {
+	Noise         int               `json:"noise_dim"`
+	DataWidth     int               `json:"data_width"`
+	Generator     []model.LayerSpec `json:"generator"`
+	Discriminator []model.LayerSpec `json:"discriminator"`
+	Optimizer     string            `json:"optimizer"`
+}
+
+func (t *Trainer) architecture() architecture {
+	return architecture{Noise: t.cfg.Noise.Dim, DataWidth: t.D.In, Generator: t.cfg.Generator,
+		Discriminator: t.cfg.Discriminator, Optimizer: t.cfg.Optimizer.Kind}
+}
+
+// Checkpoint gathers the run's complete state: both nets' parameters and optimiser
+// state, stored per tensor as PyTorch lays them out (a weight as [out, in], as
+// torch.nn.Linear holds it; a bias as [out]) under names like
+// "generator.layers.0.weight", plus the progress counters and the effective config.
+func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
+	f := &checkpoint.File{Metadata: map[string]string{}}
+	for _, x := range []struct {
+		net *model.Net
+		opt *optimizer
+	}{{t.G, t.optG}, {t.D, t.optD}} {
+		arenas := append([]backend.Tensor{x.net.Params}, x.opt.state...)
+		suffixes := append([]string{""}, x.opt.stateNames()...)
+		for k, arena := range arenas {
+			host := make([]float32, x.net.Size())
+			if err := t.b.Download(host, arena); err != nil {
+				return nil, fmt.Errorf("checkpoint %s: %w", x.net.Name, err)
+			}
+			for _, p := range x.net.ParamList() {
+				name := x.net.Name + "." + p.Name
+				if suffixes[k] != "" {
+					name += "." + suffixes[k]
+				}
+				f.Tensors = append(f.Tensors, exportParam(name, p, host))
+			}
+		}
+	}
+	cfgJSON, err := json.Marshal(t.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint config: %w", err)
+	}
+	archJSON, err := json.Marshal(t.architecture())
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint architecture: %w", err)
+	}
+	f.Metadata[metaFormat] = formatVersion
+	f.Metadata[metaConfig] = string(cfgJSON)
+	f.Metadata[metaArchitecture] = string(archJSON)
+	f.Metadata[metaStep] = strconv.FormatInt(t.step, 10)
+	f.Metadata[metaEpoch] = strconv.Itoa(t.epoch)
+	f.Metadata[metaPos] = strconv.Itoa(t.pos)
+	f.Metadata[metaSeed] = strconv.FormatUint(t.seed, 10)
+	f.Metadata[metaUpdatesG] = strconv.Itoa(t.optG.t)
+	f.Metadata[metaUpdatesD] = strconv.Itoa(t.optD.t)
+	f.Metadata[metaShape] = fmt.Sprintf("%d,%d,%d", t.shape.H, t.shape.W, t.shape.C)
+	return f, nil
+}
+
+// exportParam copies parameter p out of a host copy of its arena, transposing
+// weights from gantrain's in×out to PyTorch's out×in.
+func exportParam(name string, p model.Param, arena []float32) checkpoint.Tensor {
+	src := arena[p.Offset : p.Offset+p.Rows*p.Cols]
+	if p.IsBias {
+		return checkpoint.Tensor{Name: name, Shape: []int{p.Cols}, F32: append([]float32(nil), src...)}
+	}
+	dst := make([]float32, len(src))
+	for i := 0; i < p.Rows; i++ {
+		for j := 0; j < p.Cols; j++ {
+			dst[j*p.Rows+i] = src[i*p.Cols+j]
+		}
+	}
+	return checkpoint.Tensor{Name: name, Shape: []int{p.Cols, p.Rows}, F32: dst}
+}
+
+// importParam is exportParam's inverse into a host arena.
+func importParam(t *checkpoint.Tensor, p model.Param, arena []float32) error {
+	want := []int{p.Cols}
+	if !p.IsBias {
+		want = []int{p.Cols, p.Rows}
+	}
+	if t.F32 == nil || !reflect.DeepEqual(t.Shape, want) {
+		return fmt.Errorf("%w: tensor %s has shape %v %s, want %v F32", ErrArchitecture, t.Name, t.Shape, t.DType(), want)
+	}
+	dst := arena[p.Offset : p.Offset+p.Rows*p.Cols]
+	if p.IsBias {
+		copy(dst, t.F32)
+		return nil
+	}
+	for i := 0; i < p.Rows; i++ {
+		for j := 0; j < p.Cols; j++ {
+			dst[i*p.Cols+j] = t.F32[j*p.Rows+i]
+		}
+	}
+	return nil
+}
+
+// CheckpointConfig returns the effective config stored in a checkpoint.
+func CheckpointConfig(f *checkpoint.File) (config.Config, error) {
+	raw, ok := f.Metadata[metaConfig]
+	if !ok {
+		return config.Config{}, fmt.Errorf("%w: no %s metadata (not a gantrain checkpoint?)", checkpoint.ErrInvalid, metaConfig)
+	}
+	var c config.Config
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return config.Config{}, fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaConfig, err)
+	}
+	return c, nil
+}
+
+// Restore loads a checkpoint's parameters, optimiser state and progress into t.
+// The checkpoint must be of the same architecture; paramsOnly restores the
+// generator's and discriminator's parameters alone (for sampling).
+func (t *Trainer) Restore(f *checkpoint.File, paramsOnly bool) error {
+	var arch architecture
+	if err := jsonUnmarshal(f.Metadata[metaArchitecture], &arch); err != nil {
+		return fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
+	}
+	if want := t.architecture(); paramsOnly {
+		arch.Optimizer = want.Optimizer
+		if !reflect.DeepEqual(arch, want) {
+			return fmt.Errorf("%w: checkpoint has %s, this run %s", ErrArchitecture, describeArch(arch), describeArch(want))
+		}
+	} else if !reflect.DeepEqual(arch, want) {
+		return fmt.Errorf("%w: checkpoint has %s, this run %s", ErrArchitecture, describeArch(arch), describeArch(want))
+	}
+	for _, x := range []struct {
+		net *model.Net
+		opt *optimizer
+	}{{t.G, t.optG}, {t.D, t.optD}} {
+		arenas := []backend.Tensor{x.net.Params}
+		suffixes := []string{""}
+		if !paramsOnly {
+			arenas = append(arenas, x.opt.state...)
+			suffixes = append(suffixes, x.opt.stateNames()...)
+		}
+		for k, arena := range arenas {
+			host := make([]float32, x.net.Size())
+			for _, p := range x.net.ParamList() {
+				name := x.net.Name + "." + p.Name
+				if suffixes[k] != "" {
+					name += "." + suffixes[k]
+				}
+				ct, ok := f.Tensor(name)
+				if !ok {
+					return fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
+				}
+				if err := importParam(ct, p, host); err != nil {
+					return err
+				}
+			}
+			if err := t.b.Upload(arena, host); err != nil {
+				return fmt.Errorf("restore %s: %w", x.net.Name, err)
+			}
+		}
+	}
+	if paramsOnly {
+		return nil
+	}
+	ints := map[string]*int64{}
+	var step, epoch, pos, ug, ud int64
+	ints[metaStep], ints[metaEpoch], ints[metaPos], ints[metaUpdatesG], ints[metaUpdatesD] = &step, &epoch, &pos, &ug, &ud
+	for k, dst := range ints {
+		v, err := strconv.ParseInt(f.Metadata[k], 10, 64)
+		if err != nil || v < 0 {
+			return fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, k, f.Metadata[k])
+		}
+		*dst = v
+	}
+	if seed := f.Metadata[metaSeed]; seed != strconv.FormatUint(t.seed, 10) {
+		return fmt.Errorf("%w: checkpoint seed %s, this run %d", ErrArchitecture, seed, t.seed)
+	}
+	if pos > int64(t.nTrain) {
+		return fmt.Errorf("%w: data position %d beyond %d training examples", checkpoint.ErrInvalid, pos, t.nTrain)
+	}
+	t.step, t.epoch, t.pos = step, int(epoch), int(pos)
+	t.optG.t, t.optD.t = int(ug), int(ud)
+	return t.shuffle()
+}
+
+func describeArch(a architecture) string {
+	sizes := func(ls []model.LayerSpec) string {
+		s := ""
+		for i, l := range ls {
+			if i > 0 {
+				s += "→"
+			}
+			switch l.Type {
+			case model.Dropout:
+				s += fmt.Sprintf("dropout(%g)", l.Keep)
+			case model.Maxout:
+				s += fmt.Sprintf("maxout(%d×%d)", l.Units, l.Pieces)
+			default:
+				s += fmt.Sprintf("dense(%d %s)", l.Units, l.Activation)
+			}
+		}
+		return s
+	}
+	return fmt.Sprintf("noise %d, data width %d, G %s, D %s, optimiser %s",
+		a.Noise, a.DataWidth, sizes(a.Generator), sizes(a.Discriminator), a.Optimizer)
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
