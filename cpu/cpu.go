@@ -143,7 +143,7 @@ func (b *Backend) View(x backend.Tensor, offset, rows, cols int) (backend.Tensor
 	if !ok {
 		return nil, fmt.Errorf("cpu view: tensor %T was not made by the CPU backend", x)
 	}
-	if offset < 0 || rows < 0 || cols < 0 || offset+rows*cols > t.len() {
+	if offset < 0 || rows < 0 || cols < 0 || offset > t.len() || (cols > 0 && rows > (t.len()-offset)/cols) {
 		return nil, fmt.Errorf("cpu view: %d×%d at offset %d does not fit in %s", rows, cols, offset, t)
 	}
 	v := &tensor{rows: rows, cols: cols, dt: t.dt}

@@ -100,7 +100,7 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if !b.ok(W.rows == in && Y.rows == n && Y.cols == out && DY.sameShape(Y) && n > 0,
+	if !b.ok(W.rows == in && Y.rows == n && Y.cols == out && DY.sameShape(Y) && n > 0 && in > 0 && out > 0,
 		"DenseBackward", "dy %s, x %s, y %s, w %s", DY, X, Y, W) {
 		return
 	}
@@ -332,7 +332,7 @@ func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 // Normal implements backend.Backend.
 func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
 	ts := b.f32("Normal", x)
-	if ts == nil {
+	if ts == nil || b.err != nil {
 		return
 	}
 	f := ts[0].f

@@ -60,11 +60,17 @@ func ToUnit(x uint32) float32 {
 }
 
 // ToUniform maps a random word to [lo, hi). Each float32 operation is rounded on its
-// own (no fused multiply-add) so that the CUDA twin (__fmul_rn, __fadd_rn) agrees bit for bit.
+// own (no fused multiply-add) so that the CUDA twin (__fmul_rn, __fadd_rn) agrees bit
+// for bit. Rounding lo + width·u can reach hi when the range is not centred on zero;
+// such a value becomes the largest float32 below hi.
 func ToUniform(x uint32, lo, hi float32) float32 {
 	width := hi - lo
 	scaled := float32(width * ToUnit(x))
-	return float32(scaled + lo)
+	v := float32(scaled + lo)
+	if v >= hi {
+		v = math.Nextafter32(hi, lo)
+	}
+	return v
 }
 
 // Keep reports whether a dropout unit whose word is x is kept with probability keep.
