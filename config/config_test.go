@@ -1,0 +1,123 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	for name, c := range map[string]Config{"paper": Default(), "ring": ring()} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s defaults invalid: %v", name, err)
+		}
+	}
+}
+
+func ring() Config {
+	c := Default()
+	RingDefaults(&c)
+	return c
+}
+
+// The effective config written to a run reads back to the same config.
+func TestYAMLRoundTrip(t *testing.T) {
+	for _, c := range []Config{Default(), ring()} {
+		raw, err := c.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Parse(raw, "roundtrip", Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Errorf("round trip changed the config:\n%s", raw)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		check     func(Config) bool
+		wantErr   string
+	}{
+		{"empty keeps base", "", func(c Config) bool { return reflect.DeepEqual(c, Default()) }, ""},
+		{"yaml override", "train:\n  batch: 64\n", func(c Config) bool { return c.Train.Batch == 64 && c.Train.K == 1 }, ""},
+		{"json", `{"optimizer": {"kind": "adam", "lr": 0.0002}}`, func(c Config) bool { return c.Optimizer.Kind == "adam" && c.Optimizer.LR == 0.0002 }, ""},
+		{"layers replace", "generator:\n  - {type: dense, activation: sigmoid}\n", func(c Config) bool { return len(c.Generator) == 1 }, ""},
+		{"unknown field", "train:\n  batchsize: 3\n", nil, "batchsize"},
+		{"unknown layer field", "generator:\n  - {type: dense, unit: 3}\n", nil, "unit"},
+		{"wrong type", "train:\n  batch: many\n", nil, "many"},
+		{"syntax", "train: [\n", nil, "cfg.yaml"},
+	} {
+		c, err := Parse([]byte(tc.doc), "cfg.yaml", Default())
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: err %v, want one mentioning %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !tc.check(c) {
+			t.Errorf("%s: err %v, config %+v", tc.name, err, c.Train)
+		}
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Data.Set = "cifar" }, "data.set"},
+		{func(c *Config) { c.Data.Set = Images }, "data.dir"},
+		{func(c *Config) { c.Noise.Dim = 0 }, "noise.dim"},
+		{func(c *Config) { c.Noise.Dist = "cauchy" }, "noise.dist"},
+		{func(c *Config) { c.Train.Batch = -1 }, "train.batch"},
+		{func(c *Config) { c.Train.K = 2; c.Train.Update = "simultaneous" }, "train.k"},
+		{func(c *Config) { c.Train.GLoss = "wasserstein" }, "train.g_loss"},
+		{func(c *Config) { c.Optimizer.LR = 0 }, "optimizer.lr"},
+		{func(c *Config) { c.Optimizer.MomentumEnd = 1.5 }, "optimizer.momentum_end"},
+		{func(c *Config) { c.Optimizer.Kind = "adam"; c.Optimizer.Beta1 = 1 }, "optimizer.beta1"},
+		{func(c *Config) { c.Output.Samples = 0 }, "output.samples"},
+		{func(c *Config) { c.Backend.Device = "cuda:x" }, "backend.device"},
+		{func(c *Config) { c.Backend.BLAS = "mkl" }, "backend.blas"},
+		{func(c *Config) { c.Discriminator = c.Discriminator[:5] }, "discriminator"},
+		{func(c *Config) { c.Generator[0].Activation = "swish" }, "swish"},
+		{func(c *Config) { c.Discriminator[0].Keep = 0 }, "keep"},
+		{func(c *Config) { c.Discriminator[1].Pieces = 0 }, "pieces"},
+	} {
+		c := Default()
+		tc.edit(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want an error naming %q", err, tc.want)
+		}
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	for s, want := range map[string]Device{"cpu": {}, "cuda": {CUDA: true}, "cuda:3": {CUDA: true, Ordinal: 3}} {
+		if got, err := ParseDevice(s); err != nil || got != want {
+			t.Errorf("ParseDevice(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "gpu", "cuda:", "cuda:-1", "cuda:1x", "cuda:01"} {
+		if _, err := ParseDevice(s); err == nil {
+			t.Errorf("ParseDevice(%q) succeeded", s)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("train:\n  batch: 64\n"))
+	f.Add([]byte(`{"generator": [{"type": "dense", "units": 3}]}`))
+	f.Add([]byte("discriminator:\n  - {type: maxout, units: 2, pieces: 3}\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := Parse(doc, "fuzz", Default())
+		if err == nil {
+			_ = c.Validate() // must not panic
+		}
+	})
+}
