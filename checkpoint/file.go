@@ -1,15 +1,13 @@
 package checkpoint
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
-	"runtime"
+
+	"github.com/gantrain/gantrain/internal/atomicfile"
 )
 
 // ReadFile reads and decodes the checkpoint at path, as DecodeBytes does. It stats the
@@ -59,66 +57,9 @@ func ReadFile(path string, opt DecodeOptions) (*File, error) {
 // temporary file is removed.
 //
 // The new file keeps the permission bits of the file it replaces, or gets 0644.
-func WriteFile(path string, f *File) (err error) {
-	dir, base := filepath.Dir(path), filepath.Base(path)
-	perm := fs.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		perm = st.Mode().Perm()
-	}
-
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	renamed := false
-	defer func() {
-		if err != nil {
-			tmp.Close() // may already be closed; the error is irrelevant
-			if !renamed {
-				os.Remove(tmpName)
-			}
-		}
-	}()
-
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := Encode(bw, f); err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("checkpoint: write %s: %w", path, err)
-	}
-	renamed = true
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("checkpoint: write %s: syncing directory: %w", path, err)
+func WriteFile(path string, f *File) error {
+	if err := atomicfile.Write(path, func(w io.Writer) error { return Encode(w, f) }); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
-}
-
-// syncDir makes a rename within dir durable.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for syncing; renames are journaled
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/imageio"
+	"github.com/gantrain/gantrain/internal/atomicfile"
 )
 
 // RunOptions say how Run reports.
@@ -42,7 +43,10 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(opt.Dir, "config.yaml"), cfgYAML, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(opt.Dir, "config.yaml"), func(w io.Writer) error {
+		_, err := w.Write(cfgYAML)
+		return err
+	}); err != nil {
 		return fmt.Errorf("write effective config: %w", err)
 	}
 	metrics, err := os.OpenFile(filepath.Join(opt.Dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
