@@ -35,6 +35,8 @@ type Net struct {
 	In, Out int
 	layers  []layer
 	params  []Param
+	// firstParam is the index of the first layer with parameters.
+	firstParam int
 	// Params holds every parameter, Grads every parameter gradient, in the same layout.
 	Params, Grads backend.Tensor
 }
@@ -83,6 +85,12 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, dataWidth int,
 		width = l.out
 	}
 	n.Out = width
+	for i, l := range n.layers {
+		if l.lin > 0 {
+			n.firstParam = i
+			break
+		}
+	}
 	var err error
 	if n.Params, err = b.Alloc(backend.F32, 1, size); err != nil {
 		return nil, fmt.Errorf("%s parameters: %w", name, err)
@@ -309,11 +317,14 @@ func (p *Pass) Backward(b backend.Backend, paramGrads, inputGrad bool) {
 	for i := len(p.net.layers) - 1; i >= 0; i-- {
 		l := p.net.layers[i]
 		dx, dy := p.dacts[i], p.dacts[i+1]
-		if i == 0 && !inputGrad {
+		// A layer's input gradient is wanted only by the layers below it: for their
+		// parameters (none below the first parametric layer) or for DIn. Skipping it
+		// saves the D step the largest product of the discriminator's backward pass.
+		if !inputGrad && (!paramGrads || i <= p.net.firstParam) {
 			dx = nil
 		}
-		if dx == nil && !paramGrads {
-			return // nothing below this layer is wanted
+		if dx == nil && (!paramGrads || i < p.net.firstParam) {
+			return // nothing at or below this layer is wanted
 		}
 		dw, db := l.dw, l.db
 		if !paramGrads {
@@ -332,3 +343,7 @@ func (p *Pass) Backward(b backend.Backend, paramGrads, inputGrad bool) {
 		}
 	}
 }
+
+// Activation returns the input of layer i of the last Forward: Activation(0) is In,
+// Activation(number of layers) is Out. For inspection and tests.
+func (p *Pass) Activation(i int) backend.Tensor { return p.acts[i] }
