@@ -207,19 +207,20 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 		return
 	}
 	scale := 1 / keep
-	n := uint64(len(X.f))
-	for blk := uint64(0); blk*4 < n; blk++ {
-		words := s.Block(blk)
-		for j := uint64(0); j < 4 && blk*4+j < n; j++ {
-			e := blk*4 + j
-			m := float32(0)
-			if rng.Keep(words[j], keep) {
-				m = scale
+	parallel(len(X.f), 4, func(lo, hi int) {
+		for blk := uint64(lo / 4); blk*4 < uint64(hi); blk++ {
+			words := s.Block(blk)
+			for j := uint64(0); j < 4 && int(blk*4+j) < hi; j++ {
+				e := blk*4 + j
+				m := float32(0)
+				if rng.Keep(words[j], keep) {
+					m = scale
+				}
+				M.f[e] = m
+				Y.f[e] = X.f[e] * m
 			}
-			M.f[e] = m
-			Y.f[e] = X.f[e] * m
 		}
-	}
+	})
 }
 
 // SigmoidCrossEntropy implements backend.Backend. bce(σ(l), t) is computed as
@@ -280,12 +281,14 @@ func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 	if !b.ok(P.sameShape(G) && P.sameShape(V), "SGDMomentum", "p %s, g %s, v %s", P, G, V) {
 		return
 	}
-	gf, vf := G.f[:len(P.f)], V.f[:len(P.f)]
-	for i := range P.f {
-		vi := mu*vf[i] - lr*gf[i]
-		vf[i] = vi
-		P.f[i] += vi
-	}
+	parallel(len(P.f), 1, func(lo, hi int) {
+		pf, gf, vf := P.f[lo:hi], G.f[lo:hi], V.f[lo:hi]
+		for i := range pf {
+			vi := mu*vf[i] - lr*gf[i]
+			vf[i] = vi
+			pf[i] += vi
+		}
+	})
 }
 
 // Adam implements backend.Backend:
@@ -303,14 +306,16 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 	}
 	c1 := float32(1 / (1 - math.Pow(float64(beta1), float64(t))))
 	c2 := float32(1 / (1 - math.Pow(float64(beta2), float64(t))))
-	gf, mf, vf := G.f[:len(P.f)], M.f[:len(P.f)], V.f[:len(P.f)]
-	for i := range P.f {
-		gi := gf[i]
-		mi := beta1*mf[i] + (1-beta1)*gi
-		vi := beta2*vf[i] + (1-beta2)*gi*gi
-		mf[i], vf[i] = mi, vi
-		P.f[i] -= lr * (mi * c1) / (float32(math.Sqrt(float64(vi*c2))) + eps)
-	}
+	parallel(len(P.f), 1, func(lo, hi int) {
+		pf, gf, mf, vf := P.f[lo:hi], G.f[lo:hi], M.f[lo:hi], V.f[lo:hi]
+		for i := range pf {
+			gi := gf[i]
+			mi := beta1*mf[i] + (1-beta1)*gi
+			vi := beta2*vf[i] + (1-beta2)*gi*gi
+			mf[i], vf[i] = mi, vi
+			pf[i] -= lr * (mi * c1) / (float32(math.Sqrt(float64(vi*c2))) + eps)
+		}
+	})
 }
 
 // Uniform implements backend.Backend.

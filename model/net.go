@@ -343,7 +343,3 @@ func (p *Pass) Backward(b backend.Backend, paramGrads, inputGrad bool) {
 		}
 	}
 }
-
-// Activation returns the input of layer i of the last Forward: Activation(0) is In,
-// Activation(number of layers) is Out. For inspection and tests.
-func (p *Pass) Activation(i int) backend.Tensor { return p.acts[i] }
