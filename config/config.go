@@ -68,6 +68,9 @@ type Train struct {
 	Update string `yaml:"update" json:"update"`
 	// GLoss is nonsaturating (G maximises log D(G(z))) or minimax (G minimises log(1 − D(G(z)))).
 	GLoss string `yaml:"g_loss" json:"g_loss"`
+	// RealLabel is D's target for real examples: 1, or less for one-sided label
+	// smoothing (Salimans et al., 2016), which keeps D from growing overconfident.
+	RealLabel float64 `yaml:"real_label" json:"real_label"`
 	// Epochs and Steps bound the run (0: no bound); the first reached ends it.
 	Epochs int   `yaml:"epochs" json:"epochs"`
 	Steps  int64 `yaml:"steps" json:"steps"`
@@ -123,7 +126,7 @@ func Default() Config {
 		Noise:         Noise{Dim: 100, Dist: "uniform"},
 		Generator:     model.PaperGenerator(),
 		Discriminator: model.PaperDiscriminator(),
-		Train:         Train{Seed: 1, Batch: 100, K: 1, Update: "alternating", GLoss: "nonsaturating", Epochs: 30},
+		Train:         Train{Seed: 1, Batch: 100, K: 1, Update: "alternating", GLoss: "nonsaturating", RealLabel: 1, Epochs: 30},
 		Optimizer: Optimizer{Kind: "sgd", LR: 0.1, LRDecay: 1.000004, LRFloor: 1e-6,
 			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
@@ -227,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if t.GLoss != "nonsaturating" && t.GLoss != "minimax" {
 		bad("train.g_loss", "unknown generator loss %q (want nonsaturating or minimax)", t.GLoss)
+	}
+	if !(t.RealLabel >= 0.5 && t.RealLabel <= 1) {
+		bad("train.real_label", "must be in [0.5, 1], got %g", t.RealLabel)
 	}
 	if t.Epochs < 0 || t.Steps < 0 {
 		bad("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)

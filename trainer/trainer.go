@@ -90,7 +90,8 @@ type Trainer struct {
 	xD       backend.Tensor // D's input: m real rows, then m fake rows
 	realX    backend.Tensor // the real half of xD
 	z        backend.Tensor // noise, m × noise dim
-	targets  backend.Tensor // 2m × 1: m ones, m zeros
+	targets  backend.Tensor // 3m × 1: m real labels (1, or less when smoothed), m zeros, m ones
+	dTargets backend.Tensor // the first 2m rows of targets: D's targets on [real; fake]
 	gTargets backend.Tensor // m × 1: the generator's targets (a view of targets)
 	gScale   float32
 	scalars  backend.Tensor // 1 × numSlots
@@ -163,7 +164,7 @@ func (t *Trainer) allocate(train *data.Set) error {
 		{&t.order, backend.I32, 1, train.N},
 		{&t.xD, backend.F32, 2 * m, dim},
 		{&t.z, backend.F32, m, t.cfg.Noise.Dim},
-		{&t.targets, backend.F32, 2 * m, 1},
+		{&t.targets, backend.F32, 3 * m, 1},
 		{&t.scalars, backend.F32, 1, numSlots},
 		{&t.sampleZ, backend.F32, t.cfg.Output.Samples, t.cfg.Noise.Dim},
 	} {
@@ -175,14 +176,17 @@ func (t *Trainer) allocate(train *data.Set) error {
 	if err := b.Upload(t.xTrain, train.X); err != nil {
 		return fmt.Errorf("upload training set: %w", err)
 	}
-	ones := make([]float32, 2*m)
+	labels := make([]float32, 3*m)
 	for i := 0; i < m; i++ {
-		ones[i] = 1
+		labels[i], labels[2*m+i] = float32(t.cfg.Train.RealLabel), 1
 	}
-	if err := b.Upload(t.targets, ones); err != nil {
+	if err := b.Upload(t.targets, labels); err != nil {
 		return fmt.Errorf("upload targets: %w", err)
 	}
 	var err error
+	if t.dTargets, err = b.View(t.targets, 0, 2*m, 1); err != nil {
+		return err
+	}
 	if t.dPass, err = t.D.NewPass(b, t.xD, model.PassBuffers{InputGrad: true}); err != nil {
 		return err
 	}
@@ -212,7 +216,7 @@ func (t *Trainer) allocate(train *data.Set) error {
 		}
 	} else {
 		t.gScale = 1 / float32(m)
-		if t.gTargets, err = b.View(t.targets, 0, m, 1); err != nil {
+		if t.gTargets, err = b.View(t.targets, 2*m, m, 1); err != nil {
 			return err
 		}
 	}
@@ -331,7 +335,7 @@ func (t *Trainer) discriminatorForward(it int64, j int, observe bool) error {
 	}
 	t.dPass.Forward(t.b, true, stepStream(t.seed, it, j, drawDDropout))
 	m := float32(t.cfg.Train.Batch)
-	t.b.SigmoidCrossEntropy(t.dPass.DOut, t.dPass.Out, t.targets, 1/(2*m), t.scalars, slotDLoss)
+	t.b.SigmoidCrossEntropy(t.dPass.DOut, t.dPass.Out, t.dTargets, 1/(2*m), t.scalars, slotDLoss)
 	if observe {
 		t.b.MeanSigmoid(t.realLogits, t.scalars, slotDReal)
 		t.b.MeanSigmoid(t.fakeLogits, t.scalars, slotDFake)
