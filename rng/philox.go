@@ -20,18 +20,20 @@ const (
 
 // Philox4x32 runs the ten rounds of Philox4x32-10 on counter ctr with key key.
 func Philox4x32(ctr [4]uint32, key [2]uint32) [4]uint32 {
-	c0, c1, c2, c3 := ctr[0], ctr[1], ctr[2], ctr[3]
-	k0, k1 := key[0], key[1]
+	c0, c1, c2, c3 := philox(ctr[0], ctr[1], ctr[2], ctr[3], key[0], key[1])
+	return [4]uint32{c0, c1, c2, c3}
+}
+
+// philox is Philox4x32-10 on scalars, which stay in registers.
+func philox(c0, c1, c2, c3, k0, k1 uint32) (uint32, uint32, uint32, uint32) {
 	for i := 0; i < 10; i++ {
 		p0 := uint64(m0) * uint64(c0)
 		p1 := uint64(m1) * uint64(c2)
-		hi0, lo0 := uint32(p0>>32), uint32(p0)
-		hi1, lo1 := uint32(p1>>32), uint32(p1)
-		c0, c1, c2, c3 = hi1^c1^k0, lo1, hi0^c3^k1, lo0
+		c0, c1, c2, c3 = uint32(p1>>32)^c1^k0, uint32(p1), uint32(p0>>32)^c3^k1, uint32(p0)
 		k0 += w0
 		k1 += w1
 	}
-	return [4]uint32{c0, c1, c2, c3}
+	return c0, c1, c2, c3
 }
 
 // Stream names one sequence of random words: Seed is the run's seed and Offset
@@ -43,10 +45,8 @@ type Stream struct {
 
 // Block returns the four words of block b of the stream: counter (b, offset), key seed.
 func (s Stream) Block(b uint64) [4]uint32 {
-	return Philox4x32(
-		[4]uint32{uint32(b), uint32(b >> 32), uint32(s.Offset), uint32(s.Offset >> 32)},
-		[2]uint32{uint32(s.Seed), uint32(s.Seed >> 32)},
-	)
+	c0, c1, c2, c3 := philox(uint32(b), uint32(b>>32), uint32(s.Offset), uint32(s.Offset>>32), uint32(s.Seed), uint32(s.Seed>>32))
+	return [4]uint32{c0, c1, c2, c3}
 }
 
 // Word returns word i of the stream (word i%4 of block i/4).
