@@ -36,18 +36,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float3
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
-	host := make([]float32, g.Size())
-	for _, p := range g.ParamList() {
-		name := g.Name + "." + p.Name
-		ct, ok := f.Tensor(name)
-		if !ok {
-			return nil, data.Shape{}, fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
-		}
-		if err := importParam(ct, p, host); err != nil {
-			return nil, data.Shape{}, err
-		}
-	}
-	if err := b.Upload(g.Params, host); err != nil {
+	if err := importArena(b, g.Params, f, g, ""); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
 	z, err := b.Alloc(backend.F32, n, cfg.Noise.Dim)

@@ -63,11 +63,7 @@ func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
 				return nil, fmt.Errorf("checkpoint %s: %w", x.net.Name, err)
 			}
 			for _, p := range x.net.ParamList() {
-				name := x.net.Name + "." + p.Name
-				if suffixes[k] != "" {
-					name += "." + suffixes[k]
-				}
-				f.Tensors = append(f.Tensors, exportParam(name, p, host))
+				f.Tensors = append(f.Tensors, exportParam(tensorName(x.net, p, suffixes[k]), p, host))
 			}
 		}
 	}
@@ -90,6 +86,36 @@ func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
 	f.Metadata[metaUpdatesD] = strconv.Itoa(t.optD.t)
 	f.Metadata[metaShape] = fmt.Sprintf("%d,%d,%d", t.shape.H, t.shape.W, t.shape.C)
 	return f, nil
+}
+
+// tensorName is the checkpoint name of parameter p of net, or of its optimiser
+// state when suffix is not empty: "generator.layers.0.weight.velocity".
+func tensorName(net *model.Net, p model.Param, suffix string) string {
+	name := net.Name + "." + p.Name
+	if suffix != "" {
+		name += "." + suffix
+	}
+	return name
+}
+
+// importArena fills arena (net's parameters, or its optimiser state named by
+// suffix) from the checkpoint's tensors.
+func importArena(b backend.Backend, arena backend.Tensor, f *checkpoint.File, net *model.Net, suffix string) error {
+	host := make([]float32, net.Size())
+	for _, p := range net.ParamList() {
+		name := tensorName(net, p, suffix)
+		ct, ok := f.Tensor(name)
+		if !ok {
+			return fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
+		}
+		if err := importParam(ct, p, host); err != nil {
+			return err
+		}
+	}
+	if err := b.Upload(arena, host); err != nil {
+		return fmt.Errorf("restore %s: %w", net.Name, err)
+	}
+	return nil
 }
 
 // exportParam copies parameter p out of a host copy of its arena, transposing
@@ -170,22 +196,8 @@ func (t *Trainer) Restore(f *checkpoint.File, paramsOnly bool) error {
 			suffixes = append(suffixes, x.opt.stateNames()...)
 		}
 		for k, arena := range arenas {
-			host := make([]float32, x.net.Size())
-			for _, p := range x.net.ParamList() {
-				name := x.net.Name + "." + p.Name
-				if suffixes[k] != "" {
-					name += "." + suffixes[k]
-				}
-				ct, ok := f.Tensor(name)
-				if !ok {
-					return fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
-				}
-				if err := importParam(ct, p, host); err != nil {
-					return err
-				}
-			}
-			if err := t.b.Upload(arena, host); err != nil {
-				return fmt.Errorf("restore %s: %w", x.net.Name, err)
+			if err := importArena(t.b, arena, f, x.net, suffixes[k]); err != nil {
+				return err
 			}
 		}
 	}
