@@ -27,6 +27,7 @@ type Options struct {
 type Backend struct {
 	gemm blas.Sgemm
 	err  error
+	acc  []float64 // scratch for column sums, grown on first use
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -103,21 +104,21 @@ func (b *Backend) t(op string, x backend.Tensor) *tensor {
 }
 
 // f32 unwraps tensors that must be present and float32.
-func (b *Backend) f32(op string, xs ...backend.Tensor) []*tensor {
-	out := make([]*tensor, len(xs))
+// It returns them in an array, not a slice, so that an operation allocates nothing.
+func (b *Backend) f32(op string, xs ...backend.Tensor) (out [4]*tensor, ok bool) {
 	for k, x := range xs {
 		ct := b.t(op, x)
 		if ct == nil {
 			b.fail(fmt.Errorf("%s: %w: operand %d is nil or foreign", op, backend.ErrShape, k))
-			return nil
+			return out, false
 		}
 		if ct.dt != backend.F32 {
 			b.fail(fmt.Errorf("%s: %w: operand %d is %s, want f32", op, backend.ErrShape, k, ct))
-			return nil
+			return out, false
 		}
 		out[k] = ct
 	}
-	return out
+	return out, true
 }
 
 // Alloc implements backend.Backend.
@@ -207,8 +208,8 @@ func (b *Backend) Download(dst any, src backend.Tensor) error {
 
 // Fill implements backend.Backend.
 func (b *Backend) Fill(x backend.Tensor, v float32) {
-	ts := b.f32("Fill", x)
-	if ts == nil || b.err != nil {
+	ts, ok := b.f32("Fill", x)
+	if !ok || b.err != nil {
 		return
 	}
 	for i := range ts[0].f {
@@ -218,8 +219,8 @@ func (b *Backend) Fill(x backend.Tensor, v float32) {
 
 // Copy implements backend.Backend.
 func (b *Backend) Copy(dst, src backend.Tensor) {
-	ts := b.f32("Copy", dst, src)
-	if ts == nil || !b.ok(ts[0].sameShape(ts[1]), "Copy", "dst %s, src %s", ts[0], ts[1]) {
+	ts, ok := b.f32("Copy", dst, src)
+	if !ok || !b.ok(ts[0].sameShape(ts[1]), "Copy", "dst %s, src %s", ts[0], ts[1]) {
 		return
 	}
 	copy(ts[0].f, ts[1].f)
@@ -227,8 +228,8 @@ func (b *Backend) Copy(dst, src backend.Tensor) {
 
 // Mul implements backend.Backend.
 func (b *Backend) Mul(y, a, c backend.Tensor) {
-	ts := b.f32("Mul", y, a, c)
-	if ts == nil || !b.ok(ts[0].sameShape(ts[1]) && ts[0].sameShape(ts[2]), "Mul", "y %s, a %s, b %s", ts[0], ts[1], ts[2]) {
+	ts, ok := b.f32("Mul", y, a, c)
+	if !ok || !b.ok(ts[0].sameShape(ts[1]) && ts[0].sameShape(ts[2]), "Mul", "y %s, a %s, b %s", ts[0], ts[1], ts[2]) {
 		return
 	}
 	yf, af, cf := ts[0].f, ts[1].f[:len(ts[0].f)], ts[2].f[:len(ts[0].f)]

@@ -72,8 +72,8 @@ func activationGrad(dy, y []float32, act backend.Act) {
 
 // DenseForward implements backend.Backend.
 func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
-	ts := b.f32("DenseForward", y, x, w, bias)
-	if ts == nil {
+	ts, ok := b.f32("DenseForward", y, x, w, bias)
+	if !ok {
 		return
 	}
 	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
@@ -94,8 +94,8 @@ func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 
 // DenseBackward implements backend.Backend.
 func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
-	ts := b.f32("DenseBackward", dy, x, y, w)
-	if ts == nil {
+	ts, ok := b.f32("DenseBackward", dy, x, y, w)
+	if !ok {
 		return
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
@@ -106,18 +106,22 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 	}
 	activationGrad(DY.f, Y.f, act)
 	if dw != nil {
-		DW := b.f32("DenseBackward dw", dw)
-		if DW == nil || !b.ok(DW[0].sameShape(W), "DenseBackward", "dw %s, w %s", DW[0], W) {
+		DW, ok := b.f32("DenseBackward dw", dw)
+		if !ok || !b.ok(DW[0].sameShape(W), "DenseBackward", "dw %s, w %s", DW[0], W) {
 			return
 		}
 		b.gemm.Sgemm(true, false, in, out, n, 1, X.f, in, DY.f, out, 0, DW[0].f, out)
 	}
 	if db != nil {
-		DB := b.f32("DenseBackward db", db)
-		if DB == nil || !b.ok(DB[0].len() == out, "DenseBackward", "db %s, %d outputs", DB[0], out) {
+		DB, ok := b.f32("DenseBackward db", db)
+		if !ok || !b.ok(DB[0].len() == out, "DenseBackward", "db %s, %d outputs", DB[0], out) {
 			return
 		}
-		acc := make([]float64, out)
+		if cap(b.acc) < out {
+			b.acc = make([]float64, out)
+		}
+		acc := b.acc[:out]
+		clear(acc)
 		for r := 0; r < n; r++ {
 			for j, v := range DY.row(r) {
 				acc[j] += float64(v)
@@ -128,8 +132,8 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 		}
 	}
 	if dx != nil {
-		DX := b.f32("DenseBackward dx", dx)
-		if DX == nil || !b.ok(DX[0].sameShape(X), "DenseBackward", "dx %s, x %s", DX[0], X) {
+		DX, ok := b.f32("DenseBackward dx", dx)
+		if !ok || !b.ok(DX[0].sameShape(X), "DenseBackward", "dx %s, x %s", DX[0], X) {
 			return
 		}
 		b.gemm.Sgemm(false, true, n, in, out, 1, DY.f, out, W.f, out, 0, DX[0].f, in)
@@ -150,9 +154,9 @@ func (b *Backend) i32(op string, x backend.Tensor) *tensor {
 
 // MaxoutForward implements backend.Backend.
 func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
-	ts := b.f32("MaxoutForward", y, z)
+	ts, ok := b.f32("MaxoutForward", y, z)
 	A := b.i32("MaxoutForward", arg)
-	if ts == nil || A == nil {
+	if !ok || A == nil {
 		return
 	}
 	Y, Z := ts[0], ts[1]
@@ -174,9 +178,9 @@ func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 
 // MaxoutBackward implements backend.Backend.
 func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
-	ts := b.f32("MaxoutBackward", dz, dy)
+	ts, ok := b.f32("MaxoutBackward", dz, dy)
 	A := b.i32("MaxoutBackward", arg)
-	if ts == nil || A == nil {
+	if !ok || A == nil {
 		return
 	}
 	DZ, DY := ts[0], ts[1]
@@ -197,8 +201,8 @@ func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 
 // Dropout implements backend.Backend.
 func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
-	ts := b.f32("Dropout", y, mask, x)
-	if ts == nil {
+	ts, ok := b.f32("Dropout", y, mask, x)
+	if !ok {
 		return
 	}
 	Y, M, X := ts[0], ts[1], ts[2]
@@ -226,8 +230,8 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 // SigmoidCrossEntropy implements backend.Backend. bce(σ(l), t) is computed as
 // max(l,0) − l·t + log(1+e^{−|l|}), finite for every finite l.
 func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scale float32, out backend.Tensor, slot int) {
-	ts := b.f32("SigmoidCrossEntropy", logits, targets, out)
-	if ts == nil {
+	ts, ok := b.f32("SigmoidCrossEntropy", logits, targets, out)
+	if !ok {
 		return
 	}
 	L, T, O := ts[0], ts[1], ts[2]
@@ -237,8 +241,8 @@ func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, s
 	}
 	var D *tensor
 	if dlogits != nil {
-		d := b.f32("SigmoidCrossEntropy", dlogits)
-		if d == nil || !b.ok(d[0].sameShape(L), "SigmoidCrossEntropy", "dlogits %s, logits %s", d[0], L) {
+		d, ok := b.f32("SigmoidCrossEntropy", dlogits)
+		if !ok || !b.ok(d[0].sameShape(L), "SigmoidCrossEntropy", "dlogits %s, logits %s", d[0], L) {
 			return
 		}
 		D = d[0]
@@ -256,8 +260,8 @@ func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, s
 
 // MeanSigmoid implements backend.Backend.
 func (b *Backend) MeanSigmoid(logits, out backend.Tensor, slot int) {
-	ts := b.f32("MeanSigmoid", logits, out)
-	if ts == nil {
+	ts, ok := b.f32("MeanSigmoid", logits, out)
+	if !ok {
 		return
 	}
 	L, O := ts[0], ts[1]
@@ -273,8 +277,8 @@ func (b *Backend) MeanSigmoid(logits, out backend.Tensor, slot int) {
 
 // SGDMomentum implements backend.Backend.
 func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
-	ts := b.f32("SGDMomentum", p, g, v)
-	if ts == nil {
+	ts, ok := b.f32("SGDMomentum", p, g, v)
+	if !ok {
 		return
 	}
 	P, G, V := ts[0], ts[1], ts[2]
@@ -296,8 +300,8 @@ func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 //	m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,
 //	p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε).
 func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t int) {
-	ts := b.f32("Adam", p, g, m, v)
-	if ts == nil {
+	ts, ok := b.f32("Adam", p, g, m, v)
+	if !ok {
 		return
 	}
 	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
@@ -320,8 +324,8 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 
 // Uniform implements backend.Backend.
 func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
-	ts := b.f32("Uniform", x)
-	if ts == nil || !b.ok(lo < hi, "Uniform", "empty range [%g, %g)", lo, hi) {
+	ts, ok := b.f32("Uniform", x)
+	if !ok || !b.ok(lo < hi, "Uniform", "empty range [%g, %g)", lo, hi) {
 		return
 	}
 	f := ts[0].f
@@ -336,8 +340,8 @@ func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 
 // Normal implements backend.Backend.
 func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
-	ts := b.f32("Normal", x)
-	if ts == nil || b.err != nil {
+	ts, ok := b.f32("Normal", x)
+	if !ok || b.err != nil {
 		return
 	}
 	f := ts[0].f
@@ -348,9 +352,9 @@ func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
 
 // GatherRows implements backend.Backend.
 func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
-	ts := b.f32("GatherRows", dst, src)
+	ts, ok := b.f32("GatherRows", dst, src)
 	I := b.i32("GatherRows", idx)
-	if ts == nil || I == nil {
+	if !ok || I == nil {
 		return
 	}
 	D, S := ts[0], ts[1]
@@ -360,7 +364,8 @@ func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
 	}
 	for r := 0; r < D.rows; r++ {
 		k := int(I.i[offset+r])
-		if !b.ok(k >= 0 && k < S.rows, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows) {
+		if k < 0 || k >= S.rows { // checked before formatting anything: this runs per row
+			b.ok(false, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows)
 			return
 		}
 		copy(D.row(r), S.row(k))
