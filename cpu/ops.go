@@ -83,13 +83,15 @@ func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 		return
 	}
 	b.gemm.Sgemm(false, false, n, out, in, 1, X.f, in, W.f, out, 0, Y.f, out)
-	for r := 0; r < n; r++ {
-		row := Y.row(r)
-		for j, bv := range B.f {
-			row[j] += bv
+	parallelRows(n, out, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			row := Y.row(r)
+			for j, bv := range B.f {
+				row[j] += bv
+			}
+			activate(row, act)
 		}
-		activate(row, act)
-	}
+	})
 }
 
 // DenseBackward implements backend.Backend.
@@ -104,7 +106,11 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 		"DenseBackward", "dy %s, x %s, y %s, w %s", DY, X, Y, W) {
 		return
 	}
-	activationGrad(DY.f, Y.f, act)
+	if act.Kind != backend.Identity {
+		parallelRows(n, out, func(r0, r1 int) {
+			activationGrad(DY.f[r0*out:r1*out], Y.f[r0*out:r1*out], act)
+		})
+	}
 	if dw != nil {
 		DW, ok := b.f32("DenseBackward dw", dw)
 		if !ok || !b.ok(DW[0].sameShape(W), "DenseBackward", "dw %s, w %s", DW[0], W) {
@@ -164,16 +170,18 @@ func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 		"MaxoutForward", "y %s, arg %s, z %s, %d pieces", Y, A, Z, pieces) {
 		return
 	}
-	for i := range Y.f {
-		g := Z.f[i*pieces : (i+1)*pieces]
-		best, at := g[0], 0
-		for p := 1; p < pieces; p++ {
-			if g[p] > best { // first maximum wins ties, as on the GPU
-				best, at = g[p], p
+	parallelRows(len(Y.f), pieces, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := Z.f[i*pieces : (i+1)*pieces]
+			best, at := g[0], 0
+			for p := 1; p < pieces; p++ {
+				if g[p] > best { // first maximum wins ties, as on the GPU
+					best, at = g[p], p
+				}
 			}
+			Y.f[i], A.i[i] = best, int32(at)
 		}
-		Y.f[i], A.i[i] = best, int32(at)
-	}
+	})
 }
 
 // MaxoutBackward implements backend.Backend.
@@ -188,15 +196,15 @@ func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 		"MaxoutBackward", "dz %s, dy %s, arg %s, %d pieces", DZ, DY, A, pieces) {
 		return
 	}
-	for i, g := range DY.f {
-		d := DZ.f[i*pieces : (i+1)*pieces]
-		for p := range d {
-			d[p] = 0
+	parallelRows(len(DY.f), pieces, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d := DZ.f[i*pieces : (i+1)*pieces]
+			clear(d)
+			if a := int(A.i[i]); a >= 0 && a < pieces {
+				d[a] = DY.f[i]
+			}
 		}
-		if a := int(A.i[i]); a >= 0 && a < pieces {
-			d[a] = g
-		}
-	}
+	})
 }
 
 // Dropout implements backend.Backend.

@@ -111,11 +111,17 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
 		}
 	}
 	bar.clear()
-	if err := t.writeSamples(opt); err != nil {
-		return err
+	// The run ends with samples and a checkpoint of its last step, unless the
+	// periodic ones just wrote them.
+	if !every(out.SampleEvery) || t.step == bar.startStep {
+		if err := t.writeSamples(opt); err != nil {
+			return err
+		}
 	}
-	if err := t.writeCheckpoint(opt.Dir); err != nil {
-		return err
+	if !every(out.CheckpointEvery) || t.step == bar.startStep {
+		if err := t.writeCheckpoint(opt.Dir); err != nil {
+			return err
+		}
 	}
 	t.log.Info("done", "step", t.step, "epoch", round(t.Epoch(), 3), "elapsed", time.Since(bar.start).Round(time.Second).String())
 	return nil
