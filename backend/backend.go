@@ -159,6 +159,10 @@ type Backend interface {
 	// Adam applies one Adam update with bias correction for step t (t ≥ 1).
 	Adam(p, g, m, v Tensor, lr, beta1, beta2, eps float32, t int)
 
+	// ClipColumnNorms rescales every column of w whose L2 norm exceeds maxNorm to norm
+	// maxNorm (the max-norm constraint of maxout networks, pylearn2's max_col_norm).
+	ClipColumnNorms(w Tensor, maxNorm float32)
+
 	// Uniform fills t with values in [lo, hi): element e is rng.ToUniform(s.Word(e), lo, hi).
 	Uniform(t Tensor, lo, hi float32, s rng.Stream)
 	// Normal fills t with mean + std·N(0,1): element e is mean + std·s.NormalAt(e).

@@ -330,6 +330,42 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 	})
 }
 
+// ClipColumnNorms implements backend.Backend. Norms are accumulated in float64; a
+// column is scaled by maxNorm/norm only when its norm exceeds maxNorm.
+func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
+	ts, ok := b.f32("ClipColumnNorms", w)
+	if !ok || !b.ok(maxNorm > 0, "ClipColumnNorms", "max norm %g, want > 0", maxNorm) {
+		return
+	}
+	W := ts[0]
+	if cap(b.acc) < W.cols {
+		b.acc = make([]float64, W.cols)
+	}
+	sq := b.acc[:W.cols]
+	clear(sq)
+	for r := 0; r < W.rows; r++ {
+		for j, v := range W.row(r) {
+			sq[j] += float64(v) * float64(v)
+		}
+	}
+	limit := float64(maxNorm)
+	for j, s := range sq {
+		if norm := math.Sqrt(s); norm > limit {
+			sq[j] = limit / norm
+		} else {
+			sq[j] = 1
+		}
+	}
+	for r := 0; r < W.rows; r++ {
+		row := W.row(r)
+		for j, scale := range sq {
+			if scale != 1 {
+				row[j] = float32(float64(row[j]) * scale)
+			}
+		}
+	}
+}
+
 // Uniform implements backend.Backend.
 func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 	ts, ok := b.f32("Uniform", x)

@@ -123,6 +123,15 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, dataWidth int,
 	return n, nil
 }
 
+// Constrain applies the layers' weight constraints (max_col_norm) after an update.
+func (n *Net) Constrain(b backend.Backend) {
+	for _, l := range n.layers {
+		if l.spec.MaxColNorm > 0 {
+			b.ClipColumnNorms(l.w, l.spec.MaxColNorm)
+		}
+	}
+}
+
 // Size is the number of parameters.
 func (n *Net) Size() int { return n.Params.Cols() }
 

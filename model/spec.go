@@ -46,6 +46,10 @@ type LayerSpec struct {
 	Keep float32 `yaml:"keep,omitempty" json:"keep,omitempty"`
 	// InitRange r draws the weights uniformly from (−r, r).
 	InitRange float32 `yaml:"init_range,omitempty" json:"init_range,omitempty"`
+	// MaxColNorm, when positive, rescales after every update each weight column (the
+	// weights into one unit or maxout piece) whose L2 norm exceeds it (pylearn2's
+	// max_col_norm, used with maxout networks).
+	MaxColNorm float32 `yaml:"max_col_norm,omitempty" json:"max_col_norm,omitempty"`
 	// BiasInit is zero (default) or data_mean (output layers of generators only).
 	BiasInit string `yaml:"bias_init,omitempty" json:"bias_init,omitempty"`
 }
@@ -127,6 +131,9 @@ func Validate(role string, layers []LayerSpec, discriminator bool) error {
 			if l.Activation == "leaky_relu" && !(l.Alpha > 0 && l.Alpha < 1) {
 				return fmt.Errorf("%s: leaky_relu needs alpha in (0, 1), got %g", where, l.Alpha)
 			}
+			if !(l.MaxColNorm >= 0) || math.IsInf(float64(l.MaxColNorm), 0) {
+				return fmt.Errorf("%s: max_col_norm must be ≥ 0 (0: none), got %g", where, l.MaxColNorm)
+			}
 			if !(l.InitRange >= 0) || math.IsInf(float64(l.InitRange), 0) {
 				return fmt.Errorf("%s: init_range must be ≥ 0, got %g", where, l.InitRange)
 			}
@@ -143,7 +150,7 @@ func Validate(role string, layers []LayerSpec, discriminator bool) error {
 			if !(l.Keep > 0 && l.Keep <= 1) {
 				return fmt.Errorf("%s: keep must be in (0, 1], got %g", where, l.Keep)
 			}
-			if l.Units != 0 || l.Pieces != 0 || l.Activation != "" {
+			if l.Units != 0 || l.Pieces != 0 || l.Activation != "" || l.MaxColNorm != 0 {
 				return fmt.Errorf("%s: dropout takes only keep", where)
 			}
 		default:

@@ -66,7 +66,8 @@ func (o *optimizer) momentum(epoch int) float64 {
 	return c.MomentumStart*(1-a) + c.MomentumEnd*a
 }
 
-// step applies one update with the net's current gradients.
+// step applies one update with the net's current gradients, then the net's weight
+// constraints.
 func (o *optimizer) step(b backend.Backend, epoch int) {
 	lr := float32(o.lr())
 	o.t++
@@ -77,4 +78,5 @@ func (o *optimizer) step(b backend.Backend, epoch int) {
 		b.Adam(o.net.Params, o.net.Grads, o.state[0], o.state[1], lr,
 			float32(o.cfg.Beta1), float32(o.cfg.Beta2), float32(o.cfg.Eps), o.t)
 	}
+	o.net.Constrain(b)
 }
