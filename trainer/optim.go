@@ -34,12 +34,14 @@ func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net) (*opt
 	return o, nil
 }
 
-// stateNames name the state tensors in checkpoints.
-func (o *optimizer) stateNames() []string {
+// arenas are what a checkpoint holds of this net: its parameters, then the optimiser
+// state, with the suffix that names each in checkpoints ("" for the parameters).
+func (o *optimizer) arenas() ([]backend.Tensor, []string) {
+	names := []string{"", "velocity"}
 	if o.cfg.Kind == "adam" {
-		return []string{"adam_m", "adam_v"}
+		names = []string{"", "adam_m", "adam_v"}
 	}
-	return []string{"velocity"}
+	return append([]backend.Tensor{o.net.Params}, o.state...), names
 }
 
 // lr is the learning rate of the next update: the paper's exponential decay per

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 
@@ -51,19 +52,15 @@ func (t *Trainer) architecture() architecture {
 // "generator.layers.0.weight", plus the progress counters and the effective config.
 func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
 	f := &checkpoint.File{Metadata: map[string]string{}}
-	for _, x := range []struct {
-		net *model.Net
-		opt *optimizer
-	}{{t.G, t.optG}, {t.D, t.optD}} {
-		arenas := append([]backend.Tensor{x.net.Params}, x.opt.state...)
-		suffixes := append([]string{""}, x.opt.stateNames()...)
+	for _, opt := range []*optimizer{t.optG, t.optD} {
+		arenas, suffixes := opt.arenas()
 		for k, arena := range arenas {
-			host := make([]float32, x.net.Size())
+			host := make([]float32, opt.net.Size())
 			if err := t.b.Download(host, arena); err != nil {
-				return nil, fmt.Errorf("checkpoint %s: %w", x.net.Name, err)
+				return nil, fmt.Errorf("checkpoint %s: %w", opt.net.Name, err)
 			}
-			for _, p := range x.net.ParamList() {
-				f.Tensors = append(f.Tensors, exportParam(tensorName(x.net, p, suffixes[k]), p, host))
+			for _, p := range opt.net.ParamList() {
+				f.Tensors = append(f.Tensors, exportParam(tensorName(opt.net, p, suffixes[k]), p, host))
 			}
 		}
 	}
@@ -169,56 +166,38 @@ func CheckpointConfig(f *checkpoint.File) (config.Config, error) {
 	return c, nil
 }
 
-// Restore loads a checkpoint's parameters, optimiser state and progress into t.
-// The checkpoint must be of the same architecture; paramsOnly restores the
-// generator's and discriminator's parameters alone (for sampling).
-func (t *Trainer) Restore(f *checkpoint.File, paramsOnly bool) error {
+// Restore loads a checkpoint's parameters, optimiser state and progress into t. The
+// checkpoint must be of the same architecture, seed and data set size; nothing is
+// changed when it is not.
+func (t *Trainer) Restore(f *checkpoint.File) error {
 	var arch architecture
 	if err := jsonUnmarshal(f.Metadata[metaArchitecture], &arch); err != nil {
 		return fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
 	}
-	if want := t.architecture(); paramsOnly {
-		arch.Optimizer = want.Optimizer
-		if !reflect.DeepEqual(arch, want) {
-			return fmt.Errorf("%w: checkpoint has %s, this run %s", ErrArchitecture, describeArch(arch), describeArch(want))
-		}
-	} else if !reflect.DeepEqual(arch, want) {
+	if want := t.architecture(); !reflect.DeepEqual(arch, want) {
 		return fmt.Errorf("%w: checkpoint has %s, this run %s", ErrArchitecture, describeArch(arch), describeArch(want))
-	}
-	for _, x := range []struct {
-		net *model.Net
-		opt *optimizer
-	}{{t.G, t.optG}, {t.D, t.optD}} {
-		arenas := []backend.Tensor{x.net.Params}
-		suffixes := []string{""}
-		if !paramsOnly {
-			arenas = append(arenas, x.opt.state...)
-			suffixes = append(suffixes, x.opt.stateNames()...)
-		}
-		for k, arena := range arenas {
-			if err := importArena(t.b, arena, f, x.net, suffixes[k]); err != nil {
-				return err
-			}
-		}
-	}
-	if paramsOnly {
-		return nil
-	}
-	ints := map[string]*int64{}
-	var step, epoch, pos, ug, ud int64
-	ints[metaStep], ints[metaEpoch], ints[metaPos], ints[metaUpdatesG], ints[metaUpdatesD] = &step, &epoch, &pos, &ug, &ud
-	for k, dst := range ints {
-		v, err := strconv.ParseInt(f.Metadata[k], 10, 64)
-		if err != nil || v < 0 {
-			return fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, k, f.Metadata[k])
-		}
-		*dst = v
 	}
 	if seed := f.Metadata[metaSeed]; seed != strconv.FormatUint(t.seed, 10) {
 		return fmt.Errorf("%w: checkpoint seed %s, this run %d", ErrArchitecture, seed, t.seed)
 	}
+	var step, epoch, pos, ug, ud int64
+	for k, dst := range map[string]*int64{metaStep: &step, metaEpoch: &epoch, metaPos: &pos, metaUpdatesG: &ug, metaUpdatesD: &ud} {
+		v, err := strconv.ParseInt(f.Metadata[k], 10, 64)
+		if err != nil || v < 0 || v > math.MaxInt32*int64(1<<20) {
+			return fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, k, f.Metadata[k])
+		}
+		*dst = v
+	}
 	if pos > int64(t.nTrain) {
 		return fmt.Errorf("%w: data position %d beyond %d training examples", checkpoint.ErrInvalid, pos, t.nTrain)
+	}
+	for _, opt := range []*optimizer{t.optG, t.optD} {
+		arenas, suffixes := opt.arenas()
+		for k, arena := range arenas {
+			if err := importArena(t.b, arena, f, opt.net, suffixes[k]); err != nil {
+				return err
+			}
+		}
 	}
 	t.step, t.epoch, t.pos = step, int(epoch), int(pos)
 	t.optG.t, t.optD.t = int(ug), int(ud)

@@ -105,7 +105,7 @@ func TestResumeExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := resumed.Restore(f, false); err != nil {
+		if err := resumed.Restore(f); err != nil {
 			t.Fatal(err)
 		}
 		got := losses(t, resumed, s)
@@ -138,7 +138,7 @@ func TestRestoreRejectsOtherArchitecture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Restore(f, false); err == nil {
+	if err := other.Restore(f); err == nil {
 		t.Fatal("restoring a checkpoint of other nets succeeded")
 	} else {
 		t.Log(err)
