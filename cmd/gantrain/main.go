@@ -53,8 +53,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, topUsage)
 		return 2
 	}
+	// The first SIGINT or SIGTERM asks the run to finish its step, checkpoint and
+	// exit; unregistering then lets a second signal end the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	var err error
 	switch args[0] {
 	case "train":
