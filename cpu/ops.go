@@ -7,28 +7,33 @@ import (
 	"github.com/gantrain/gantrain/rng"
 )
 
-// activate applies act in place to one row of pre-activations.
-func activate(z []float32, act backend.Act) {
+// biasActivate sets z ← act(z + bias) for one row, in one pass.
+func biasActivate(z, bias []float32, act backend.Act) {
+	bias = bias[:len(z)]
 	switch act.Kind {
+	case backend.Identity:
+		for i, v := range z {
+			z[i] = v + bias[i]
+		}
 	case backend.ReLU:
 		for i, v := range z {
-			if v < 0 {
-				z[i] = 0
-			}
+			z[i] = max(v+bias[i], 0)
 		}
 	case backend.LeakyReLU:
 		for i, v := range z {
+			v += bias[i]
 			if v < 0 {
-				z[i] = act.Alpha * v
+				v *= act.Alpha
 			}
+			z[i] = v
 		}
 	case backend.Sigmoid:
 		for i, v := range z {
-			z[i] = sigmoid(v)
+			z[i] = sigmoid(v + bias[i])
 		}
 	case backend.Tanh:
 		for i, v := range z {
-			z[i] = float32(math.Tanh(float64(v)))
+			z[i] = float32(math.Tanh(float64(v + bias[i])))
 		}
 	}
 }
@@ -85,11 +90,7 @@ func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 	b.gemm.Sgemm(false, false, n, out, in, 1, X.f, in, W.f, out, 0, Y.f, out)
 	parallelRows(n, out, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
-			row := Y.row(r)
-			for j, bv := range B.f {
-				row[j] += bv
-			}
-			activate(row, act)
+			biasActivate(Y.row(r), B.f, act)
 		}
 	})
 }
