@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/gantrain/gantrain/backend"
@@ -29,7 +30,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float3
 		return nil, data.Shape{}, fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, metaShape, f.Metadata[metaShape])
 	}
 	var arch architecture
-	if err := jsonUnmarshal(f.Metadata[metaArchitecture], &arch); err != nil {
+	if err := json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
 	}
 	g, err := model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, arch.DataWidth, false)

@@ -171,7 +171,7 @@ func CheckpointConfig(f *checkpoint.File) (config.Config, error) {
 // changed when it is not.
 func (t *Trainer) Restore(f *checkpoint.File) error {
 	var arch architecture
-	if err := jsonUnmarshal(f.Metadata[metaArchitecture], &arch); err != nil {
+	if err := json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch); err != nil {
 		return fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
 	}
 	if want := t.architecture(); !reflect.DeepEqual(arch, want) {
@@ -225,5 +225,3 @@ func describeArch(a architecture) string {
 	return fmt.Sprintf("noise %d, data width %d, G %s, D %s, optimiser %s",
 		a.Noise, a.DataWidth, sizes(a.Generator), sizes(a.Discriminator), a.Optimizer)
 }
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
