@@ -153,6 +153,16 @@ type Backend interface {
 	SigmoidCrossEntropy(dlogits, logits, targets Tensor, scale float32, out Tensor, slot int)
 	// MeanSigmoid sets out[slot] to the mean of σ(logits).
 	MeanSigmoid(logits Tensor, out Tensor, slot int)
+	// SoftmaxCrossEntropy is the fused, numerically stable multiclass cross-entropy on
+	// logits (n×C) with integer labels (I32, n×1, each in [0, C)):
+	//   out[slot] = scale · Σ_i −log softmax(logits_i)[label_i],
+	//   dlogits_ij = scale · (softmax(logits_i)_j − [j = label_i]).
+	// dlogits may be nil. A label out of range is an error (a device backend that cannot
+	// report it writes NaN to out[slot] and to that row of dlogits).
+	SoftmaxCrossEntropy(dlogits, logits, labels Tensor, scale float32, out Tensor, slot int)
+	// LogSumExpRows sets out_i (out is n×1) to log Σ_j exp(x_ij) for each row of x (n×m),
+	// computed stably around the row maximum; a row of −Inf gives −Inf.
+	LogSumExpRows(out, x Tensor)
 
 	// SGDMomentum applies v ← μv − lr·g, p ← p + v elementwise (the paper's velocity form).
 	SGDMomentum(p, g, v Tensor, lr, mu float32)

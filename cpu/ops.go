@@ -416,3 +416,85 @@ func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
 		copy(D.row(r), S.row(k))
 	}
 }
+
+// SoftmaxCrossEntropy implements backend.Backend.
+func (b *Backend) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale float32, out backend.Tensor, slot int) {
+	ts, ok := b.f32("SoftmaxCrossEntropy", logits, out)
+	Y := b.i32("SoftmaxCrossEntropy", labels)
+	if !ok || Y == nil {
+		return
+	}
+	L, O := ts[0], ts[1]
+	if !b.ok(L.cols > 0 && Y.rows == L.rows && Y.cols == 1 && slot >= 0 && slot < O.len(), "SoftmaxCrossEntropy",
+		"logits %s, labels %s, out %s slot %d", L, Y, O, slot) {
+		return
+	}
+	var D *tensor
+	if dlogits != nil {
+		d, ok := b.f32("SoftmaxCrossEntropy", dlogits)
+		if !ok || !b.ok(d[0].sameShape(L), "SoftmaxCrossEntropy", "dlogits %s, logits %s", d[0], L) {
+			return
+		}
+		D = d[0]
+	}
+	var sum float64
+	for i := 0; i < L.rows; i++ {
+		k := int(Y.i[i])
+		if k < 0 || k >= L.cols {
+			b.ok(false, "SoftmaxCrossEntropy", "label %d of row %d out of range for %d classes", k, i, L.cols)
+			return
+		}
+		row := L.row(i)
+		mx := row[0]
+		for _, v := range row[1:] {
+			mx = max(mx, v)
+		}
+		var z float64
+		for _, v := range row {
+			z += math.Exp(float64(v - mx))
+		}
+		logZ := float64(mx) + math.Log(z)
+		sum += logZ - float64(row[k])
+		if D != nil {
+			drow := D.row(i)
+			for j, v := range row {
+				p := float32(math.Exp(float64(v) - logZ))
+				if j == k {
+					p--
+				}
+				drow[j] = scale * p
+			}
+		}
+	}
+	O.f[slot] = float32(float64(scale) * sum)
+}
+
+// LogSumExpRows implements backend.Backend.
+func (b *Backend) LogSumExpRows(out, x backend.Tensor) {
+	ts, ok := b.f32("LogSumExpRows", out, x)
+	if !ok {
+		return
+	}
+	O, X := ts[0], ts[1]
+	if !b.ok(X.cols > 0 && O.rows == X.rows && O.cols == 1, "LogSumExpRows", "out %s, x %s", O, X) {
+		return
+	}
+	parallelRows(X.rows, X.cols, func(r0, r1 int) {
+		for i := r0; i < r1; i++ {
+			row := X.row(i)
+			mx := row[0]
+			for _, v := range row[1:] {
+				mx = max(mx, v)
+			}
+			if math.IsInf(float64(mx), -1) {
+				O.f[i] = mx
+				continue
+			}
+			var z float64
+			for _, v := range row {
+				z += math.Exp(float64(v - mx))
+			}
+			O.f[i] = float32(float64(mx) + math.Log(z))
+		}
+	})
+}
