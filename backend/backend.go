@@ -196,3 +196,10 @@ func ShapeString(t Tensor) string {
 	}
 	return fmt.Sprintf("%d×%d %s", t.Rows(), t.Cols(), t.DType())
 }
+
+// MemoryReporter is implemented by backends whose tensors live in a device's own
+// memory. Memory reports the bytes in use and the device's total; callers must call
+// it from the goroutine that drives the backend.
+type MemoryReporter interface {
+	Memory() (used, total int64)
+}

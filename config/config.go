@@ -102,6 +102,9 @@ type Output struct {
 	LogEvery        int    `yaml:"log_every" json:"log_every"`
 	SampleEvery     int    `yaml:"sample_every" json:"sample_every"`
 	CheckpointEvery int    `yaml:"checkpoint_every" json:"checkpoint_every"`
+	// KeepCheckpoints is how many of the newest periodic checkpoints a run keeps (0:
+	// all); the one with the best evaluation score is kept besides them.
+	KeepCheckpoints int `yaml:"keep_checkpoints" json:"keep_checkpoints"`
 	// Samples is the number of images in a sample grid (from fixed noise).
 	Samples int `yaml:"samples" json:"samples"`
 	// Progress is auto (a bar on a terminal), bar, or plain.
@@ -130,7 +133,7 @@ func Default() Config {
 		Optimizer: Optimizer{Kind: "sgd", LR: 0.1, LRDecay: 1.000004, LRFloor: 1e-6,
 			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
-		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, Samples: 100, Progress: "auto"},
+		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, KeepCheckpoints: 5, Samples: 100, Progress: "auto"},
 		Backend: Backend{Device: "cpu", BLAS: "auto"},
 	}
 }
@@ -275,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	if out.LogEvery < 0 || out.SampleEvery < 0 || out.CheckpointEvery < 0 {
 		bad("output", "log_every, sample_every and checkpoint_every must be ≥ 0")
+	}
+	if out.KeepCheckpoints < 0 {
+		bad("output.keep_checkpoints", "must be ≥ 0 (0 keeps every checkpoint), got %d", out.KeepCheckpoints)
 	}
 	if out.Samples < 1 || out.Samples > 10000 {
 		bad("output.samples", "must be in 1..10000, got %d", out.Samples)

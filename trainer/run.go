@@ -1,24 +1,28 @@
 package trainer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/imageio"
 	"github.com/gantrain/gantrain/internal/atomicfile"
 )
 
-// RunOptions say how Run reports.
+// RunOptions say how Run reports and how it is controlled.
 type RunOptions struct {
 	// Dir is the run directory: config.yaml, metrics.jsonl, samples/, checkpoints/.
 	Dir string
@@ -29,16 +33,29 @@ type RunOptions struct {
 	// Progress receives the progress bar (when Bar) or nothing.
 	Progress io.Writer
 	Bar      bool
+	// Observer, when not nil, is told about every step, sample grid and checkpoint.
+	Observer Observer
+	// Commands, when not nil, delivers requests (checkpoint now, stop) that Run
+	// serves between steps.
+	Commands <-chan Command
 }
 
-// Run trains until the step or epoch limit or until ctx is cancelled, writing the
-// run directory as it goes; it always ends with a checkpoint and a sample grid.
-func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
-	for _, d := range []string{opt.Dir, filepath.Join(opt.Dir, "samples"), filepath.Join(opt.Dir, "checkpoints")} {
+// Run trains until the step or epoch limit, until ctx is cancelled or until a StopNow
+// command, writing the run directory as it goes; unless training diverged, it ends
+// with a checkpoint and a sample grid of the last step.
+func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
+	obs := opt.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	stopped := false
+	defer func() { obs.RunEnded(t.step, stopped, err) }()
+	for _, d := range []string{opt.Dir, filepath.Join(opt.Dir, "samples"), filepath.Join(opt.Dir, checkpointDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("run directory: %w", err)
 		}
 	}
+	removeStaleTemps(opt.Dir)
 	cfgYAML, err := t.cfg.YAML()
 	if err != nil {
 		return err
@@ -48,6 +65,9 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
 		return err
 	}); err != nil {
 		return fmt.Errorf("write effective config: %w", err)
+	}
+	if err := truncateMetrics(filepath.Join(opt.Dir, "metrics.jsonl"), t.step); err != nil {
+		return err
 	}
 	metrics, err := os.OpenFile(filepath.Join(opt.Dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -61,16 +81,47 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
 	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
 		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
 		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", opt.Dir)
+	obs.RunStarted(RunInfo{Config: t.cfg, Dir: opt.Dir, Backend: t.b.Name(), Device: t.b.Describe(),
+		StartStep: t.step, StepLimit: bar.total, StepsPerEpoch: t.stepsPerEpoch(),
+		ExamplesPerStep: t.cfg.Train.Batch * t.cfg.Train.K})
 	lastT, lastStep := time.Now(), t.step
+	lastCkpt, lastSample := int64(-1), int64(-1)
+	var stopCmd *Command
+loop:
 	for !t.Done() {
 		if ctx.Err() != nil {
 			bar.clear()
 			t.log.Info("stopping on request", "step", t.step)
+			stopped = true
 			break
+		}
+		select {
+		case cmd := <-opt.Commands:
+			switch cmd.Kind {
+			case CheckpointNow:
+				bar.clear()
+				path, err := t.writeCheckpoint(opt.Dir, obs)
+				if err == nil {
+					lastCkpt = t.step
+				}
+				reply(cmd, CommandResult{Step: t.step, Path: path, Err: err})
+				if errors.Is(err, ErrDiverged) {
+					return err
+				}
+			case StopNow:
+				bar.clear()
+				t.log.Info("stopping on request", "step", t.step, "by", "control API")
+				stopped, stopCmd = true, &cmd
+				break loop
+			default:
+				reply(cmd, CommandResult{Step: t.step, Err: fmt.Errorf("unknown command %d", cmd.Kind)})
+			}
+		default:
 		}
 		// Read the scalars back only on steps that report them.
 		next := t.step + 1
 		observe := (out.LogEvery > 0 && next%int64(out.LogEvery) == 0) || (bar.on && next%10 == 0)
+		start := time.Now()
 		st, err := t.Step(observe)
 		if err != nil {
 			bar.clear()
@@ -79,10 +130,15 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
 		if observe {
 			if bad := firstNonFinite(st); bad != "" {
 				bar.clear()
-				return fmt.Errorf("step %d: %s is %v: training diverged (last checkpoint kept)", st.Step, bad, st.value(bad))
+				return fmt.Errorf("step %d: %s is %v: %w (the last checkpoint, step %d, is kept)", st.Step, bad, st.value(bad), ErrDiverged, t.lastCheckpointStep(opt.Dir))
 			}
 			bar.update(st)
 		}
+		rep := StepReport{Stats: st, Observed: observe, Duration: time.Since(start)}
+		if mr, ok := t.b.(backend.MemoryReporter); ok && observe {
+			rep.MemoryUsed, rep.MemoryTotal = mr.Memory()
+		}
+		obs.StepDone(rep)
 		if every(out.LogEvery) {
 			now := time.Now()
 			exPerS := float64((t.step-lastStep)*int64(t.cfg.Train.Batch*t.cfg.Train.K)) / now.Sub(lastT).Seconds()
@@ -100,30 +156,111 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) error {
 			bar.draw()
 		}
 		if every(out.SampleEvery) {
-			if err := t.writeSamples(opt); err != nil {
+			if err := t.writeSamples(opt, obs); err != nil {
 				return err
 			}
+			lastSample = t.step
 		}
 		if every(out.CheckpointEvery) {
-			if err := t.writeCheckpoint(opt.Dir); err != nil {
+			// A failed periodic write (a full disk, say) is logged and counted, and
+			// training goes on: the previous checkpoints are intact and the next
+			// period retries. Divergence found in the parameters ends the run.
+			if _, err := t.writeCheckpoint(opt.Dir, obs); err == nil {
+				lastCkpt = t.step
+			} else if errors.Is(err, ErrDiverged) {
 				return err
+			} else {
+				bar.clear()
+				t.log.Error("checkpoint failed; training continues", "step", t.step, "err", err)
 			}
 		}
 	}
 	bar.clear()
-	// The run ends with samples and a checkpoint of its last step, unless the
-	// periodic ones just wrote them.
-	if !every(out.SampleEvery) || t.step == bar.startStep {
-		if err := t.writeSamples(opt); err != nil {
+	// The run ends with samples and a checkpoint of its last step, unless they were
+	// just written.
+	if lastSample != t.step {
+		if err := t.writeSamples(opt, obs); err != nil {
 			return err
 		}
 	}
-	if !every(out.CheckpointEvery) || t.step == bar.startStep {
-		if err := t.writeCheckpoint(opt.Dir); err != nil {
+	var path string
+	if lastCkpt != t.step {
+		if path, err = t.writeCheckpoint(opt.Dir, obs); err != nil {
+			if stopCmd != nil {
+				reply(*stopCmd, CommandResult{Step: t.step, Err: err})
+			}
 			return err
 		}
+	} else {
+		path = CheckpointPath(opt.Dir, t.step)
+	}
+	if stopCmd != nil {
+		reply(*stopCmd, CommandResult{Step: t.step, Path: path})
 	}
 	t.log.Info("done", "step", t.step, "epoch", round(t.Epoch(), 3), "elapsed", time.Since(bar.start).Round(time.Second).String())
+	return nil
+}
+
+// reply delivers a command's result without ever blocking the run.
+func reply(cmd Command, r CommandResult) {
+	if cmd.Reply == nil {
+		return
+	}
+	select {
+	case cmd.Reply <- r:
+	default:
+	}
+}
+
+// lastCheckpointStep is the step of the newest checkpoint on disk, or -1.
+func (t *Trainer) lastCheckpointStep(dir string) int64 {
+	list, err := ListCheckpoints(dir)
+	if err != nil || len(list) == 0 {
+		return -1
+	}
+	return list[0].Step
+}
+
+// stepsPerEpoch is the number of iterations in one pass over the training set.
+func (t *Trainer) stepsPerEpoch() int64 {
+	return int64(t.nTrain / (t.cfg.Train.Batch * t.cfg.Train.K))
+}
+
+// truncateMetrics drops the records of metrics.jsonl past step: a run resumed from
+// a checkpoint repeats those steps and writes them again.
+func truncateMetrics(path string, step int64) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("metrics log: %w", err)
+	}
+	var keep []byte
+	cut := false
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+		var rec struct {
+			Step *int64 `json:"step"`
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		// A torn last line (a crash mid-write) or a record past step goes.
+		if json.Unmarshal(line, &rec) != nil || rec.Step == nil || *rec.Step > step || line[len(line)-1] != '\n' {
+			cut = true
+			continue
+		}
+		keep = append(keep, line...)
+	}
+	if !cut {
+		return nil
+	}
+	if err := atomicfile.Write(path, func(w io.Writer) error {
+		_, err := w.Write(keep)
+		return err
+	}); err != nil {
+		return fmt.Errorf("metrics log: %w", err)
+	}
 	return nil
 }
 
@@ -164,7 +301,7 @@ func (t *Trainer) totalSteps() int64 {
 }
 
 // writeSamples writes the fixed-noise samples as samples/step-N.png and latest.png.
-func (t *Trainer) writeSamples(opt RunOptions) error {
+func (t *Trainer) writeSamples(opt RunOptions, obs Observer) error {
 	x, err := t.Samples()
 	if err != nil {
 		return err
@@ -181,12 +318,20 @@ func (t *Trainer) writeSamples(opt RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("sample grid: %w", err)
 	}
+	var png bytes.Buffer
+	if err := imageio.EncodePNG(&png, img); err != nil {
+		return fmt.Errorf("sample grid: %w", err)
+	}
 	dir := filepath.Join(opt.Dir, "samples")
 	for _, name := range []string{fmt.Sprintf("step-%09d.png", t.step), "latest.png"} {
-		if err := imageio.WritePNG(filepath.Join(dir, name), img); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), func(w io.Writer) error {
+			_, err := w.Write(png.Bytes())
 			return err
+		}); err != nil {
+			return fmt.Errorf("sample grid: %w", err)
 		}
 	}
+	obs.SamplesWritten(t.step, png.Bytes())
 	return nil
 }
 
@@ -198,18 +343,35 @@ func scatterExtent(marks []float32) float64 {
 	return 1.5 * r
 }
 
-// writeCheckpoint saves the full state as checkpoints/step-N.safetensors.
-func (t *Trainer) writeCheckpoint(dir string) error {
+// writeCheckpoint saves the full state as checkpoints/step-N.safetensors, after
+// checking that every parameter is finite, then prunes old checkpoints.
+func (t *Trainer) writeCheckpoint(dir string, obs Observer) (string, error) {
+	start := time.Now()
+	path := CheckpointPath(dir, t.step)
 	f, err := t.Checkpoint()
+	if err == nil {
+		if err = checkFinite(f); err != nil {
+			err = fmt.Errorf("step %d: %w (checkpoint not written; the last one, step %d, is kept)", t.step, err, t.lastCheckpointStep(dir))
+		}
+	}
+	if err == nil {
+		if err = checkpoint.WriteFile(path, f); err != nil {
+			err = fmt.Errorf("write checkpoint: %w", err)
+		}
+	}
+	obs.CheckpointWritten(CheckpointReport{Step: t.step, Path: path, Duration: time.Since(start), Time: time.Now(), Err: err})
 	if err != nil {
-		return err
+		return "", err
 	}
-	path := filepath.Join(dir, "checkpoints", fmt.Sprintf("step-%09d.safetensors", t.step))
-	if err := checkpoint.WriteFile(path, f); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+	t.log.Info("checkpoint", "step", t.step, "path", path, "seconds", round(time.Since(start).Seconds(), 3))
+	best, err := readBest(dir)
+	if err != nil {
+		t.log.Warn("best checkpoint record unreadable; pruning spares nothing extra", "err", err)
 	}
-	t.log.Info("checkpoint", "step", t.step, "path", path)
-	return nil
+	if _, err := prune(dir, t.cfg.Output.KeepCheckpoints, best); err != nil {
+		t.log.Warn("pruning old checkpoints failed", "err", err)
+	}
+	return path, nil
 }
 
 // progress draws a one-line progress bar on a terminal.

@@ -98,7 +98,7 @@ func TestTrainThenSample(t *testing.T) {
 	dir := t.TempDir()
 	run := filepath.Join(dir, "run")
 	code, _, stderr := runCmd("train", "--preset", "ring", "--steps", "30", "--log-every", "10",
-		"--sample-every", "20", "--checkpoint-every", "20", "--out", run, "--progress", "plain", "--blas", "go")
+		"--sample-every", "20", "--checkpoint-every", "20", "--out", run, "--progress", "plain", "--blas", "go", "--listen", "off")
 	if code != 0 {
 		t.Fatalf("train: exit %d: %s", code, stderr)
 	}

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/service"
 	"github.com/gantrain/gantrain/trainer"
 )
 
@@ -24,8 +27,16 @@ record per log step), samples/ (PNG grids from fixed noise), checkpoints/
 (safetensors). The configuration is built in this order, each step overriding the
 one before: the preset, the --config file (YAML or JSON), then the flags below.
 
+While it trains, gantrain serves HTTP on --listen: a live page at /, Prometheus
+metrics at /metrics, /healthz, /readyz, /v1/status, /v1/history and
+/samples/latest.png. With a control token (--control-token-file, or the
+GANTRAIN_CONTROL_TOKEN environment variable) POST /v1/checkpoint and POST /v1/stop
+accept requests carrying "Authorization: Bearer <token>".
+
 Stop a run with Ctrl-C (or SIGTERM): it finishes the current step, writes a
-checkpoint and a sample grid, and exits.
+checkpoint and a sample grid, and exits 0; a second signal exits at once.
+--resume DIR continues a stopped or crashed run from its newest good checkpoint
+(a damaged or mismatched one is skipped, with a warning naming it).
 
 Flags:
 `
@@ -36,6 +47,10 @@ type trainFlags struct {
 	preset    string
 	cfgPath   string
 	logFormat string
+	resume    string
+	listen    string
+	tokenFile string
+	linger    time.Duration
 }
 
 func newTrainFlags(stderr io.Writer) *trainFlags {
@@ -46,6 +61,10 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.StringVar(&f.preset, "preset", "paper", "starting configuration: paper (the 2014 paper's MNIST GAN) or ring (8-Gaussian ring toy set, small nets, Adam)")
 	fs.StringVar(&f.cfgPath, "config", "", "YAML or JSON config `file` applied over the preset (unknown fields are errors)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence and backend)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
+	fs.StringVar(&f.tokenFile, "control-token-file", "", "`file` holding the bearer token of the control API (POST /v1/checkpoint, /v1/stop); the GANTRAIN_CONTROL_TOKEN environment variable works too; without a token control is off")
+	fs.DurationVar(&f.linger, "linger", 0, "keep serving status and metrics this long after the run ends (e.g. 5m), so the final state can be scraped")
 	defaults := config.Default()
 	bindConfigFlags(fs, &defaults)
 	return f
@@ -72,6 +91,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.IntVar(&c.Output.LogEvery, "log-every", c.Output.LogEvery, "log losses every N iterations (0: never)")
 	fs.IntVar(&c.Output.SampleEvery, "sample-every", c.Output.SampleEvery, "write a sample grid every N iterations (0: only at the end)")
 	fs.IntVar(&c.Output.CheckpointEvery, "checkpoint-every", c.Output.CheckpointEvery, "write a checkpoint every N iterations (0: only at the end)")
+	fs.IntVar(&c.Output.KeepCheckpoints, "keep-checkpoints", c.Output.KeepCheckpoints, "keep this many newest checkpoints, besides the best-scoring one (0: keep all)")
 	fs.IntVar(&c.Output.Samples, "samples", c.Output.Samples, "images in a sample grid")
 	fs.StringVar(&c.Output.Progress, "progress", c.Output.Progress, "auto (a bar on a terminal, log lines otherwise), bar or plain")
 	fs.StringVar(&c.Backend.Device, "device", c.Backend.Device, "cpu, cuda or cuda:N")
@@ -79,21 +99,50 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.IntVar(&c.Backend.Threads, "threads", c.Backend.Threads, "BLAS threads (0: the library's default)")
 }
 
+// resumeFlags are the flags that may change a resumed run: its length, its output
+// cadence and where it runs. Everything else is fixed by the run's config.yaml,
+// because the checkpoint's state only continues exactly under it.
+var resumeFlags = map[string]bool{"steps": true, "epochs": true, "log-every": true, "sample-every": true,
+	"checkpoint-every": true, "keep-checkpoints": true, "samples": true, "progress": true, "device": true,
+	"blas": true, "threads": true, "data": true}
+
 // config builds the effective configuration: the preset, the file, then the flags
-// that were set (replayed onto the result through a second binding).
+// that were set (replayed onto the result through a second binding). A resumed run
+// starts from its own config.yaml instead.
 func (f *trainFlags) config() (config.Config, error) {
 	c := config.Default()
-	switch f.preset {
-	case "paper":
-	case "ring":
-		config.RingDefaults(&c)
-	default:
-		return c, usagef("unknown --preset %q (want paper or ring)", f.preset)
-	}
-	if f.cfgPath != "" {
+	if f.resume != "" {
+		var bad []string
+		f.fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "preset" || fl.Name == "config" || (!resumeFlags[fl.Name] && f.fs.Lookup(fl.Name) != nil && isConfigFlag(fl.Name)) {
+				bad = append(bad, "--"+fl.Name)
+			}
+		})
+		if len(bad) > 0 {
+			return c, usagef("%s cannot be combined with --resume: the run's config.yaml fixes those settings (flags allowed with --resume change the run length, output cadence and backend)", strings.Join(bad, ", "))
+		}
+		path := filepath.Join(f.resume, "config.yaml")
+		if _, err := os.Stat(path); err != nil {
+			return c, usagef("--resume %s: not a gantrain run directory (no config.yaml): %v", f.resume, err)
+		}
 		var err error
-		if c, err = config.Load(f.cfgPath, c); err != nil {
-			return c, usageError{err}
+		if c, err = config.Load(path, c); err != nil {
+			return c, usageError{fmt.Errorf("--resume: %w", err)}
+		}
+		c.Output.Dir = f.resume
+	} else {
+		switch f.preset {
+		case "paper":
+		case "ring":
+			config.RingDefaults(&c)
+		default:
+			return c, usagef("unknown --preset %q (want paper or ring)", f.preset)
+		}
+		if f.cfgPath != "" {
+			var err error
+			if c, err = config.Load(f.cfgPath, c); err != nil {
+				return c, usageError{err}
+			}
 		}
 	}
 	over := flag.NewFlagSet("override", flag.ContinueOnError)
@@ -107,10 +156,38 @@ func (f *trainFlags) config() (config.Config, error) {
 	if err != nil {
 		return c, usageError{err}
 	}
+	if f.resume != "" {
+		c.Output.Dir = f.resume
+	}
 	if err := c.Validate(); err != nil {
 		return c, usageError{fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
 	}
 	return c, nil
+}
+
+// isConfigFlag reports whether the train flag name overrides a config field.
+func isConfigFlag(name string) bool {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	c := config.Default()
+	bindConfigFlags(fs, &c)
+	return fs.Lookup(name) != nil
+}
+
+// controlToken reads the control API's token from --control-token-file or the
+// environment; empty means control is off.
+func (f *trainFlags) controlToken() (string, error) {
+	if f.tokenFile != "" {
+		raw, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return "", usagef("--control-token-file: %v", err)
+		}
+		tok := strings.TrimSpace(string(raw))
+		if tok == "" {
+			return "", usagef("--control-token-file %s is empty", f.tokenFile)
+		}
+		return tok, nil
+	}
+	return strings.TrimSpace(os.Getenv("GANTRAIN_CONTROL_TOKEN")), nil
 }
 
 func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -132,6 +209,40 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	token, err := f.controlToken()
+	if err != nil {
+		return err
+	}
+	mon := service.NewMonitor(service.BuildInfo{Version: version, Backend: backendName(cfg.Backend)})
+	commands := make(chan trainer.Command, 1)
+	if f.listen != "off" && f.listen != "" {
+		srv := service.New(mon, service.Options{Addr: f.listen, Token: token, Commands: commands, Log: log})
+		if err := srv.Start(); err != nil {
+			return fmt.Errorf("%w (choose another with --listen, or --listen off)", err)
+		}
+		log.Info("serving", "url", "http://"+srv.Addr()+"/", "control", token != "")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+	}
+	err = train(ctx, f, cfg, log, mon, commands, stderr)
+	if err != nil {
+		mon.Fail(err)
+	}
+	if f.linger > 0 && f.listen != "off" && f.listen != "" {
+		log.Info("run ended; still serving status and metrics", "for", f.linger.String())
+		select {
+		case <-time.After(f.linger):
+		case <-ctx.Done():
+		}
+	}
+	return err
+}
+
+// train loads the data, opens the backend, builds (or resumes) the trainer and runs it.
+func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logger, mon *service.Monitor, commands chan trainer.Command, stderr io.Writer) error {
 	sets, marks, err := loadData(ctx, cfg)
 	if err != nil {
 		return err
@@ -146,9 +257,20 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if f.resume != "" {
+		rep, err := t.ResumeLatest(f.resume)
+		for _, r := range rep.Refused {
+			log.Warn("checkpoint refused; falling back to an older one", "path", r.Path, "moved_to", r.MovedTo, "err", r.Err)
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("resuming", "step", rep.Step, "checkpoint", rep.Path, "skipped", len(rep.Refused))
+	}
 	log.Info("ready", "setup", time.Since(start).Round(time.Millisecond).String())
 	bar := cfg.Output.Progress == "bar" || (cfg.Output.Progress == "auto" && isTerminal(stderr))
-	return t.Run(ctx, trainer.RunOptions{Dir: cfg.Output.Dir, Shape: sets.Shape, Marks: marks, Progress: stderr, Bar: bar})
+	return t.Run(ctx, trainer.RunOptions{Dir: cfg.Output.Dir, Shape: sets.Shape, Marks: marks, Progress: stderr, Bar: bar,
+		Observer: mon, Commands: commands})
 }
 
 func isTerminal(w io.Writer) bool {
@@ -186,4 +308,12 @@ func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, err
 		return set, nil, err
 	}
 	return nil, nil, usagef("unknown data set %q", cfg.Data.Set)
+}
+
+// backendName is the backend the config's device selects: cpu or cuda.
+func backendName(c config.Backend) string {
+	if dev, err := config.ParseDevice(c.Device); err == nil && dev.CUDA {
+		return "cuda"
+	}
+	return "cpu"
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/gantrain/gantrain/checkpoint"
+)
+
+// ringArgs are the flags of a short, fast training run into dir.
+func ringArgs(dir string, extra ...string) []string {
+	return append([]string{"train", "--preset", "ring", "--out", dir, "--log-every", "10", "--progress", "plain",
+		"--blas", "go", "--listen", "off"}, extra...)
+}
+
+// metricsRecords reads metrics.jsonl as step → record (without the wall-clock fields).
+func metricsRecords(t *testing.T, dir string) (steps []int64, recs map[int64]map[string]any) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs = map[int64]map[string]any{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("metrics.jsonl line %q: %v", sc.Text(), err)
+		}
+		delete(r, "time")
+		delete(r, "examples_per_s")
+		s := int64(r["step"].(float64))
+		steps = append(steps, s)
+		recs[s] = r
+	}
+	return steps, recs
+}
+
+// A run stopped at step s and resumed with --resume reaches step 2s with exactly the
+// losses and parameters of an uninterrupted run, and its metrics log continues
+// without gaps or repeats.
+func TestResumeIsExact(t *testing.T) {
+	dir := t.TempDir()
+	whole, split := filepath.Join(dir, "whole"), filepath.Join(dir, "split")
+	if code, _, stderr := runCmd(ringArgs(whole, "--steps", "200")...); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCmd(ringArgs(split, "--steps", "100")...); code != 0 {
+		t.Fatalf("first half: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := runCmd("train", "--resume", split, "--steps", "200", "--progress", "plain", "--blas", "go", "--listen", "off")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "msg=resuming step=100") {
+		t.Errorf("resume did not say where it continues from: %s", stderr)
+	}
+	wantSteps, want := metricsRecords(t, whole)
+	gotSteps, got := metricsRecords(t, split)
+	if !reflect.DeepEqual(gotSteps, wantSteps) {
+		t.Fatalf("resumed metrics steps %v, want %v", gotSteps, wantSteps)
+	}
+	for _, s := range wantSteps {
+		if !reflect.DeepEqual(got[s], want[s]) {
+			t.Errorf("step %d: resumed %v, uninterrupted %v", s, got[s], want[s])
+		}
+	}
+	a, err := checkpoint.ReadFile(filepath.Join(whole, "checkpoints", "step-000000200.safetensors"), checkpoint.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := checkpoint.ReadFile(filepath.Join(split, "checkpoints", "step-000000200.safetensors"), checkpoint.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Tensors, b.Tensors) {
+		t.Errorf("parameters or optimiser state at step 200 differ between the resumed and the uninterrupted run")
+	}
+}
+
+// --resume refuses flags that would change the run, and directories that are not runs.
+func TestResumeUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	if code, _, stderr := runCmd(ringArgs(run, "--steps", "20")...); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--resume", run, "--lr", "0.5"}, "--lr cannot be combined with --resume"},
+		{[]string{"--resume", run, "--preset", "ring"}, "--preset"},
+		{[]string{"--resume", run, "--config", "x.yaml"}, "--config"},
+		{[]string{"--resume", filepath.Join(dir, "nope")}, "not a gantrain run directory"},
+	} {
+		code, _, stderr := runCmd(append([]string{"train", "--listen", "off"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// A damaged newest checkpoint is set aside with a warning naming it, and the run
+// resumes from the newest good one; with none good, the error lists each refusal.
+func TestResumeFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	if code, _, stderr := runCmd(ringArgs(run, "--steps", "40", "--checkpoint-every", "20")...); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	newest := filepath.Join(run, "checkpoints", "step-000000040.safetensors")
+	raw, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(newest, raw[:len(raw)/2], 0o644) // truncated, as by a full disk
+	code, _, stderr := runCmd("train", "--resume", run, "--steps", "50", "--progress", "plain", "--blas", "go", "--listen", "off")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "checkpoint refused") || !strings.Contains(stderr, "step-000000040.safetensors") ||
+		!strings.Contains(stderr, "msg=resuming step=20") {
+		t.Errorf("fallback not reported: %s", stderr)
+	}
+	if _, err := os.Stat(newest + ".refused"); err != nil {
+		t.Errorf("the refused checkpoint was not set aside: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "checkpoints", "step-000000050.safetensors")); err != nil {
+		t.Errorf("the resumed run wrote no final checkpoint: %v", err)
+	}
+	// Every checkpoint damaged: a clear error naming each.
+	ents, _ := filepath.Glob(filepath.Join(run, "checkpoints", "step-*.safetensors"))
+	for _, p := range ents {
+		os.WriteFile(p, []byte("not a checkpoint"), 0o644)
+	}
+	code, _, stderr = runCmd("train", "--resume", run, "--steps", "60", "--blas", "go", "--listen", "off")
+	if code != 1 || !strings.Contains(stderr, "none of the") || !strings.Contains(stderr, "step-000000050.safetensors") {
+		t.Errorf("no good checkpoint: exit %d, %s", code, stderr)
+	}
+}

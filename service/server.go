@@ -1,0 +1,275 @@
+// Package service serves a training run over HTTP: Prometheus metrics, health and
+// readiness, a JSON status, the newest sample grid, a live page for people, and the
+// control API (checkpoint now, stop). It reads what the run reports through a
+// Monitor (the run's trainer.Observer) and asks the run to act through a channel of
+// trainer.Commands, served between steps: no request touches the backend or waits
+// for a step, and a failing handler cannot stop training.
+package service
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gantrain/gantrain/trainer"
+)
+
+//go:embed page.html
+var page []byte
+
+// Limits of the HTTP server. Control replies wait for a checkpoint to be written,
+// which on the paper's nets takes well under a second; commandWait bounds the wait
+// below the write timeout.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 16 << 10
+	maxBodyBytes      = 4 << 10
+	commandWait       = 50 * time.Second
+)
+
+// Options configure a Server.
+type Options struct {
+	// Addr is the listen address, host:port (port 0 picks a free one).
+	Addr string
+	// Token is the bearer token that control requests must carry. Empty turns the
+	// control API off (its endpoints answer 403).
+	Token string
+	// Commands carries control requests to the run; nil turns control off too.
+	Commands chan<- trainer.Command
+	Log      *slog.Logger
+}
+
+// Server is the HTTP service of one run.
+type Server struct {
+	mon  *Monitor
+	opt  Options
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// New returns a server for mon; Start makes it listen.
+func New(mon *Monitor, opt Options) *Server {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{mon: mon, opt: opt}
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(opt.Log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Start listens on the configured address and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.opt.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.opt.Addr, err)
+	}
+	s.ln = ln
+	s.done = make(chan error, 1)
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return nil
+}
+
+// Addr is the address the server listens on (after Start).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.opt.Addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops accepting requests and waits (until ctx ends) for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.ln == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if serr := <-s.done; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Handler returns the service's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	metrics := promhttp.HandlerFor(s.mon.m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.opt.Log.Handler(), slog.LevelWarn)})
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.mon.Status()) })
+	mux.HandleFunc("GET /v1/history", s.history)
+	mux.HandleFunc("GET /samples/latest.png", s.latestPNG)
+	mux.HandleFunc("POST /v1/checkpoint", func(w http.ResponseWriter, r *http.Request) { s.control(w, r, "checkpoint", trainer.CheckpointNow) })
+	mux.HandleFunc("POST /v1/stop", func(w http.ResponseWriter, r *http.Request) { s.control(w, r, "stop", trainer.StopNow) })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		// The page uses only its own inline script and style and this origin.
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.Write(page)
+	})
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ok, state, msg := s.mon.Ready()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if ok {
+		io.WriteString(w, "ready: training\n")
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	if msg != "" {
+		fmt.Fprintf(w, "not ready: %s: %s\n", state, msg)
+		return
+	}
+	fmt.Fprintf(w, "not ready: %s\n", state)
+}
+
+// history is the loss history as parallel arrays (compact for long runs).
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	pts := s.mon.History()
+	h := struct {
+		Step  []int64   `json:"step"`
+		Epoch []float64 `json:"epoch"`
+		DLoss []float64 `json:"d_loss"`
+		GLoss []float64 `json:"g_loss"`
+		DReal []float64 `json:"d_real"`
+		DFake []float64 `json:"d_fake"`
+	}{make([]int64, 0, len(pts)), make([]float64, 0, len(pts)), make([]float64, 0, len(pts)),
+		make([]float64, 0, len(pts)), make([]float64, 0, len(pts)), make([]float64, 0, len(pts))}
+	for _, p := range pts {
+		h.Step, h.Epoch = append(h.Step, p.Step), append(h.Epoch, p.Epoch)
+		h.DLoss, h.GLoss = append(h.DLoss, p.DLoss), append(h.GLoss, p.GLoss)
+		h.DReal, h.DFake = append(h.DReal, p.DReal), append(h.DFake, p.DFake)
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) latestPNG(w http.ResponseWriter, r *http.Request) {
+	png, step := s.mon.SamplePNG()
+	if png == nil {
+		httpError(w, http.StatusNotFound, "no sample grid yet: the first is written at the first sample_every step")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/png")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", strconv.Quote("step-"+strconv.FormatInt(step, 10)))
+	h.Set("X-Gantrain-Step", strconv.FormatInt(step, 10))
+	if match := r.Header.Get("If-None-Match"); match != "" && match == h.Get("ETag") {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(png)))
+	w.Write(png)
+}
+
+// control authorises a control request and hands the command to the run.
+func (s *Server) control(w http.ResponseWriter, r *http.Request, action string, kind trainer.CommandKind) {
+	code := s.controlCode(w, r, action, kind)
+	s.mon.m.controlRequests.WithLabelValues(action, strconv.Itoa(code)).Inc()
+}
+
+func (s *Server) controlCode(w http.ResponseWriter, r *http.Request, action string, kind trainer.CommandKind) int {
+	if s.opt.Token == "" || s.opt.Commands == nil {
+		return httpError(w, http.StatusForbidden, "the control API is off: start gantrain with --control-token-file or GANTRAIN_CONTROL_TOKEN to enable it")
+	}
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gantrain"`)
+		return httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	}
+	// The endpoints take no body; a large one is refused before it is read whole.
+	if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBodyBytes)); err != nil {
+		return httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxBodyBytes))
+	}
+	if ok, state, _ := s.mon.Ready(); !ok {
+		return httpError(w, http.StatusConflict, "the run is not training (state "+state+")")
+	}
+	reply := make(chan trainer.CommandResult, 1)
+	select {
+	case s.opt.Commands <- trainer.Command{Kind: kind, Reply: reply}:
+	default:
+		return httpError(w, http.StatusTooManyRequests, "another control request is pending; retry after it")
+	}
+	s.opt.Log.Info("control request", "action", action, "remote", r.RemoteAddr)
+	timer := time.NewTimer(commandWait)
+	defer timer.Stop()
+	select {
+	case res := <-reply:
+		if res.Err != nil {
+			return httpError(w, http.StatusInternalServerError, fmt.Sprintf("%s at step %d failed: %v", action, res.Step, res.Err))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"action": action, "step": res.Step, "checkpoint": res.Path})
+		return http.StatusOK
+	case <-timer.C:
+		writeJSON(w, http.StatusAccepted, map[string]any{"action": action, "status": "accepted; still running"})
+		return http.StatusAccepted
+	case <-r.Context().Done():
+		return 499 // client gone; the command still runs
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(prefix):])), []byte(s.opt.Token)) == 1
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "encode: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(raw, '\n'))
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) int {
+	raw, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(raw, '\n'))
+	return code
+}

@@ -1,0 +1,371 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/trainer"
+)
+
+// fakeRun plays a training run against a monitor: it serves commands like
+// trainer.Run does, between "steps".
+type fakeRun struct {
+	mon      *Monitor
+	commands chan trainer.Command
+}
+
+func newFakeRun(t *testing.T, token string) (*fakeRun, *httptest.Server) {
+	t.Helper()
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	r := &fakeRun{mon: mon, commands: make(chan trainer.Command, 1)}
+	srv := New(mon, Options{Addr: "127.0.0.1:0", Token: token, Commands: r.commands})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return r, ts
+}
+
+func (r *fakeRun) start(limit int64) {
+	r.mon.RunStarted(trainer.RunInfo{Config: config.Default(), Dir: "/runs/x", Backend: "cpu", Device: "test CPU",
+		StepLimit: limit, StepsPerEpoch: 500, ExamplesPerStep: 100})
+}
+
+func (r *fakeRun) step(n int64, observed bool) {
+	st := trainer.Stats{Step: n, Epoch: float64(n) / 500, DLoss: 1 / float64(n+1), GLoss: 2 + 1/float64(n+1),
+		DReal: 0.6, DFake: 0.4, LR: 0.1, Mom: 0.5}
+	r.mon.StepDone(trainer.StepReport{Stats: st, Observed: observed, Duration: time.Millisecond})
+}
+
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func post(t *testing.T, url, token string, body io.Reader) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, body)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	r, ts := newFakeRun(t, "")
+	if resp, _ := get(t, ts.URL+"/healthz"); resp.StatusCode != 200 {
+		t.Errorf("/healthz: %d", resp.StatusCode)
+	}
+	steps := []struct {
+		name  string
+		do    func()
+		code  int
+		want  string
+		ready float64
+	}{
+		{"starting", func() {}, 503, "starting", 0},
+		{"training", func() { r.start(0) }, 200, "training", 1},
+		{"diverged", func() {
+			r.mon.RunEnded(7, false, fmt.Errorf("step 7: d_loss is NaN: %w", trainer.ErrDiverged))
+		}, 503, "diverged: step 7: d_loss is NaN", 0},
+		{"restarted", func() { r.start(0) }, 200, "training", 1},
+		{"stopped", func() { r.mon.RunEnded(9, true, nil) }, 503, "stopped", 0},
+		{"failed", func() { r.mon.Fail(errors.New("no data")) }, 503, "failed: no data", 0},
+	}
+	for _, s := range steps {
+		s.do()
+		resp, body := get(t, ts.URL+"/readyz")
+		if resp.StatusCode != s.code || !strings.Contains(string(body), s.want) {
+			t.Errorf("%s: /readyz %d %q, want %d containing %q", s.name, resp.StatusCode, body, s.code, s.want)
+		}
+		if got := scrape(t, ts.URL)["gantrain_ready"]; got != s.ready {
+			t.Errorf("%s: gantrain_ready %v, want %v", s.name, got, s.ready)
+		}
+	}
+}
+
+// scrape parses /metrics into name{labels} → value.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, body := get(t, url+"/metrics")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.Metric {
+			key := name
+			for _, l := range m.Label {
+				key += fmt.Sprintf("{%s=%s}", l.GetName(), l.GetValue())
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[key+"_count"] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func TestMetricsFollowTheRun(t *testing.T) {
+	r, ts := newFakeRun(t, "")
+	r.start(1000)
+	for i := int64(1); i <= 10; i++ {
+		r.step(i, i%5 == 0)
+	}
+	r.mon.CheckpointWritten(trainer.CheckpointReport{Step: 10, Path: "/runs/x/c", Duration: 20 * time.Millisecond, Time: time.Unix(1700000000, 0)})
+	r.mon.CheckpointWritten(trainer.CheckpointReport{Step: 10, Err: errors.New("disk full")})
+	r.mon.Evaluated(10, map[string]float64{"parzen_log_likelihood": 225.5})
+	m := scrape(t, ts.URL)
+	want := map[string]float64{
+		"gantrain_steps_total":                               10,
+		"gantrain_step":                                      10,
+		"gantrain_examples_total":                            1000,
+		"gantrain_epoch":                                     0.02,
+		"gantrain_loss{net=discriminator}":                   1.0 / 11,
+		"gantrain_loss{net=generator}":                       2 + 1.0/11,
+		"gantrain_discriminator_output{input=real}":          0.6,
+		"gantrain_discriminator_output{input=fake}":          0.4,
+		"gantrain_learning_rate":                             0.1,
+		"gantrain_momentum":                                  0.5,
+		"gantrain_step_limit":                                1000,
+		"gantrain_step_duration_seconds_count":               10,
+		"gantrain_checkpoint_duration_seconds_count":         2,
+		"gantrain_checkpoint_failures_total":                 1,
+		"gantrain_checkpoint_last_success_timestamp_seconds": 1700000000,
+		"gantrain_evaluation{metric=parzen_log_likelihood}":  225.5,
+		"gantrain_ready":                                     1,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	var build bool
+	for k, v := range m {
+		if strings.HasPrefix(k, "gantrain_build_info{backend=cpu}{goversion=go") && strings.HasSuffix(k, "{version=test}") && v == 1 {
+			build = true
+		}
+	}
+	if !build {
+		t.Errorf("no gantrain_build_info{backend=cpu,goversion,version=test} 1 in %v", m)
+	}
+	for _, k := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("the Go and process collectors are missing %s", k)
+		}
+	}
+}
+
+func TestStatusAndHistory(t *testing.T) {
+	r, ts := newFakeRun(t, "")
+	if _, body := get(t, ts.URL+"/v1/status"); !strings.Contains(string(body), `"state":"starting"`) {
+		t.Errorf("status before the run: %s", body)
+	}
+	r.start(1000)
+	for i := int64(1); i <= 20; i++ {
+		r.step(i, i%10 == 0)
+		time.Sleep(2 * time.Millisecond)
+	}
+	r.mon.SamplesWritten(20, []byte("png"))
+	_, body := get(t, ts.URL+"/v1/status")
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateTraining || st.Step != 20 || st.ObservedStep != 20 || st.DLoss != 1.0/21 || st.StepLimit != 1000 ||
+		st.SampleStep != 20 || st.Config == nil || st.Config.Train.Batch != 100 || st.RunDir != "/runs/x" {
+		t.Errorf("status %+v", st)
+	}
+	if st.StepsPerSecond <= 0 || st.ExamplesPerSecond != 100*st.StepsPerSecond || st.ETASeconds == nil || *st.ETASeconds <= 0 {
+		t.Errorf("rates/ETA: %v steps/s, %v examples/s, eta %v", st.StepsPerSecond, st.ExamplesPerSecond, st.ETASeconds)
+	}
+	_, body = get(t, ts.URL+"/v1/history")
+	var h struct {
+		Step  []int64   `json:"step"`
+		DLoss []float64 `json:"d_loss"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(h.Step) != "[10 20]" || h.DLoss[1] != st.DLoss {
+		t.Errorf("history %s", body)
+	}
+}
+
+// A long run's history stays bounded, evenly thinned, and always ends at the newest
+// observed step.
+func TestHistoryThinning(t *testing.T) {
+	r, _ := newFakeRun(t, "")
+	r.start(0)
+	const n = 3*maxHistory + 7
+	for i := int64(1); i <= n; i++ {
+		r.step(i, true)
+		if i%97 != 0 && i < maxHistory-2 {
+			continue
+		}
+		h := r.mon.History()
+		if len(h) > maxHistory || h[len(h)-1].Step != i {
+			t.Fatalf("after %d steps: %d points ending at %d", i, len(h), h[len(h)-1].Step)
+		}
+	}
+	h := r.mon.History()
+	if len(h) < maxHistory/4 {
+		t.Errorf("only %d points kept of %d", len(h), n)
+	}
+	gap := h[1].Step - h[0].Step
+	for i := 1; i < len(h)-1; i++ {
+		if h[i].Step-h[i-1].Step != gap {
+			t.Fatalf("uneven thinning at %d: %d after %d (stride %d)", i, h[i].Step, h[i-1].Step, gap)
+		}
+	}
+}
+
+func TestLatestSample(t *testing.T) {
+	r, ts := newFakeRun(t, "")
+	if resp, _ := get(t, ts.URL+"/samples/latest.png"); resp.StatusCode != 404 {
+		t.Errorf("before any sample: %d, want 404", resp.StatusCode)
+	}
+	png := []byte("\x89PNG fake")
+	r.mon.SamplesWritten(500, png)
+	png[0] = 0 // the monitor must have copied it
+	resp, body := get(t, ts.URL+"/samples/latest.png")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" || string(body) != "\x89PNG fake" {
+		t.Fatalf("latest.png: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if resp, _ := get(t, ts.URL+"/samples/latest.png", "If-None-Match", resp.Header.Get("ETag")); resp.StatusCode != 304 {
+		t.Errorf("same ETag: %d, want 304", resp.StatusCode)
+	}
+}
+
+func TestPage(t *testing.T) {
+	_, ts := newFakeRun(t, "")
+	resp, body := get(t, ts.URL+"/")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Offline: nothing but this origin.
+	for _, bad := range []string{"http://", "https://", "//cdn", "@import", "<link"} {
+		if i := strings.Index(string(body), bad); i >= 0 && !strings.Contains(string(body[i:min(i+40, len(body))]), "www.w3.org/2000/svg") {
+			t.Errorf("page references %q: %s", bad, body[i:min(i+60, len(body))])
+		}
+	}
+	if resp, _ := get(t, ts.URL+"/nope"); resp.StatusCode != 404 {
+		t.Errorf("/nope: %d", resp.StatusCode)
+	}
+}
+
+func TestControl(t *testing.T) {
+	// Control is off without a token.
+	r0, ts0 := newFakeRun(t, "")
+	r0.start(0)
+	if code, m := post(t, ts0.URL+"/v1/checkpoint", "anything", nil); code != 403 || !strings.Contains(fmt.Sprint(m["error"]), "off") {
+		t.Errorf("no token configured: %d %v", code, m)
+	}
+
+	r, ts := newFakeRun(t, "s3cret")
+	if code, _ := post(t, ts.URL+"/v1/checkpoint", "s3cret", nil); code != 409 {
+		t.Errorf("before the run starts: %d, want 409", code)
+	}
+	r.start(0)
+	for _, tok := range []string{"", "wrong", "s3cre", "s3cret2"} {
+		if code, _ := post(t, ts.URL+"/v1/checkpoint", tok, nil); code != 401 {
+			t.Errorf("token %q: %d, want 401", tok, code)
+		}
+	}
+	if resp, _ := get(t, ts.URL+"/v1/stop", "Authorization", "Bearer s3cret"); resp.StatusCode != 405 {
+		t.Errorf("GET /v1/stop: %d, want 405", resp.StatusCode)
+	}
+	if code, _ := post(t, ts.URL+"/v1/checkpoint", "s3cret", strings.NewReader(strings.Repeat("x", maxBodyBytes+1))); code != 413 {
+		t.Errorf("large body: %d, want 413", code)
+	}
+	if len(r.commands) != 0 {
+		t.Fatalf("refused requests queued %d commands", len(r.commands))
+	}
+
+	// The run serves one command: the reply carries the checkpoint.
+	go func() {
+		cmd := <-r.commands
+		cmd.Reply <- trainer.CommandResult{Step: 42, Path: "/runs/x/checkpoints/step-000000042.safetensors"}
+	}()
+	code, m := post(t, ts.URL+"/v1/checkpoint", "s3cret", nil)
+	if code != 200 || m["step"] != 42.0 || !strings.HasSuffix(fmt.Sprint(m["checkpoint"]), "step-000000042.safetensors") {
+		t.Errorf("checkpoint: %d %v", code, m)
+	}
+	// A failed command is a 500 naming the error.
+	go func() {
+		cmd := <-r.commands
+		cmd.Reply <- trainer.CommandResult{Step: 43, Err: errors.New("disk full")}
+	}()
+	if code, m := post(t, ts.URL+"/v1/stop", "s3cret", nil); code != 500 || !strings.Contains(fmt.Sprint(m["error"]), "disk full") {
+		t.Errorf("failed stop: %d %v", code, m)
+	}
+	// While one command is pending (the run is inside a long step), another is refused.
+	r.commands <- trainer.Command{Kind: trainer.CheckpointNow}
+	if code, _ := post(t, ts.URL+"/v1/checkpoint", "s3cret", nil); code != 429 {
+		t.Errorf("second pending command: %d, want 429", code)
+	}
+	m2 := scrape(t, ts.URL)
+	if m2["gantrain_control_requests_total{action=checkpoint}{code=401}"] != 4 || m2["gantrain_control_requests_total{action=checkpoint}{code=200}"] != 1 {
+		t.Errorf("control request counters: %v", m2)
+	}
+}
+
+func TestServerLifecycle(t *testing.T) {
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	s := New(mon, Options{Addr: "127.0.0.1:0"})
+	if s.srv.ReadHeaderTimeout == 0 || s.srv.ReadTimeout == 0 || s.srv.WriteTimeout == 0 || s.srv.IdleTimeout == 0 || s.srv.MaxHeaderBytes == 0 {
+		t.Errorf("server limits unset: %+v", s.srv)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := get(t, "http://"+s.Addr()+"/healthz")
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz %d", resp.StatusCode)
+	}
+	// A second server on the same port fails with an error naming the address.
+	s2 := New(mon, Options{Addr: s.Addr()})
+	if err := s2.Start(); err == nil || !strings.Contains(err.Error(), s.Addr()) {
+		t.Errorf("second listen: %v", err)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
