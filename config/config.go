@@ -74,6 +74,12 @@ type Train struct {
 	// Epochs and Steps bound the run (0: no bound); the first reached ends it.
 	Epochs int   `yaml:"epochs" json:"epochs"`
 	Steps  int64 `yaml:"steps" json:"steps"`
+	// OnDivergence is what a NaN or infinite loss or parameter does: stop (the run
+	// ends with an error) or rollback (restore the newest checkpoint, multiply both
+	// learning rates by RollbackLRFactor and go on, at most MaxRollbacks times).
+	OnDivergence     string  `yaml:"on_divergence" json:"on_divergence"`
+	MaxRollbacks     int     `yaml:"max_rollbacks" json:"max_rollbacks"`
+	RollbackLRFactor float64 `yaml:"rollback_lr_factor" json:"rollback_lr_factor"`
 }
 
 // Optimizer is the update rule and its schedule, the same for both nets.
@@ -129,7 +135,8 @@ func Default() Config {
 		Noise:         Noise{Dim: 100, Dist: "uniform"},
 		Generator:     model.PaperGenerator(),
 		Discriminator: model.PaperDiscriminator(),
-		Train:         Train{Seed: 1, Batch: 100, K: 1, Update: "alternating", GLoss: "nonsaturating", RealLabel: 1, Epochs: 30},
+		Train: Train{Seed: 1, Batch: 100, K: 1, Update: "alternating", GLoss: "nonsaturating", RealLabel: 1, Epochs: 30,
+			OnDivergence: "stop", MaxRollbacks: 3, RollbackLRFactor: 0.5},
 		Optimizer: Optimizer{Kind: "sgd", LR: 0.1, LRDecay: 1.000004, LRFloor: 1e-6,
 			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
@@ -246,6 +253,15 @@ func (c *Config) Validate() error {
 	}
 	if t.Epochs < 0 || t.Steps < 0 {
 		bad("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)
+	}
+	if t.OnDivergence != "stop" && t.OnDivergence != "rollback" {
+		bad("train.on_divergence", "unknown action %q (want stop or rollback)", t.OnDivergence)
+	}
+	if t.MaxRollbacks < 0 || t.MaxRollbacks > 100 {
+		bad("train.max_rollbacks", "must be in 0..100, got %d", t.MaxRollbacks)
+	}
+	if !(t.RollbackLRFactor > 0 && t.RollbackLRFactor < 1) {
+		bad("train.rollback_lr_factor", "must be in (0, 1), got %g", t.RollbackLRFactor)
 	}
 	o := c.Optimizer
 	finite := func(field string, v, lo, hi float64) {

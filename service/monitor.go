@@ -178,6 +178,10 @@ func (mon *Monitor) examplesPerStep() int {
 // addPoint appends to the history, thinning it to every other point when full.
 // The newest point is always kept, so the curve ends at the status values.
 func (mon *Monitor) addPoint(p Point) {
+	// After a divergence rollback the run repeats steps: the abandoned ones go.
+	for len(mon.history) > 0 && mon.history[len(mon.history)-1].Step >= p.Step {
+		mon.history = mon.history[:len(mon.history)-1]
+	}
 	n := len(mon.history)
 	if n > 0 && mon.history[n-1].Step%mon.stride != 0 {
 		mon.history = mon.history[:n-1] // the previous newest was kept only for being newest

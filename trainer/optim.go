@@ -16,10 +16,11 @@ type optimizer struct {
 	net   *model.Net
 	state []backend.Tensor // sgd: velocity; adam: first and second moments
 	t     int              // updates applied so far
+	scale float64          // learning-rate multiplier: 1, lowered by divergence rollbacks
 }
 
 func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net) (*optimizer, error) {
-	o := &optimizer{cfg: cfg, net: net}
+	o := &optimizer{cfg: cfg, net: net, scale: 1}
 	n := 1
 	if cfg.Kind == "adam" {
 		n = 2
@@ -48,9 +49,9 @@ func (o *optimizer) arenas() ([]backend.Tensor, []string) {
 // minibatch for SGD (0.1 / 1.000004^t, floored), constant for Adam.
 func (o *optimizer) lr() float64 {
 	if o.cfg.Kind != "sgd" {
-		return o.cfg.LR
+		return o.scale * o.cfg.LR
 	}
-	return math.Max(o.cfg.LR/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
+	return o.scale * math.Max(o.cfg.LR/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
 }
 
 // momentum is SGD's momentum during epoch (0-based count of finished epochs): the

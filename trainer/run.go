@@ -66,14 +66,12 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	}); err != nil {
 		return fmt.Errorf("write effective config: %w", err)
 	}
-	if err := truncateMetrics(filepath.Join(opt.Dir, "metrics.jsonl"), t.step); err != nil {
+	metricsPath := filepath.Join(opt.Dir, "metrics.jsonl")
+	metrics, err := openMetrics(metricsPath, t.step)
+	if err != nil {
 		return err
 	}
-	metrics, err := os.OpenFile(filepath.Join(opt.Dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("metrics log: %w", err)
-	}
-	defer metrics.Close()
+	defer func() { metrics.Close() }()
 
 	out := t.cfg.Output
 	every := func(n int) bool { return n > 0 && t.step%int64(n) == 0 }
@@ -87,6 +85,27 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	lastT, lastStep := time.Now(), t.step
 	lastCkpt, lastSample := int64(-1), int64(-1)
 	var stopCmd *Command
+	if t.cfg.Train.OnDivergence == "rollback" && t.lastCheckpointStep(opt.Dir) < 0 {
+		// A rollback needs a checkpoint to return to, even before the first period.
+		if _, err := t.writeCheckpoint(opt.Dir, obs); err != nil {
+			return err
+		}
+		lastCkpt = t.step
+	}
+	// diverged rolls back (when configured and allowed) and reopens the metrics log
+	// truncated to the restored step; otherwise it returns err.
+	diverged := func(err error) error {
+		bar.clear()
+		if err := t.rollback(opt.Dir, err); err != nil {
+			return err
+		}
+		metrics.Close()
+		if metrics, err = openMetrics(metricsPath, t.step); err != nil {
+			return err
+		}
+		lastCkpt, lastSample, lastStep, lastT = t.step, -1, t.step, time.Now()
+		return nil
+	}
 loop:
 	for !t.Done() {
 		if ctx.Err() != nil {
@@ -106,7 +125,10 @@ loop:
 				}
 				reply(cmd, CommandResult{Step: t.step, Path: path, Err: err})
 				if errors.Is(err, ErrDiverged) {
-					return err
+					if err := diverged(err); err != nil {
+						return err
+					}
+					continue
 				}
 			case StopNow:
 				bar.clear()
@@ -129,8 +151,11 @@ loop:
 		}
 		if observe {
 			if bad := firstNonFinite(st); bad != "" {
-				bar.clear()
-				return fmt.Errorf("step %d: %s is %v: %w (the last checkpoint, step %d, is kept)", st.Step, bad, st.value(bad), ErrDiverged, t.lastCheckpointStep(opt.Dir))
+				err := fmt.Errorf("step %d: %s is %v: %w (the last checkpoint, step %d, is kept)", st.Step, bad, st.value(bad), ErrDiverged, t.lastCheckpointStep(opt.Dir))
+				if err := diverged(err); err != nil {
+					return err
+				}
+				continue
 			}
 			bar.update(st)
 		}
@@ -168,7 +193,10 @@ loop:
 			if _, err := t.writeCheckpoint(opt.Dir, obs); err == nil {
 				lastCkpt = t.step
 			} else if errors.Is(err, ErrDiverged) {
-				return err
+				if err := diverged(err); err != nil {
+					return err
+				}
+				continue
 			} else {
 				bar.clear()
 				t.log.Error("checkpoint failed; training continues", "step", t.step, "err", err)
@@ -224,6 +252,40 @@ func (t *Trainer) lastCheckpointStep(dir string) int64 {
 // stepsPerEpoch is the number of iterations in one pass over the training set.
 func (t *Trainer) stepsPerEpoch() int64 {
 	return int64(t.nTrain / (t.cfg.Train.Batch * t.cfg.Train.K))
+}
+
+// openMetrics opens metrics.jsonl for appending, first dropping records past step.
+func openMetrics(path string, step int64) (*os.File, error) {
+	if err := truncateMetrics(path, step); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("metrics log: %w", err)
+	}
+	return f, nil
+}
+
+// rollback answers a divergence (err): with on_divergence rollback and rollbacks
+// left, it restores the newest good checkpoint, multiplies the learning rates by
+// rollback_lr_factor and returns nil; otherwise it returns err.
+func (t *Trainer) rollback(dir string, err error) error {
+	c := t.cfg.Train
+	if c.OnDivergence != "rollback" {
+		return err
+	}
+	if t.rollbacks >= c.MaxRollbacks {
+		return fmt.Errorf("%w; giving up after %d rollbacks (train.max_rollbacks)", err, t.rollbacks)
+	}
+	scale, n, from := t.optG.scale*c.RollbackLRFactor, t.rollbacks+1, t.step
+	rep, rerr := t.ResumeLatest(dir)
+	if rerr != nil {
+		return fmt.Errorf("%w; rollback failed: %v", err, rerr)
+	}
+	t.optG.scale, t.optD.scale, t.rollbacks = scale, scale, n
+	t.log.Warn("training diverged; rolled back to the newest checkpoint with lower learning rates",
+		"at_step", from, "to_step", rep.Step, "lr_scale", scale, "rollback", n, "max", c.MaxRollbacks, "cause", err)
+	return nil
 }
 
 // truncateMetrics drops the records of metrics.jsonl past step: a run resumed from

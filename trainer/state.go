@@ -26,6 +26,8 @@ const (
 	metaUpdatesG     = "gantrain.updates.generator"
 	metaUpdatesD     = "gantrain.updates.discriminator"
 	metaShape        = "gantrain.data_shape"
+	metaLRScale      = "gantrain.lr_scale"
+	metaRollbacks    = "gantrain.rollbacks"
 	formatVersion    = "1"
 )
 
@@ -82,6 +84,8 @@ func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
 	f.Metadata[metaUpdatesG] = strconv.Itoa(t.optG.t)
 	f.Metadata[metaUpdatesD] = strconv.Itoa(t.optD.t)
 	f.Metadata[metaShape] = fmt.Sprintf("%d,%d,%d", t.shape.H, t.shape.W, t.shape.C)
+	f.Metadata[metaLRScale] = strconv.FormatFloat(t.optG.scale, 'g', -1, 64)
+	f.Metadata[metaRollbacks] = strconv.Itoa(t.rollbacks)
 	return f, nil
 }
 
@@ -191,6 +195,20 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 	if pos > int64(t.nTrain) {
 		return fmt.Errorf("%w: data position %d beyond %d training examples", checkpoint.ErrInvalid, pos, t.nTrain)
 	}
+	// Older checkpoints have no rollback state: scale 1, none done.
+	scale, rollbacks := 1.0, int64(0)
+	if v, ok := f.Metadata[metaLRScale]; ok {
+		var err error
+		if scale, err = strconv.ParseFloat(v, 64); err != nil || !(scale > 0 && scale <= 1) {
+			return fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, metaLRScale, v)
+		}
+	}
+	if v, ok := f.Metadata[metaRollbacks]; ok {
+		var err error
+		if rollbacks, err = strconv.ParseInt(v, 10, 32); err != nil || rollbacks < 0 {
+			return fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, metaRollbacks, v)
+		}
+	}
 	for _, opt := range []*optimizer{t.optG, t.optD} {
 		arenas, suffixes := opt.arenas()
 		for k, arena := range arenas {
@@ -201,6 +219,7 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 	}
 	t.step, t.epoch, t.pos = step, int(epoch), int(pos)
 	t.optG.t, t.optD.t = int(ug), int(ud)
+	t.optG.scale, t.optD.scale, t.rollbacks = scale, scale, int(rollbacks)
 	return t.shuffle()
 }
 

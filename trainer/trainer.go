@@ -102,6 +102,8 @@ type Trainer struct {
 	sampleZ    backend.Tensor
 	samplePass *model.Pass
 
+	rollbacks int // divergence rollbacks done (on_divergence: rollback)
+
 	step  int64 // iterations completed
 	epoch int   // epochs completed
 	pos   int   // next position in order
