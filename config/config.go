@@ -34,6 +34,7 @@ type Config struct {
 	Optimizer     Optimizer         `yaml:"optimizer" json:"optimizer"`
 	Output        Output            `yaml:"output" json:"output"`
 	Backend       Backend           `yaml:"backend" json:"backend"`
+	Eval          Eval              `yaml:"eval" json:"eval"`
 }
 
 // Data chooses the training set.
@@ -127,6 +128,18 @@ type Backend struct {
 	Threads int `yaml:"threads" json:"threads"`
 }
 
+// Eval is the periodic evaluation of the generator during a run (package eval): the
+// paper's Parzen-window log-likelihood and the MNIST classifier's scores.
+type Eval struct {
+	// EveryEpochs evaluates after every N epochs (0: never). MNIST only.
+	EveryEpochs int `yaml:"every_epochs" json:"every_epochs"`
+	// Parzen and Classifier choose the evaluations (at least one when on).
+	Parzen     bool `yaml:"parzen" json:"parzen"`
+	Classifier bool `yaml:"classifier" json:"classifier"`
+	// Samples is the number of generated samples (the paper's Parzen procedure: 10000).
+	Samples int `yaml:"samples" json:"samples"`
+}
+
 // Default is the 2014 paper's MNIST configuration (published code: simultaneous
 // update; here alternating Algorithm 1 by default, simultaneous on request).
 func Default() Config {
@@ -142,6 +155,7 @@ func Default() Config {
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
 		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, KeepCheckpoints: 5, Samples: 100, Progress: "auto"},
 		Backend: Backend{Device: "cpu", BLAS: "auto"},
+		Eval:    Eval{Parzen: true, Classifier: true, Samples: 10000},
 	}
 }
 
@@ -312,6 +326,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Backend.Threads < 0 || c.Backend.Threads > 1024 {
 		bad("backend.threads", "must be in 0..1024, got %d", c.Backend.Threads)
+	}
+	ev := c.Eval
+	if ev.EveryEpochs < 0 {
+		bad("eval.every_epochs", "must be ≥ 0 (0: no evaluation), got %d", ev.EveryEpochs)
+	}
+	// Samples is checked when evaluation is on or the field is set (configs from
+	// before the eval section have 0).
+	if (ev.EveryEpochs > 0 || ev.Samples != 0) && (ev.Samples < 2 || ev.Samples > 60000) {
+		bad("eval.samples", "must be in 2..60000, got %d", ev.Samples)
+	}
+	if ev.EveryEpochs > 0 {
+		if !ev.Parzen && !ev.Classifier {
+			bad("eval.parzen", "evaluation is on (every_epochs %d) but parzen and classifier are both false", ev.EveryEpochs)
+		}
+		if c.Data.Set != MNIST {
+			bad("eval.every_epochs", "the evaluation measures MNIST generators; data.set is %s", c.Data.Set)
+		}
 	}
 	return errors.Join(errs...)
 }

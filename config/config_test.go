@@ -51,6 +51,10 @@ func TestParse(t *testing.T) {
 		{"unknown layer field", "generator:\n  - {type: dense, unit: 3}\n", nil, "unit"},
 		{"wrong type", "train:\n  batch: many\n", nil, "many"},
 		{"syntax", "train: [\n", nil, "cfg.yaml"},
+		{"eval", "eval:\n  every_epochs: 5\n  parzen: false\n", func(c Config) bool {
+			return c.Eval == Eval{EveryEpochs: 5, Parzen: false, Classifier: true, Samples: 10000}
+		}, ""},
+		{"unknown eval field", "eval:\n  every: 5\n", nil, "every"},
 	} {
 		c, err := Parse([]byte(tc.doc), "cfg.yaml", Default())
 		if tc.wantErr != "" {
@@ -83,6 +87,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Output.Samples = 0 }, "output.samples"},
 		{func(c *Config) { c.Backend.Device = "cuda:x" }, "backend.device"},
 		{func(c *Config) { c.Backend.BLAS = "mkl" }, "backend.blas"},
+		{func(c *Config) { c.Eval.EveryEpochs = -1 }, "eval.every_epochs"},
+		{func(c *Config) { c.Eval.Samples = 1 }, "eval.samples"},
+		{func(c *Config) { c.Eval.EveryEpochs = 1; c.Eval.Samples = 0 }, "eval.samples"},
+		{func(c *Config) { c.Eval.EveryEpochs = 1; c.Eval.Parzen, c.Eval.Classifier = false, false }, "eval.parzen"},
+		{func(c *Config) { RingDefaults(c); c.Eval.EveryEpochs = 1 }, "eval.every_epochs"},
 		{func(c *Config) { c.Discriminator = c.Discriminator[:5] }, "discriminator"},
 		{func(c *Config) { c.Generator[0].Activation = "swish" }, "swish"},
 		{func(c *Config) { c.Discriminator[0].Keep = 0 }, "keep"},
@@ -120,4 +129,21 @@ func FuzzParse(f *testing.F) {
 			_ = c.Validate() // must not panic
 		}
 	})
+}
+
+// Evaluation is off by default, and a config written before the eval section
+// (all zero) is still valid.
+func TestEvalDefaults(t *testing.T) {
+	c := Default()
+	if c.Eval.EveryEpochs != 0 || !c.Eval.Parzen || !c.Eval.Classifier || c.Eval.Samples != 10000 {
+		t.Errorf("eval defaults %+v", c.Eval)
+	}
+	c.Eval = Eval{}
+	if err := c.Validate(); err != nil {
+		t.Errorf("a config without the eval section: %v", err)
+	}
+	c.Eval = Eval{EveryEpochs: 10, Classifier: true, Samples: 2000}
+	if err := c.Validate(); err != nil {
+		t.Errorf("periodic classifier evaluation: %v", err)
+	}
 }

@@ -3,6 +3,8 @@
 //
 //	gantrain train [flags]             train (the paper's MNIST GAN by default)
 //	gantrain sample --checkpoint F     draw samples from a checkpoint
+//	gantrain eval --checkpoint F       Parzen log-likelihood and classifier scores
+//	gantrain classifier train          train the evaluation's MNIST classifier
 //	gantrain version                   print the version
 //
 // Every command takes --help. Bad flags or configs exit with status 2, failures
@@ -38,6 +40,8 @@ const topUsage = `gantrain trains generative adversarial nets (Goodfellow et al.
 Usage:
   gantrain train  [flags]   train a GAN (default: the paper's MNIST model on real MNIST)
   gantrain sample [flags]   draw samples from a checkpoint into a PNG grid or an .npy file
+  gantrain eval   [flags]   Parzen log-likelihood, classifier score, Fréchet distance of a checkpoint
+  gantrain classifier train [flags]   train the MNIST classifier behind 'eval --classifier'
   gantrain version          print version, backend and Go version
 
 Run 'gantrain <command> --help' for the flags of a command.
@@ -67,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = trainCmd(ctx, args[1:], stdout, stderr)
 	case "sample":
 		err = sampleCmd(ctx, args[1:], stdout, stderr)
+	case "eval":
+		err = evalCmd(ctx, args[1:], stdout, stderr)
+	case "classifier":
+		err = classifierCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "gantrain %s (backends: %s; %s)\n", version, backendsBuilt, runtime.Version())
 		return 0
