@@ -151,7 +151,7 @@ func TestMetricsFollowTheRun(t *testing.T) {
 	}
 	r.mon.CheckpointWritten(trainer.CheckpointReport{Step: 10, Path: "/runs/x/c", Duration: 20 * time.Millisecond, Time: time.Unix(1700000000, 0)})
 	r.mon.CheckpointWritten(trainer.CheckpointReport{Step: 10, Err: errors.New("disk full")})
-	r.mon.Evaluated(10, map[string]float64{"parzen_log_likelihood": 225.5})
+	r.mon.Evaluated(10, map[string]float64{"parzen_ll": 225.5})
 	m := scrape(t, ts.URL)
 	want := map[string]float64{
 		"gantrain_steps_total":                               10,
@@ -169,7 +169,7 @@ func TestMetricsFollowTheRun(t *testing.T) {
 		"gantrain_checkpoint_duration_seconds_count":         2,
 		"gantrain_checkpoint_failures_total":                 1,
 		"gantrain_checkpoint_last_success_timestamp_seconds": 1700000000,
-		"gantrain_evaluation{metric=parzen_log_likelihood}":  225.5,
+		"gantrain_evaluation{metric=parzen_ll}":              225.5,
 		"gantrain_ready":                                     1,
 	}
 	for k, v := range want {

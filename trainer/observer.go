@@ -23,6 +23,8 @@ type Observer interface {
 	SamplesWritten(step int64, png []byte)
 	// CheckpointWritten reports a checkpoint attempt; Err is set when it failed.
 	CheckpointWritten(CheckpointReport)
+	// Evaluated reports the metrics of a periodic evaluation at step.
+	Evaluated(step int64, metrics map[string]float64)
 	// RunEnded is called once when Run returns, with its error (nil when the run
 	// reached its limit or was stopped on request).
 	RunEnded(step int64, stopped bool, err error)
@@ -88,8 +90,9 @@ type CommandResult struct {
 // nopObserver is the Observer of runs nobody watches.
 type nopObserver struct{}
 
-func (nopObserver) RunStarted(RunInfo)                 {}
-func (nopObserver) StepDone(StepReport)                {}
-func (nopObserver) SamplesWritten(int64, []byte)       {}
-func (nopObserver) CheckpointWritten(CheckpointReport) {}
-func (nopObserver) RunEnded(int64, bool, error)        {}
+func (nopObserver) RunStarted(RunInfo)                  {}
+func (nopObserver) StepDone(StepReport)                 {}
+func (nopObserver) SamplesWritten(int64, []byte)        {}
+func (nopObserver) CheckpointWritten(CheckpointReport)  {}
+func (nopObserver) RunEnded(int64, bool, error)         {}
+func (nopObserver) Evaluated(int64, map[string]float64) {}

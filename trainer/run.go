@@ -38,6 +38,10 @@ type RunOptions struct {
 	// Commands, when not nil, delivers requests (checkpoint now, stop) that Run
 	// serves between steps.
 	Commands <-chan Command
+	// Evaluator, when not nil and the config's eval.every_epochs is set, scores
+	// eval.samples samples of G after every that many epochs; the best-scoring
+	// checkpoint is kept (checkpoints/best.json names it).
+	Evaluator Evaluator
 }
 
 // Run trains until the step or epoch limit, until ctx is cancelled or until a StopNow
@@ -82,6 +86,10 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	obs.RunStarted(RunInfo{Config: t.cfg, Dir: opt.Dir, Backend: t.b.Name(), Device: t.b.Describe(),
 		StartStep: t.step, StepLimit: bar.total, StepsPerEpoch: t.stepsPerEpoch(),
 		ExamplesPerStep: t.cfg.Train.Batch * t.cfg.Train.K})
+	ev, err := t.newEvaluation(opt.Evaluator)
+	if err != nil {
+		return err
+	}
 	lastT, lastStep := time.Now(), t.step
 	lastCkpt, lastSample := int64(-1), int64(-1)
 	var stopCmd *Command
@@ -200,6 +208,19 @@ loop:
 			} else {
 				bar.clear()
 				t.log.Error("checkpoint failed; training continues", "step", t.step, "err", err)
+			}
+		}
+		if ev.due(t) {
+			bar.clear()
+			wrote, err := t.evaluate(ctx, ev, opt.Dir, metrics, obs, lastCkpt == t.step)
+			if wrote {
+				lastCkpt = t.step
+			}
+			if err != nil {
+				if t.b.Err() != nil || errors.Is(err, ErrDiverged) {
+					return err
+				}
+				t.log.Error("evaluation failed; training continues", "step", t.step, "err", err)
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/eval"
 	"github.com/gantrain/gantrain/service"
 	"github.com/gantrain/gantrain/trainer"
 )
@@ -243,7 +244,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // train loads the data, opens the backend, builds (or resumes) the trainer and runs it.
 func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logger, mon *service.Monitor, commands chan trainer.Command, stderr io.Writer) error {
-	sets, marks, err := loadData(ctx, cfg)
+	sets, marks, splits, err := loadData(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -256,6 +257,14 @@ func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logg
 	t, err := trainer.New(cfg, b, sets, log)
 	if err != nil {
 		return err
+	}
+	var evaluator trainer.Evaluator
+	if cfg.Eval.EveryEpochs > 0 {
+		suite, err := eval.NewSuite(b, splits, eval.Options{Parzen: cfg.Eval.Parzen, Classifier: cfg.Eval.Classifier, Samples: cfg.Eval.Samples})
+		if err != nil {
+			return fmt.Errorf("evaluation: %w", err)
+		}
+		evaluator = suiteEvaluator{suite}
 	}
 	if f.resume != "" {
 		rep, err := t.ResumeLatest(f.resume)
@@ -270,7 +279,7 @@ func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logg
 	log.Info("ready", "setup", time.Since(start).Round(time.Millisecond).String())
 	bar := cfg.Output.Progress == "bar" || (cfg.Output.Progress == "auto" && isTerminal(stderr))
 	return t.Run(ctx, trainer.RunOptions{Dir: cfg.Output.Dir, Shape: sets.Shape, Marks: marks, Progress: stderr, Bar: bar,
-		Observer: mon, Commands: commands})
+		Observer: mon, Commands: commands, Evaluator: evaluator})
 }
 
 func isTerminal(w io.Writer) bool {
@@ -278,23 +287,34 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// suiteEvaluator adapts eval.Suite to the trainer's Evaluator.
+type suiteEvaluator struct{ s *eval.Suite }
+
+func (e suiteEvaluator) Evaluate(ctx context.Context, x []float32) (map[string]float64, error) {
+	r, err := e.s.Evaluate(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return r.Metrics(), nil
+}
+
 // loadData loads the training set the config names; for the ring it also returns the
-// mode centres (pairs) to mark on scatter plots.
-func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, error) {
+// mode centres (pairs) to mark on scatter plots, for MNIST all three splits.
+func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, *data.Splits, error) {
 	switch cfg.Data.Set {
 	case config.MNIST:
 		dir := cfg.Data.Dir
 		if dir == "" {
 			var err error
 			if dir, err = data.FindMNIST(ctx); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		splits, err := data.LoadMNIST(dir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return splits.Train, nil, nil
+		return splits.Train, nil, splits, nil
 	case config.Ring:
 		d := cfg.Data
 		set := data.Ring(d.RingPoints, d.RingModes, d.RingRadius, d.RingStd, cfg.Train.Seed)
@@ -302,12 +322,12 @@ func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, err
 		for _, m := range data.RingModes(d.RingModes, d.RingRadius) {
 			marks = append(marks, float32(m[0]), float32(m[1]))
 		}
-		return set, marks, nil
+		return set, marks, nil, nil
 	case config.Images:
 		set, err := data.LoadImageFolder(cfg.Data.Dir)
-		return set, nil, err
+		return set, nil, nil, err
 	}
-	return nil, nil, usagef("unknown data set %q", cfg.Data.Set)
+	return nil, nil, nil, usagef("unknown data set %q", cfg.Data.Set)
 }
 
 // backendName is the backend the config's device selects: cpu or cuda.
