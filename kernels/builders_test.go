@@ -1,0 +1,66 @@
+package kernels
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gantrain/gantrain/backend"
+)
+
+// Every plan has grids and blocks a device accepts, and split-K slices that cover K
+// exactly once with partials that fit in the workspace.
+func TestPlansWithinLimits(t *testing.T) {
+	for _, d := range []Device{{}, {SMs: 1}, {SMs: 132}, {SMs: 132, TF32: true}, {SMs: 10000}} {
+		for _, s := range [][3]int{{1, 1, 1}, {100, 784, 1200}, {100, 1200, 1}, {4096, 1200, 1200}, {37, 53, 29}, {200000, 784, 240}, {3, 100000, 5}} {
+			n, in, out := s[0], s[1], s[2]
+			act := backend.Act{Kind: backend.ReLU}
+			ls := append(DenseForward(d, 1, 2, 3, 4, n, in, out, act, 5), DenseBackward(d, 6, 7, 8, 9, 2, 1, 3, n, in, out, act, 5)...)
+			ls = append(ls, ClipColumnNorms(d, 3, in, out, 1, 5)...)
+			for _, l := range ls {
+				threads := l.Block[0] * l.Block[1] * l.Block[2]
+				if threads == 0 || threads > 1024 || threads%32 != 0 || l.Grid[0] == 0 || l.Grid[1] == 0 || l.Grid[2] == 0 ||
+					l.Grid[1] > 65535 || l.Grid[2] > 65535 {
+					t.Errorf("%+v %v: %v has a bad geometry", d, s, l)
+				}
+				if strings.HasPrefix(l.Kernel, "matmul_") && !strings.Contains(l.Kernel, "reduce") {
+					m, nn, k, kchunk := int(int32(l.Args[4].Bits)), int(int32(l.Args[5].Bits)), int(int32(l.Args[6].Bits)), int(int32(l.Args[9].Bits))
+					split := int(l.Grid[2])
+					if kchunk%tileK != 0 || (split-1)*kchunk >= k || split*kchunk < k {
+						t.Errorf("%+v %v: %v: split %d × %d does not cover K = %d in non-empty slices", d, s, l.Kernel, split, kchunk, k)
+					}
+					if split > 1 && split*m*nn*4 > WorkspaceBytes(d) {
+						t.Errorf("%+v %v: %v: %d partials of %d×%d exceed the workspace", d, s, l.Kernel, split, m, nn)
+					}
+				}
+				if l.Kernel == "column_sumsq_partial" && int(l.Grid[1])*out*8 > WorkspaceBytes(d) {
+					t.Errorf("%+v %v: column partials exceed the workspace", d, s)
+				}
+			}
+		}
+	}
+}
+
+// A batch-100 layer on an H100 is split so that the device is busy.
+func TestSmallLayerFillsDevice(t *testing.T) {
+	d := Device{SMs: 132}
+	ls := DenseForward(d, 1, 2, 3, 4, 100, 1200, 1200, backend.Act{}, 5)
+	g := ls[0].Grid
+	if blocks := g[0] * g[1] * g[2]; blocks < 132 || len(ls) != 2 {
+		t.Errorf("100×1200×1200 on 132 SMs: %d blocks in %d launches, want ≥ 132 blocks and a split-K reduce", blocks, len(ls))
+	}
+}
+
+func TestPTX(t *testing.T) {
+	for _, c := range []struct {
+		major, minor int
+		target       string
+	}{{8, 0, "sm_80"}, {8, 9, "sm_80"}, {9, 0, "sm_90"}, {12, 0, "sm_90"}} {
+		p, err := PTX(c.major, c.minor)
+		if err != nil || !strings.Contains(p, ".target "+c.target) {
+			t.Errorf("PTX(%d, %d): target %s wanted, err %v", c.major, c.minor, c.target, err)
+		}
+	}
+	if _, err := PTX(7, 5); err == nil || !strings.Contains(err.Error(), "needs compute capability 8.0 or newer (Ampere)") {
+		t.Errorf("PTX(7, 5) = %v", err)
+	}
+}

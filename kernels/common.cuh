@@ -1,0 +1,112 @@
+// common.cuh: definitions shared by gantrain's kernels. Compiled by nvcc for the PTX
+// modules and, through shim/cuda_shim.h, by g++ for the CPU-thread shim tests.
+#pragma once
+
+// Geometry shared with builders.go.
+#define GT_EW_THREADS 256  // threads per block of elementwise and row kernels
+#define GT_TILE_M 64       // rows of C per matmul block
+#define GT_TILE_N 64       // columns of C per matmul block
+#define GT_TILE_K 16       // depth of one shared-memory stage of a matmul
+#define GT_TILE_PAD 8      // padding of a shared tile row (conflict-free tf32 fragment loads)
+#define GT_COL_W 32        // columns per block of the column kernels (block 32×8)
+#define GT_COL_H 8
+
+// Activation kinds: the values of backend.Activation.
+#define GT_ACT_IDENTITY 0
+#define GT_ACT_RELU 1
+#define GT_ACT_LEAKY_RELU 2
+#define GT_ACT_SIGMOID 3
+#define GT_ACT_TANH 4
+
+#define GT_FULL_MASK 0xffffffffu
+
+// gt_for_each is a grid-stride loop over [0, n) with a 64-bit index.
+#define gt_for_each(i, n)                                                        \
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+       i += (long long)blockDim.x * gridDim.x)
+
+__device__ __forceinline__ float gt_nanf() { return __int_as_float(0x7fc00000); }
+__device__ __forceinline__ double gt_nan() { return __longlong_as_double(0x7ff8000000000000ll); }
+
+// gt_max_nan is Go's max for float32: NaN if either operand is NaN.
+__device__ __forceinline__ float gt_max_nan(float a, float b) {
+  if (a != a) return a;
+  if (b != b) return b;
+  return b > a ? b : a;
+}
+
+// gt_sigmoid is cpu.sigmoid: 1/(1+e^{−x}) in float64, without overflow, rounded once.
+__device__ __forceinline__ float gt_sigmoid(float x) {
+  if (x >= 0.0f) return __double2float_rn(1.0 / (1.0 + exp(-(double)x)));
+  double e = exp((double)x);
+  return __double2float_rn(e / (1.0 + e));
+}
+
+// gt_activate is cpu.biasActivate's activation of z = x·w + b.
+__device__ __forceinline__ float gt_activate(float z, int act, float alpha) {
+  switch (act) {
+    case GT_ACT_RELU:
+      return z <= 0.0f ? 0.0f : z;  // Go's max(z, 0): NaN stays NaN
+    case GT_ACT_LEAKY_RELU:
+      return z < 0.0f ? __fmul_rn(z, alpha) : z;
+    case GT_ACT_SIGMOID:
+      return gt_sigmoid(z);
+    case GT_ACT_TANH:
+      return __double2float_rn(tanh((double)z));
+  }
+  return z;
+}
+
+// gt_act_grad is cpu.activationGrad: dy ⊙ act'(z) written in terms of the output y.
+__device__ __forceinline__ float gt_act_grad(float dy, float y, int act, float alpha) {
+  switch (act) {
+    case GT_ACT_RELU:
+      return y <= 0.0f ? 0.0f : dy;
+    case GT_ACT_LEAKY_RELU:
+      return y < 0.0f ? __fmul_rn(dy, alpha) : dy;
+    case GT_ACT_SIGMOID:
+      return __fmul_rn(dy, __fmul_rn(y, __fsub_rn(1.0f, y)));
+    case GT_ACT_TANH:
+      return __fmul_rn(dy, __fsub_rn(1.0f, __fmul_rn(y, y)));
+  }
+  return dy;
+}
+
+// gt_warp_sum adds v over the 32 lanes of a warp (every lane gets the same bits: each
+// butterfly step adds the same two partials on both partners). All lanes must call it.
+__device__ __forceinline__ double gt_warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(GT_FULL_MASK, v, o);
+  return v;
+}
+
+// gt_warp_max is gt_max_nan over the 32 lanes of a warp. All lanes must call it.
+__device__ __forceinline__ float gt_warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = gt_max_nan(v, __shfl_xor_sync(GT_FULL_MASK, v, o));
+  return v;
+}
+
+// gt_block_sum adds v over a block of GT_EW_THREADS threads, in a fixed order; the
+// result is valid in thread 0. Every thread of the block must call it.
+__device__ __forceinline__ double gt_block_sum(double v) {
+  __shared__ double warp_sums[GT_EW_THREADS / 32];
+  v = gt_warp_sum(v);
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  double s = 0.0;
+  if (threadIdx.x == 0)
+    for (int w = 0; w < GT_EW_THREADS / 32; w++) s += warp_sums[w];
+  return s;
+}
+
+// gt_to_tf32 rounds x to tf32 (10 mantissa bits) to nearest, ties away from zero:
+// cvt.rna.tf32.f32 on the device, its emulation in the shim.
+__device__ __forceinline__ float gt_to_tf32(float x) {
+#if defined(__CUDA_ARCH__)
+  unsigned int r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return __uint_as_float(r);
+#else
+  return gt_shim_cvt_rna_tf32(x);
+#endif
+}
