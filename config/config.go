@@ -126,6 +126,9 @@ type Backend struct {
 	BLAS string `yaml:"blas" json:"blas"`
 	// Threads is the number of BLAS threads (0: the library's default).
 	Threads int `yaml:"threads" json:"threads"`
+	// Precision of the CUDA backend's matrix products: fp32, or tf32 (tensor cores,
+	// about 3 decimal digits per input). The CPU computes in fp32 whatever it says.
+	Precision string `yaml:"precision" json:"precision"`
 }
 
 // Eval is the periodic evaluation of the generator during a run (package eval): the
@@ -154,7 +157,7 @@ func Default() Config {
 			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
 		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, KeepCheckpoints: 5, Samples: 100, Progress: "auto"},
-		Backend: Backend{Device: "cpu", BLAS: "auto"},
+		Backend: Backend{Device: "cpu", BLAS: "auto", Precision: "fp32"},
 		Eval:    Eval{Parzen: true, Classifier: true, Samples: 10000},
 	}
 }
@@ -317,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if out.Progress != "auto" && out.Progress != "bar" && out.Progress != "plain" {
 		bad("output.progress", "unknown mode %q (want auto, bar or plain)", out.Progress)
+	}
+	if p := c.Backend.Precision; p != "fp32" && p != "tf32" {
+		bad("backend.precision", "unknown precision %q (want fp32 or tf32)", p)
 	}
 	if _, err := ParseDevice(c.Backend.Device); err != nil {
 		bad("backend.device", "%v", err)

@@ -118,6 +118,9 @@ func NewMonitor(info BuildInfo) *Monitor {
 func (mon *Monitor) Fail(err error) {
 	mon.mu.Lock()
 	defer mon.mu.Unlock()
+	if mon.st.State != StateStarting && mon.st.State != StateTraining {
+		return // the run's end already said what happened (diverged, failed, stopped)
+	}
 	mon.st.State, mon.st.Error = StateFailed, err.Error()
 	mon.m.ready.Set(0)
 }

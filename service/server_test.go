@@ -97,6 +97,8 @@ func TestHealthAndReadiness(t *testing.T) {
 		}, 503, "diverged: step 7: d_loss is NaN", 0},
 		{"restarted", func() { r.start(0) }, 200, "training", 1},
 		{"stopped", func() { r.mon.RunEnded(9, true, nil) }, 503, "stopped", 0},
+		{"failed after the run ended keeps the run's state", func() { r.mon.Fail(errors.New("no data")) }, 503, "stopped", 0},
+		{"restarted again", func() { r.start(0) }, 200, "training", 1},
 		{"failed", func() { r.mon.Fail(errors.New("no data")) }, 503, "failed: no data", 0},
 	}
 	for _, s := range steps {

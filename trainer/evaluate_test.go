@@ -29,7 +29,9 @@ type recordingObserver struct {
 	evals map[int64]float64
 }
 
-func (o *recordingObserver) Evaluated(step int64, m map[string]float64) { o.evals[step] = m["parzen_ll"] }
+func (o *recordingObserver) Evaluated(step int64, m map[string]float64) {
+	o.evals[step] = m["parzen_ll"]
+}
 
 // Periodic evaluation runs after every eval.every_epochs epochs on samples from
 // fixed noise, is logged and reported, and the best-scoring checkpoint is kept

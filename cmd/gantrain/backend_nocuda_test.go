@@ -1,0 +1,27 @@
+//go:build nocuda
+
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/gantrain/gantrain/config"
+)
+
+func TestNoCUDAInThisBuild(t *testing.T) {
+	for _, dev := range []string{"cuda", "cuda:1"} {
+		b, err := openBackend(config.Backend{Device: dev, BLAS: "go"})
+		var ue usageError
+		if b != nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), "-tags nocuda") ||
+			!strings.Contains(err.Error(), "NVIDIA GPU") || !strings.Contains(err.Error(), dev) {
+			t.Errorf("openBackend(%q) = %v, %v; want a usage error about the nocuda build", dev, b, err)
+		}
+	}
+	b, err := openBackend(config.Backend{Device: "cpu", BLAS: "go"})
+	if err != nil || b.Name() != "cpu" {
+		t.Fatalf("openBackend(cpu) = %v, %v", b, err)
+	}
+	b.Close()
+}

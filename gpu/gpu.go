@@ -1,0 +1,387 @@
+//go:build !nocuda
+
+// Package gpu is the CUDA implementation of backend.Backend, through the driver API
+// (gorgonia.org/cu) and the kernels of package kernels.
+//
+// One backend is one CUDA context (the device's primary context), one stream, and one
+// module loaded from the PTX that package kernels embeds. Every tensor lives in device
+// memory carved from a few large allocations made at setup (Alloc); operations check
+// shapes exactly as the CPU backend does, then queue kernel launches on the stream and
+// return. The first failure (a shape error, a launch error, a fault reported by the
+// stream) is recorded and ends all further work; Download, Sync and Err report it.
+//
+// A CUDA context is current on an OS thread, not on a goroutine: every method locks
+// its goroutine to its thread and makes the context current for the length of the
+// call, so the backend may be driven from any one goroutine at a time (it is not safe
+// for concurrent use, like the CPU backend).
+//
+// Importing this package links gorgonia.org/cu, whose package initialisation calls
+// cuInit and exits the process when no driver or no device is present: a binary with
+// this package runs only on a machine with an NVIDIA GPU. Build with -tags nocuda for
+// a binary without it.
+package gpu
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"gorgonia.org/cu"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/gpu/internal/ops"
+	"github.com/gantrain/gantrain/kernels"
+)
+
+// Options configure the CUDA backend.
+type Options struct {
+	// Device is the CUDA device ordinal (cuda:N).
+	Device int
+	// TF32 lets the dense layers' matrix products use the tensor cores' TF32 mode
+	// (10-bit mantissa inputs, float32 accumulation). Off: exact float32 products.
+	TF32 bool
+	// ChunkBytes is the size of the device allocations tensors are carved from
+	// (0: 64 MiB). A tensor larger than a chunk gets an allocation of its own.
+	ChunkBytes int64
+	// MemoryLimit caps the device memory the backend allocates, in bytes (0: no cap
+	// beyond what the device has free).
+	MemoryLimit int64
+	// Graphs lets BeginStep/EndStep replay a step's launches as a CUDA graph
+	// (graph.go). Off, BeginStep and EndStep do nothing.
+	Graphs bool
+}
+
+// ErrOutOfMemory is wrapped by the error of an allocation the device (or
+// Options.MemoryLimit) cannot satisfy.
+var ErrOutOfMemory = errors.New("out of device memory")
+
+// MinComputeCapability is the oldest architecture the kernels are built for (Ampere).
+const MinComputeCapability = 80 // major*10 + minor
+
+// DeviceInfo describes the device a backend runs on.
+type DeviceInfo struct {
+	Ordinal     int    // CUDA device ordinal
+	Name        string // e.g. "NVIDIA H100 80GB HBM3"
+	Major       int    // compute capability
+	Minor       int    //
+	SMs         int    // multiprocessors
+	TotalMemory int64  // bytes of device memory
+	Driver      int    // driver API version, e.g. 12080
+	Precision   string // "fp32" or "tf32": the dense layers' matrix products
+}
+
+// ComputeCapability formats the compute capability as "9.0".
+func (d DeviceInfo) ComputeCapability() string { return fmt.Sprintf("%d.%d", d.Major, d.Minor) }
+
+// Backend is the CUDA backend. It is not safe for concurrent use.
+type Backend struct {
+	ops.Core // the operations (gpu/internal/ops), launched by run
+
+	info   DeviceInfo
+	dev    cu.Device
+	ctx    cu.CUContext
+	stream cu.Stream
+	mod    cu.Module
+	fns    map[string]cu.Function
+	// sharedOptIn is the dynamic shared memory each kernel was allowed beyond 48 KiB.
+	sharedOptIn map[string]uint32
+
+	mem    arena
+	open   bool
+	args   argBuffer
+	timer  *timer  // per-kernel timing, when enabled (EnableTiming)
+	graphs *graphs // step graphs, with Options.Graphs
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New opens device opt.Device: its primary context, a stream, the kernels' module for
+// its compute capability, and the kernels' workspace.
+func New(opt Options) (*Backend, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n, err := cu.NumDevices()
+	if err != nil {
+		return nil, fmt.Errorf("cuda: count devices: %w", err)
+	}
+	if opt.Device < 0 || opt.Device >= n {
+		return nil, fmt.Errorf("cuda: no device cuda:%d: this machine has %s", opt.Device, plural(n, "CUDA device"))
+	}
+	dev, err := cu.GetDevice(opt.Device)
+	if err != nil {
+		return nil, fmt.Errorf("cuda:%d: %w", opt.Device, err)
+	}
+	info := DeviceInfo{Ordinal: opt.Device, Driver: cu.Version(), Precision: "fp32"}
+	if opt.TF32 {
+		info.Precision = "tf32"
+	}
+	if info.Name, err = dev.Name(); err != nil {
+		return nil, fmt.Errorf("cuda:%d: device name: %w", opt.Device, err)
+	}
+	for _, a := range []struct {
+		attr cu.DeviceAttribute
+		dst  *int
+	}{
+		{cu.ComputeCapabilityMajor, &info.Major},
+		{cu.ComputeCapabilityMinor, &info.Minor},
+		{cu.MultiprocessorCount, &info.SMs},
+	} {
+		if *a.dst, err = dev.Attribute(a.attr); err != nil {
+			return nil, fmt.Errorf("cuda:%d (%s): device attribute: %w", opt.Device, info.Name, err)
+		}
+	}
+	if info.TotalMemory, err = dev.TotalMem(); err != nil {
+		return nil, fmt.Errorf("cuda:%d (%s): total memory: %w", opt.Device, info.Name, err)
+	}
+	if cc := info.Major*10 + info.Minor; cc < MinComputeCapability {
+		return nil, fmt.Errorf("cuda:%d (%s) has compute capability %s; gantrain's kernels need %d.%d or newer (Ampere, Ada, Hopper)",
+			opt.Device, info.Name, info.ComputeCapability(), MinComputeCapability/10, MinComputeCapability%10)
+	}
+	ptx, err := kernels.PTX(info.Major, info.Minor)
+	if err != nil {
+		return nil, fmt.Errorf("cuda:%d (%s): %w", opt.Device, info.Name, err)
+	}
+
+	ctx, err := dev.RetainPrimaryCtx()
+	if err != nil {
+		return nil, fmt.Errorf("cuda:%d (%s): retain context: %w", opt.Device, info.Name, err)
+	}
+	b := &Backend{info: info, dev: dev, ctx: ctx, open: true,
+		fns: map[string]cu.Function{}, sharedOptIn: map[string]uint32{},
+	}
+	b.Core = ops.Core{Kind: "CUDA", KD: kernels.Device{SMs: info.SMs, TF32: opt.TF32}, Launch: b.run}
+	b.mem = arena{chunk: opt.ChunkBytes, limit: opt.MemoryLimit}
+	if b.mem.chunk <= 0 {
+		b.mem.chunk = 64 << 20
+	}
+	b.args.init()
+	if opt.Graphs {
+		b.graphs = newGraphs()
+	}
+	if err := b.setup(ptx); err != nil {
+		b.release()
+		return nil, err
+	}
+	return b, nil
+}
+
+// setup makes the context current, then creates the stream, loads the module and
+// allocates the workspace. The caller holds the OS thread.
+func (b *Backend) setup(ptx string) error {
+	if err := cu.SetCurrentContext(b.ctx); err != nil {
+		return fmt.Errorf("%s: set context: %w", b.where(), err)
+	}
+	var err error
+	if b.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+		return fmt.Errorf("%s: create stream: %w", b.where(), err)
+	}
+	jitLog := &cu.JITErrorLogBuffer{Buffer: make([]byte, 16<<10)}
+	if b.mod, err = cu.LoadDataEx(ptx, jitLog); err != nil {
+		msg := strings.TrimSpace(string(bytes.TrimRight(jitLog.Buffer, "\x00")))
+		return fmt.Errorf("%s: load the kernels' PTX (compute %s): %w\n%s", b.where(), b.info.ComputeCapability(), err, msg)
+	}
+	// Resolve every kernel of the module now, so that a launch never looks one up.
+	for _, name := range entries(ptx) {
+		if _, err := b.function(name); err != nil {
+			return fmt.Errorf("%s: %w", b.where(), err)
+		}
+	}
+	if n := kernels.WorkspaceBytes(b.KD); n > 0 {
+		p, err := b.mem.alloc(b, int64(n), "the kernels' workspace")
+		if err != nil {
+			return err
+		}
+		b.WS = p
+	}
+	return nil
+}
+
+// where names the device in errors: "cuda:0 (NVIDIA H100 80GB HBM3)".
+func (b *Backend) where() string { return fmt.Sprintf("cuda:%d (%s)", b.info.Ordinal, b.info.Name) }
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// errClosed is the error of a call after Close.
+var errClosed = errors.New("cuda: the backend is closed")
+
+// enter locks the calling goroutine to its OS thread and makes the backend's context
+// current there. The caller must call leave (runtime.UnlockOSThread) when done, also
+// when enter fails.
+func (b *Backend) enter() error {
+	runtime.LockOSThread()
+	if !b.open {
+		return errClosed
+	}
+	if err := cu.SetCurrentContext(b.ctx); err != nil {
+		return fmt.Errorf("%s: set context: %w", b.where(), err)
+	}
+	return nil
+}
+
+func leave() { runtime.UnlockOSThread() }
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cuda" }
+
+// Describe implements backend.Backend.
+func (b *Backend) Describe() string {
+	i := b.info
+	return fmt.Sprintf("CUDA %s: %s, compute %s, %d SMs, %.1f GiB, %s matrix products, driver %d.%d",
+		fmt.Sprintf("cuda:%d", i.Ordinal), i.Name, i.ComputeCapability(), i.SMs,
+		float64(i.TotalMemory)/(1<<30), i.Precision, i.Driver/1000, i.Driver%1000/10)
+}
+
+// DeviceInfo returns what the backend runs on (for logs and metrics).
+func (b *Backend) DeviceInfo() DeviceInfo { return b.info }
+
+// Memory returns the device memory in use (by every process) and the device's total,
+// in bytes, from cuMemGetInfo.
+func (b *Backend) Memory() (used, total int64) {
+	if !b.open {
+		return 0, b.info.TotalMemory
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if cu.SetCurrentContext(b.ctx) != nil {
+		return 0, b.info.TotalMemory
+	}
+	free, total, err := cu.MemInfo()
+	if err != nil {
+		return 0, b.info.TotalMemory
+	}
+	return total - free, total
+}
+
+// Allocated returns the device memory this backend holds, in bytes.
+func (b *Backend) Allocated() int64 { return b.mem.held }
+
+// Err implements backend.Backend. It also picks up a fault the stream has reported
+// (without waiting for queued work).
+func (b *Backend) Err() error {
+	if b.Failed() != nil || !b.open {
+		return b.Failed()
+	}
+	defer leave()
+	if err := b.enter(); err != nil {
+		b.Fail(err)
+	} else if err := b.stream.Query(); err != nil && !errors.Is(err, cu.NotReady) {
+		b.Fail(b.fault(err))
+	}
+	return b.Failed()
+}
+
+// Sync implements backend.Backend.
+func (b *Backend) Sync() error {
+	b.flush()
+	defer leave()
+	if err := b.enter(); err != nil {
+		b.Fail(err)
+	} else if b.Failed() == nil {
+		b.sync()
+	}
+	return b.Failed()
+}
+
+// sync waits for the stream, recording a fault; the caller is inside enter.
+func (b *Backend) sync() {
+	if err := b.stream.Synchronize(); err != nil {
+		b.Fail(b.fault(err))
+	}
+}
+
+// fault wraps an error the stream reported: a kernel failed after its launch.
+func (b *Backend) fault(err error) error {
+	return fmt.Errorf("%s: a queued kernel failed: %w (compute-sanitizer --tool memcheck finds which)", b.where(), err)
+}
+
+// Close implements backend.Backend: it waits for queued work, then frees every
+// allocation, the module and the stream, and releases the context. The backend is
+// unusable afterwards; Close again does nothing.
+func (b *Backend) Close() error {
+	if !b.open {
+		return nil
+	}
+	b.flush()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var errs []error
+	if err := cu.SetCurrentContext(b.ctx); err != nil {
+		errs = append(errs, err)
+	} else if err := b.stream.Synchronize(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, b.release())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: close: %w", b.where(), err)
+	}
+	return nil
+}
+
+// release frees what setup made, in reverse; the caller holds the OS thread.
+func (b *Backend) release() error {
+	b.open = false
+	var errs []error
+	if err := cu.SetCurrentContext(b.ctx); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, b.mem.free())
+	if b.timer != nil {
+		b.timer.destroy()
+		b.timer = nil
+	}
+	if b.graphs != nil {
+		b.graphs.free()
+		b.graphs = nil
+	}
+	var zeroMod cu.Module
+	if b.mod != zeroMod {
+		errs = append(errs, b.mod.Unload())
+		b.mod = zeroMod
+	}
+	var zeroStream cu.Stream
+	if b.stream != zeroStream {
+		errs = append(errs, b.stream.Destroy())
+	}
+	errs = append(errs, b.dev.ReleasePrimaryCtx())
+	clear(b.fns)
+	return errors.Join(errs...)
+}
+
+// function returns the kernel name of the module, looked up once.
+func (b *Backend) function(name string) (cu.Function, error) {
+	if f, ok := b.fns[name]; ok {
+		return f, nil
+	}
+	f, err := b.mod.Function(name)
+	if err != nil {
+		return f, fmt.Errorf("kernel %s not in the module: %w", name, err)
+	}
+	b.fns[name] = f
+	return f, nil
+}
+
+// entries lists the kernels (".entry name(") a PTX module defines.
+func entries(ptx string) []string {
+	var names []string
+	for _, line := range strings.Split(ptx, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == ".entry" {
+				name, _, _ := strings.Cut(f[i+1], "(")
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	return names
+}
+
+// Devices returns the number of CUDA devices.
+func Devices() (int, error) { return cu.NumDevices() }

@@ -1,0 +1,493 @@
+// Package ops is the device-independent half of the CUDA backend: the tensor handles
+// and the operations, which check their operands exactly as the CPU backend does (same
+// conditions, same op names in the errors) and hand the launches package kernels plans
+// for them to a launcher. It has no driver dependency: package gpu launches on a CUDA
+// stream, and this package's tests launch on the kernels' CPU shim (kernels/shimtest),
+// which checks the wiring of every operation where no GPU is available.
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/kernels"
+	"github.com/gantrain/gantrain/rng"
+)
+
+// Core holds what the operations need: the launch plan's device, the workspace, the
+// launcher and the first error. A backend embeds it.
+type Core struct {
+	// Kind names the backend in errors about foreign tensors ("CUDA").
+	Kind string
+	// KD is the device the kernels plan launches for.
+	KD kernels.Device
+	// WS is the address of the kernels' workspace (kernels.WorkspaceBytes).
+	WS uint64
+	// Launch queues the launches of op in order; it records its own failures with Fail.
+	Launch func(op string, ls []kernels.Launch)
+
+	err error
+}
+
+// Fail records err unless an error is recorded already.
+func (b *Core) Fail(err error) {
+	if b.err == nil && err != nil {
+		b.err = err
+	}
+}
+
+// Failed returns the first recorded error.
+func (b *Core) Failed() error { return b.err }
+
+// Tensor is the device tensor: an address and a shape. Both dtypes are 4 bytes.
+type Tensor struct {
+	rows, cols int
+	dt         backend.DType
+	ptr        uint64 // device address of element 0
+	owner      *Core
+	base       *Block // the allocation this tensor is (a view of)
+	off        int    // element offset in base
+}
+
+// Block is one allocation's record. For an I32 allocation it keeps a host copy of what
+// was uploaded (Shadow), valid (ShadowOK) until a kernel writes the tensor: GatherRows
+// and SoftmaxCrossEntropy check their indices there, as the CPU backend does.
+type Block struct {
+	N        int
+	Shadow   []int32
+	ShadowOK bool
+}
+
+// NewTensor makes the handle of a fresh rows×cols allocation at address ptr, whose
+// contents are zero.
+func (b *Core) NewTensor(dt backend.DType, rows, cols int, ptr uint64) *Tensor {
+	t := &Tensor{rows: rows, cols: cols, dt: dt, ptr: ptr, owner: b, base: &Block{N: rows * cols}}
+	if dt == backend.I32 {
+		t.base.Shadow, t.base.ShadowOK = make([]int32, t.Len()), true
+	}
+	return t
+}
+
+func (t *Tensor) Rows() int            { return t.rows }
+func (t *Tensor) Cols() int            { return t.cols }
+func (t *Tensor) DType() backend.DType { return t.dt }
+func (t *Tensor) String() string       { return backend.ShapeString(t) }
+
+// Len is the number of elements.
+func (t *Tensor) Len() int { return t.rows * t.cols }
+
+// Bytes is the size in bytes.
+func (t *Tensor) Bytes() int64 { return int64(t.Len()) * 4 }
+
+// Ptr is the device address of element 0.
+func (t *Tensor) Ptr() uint64 { return t.ptr }
+
+func (t *Tensor) sameShape(u *Tensor) bool { return t.rows == u.rows && t.cols == u.cols }
+
+// DeviceWrote marks t's values as no longer known on the host.
+func (t *Tensor) DeviceWrote() {
+	if t.base.Shadow != nil {
+		t.base.ShadowOK = false
+	}
+}
+
+// Uploaded records the int32 values the host uploaded to t (len(v) = t.Len()).
+func (t *Tensor) Uploaded(v []int32) {
+	copy(t.base.Shadow[t.off:], v)
+	if len(v) == t.base.N {
+		t.base.ShadowOK = true
+	}
+}
+
+// Own unwraps a tensor of this backend for the memory methods (what names the method
+// in the error: "upload").
+func (b *Core) Own(x backend.Tensor, what string) (*Tensor, error) {
+	t, ok := x.(*Tensor)
+	if !ok || t == nil {
+		return nil, fmt.Errorf("%s %s: tensor %T was not made by the %s backend", lower(b.Kind), what, x, b.Kind)
+	}
+	if t.owner != b {
+		return nil, fmt.Errorf("%s %s: %s tensor was made by another %s backend", lower(b.Kind), what, t, b.Kind)
+	}
+	return t, nil
+}
+
+func lower(s string) string {
+	out := []byte(s)
+	for i, c := range out {
+		if 'A' <= c && c <= 'Z' {
+			out[i] = c + 'a' - 'A'
+		}
+	}
+	return string(out)
+}
+
+// View implements backend.Backend.
+func (b *Core) View(x backend.Tensor, offset, rows, cols int) (backend.Tensor, error) {
+	t, err := b.Own(x, "view")
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || rows < 0 || cols < 0 || offset > t.Len() || (cols > 0 && rows > (t.Len()-offset)/cols) {
+		return nil, fmt.Errorf("%s view: %d×%d at offset %d does not fit in %s", lower(b.Kind), rows, cols, offset, t)
+	}
+	return &Tensor{rows: rows, cols: cols, dt: t.dt, ptr: t.ptr + 4*uint64(offset), owner: b, base: t.base, off: t.off + offset}, nil
+}
+
+// CheckShape reports whether rows×cols is a valid allocation shape.
+func CheckShape(rows, cols int) bool {
+	return rows >= 0 && cols >= 0 && !(cols > 0 && rows > math.MaxInt32/cols)
+}
+
+// ok reports whether the backend may run op, recording a shape error unless cond holds.
+func (b *Core) ok(cond bool, op, format string, args ...any) bool {
+	if b.err != nil {
+		return false
+	}
+	if err := backend.Check(cond, op, format, args...); err != nil {
+		b.Fail(err)
+		return false
+	}
+	return true
+}
+
+// t unwraps a backend tensor; nil stays nil. A tensor of another backend is an error.
+func (b *Core) t(op string, x backend.Tensor) *Tensor {
+	if x == nil {
+		return nil
+	}
+	ct, ok := x.(*Tensor)
+	if !ok || ct == nil {
+		b.Fail(fmt.Errorf("%s: %w: tensor %T was not made by the %s backend", op, backend.ErrShape, x, b.Kind))
+		return nil
+	}
+	if ct.owner != b {
+		b.Fail(fmt.Errorf("%s: %w: tensor %s was made by another %s backend", op, backend.ErrShape, ct, b.Kind))
+		return nil
+	}
+	return ct
+}
+
+// f32 unwraps tensors that must be present and float32.
+func (b *Core) f32(op string, xs ...backend.Tensor) (out [4]*Tensor, ok bool) {
+	for k, x := range xs {
+		ct := b.t(op, x)
+		if ct == nil {
+			b.Fail(fmt.Errorf("%s: %w: operand %d is nil or foreign", op, backend.ErrShape, k))
+			return out, false
+		}
+		if ct.dt != backend.F32 {
+			b.Fail(fmt.Errorf("%s: %w: operand %d is %s, want f32", op, backend.ErrShape, k, ct))
+			return out, false
+		}
+		out[k] = ct
+	}
+	return out, b.err == nil
+}
+
+// i32 unwraps an int32 tensor.
+func (b *Core) i32(op string, x backend.Tensor) *Tensor {
+	t := b.t(op, x)
+	if t == nil || t.dt != backend.I32 {
+		if b.err == nil {
+			b.Fail(backend.Check(false, op, "index operand %v, want i32", x))
+		}
+		return nil
+	}
+	return t
+}
+
+// addr is t's device address, 0 for nil.
+func addr(t *Tensor) uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.ptr
+}
+
+// Fill implements backend.Backend.
+func (b *Core) Fill(x backend.Tensor, v float32) {
+	ts, ok := b.f32("Fill", x)
+	if !ok {
+		return
+	}
+	b.Launch("Fill", kernels.Fill(b.KD, ts[0].ptr, ts[0].Len(), v))
+}
+
+// Copy implements backend.Backend.
+func (b *Core) Copy(dst, src backend.Tensor) {
+	ts, ok := b.f32("Copy", dst, src)
+	if !ok || !b.ok(ts[0].sameShape(ts[1]), "Copy", "dst %s, src %s", ts[0], ts[1]) {
+		return
+	}
+	b.Launch("Copy", kernels.Copy(b.KD, ts[0].ptr, ts[1].ptr, ts[0].Len()))
+}
+
+// Mul implements backend.Backend.
+func (b *Core) Mul(y, a, c backend.Tensor) {
+	ts, ok := b.f32("Mul", y, a, c)
+	if !ok || !b.ok(ts[0].sameShape(ts[1]) && ts[0].sameShape(ts[2]), "Mul", "y %s, a %s, b %s", ts[0], ts[1], ts[2]) {
+		return
+	}
+	b.Launch("Mul", kernels.Mul(b.KD, ts[0].ptr, ts[1].ptr, ts[2].ptr, ts[0].Len()))
+}
+
+// DenseForward implements backend.Backend.
+func (b *Core) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
+	ts, ok := b.f32("DenseForward", y, x, w, bias)
+	if !ok {
+		return
+	}
+	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
+	n, in, out := X.rows, X.cols, W.cols
+	if !b.ok(W.rows == in && B.Len() == out && Y.rows == n && Y.cols == out && n > 0 && in > 0 && out > 0,
+		"DenseForward", "y %s = x %s · w %s + b %s", Y, X, W, B) {
+		return
+	}
+	b.Launch("DenseForward", kernels.DenseForward(b.KD, Y.ptr, X.ptr, W.ptr, B.ptr, n, in, out, act, b.WS))
+}
+
+// DenseBackward implements backend.Backend.
+func (b *Core) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
+	ts, ok := b.f32("DenseBackward", dy, x, y, w)
+	if !ok {
+		return
+	}
+	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
+	n, in, out := X.rows, X.cols, W.cols
+	if !b.ok(W.rows == in && Y.rows == n && Y.cols == out && DY.sameShape(Y) && n > 0 && in > 0 && out > 0,
+		"DenseBackward", "dy %s, x %s, y %s, w %s", DY, X, Y, W) {
+		return
+	}
+	var DW, DB, DX *Tensor
+	if dw != nil {
+		t, ok := b.f32("DenseBackward dw", dw)
+		if !ok || !b.ok(t[0].sameShape(W), "DenseBackward", "dw %s, w %s", t[0], W) {
+			return
+		}
+		DW = t[0]
+	}
+	if db != nil {
+		t, ok := b.f32("DenseBackward db", db)
+		if !ok || !b.ok(t[0].Len() == out, "DenseBackward", "db %s, %d outputs", t[0], out) {
+			return
+		}
+		DB = t[0]
+	}
+	if dx != nil {
+		t, ok := b.f32("DenseBackward dx", dx)
+		if !ok || !b.ok(t[0].sameShape(X), "DenseBackward", "dx %s, x %s", t[0], X) {
+			return
+		}
+		DX = t[0]
+	}
+	b.Launch("DenseBackward", kernels.DenseBackward(b.KD, addr(DX), addr(DW), addr(DB), DY.ptr, X.ptr, Y.ptr, W.ptr,
+		n, in, out, act, b.WS))
+}
+
+// MaxoutForward implements backend.Backend.
+func (b *Core) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
+	ts, ok := b.f32("MaxoutForward", y, z)
+	A := b.i32("MaxoutForward", arg)
+	if !ok || A == nil {
+		return
+	}
+	Y, Z := ts[0], ts[1]
+	if !b.ok(pieces > 0 && Z.rows == Y.rows && Z.cols == Y.cols*pieces && A.sameShape(Y),
+		"MaxoutForward", "y %s, arg %s, z %s, %d pieces", Y, A, Z, pieces) {
+		return
+	}
+	A.DeviceWrote()
+	b.Launch("MaxoutForward", kernels.MaxoutForward(b.KD, Y.ptr, A.ptr, Z.ptr, Y.Len(), pieces))
+}
+
+// MaxoutBackward implements backend.Backend.
+func (b *Core) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
+	ts, ok := b.f32("MaxoutBackward", dz, dy)
+	A := b.i32("MaxoutBackward", arg)
+	if !ok || A == nil {
+		return
+	}
+	DZ, DY := ts[0], ts[1]
+	if !b.ok(pieces > 0 && DZ.rows == DY.rows && DZ.cols == DY.cols*pieces && A.sameShape(DY),
+		"MaxoutBackward", "dz %s, dy %s, arg %s, %d pieces", DZ, DY, A, pieces) {
+		return
+	}
+	b.Launch("MaxoutBackward", kernels.MaxoutBackward(b.KD, DZ.ptr, DY.ptr, A.ptr, DY.Len(), pieces))
+}
+
+// Dropout implements backend.Backend.
+func (b *Core) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
+	ts, ok := b.f32("Dropout", y, mask, x)
+	if !ok {
+		return
+	}
+	Y, M, X := ts[0], ts[1], ts[2]
+	if !b.ok(Y.sameShape(X) && M.sameShape(X) && keep > 0 && keep <= 1,
+		"Dropout", "y %s, mask %s, x %s, keep %g", Y, M, X, keep) {
+		return
+	}
+	b.Launch("Dropout", kernels.Dropout(b.KD, Y.ptr, M.ptr, X.ptr, X.Len(), keep, s))
+}
+
+// SigmoidCrossEntropy implements backend.Backend.
+func (b *Core) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scale float32, out backend.Tensor, slot int) {
+	ts, ok := b.f32("SigmoidCrossEntropy", logits, targets, out)
+	if !ok {
+		return
+	}
+	L, T, O := ts[0], ts[1], ts[2]
+	if !b.ok(L.sameShape(T) && slot >= 0 && slot < O.Len(), "SigmoidCrossEntropy",
+		"logits %s, targets %s, out %s slot %d", L, T, O, slot) {
+		return
+	}
+	var D *Tensor
+	if dlogits != nil {
+		d, ok := b.f32("SigmoidCrossEntropy", dlogits)
+		if !ok || !b.ok(d[0].sameShape(L), "SigmoidCrossEntropy", "dlogits %s, logits %s", d[0], L) {
+			return
+		}
+		D = d[0]
+	}
+	b.Launch("SigmoidCrossEntropy", kernels.SigmoidCrossEntropy(b.KD, addr(D), L.ptr, T.ptr, L.Len(), scale, O.ptr, slot, b.WS))
+}
+
+// MeanSigmoid implements backend.Backend.
+func (b *Core) MeanSigmoid(logits, out backend.Tensor, slot int) {
+	ts, ok := b.f32("MeanSigmoid", logits, out)
+	if !ok {
+		return
+	}
+	L, O := ts[0], ts[1]
+	if !b.ok(L.Len() > 0 && slot >= 0 && slot < O.Len(), "MeanSigmoid", "logits %s, out %s slot %d", L, O, slot) {
+		return
+	}
+	b.Launch("MeanSigmoid", kernels.MeanSigmoid(b.KD, L.ptr, L.Len(), O.ptr, slot, b.WS))
+}
+
+// SoftmaxCrossEntropy implements backend.Backend. Labels the host uploaded are checked
+// here, as the CPU backend checks them; labels a kernel wrote cannot be, and an
+// out-of-range one then gives NaN (the backend contract's device behaviour).
+func (b *Core) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale float32, out backend.Tensor, slot int) {
+	ts, ok := b.f32("SoftmaxCrossEntropy", logits, out)
+	Y := b.i32("SoftmaxCrossEntropy", labels)
+	if !ok || Y == nil {
+		return
+	}
+	L, O := ts[0], ts[1]
+	if !b.ok(L.cols > 0 && Y.rows == L.rows && Y.cols == 1 && slot >= 0 && slot < O.Len(), "SoftmaxCrossEntropy",
+		"logits %s, labels %s, out %s slot %d", L, Y, O, slot) {
+		return
+	}
+	var D *Tensor
+	if dlogits != nil {
+		d, ok := b.f32("SoftmaxCrossEntropy", dlogits)
+		if !ok || !b.ok(d[0].sameShape(L), "SoftmaxCrossEntropy", "dlogits %s, logits %s", d[0], L) {
+			return
+		}
+		D = d[0]
+	}
+	if Y.base.ShadowOK {
+		for i, k := range Y.base.Shadow[Y.off : Y.off+L.rows] {
+			if k < 0 || int(k) >= L.cols {
+				b.ok(false, "SoftmaxCrossEntropy", "label %d of row %d out of range for %d classes", k, i, L.cols)
+				return
+			}
+		}
+	}
+	b.Launch("SoftmaxCrossEntropy", kernels.SoftmaxCrossEntropy(b.KD, addr(D), L.ptr, Y.ptr, L.rows, L.cols, scale, O.ptr, slot, b.WS))
+}
+
+// LogSumExpRows implements backend.Backend.
+func (b *Core) LogSumExpRows(out, x backend.Tensor) {
+	ts, ok := b.f32("LogSumExpRows", out, x)
+	if !ok {
+		return
+	}
+	O, X := ts[0], ts[1]
+	if !b.ok(X.cols > 0 && O.rows == X.rows && O.cols == 1, "LogSumExpRows", "out %s, x %s", O, X) {
+		return
+	}
+	b.Launch("LogSumExpRows", kernels.LogSumExpRows(b.KD, O.ptr, X.ptr, X.rows, X.cols))
+}
+
+// SGDMomentum implements backend.Backend.
+func (b *Core) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
+	ts, ok := b.f32("SGDMomentum", p, g, v)
+	if !ok {
+		return
+	}
+	P, G, V := ts[0], ts[1], ts[2]
+	if !b.ok(P.sameShape(G) && P.sameShape(V), "SGDMomentum", "p %s, g %s, v %s", P, G, V) {
+		return
+	}
+	b.Launch("SGDMomentum", kernels.SGDMomentum(b.KD, P.ptr, G.ptr, V.ptr, P.Len(), lr, mu))
+}
+
+// Adam implements backend.Backend.
+func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t int) {
+	ts, ok := b.f32("Adam", p, g, m, v)
+	if !ok {
+		return
+	}
+	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
+	if !b.ok(P.sameShape(G) && P.sameShape(M) && P.sameShape(V) && t >= 1, "Adam", "p %s, g %s, m %s, v %s, t %d", P, G, M, V, t) {
+		return
+	}
+	b.Launch("Adam", kernels.Adam(b.KD, P.ptr, G.ptr, M.ptr, V.ptr, P.Len(), lr, beta1, beta2, eps, t))
+}
+
+// ClipColumnNorms implements backend.Backend.
+func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
+	ts, ok := b.f32("ClipColumnNorms", w)
+	if !ok || !b.ok(maxNorm > 0, "ClipColumnNorms", "max norm %g, want > 0", maxNorm) {
+		return
+	}
+	W := ts[0]
+	b.Launch("ClipColumnNorms", kernels.ClipColumnNorms(b.KD, W.ptr, W.rows, W.cols, maxNorm, b.WS))
+}
+
+// Uniform implements backend.Backend.
+func (b *Core) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
+	ts, ok := b.f32("Uniform", x)
+	if !ok || !b.ok(lo < hi, "Uniform", "empty range [%g, %g)", lo, hi) {
+		return
+	}
+	b.Launch("Uniform", kernels.Uniform(b.KD, ts[0].ptr, ts[0].Len(), lo, hi, s))
+}
+
+// Normal implements backend.Backend.
+func (b *Core) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
+	ts, ok := b.f32("Normal", x)
+	if !ok {
+		return
+	}
+	b.Launch("Normal", kernels.Normal(b.KD, ts[0].ptr, ts[0].Len(), mean, std, s))
+}
+
+// GatherRows implements backend.Backend. Indices the host uploaded are checked here,
+// exactly as the CPU backend checks them; the kernel also refuses to read through an
+// index out of range (it writes NaN to that row instead).
+func (b *Core) GatherRows(dst, src, idx backend.Tensor, offset int) {
+	ts, ok := b.f32("GatherRows", dst, src)
+	I := b.i32("GatherRows", idx)
+	if !ok || I == nil {
+		return
+	}
+	D, S := ts[0], ts[1]
+	if !b.ok(D.cols == S.cols && offset >= 0 && offset+D.rows <= I.Len(), "GatherRows",
+		"dst %s, src %s, idx %s at offset %d", D, S, I, offset) {
+		return
+	}
+	if I.base.ShadowOK {
+		at := I.off + offset
+		for r, k := range I.base.Shadow[at : at+D.rows] {
+			if k < 0 || int(k) >= S.rows {
+				b.ok(false, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows)
+				return
+			}
+		}
+	}
+	b.Launch("GatherRows", kernels.GatherRows(b.KD, D.ptr, S.ptr, I.ptr, D.rows, D.cols, S.rows, offset))
+}

@@ -1,0 +1,315 @@
+//go:build !nocuda
+
+package gpu_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/gpu"
+	"github.com/gantrain/gantrain/trainer"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// randomImages is a stand-in training set of n 28×28 images in [0, 1].
+func randomImages(n int, seed uint64) *data.Set {
+	r := rand.New(rand.NewPCG(seed, 1))
+	x := make([]float32, n*784)
+	for i := range x {
+		x[i] = r.Float32()
+	}
+	return &data.Set{Name: "random", X: x, N: n, Dim: 784, Shape: data.Shape{H: 28, W: 28, C: 1}}
+}
+
+// trainingSet is MNIST's training split when GANTRAIN_MNIST names a folder of the idx
+// files or the Go module cache has them, else random images.
+func trainingSet(t testing.TB) *data.Set {
+	t.Helper()
+	dir := os.Getenv("GANTRAIN_MNIST")
+	if dir == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		dir, _ = data.FindMNIST(ctx)
+	}
+	if dir != "" {
+		s, err := data.LoadMNIST(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("training set: MNIST from %s", dir)
+		return s.Train
+	}
+	t.Log("training set: 20000 random images (set GANTRAIN_MNIST for MNIST)")
+	return randomImages(20000, 1)
+}
+
+// TestCheckpointAcrossBackends: a checkpoint written by a trainer on the GPU loads on
+// the CPU (through the file format) and back, bit for bit, and both continue alike.
+func TestCheckpointAcrossBackends(t *testing.T) {
+	for _, opt := range []string{"sgd", "adam"} {
+		t.Run(opt, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Optimizer.Kind = opt
+			if opt == "adam" {
+				cfg.Optimizer.LR = 2e-4
+			}
+			set := randomImages(1000, 2)
+			g1, err := trainer.New(cfg, newGPU(t, false), set, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 15; i++ { // crosses an epoch of 1000/100
+				if _, err := g1.Step(i%5 == 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f1, err := g1.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "gpu.safetensors")
+			if err := checkpoint.WriteFile(path, f1); err != nil {
+				t.Fatal(err)
+			}
+			fr, err := checkpoint.ReadFile(path, checkpoint.DecodeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := trainer.New(cfg, newCPU(t), set, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Restore(fr); err != nil {
+				t.Fatalf("CPU restores the GPU checkpoint: %v", err)
+			}
+			f2, err := c.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTensors(t, "GPU → CPU", f1, f2)
+			g2, err := trainer.New(cfg, newGPU(t, false), set, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g2.Restore(f2); err != nil {
+				t.Fatalf("GPU restores the CPU checkpoint: %v", err)
+			}
+			f3, err := g2.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTensors(t, "CPU → GPU", f1, f3)
+			for k, v := range f1.Metadata {
+				if f3.Metadata[k] != v {
+					t.Errorf("metadata %s: %q after the round trip, %q before", k, f3.Metadata[k], v)
+				}
+			}
+			// Both continue from the same state with the same noise, masks and data.
+			for i := 0; i < 5; i++ {
+				sc, err := c.Step(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sg, err := g2.Step(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := math.Abs(sg.DLoss-sc.DLoss) + math.Abs(sg.GLoss-sc.GLoss); d > 1e-3 || d != d {
+					t.Errorf("step %d after restore: gpu D %.6f G %.6f, cpu D %.6f G %.6f", sc.Step, sg.DLoss, sg.GLoss, sc.DLoss, sc.GLoss)
+				}
+			}
+		})
+	}
+}
+
+func sameTensors(t *testing.T, what string, a, b *checkpoint.File) {
+	t.Helper()
+	if len(a.Tensors) != len(b.Tensors) {
+		t.Fatalf("%s: %d tensors, want %d", what, len(b.Tensors), len(a.Tensors))
+	}
+	for i := range a.Tensors {
+		if !reflect.DeepEqual(a.Tensors[i], b.Tensors[i]) {
+			t.Errorf("%s: tensor %s differs", what, a.Tensors[i].Name)
+		}
+	}
+}
+
+// TestTracksCPU trains the paper's model for 2,000 iterations (GANTRAIN_TRACK_STEPS)
+// on the GPU and on the CPU from the same initial checkpoint, with the same noise,
+// dropout masks and minibatches; only floating-point rounding differs (different
+// summation orders in the matrix products and reductions). GAN training amplifies such
+// differences, so the two runs are held to:
+//
+//   - the first 10 iterations: D and G losses within 1e-3 of each other (the
+//     trajectories have not separated yet);
+//   - every window of 200 iterations: mean D loss, mean G loss and mean D(x), D(G(z))
+//     within 0.1 + 0.2·|CPU mean| of each other (the same training regime);
+//   - every loss finite.
+func TestTracksCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	steps := 2000
+	if s := os.Getenv("GANTRAIN_TRACK_STEPS"); s != "" {
+		var err error
+		if steps, err = strconv.Atoi(s); err != nil || steps < 10 {
+			t.Fatalf("GANTRAIN_TRACK_STEPS=%q: want a number ≥ 10", s)
+		}
+	}
+	cfg := config.Default()
+	set := trainingSet(t)
+	c, err := trainer.New(cfg, newCPU(t), set, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f0, err := c.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := trainer.New(cfg, newGPU(t, false), set, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Restore(f0); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		stats []trainer.Stats
+		err   error
+		took  time.Duration
+	}
+	run := func(tr *trainer.Trainer) result {
+		start := time.Now()
+		var r result
+		for i := 0; i < steps; i++ {
+			st, err := tr.Step(true)
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.stats = append(r.stats, st)
+		}
+		r.took = time.Since(start)
+		return r
+	}
+	cpuDone := make(chan result, 1)
+	go func() { cpuDone <- run(c) }()
+	rg := run(g)
+	rc := <-cpuDone
+	if rg.err != nil || rc.err != nil {
+		t.Fatalf("gpu: %v; cpu: %v", rg.err, rc.err)
+	}
+	t.Logf("%d iterations: gpu %v (%.0f it/s, reading the losses every step), cpu %v",
+		steps, rg.took.Round(time.Millisecond), float64(steps)/rg.took.Seconds(), rc.took.Round(time.Millisecond))
+
+	for i := 0; i < steps; i++ {
+		sg, sc := rg.stats[i], rc.stats[i]
+		for _, v := range []float64{sg.DLoss, sg.GLoss, sg.DReal, sg.DFake} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("iteration %d: non-finite GPU stats %+v", i+1, sg)
+			}
+		}
+		if i < 10 {
+			if math.Abs(sg.DLoss-sc.DLoss) > 1e-3 || math.Abs(sg.GLoss-sc.GLoss) > 1e-3 {
+				t.Errorf("iteration %d: gpu D %.6f G %.6f, cpu D %.6f G %.6f", i+1, sg.DLoss, sg.GLoss, sc.DLoss, sc.GLoss)
+			}
+		}
+	}
+	const window = 200
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-11s %17s %17s %17s %17s\n", "iterations", "D loss gpu/cpu", "G loss gpu/cpu", "D(x) gpu/cpu", "D(G(z)) gpu/cpu")
+	for w := 0; w+window <= steps; w += window {
+		var mg, mc [4]float64
+		for i := w; i < w+window; i++ {
+			for k, v := range [4]float64{rg.stats[i].DLoss, rg.stats[i].GLoss, rg.stats[i].DReal, rg.stats[i].DFake} {
+				mg[k] += v / window
+			}
+			for k, v := range [4]float64{rc.stats[i].DLoss, rc.stats[i].GLoss, rc.stats[i].DReal, rc.stats[i].DFake} {
+				mc[k] += v / window
+			}
+		}
+		fmt.Fprintf(&table, "%5d-%-5d %8.4f/%-8.4f %8.4f/%-8.4f %8.4f/%-8.4f %8.4f/%-8.4f\n", w+1, w+window,
+			mg[0], mc[0], mg[1], mc[1], mg[2], mc[2], mg[3], mc[3])
+		for k, name := range []string{"D loss", "G loss", "D(x)", "D(G(z))"} {
+			if math.Abs(mg[k]-mc[k]) > 0.1+0.2*math.Abs(mc[k]) {
+				t.Errorf("iterations %d-%d: mean %s gpu %.4f, cpu %.4f", w+1, w+window, name, mg[k], mc[k])
+			}
+		}
+	}
+	t.Logf("window means:\n%s", table.String())
+}
+
+// TestStepGraphsMatchEager: the same training replayed as step graphs (BeginStep,
+// EndStep) gives the same bits as launching kernel by kernel (the kernels are
+// deterministic), across epoch boundaries (an upload in the middle of a step), with
+// observed and unobserved steps.
+func TestStepGraphsMatchEager(t *testing.T) {
+	for _, opt := range []string{"sgd", "adam"} {
+		t.Run(opt, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Optimizer.Kind = opt
+			if opt == "adam" {
+				cfg.Optimizer.LR = 2e-4
+			}
+			set := randomImages(1000, 4)
+			eager := newGPU(t, false)
+			graph := newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), Graphs: true})
+			te, err := trainer.New(cfg, eager, set, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg, err := trainer.New(cfg, graph, set, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 25; i++ { // 10 iterations an epoch
+				observe := i%3 == 0
+				se, err := te.Step(observe)
+				if err != nil {
+					t.Fatal(err)
+				}
+				graph.BeginStep()
+				sg, err := tg.Step(observe)
+				if err2 := graph.EndStep(); err == nil {
+					err = err2
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if se != sg {
+					t.Fatalf("iteration %d: graphs %+v, eager %+v", i+1, sg, se)
+				}
+			}
+			fe, err := te.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fg, err := tg.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTensors(t, "graphs vs eager", fe, fg)
+			st := graph.GraphStats()
+			t.Logf("%+v", st)
+			if st.Submitted < 25 || st.Built == 0 || st.Built > 8 || st.Updates == 0 {
+				t.Errorf("graph stats %+v: want ≥ 25 submissions, 1..8 graphs built, some node updates", st)
+			}
+		})
+	}
+}
