@@ -203,3 +203,11 @@ func ShapeString(t Tensor) string {
 type MemoryReporter interface {
 	Memory() (used, total int64)
 }
+
+// StepGrouper is implemented by backends that can submit a training step's launches
+// as one unit (the CUDA backend's step graphs). The trainer calls BeginStep before a
+// step's operations and EndStep after them; EndStep returns the first error.
+type StepGrouper interface {
+	BeginStep()
+	EndStep() error
+}

@@ -129,6 +129,10 @@ type Backend struct {
 	// Precision of the CUDA backend's matrix products: fp32, or tf32 (tensor cores,
 	// about 3 decimal digits per input). The CPU computes in fp32 whatever it says.
 	Precision string `yaml:"precision" json:"precision"`
+	// Graphs submits each training step to the CUDA backend as one CUDA graph
+	// (replayed with the step's changed parameters patched in) instead of kernel by
+	// kernel.
+	Graphs bool `yaml:"cuda_graphs" json:"cuda_graphs"`
 }
 
 // Eval is the periodic evaluation of the generator during a run (package eval): the

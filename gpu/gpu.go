@@ -95,7 +95,11 @@ type Backend struct {
 	graphs *graphs // step graphs, with Options.Graphs
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend        = (*Backend)(nil)
+	_ backend.MemoryReporter = (*Backend)(nil)
+	_ backend.StepGrouper    = (*Backend)(nil)
+)
 
 // New opens device opt.Device: its primary context, a stream, the kernels' module for
 // its compute capability, and the kernels' workspace.

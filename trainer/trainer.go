@@ -295,8 +295,24 @@ func (t *Trainer) nextReal() error {
 }
 
 // Step runs one iteration of Algorithm 1. With observe set it reads back the losses
-// and mean discriminator outputs (the only device-to-host transfer of a step).
+// and mean discriminator outputs (the only device-to-host transfer of a step). A
+// backend that groups a step's launches (a CUDA graph) is told where the step starts
+// and ends.
 func (t *Trainer) Step(observe bool) (Stats, error) {
+	g, ok := t.b.(backend.StepGrouper)
+	if !ok {
+		return t.iterate(observe)
+	}
+	g.BeginStep()
+	st, err := t.iterate(observe)
+	if gerr := g.EndStep(); err == nil && gerr != nil {
+		err = fmt.Errorf("step %d: %w", t.step, gerr)
+	}
+	return st, err
+}
+
+// iterate is Step's body.
+func (t *Trainer) iterate(observe bool) (Stats, error) {
 	it := t.step
 	epoch := t.epoch
 	if t.cfg.Train.Update == "simultaneous" {

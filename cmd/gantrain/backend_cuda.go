@@ -17,5 +17,5 @@ const backendsBuilt = "cpu, cuda"
 
 // openCUDA opens CUDA device dev.Ordinal.
 func openCUDA(c config.Backend, dev config.Device) (backend.Backend, error) {
-	return gpu.New(gpu.Options{Device: dev.Ordinal, TF32: c.Precision == "tf32"})
+	return gpu.New(gpu.Options{Device: dev.Ordinal, TF32: c.Precision == "tf32", Graphs: c.Graphs})
 }

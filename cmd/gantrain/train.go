@@ -98,6 +98,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Backend.Device, "device", c.Backend.Device, "cpu, cuda or cuda:N")
 	fs.StringVar(&c.Backend.BLAS, "blas", c.Backend.BLAS, "CPU matrix multiply: auto (OpenBLAS if installed, else pure Go), openblas or go")
 	fs.IntVar(&c.Backend.Threads, "threads", c.Backend.Threads, "BLAS threads (0: the library's default)")
+	fs.BoolVar(&c.Backend.Graphs, "cuda-graphs", c.Backend.Graphs, "submit each training step to the GPU as one CUDA graph")
 	fs.StringVar(&c.Backend.Precision, "precision", c.Backend.Precision, "CUDA matrix products: fp32, or tf32 (tensor cores; faster, about 3 significant digits per input)")
 }
 
@@ -106,7 +107,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 // because the checkpoint's state only continues exactly under it.
 var resumeFlags = map[string]bool{"steps": true, "epochs": true, "log-every": true, "sample-every": true,
 	"checkpoint-every": true, "keep-checkpoints": true, "samples": true, "progress": true, "device": true,
-	"blas": true, "threads": true, "precision": true, "data": true}
+	"blas": true, "threads": true, "precision": true, "cuda-graphs": true, "data": true}
 
 // config builds the effective configuration: the preset, the file, then the flags
 // that were set (replayed onto the result through a second binding). A resumed run
