@@ -6,16 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/eval"
+	"github.com/gantrain/gantrain/imageio"
 	"github.com/gantrain/gantrain/trainer"
 )
 
 const evalUsage = `Usage: gantrain eval --checkpoint FILE|RUN_DIR [flags]
+       gantrain eval --npy FILE [flags]
        gantrain eval --real train|valid [flags]
 
 Evaluates the generator of an MNIST checkpoint on samples drawn from it:
@@ -29,7 +32,9 @@ Evaluates the generator of an MNIST checkpoint on samples drawn from it:
                 distance between the penultimate features of the samples and of
                 the test images, from gantrain's embedded MNIST classifier.
 
-Without either flag both run. --real train (or valid) evaluates the first --samples
+Without either flag both run. --npy evaluates samples saved by any generator (a
+float32 .npy array of n×784 or n×28×28 values in [0, 1], e.g. from PyTorch: np.save).
+--real train (or valid) evaluates the first --samples
 real training (validation) images instead of a generator's samples: the reference
 values of eval/REFERENCE.md. --valid-points and --test-points below their defaults are for
 quick checks only; the paper's numbers need the defaults.
@@ -64,6 +69,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, evalUsage); fs.PrintDefaults() }
 	ckpt := fs.String("checkpoint", "", "checkpoint `file`, or a run directory (its newest checkpoint)")
+	npyPath := fs.String("npy", "", "evaluate the samples in this .npy `file` (float32, n×784 or n×28×28, values in [0, 1])")
 	realSplit := fs.String("real", "", "evaluate the first --samples real images of `split` train or valid instead of a generator (reference values)")
 	parzen := fs.Bool("parzen", false, "the Parzen-window log-likelihood")
 	classifier := fs.Bool("classifier", false, "the classifier score and Fréchet distance")
@@ -86,11 +92,17 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q (all options are flags)", fs.Args())
 	}
+	sources := 0
+	for _, v := range []string{*ckpt, *realSplit, *npyPath} {
+		if v != "" {
+			sources++
+		}
+	}
 	switch {
-	case *ckpt == "" && *realSplit == "":
-		return usagef("--checkpoint (or --real) is required")
-	case *ckpt != "" && *realSplit != "":
-		return usagef("--checkpoint and --real exclude each other")
+	case sources == 0:
+		return usagef("--checkpoint (or --npy, or --real) is required")
+	case sources > 1:
+		return usagef("--checkpoint, --npy and --real exclude each other")
 	case *realSplit != "" && *realSplit != "train" && *realSplit != "valid":
 		return usagef("unknown --real split %q (want train or valid)", *realSplit)
 	case *samples < 2 || *samples > 60000:
@@ -140,7 +152,16 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	var x []float32
-	if f != nil {
+	if *npyPath != "" {
+		if x, err = readSamplesNPY(*npyPath, splits.Test.Dim); err != nil {
+			return usageError{err}
+		}
+		rep.SamplesFrom = "npy:" + *npyPath
+		if n := len(x) / splits.Test.Dim; n < 2 || n > 60000 {
+			return usagef("%s holds %d samples, want 2..60000", *npyPath, n)
+		}
+		*samples = len(x) / splits.Test.Dim
+	} else if f != nil {
 		sampleStart := time.Now()
 		xs, sh, err := trainer.Sample(b, f, *samples, *seed)
 		if err != nil {
@@ -217,4 +238,31 @@ func printEval(w io.Writer, rep evalReport, suite *eval.Suite, total time.Durati
 		fmt.Fprintf(w, "  time            %.1f s\n", c.Seconds)
 	}
 	fmt.Fprintf(w, "\ntotal             %.1f s (data and classifier setup %.1f s)\n", total.Seconds(), rep.SetupSeconds)
+}
+
+// readSamplesNPY reads n samples of dim values each from a float32 .npy file and
+// checks that they are finite and in [0, 1].
+func readSamplesNPY(path string, dim int) ([]float32, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	x, shape, err := imageio.ReadNPY(fh)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	per := 1
+	for _, d := range shape[min(1, len(shape)):] {
+		per *= d
+	}
+	if len(shape) < 2 || per != dim {
+		return nil, fmt.Errorf("%s: shape %v, want (n, %d) or (n, 28, 28)", path, shape, dim)
+	}
+	for i, v := range x {
+		if !(v >= 0 && v <= 1) {
+			return nil, fmt.Errorf("%s: value %d is %v, outside [0, 1]", path, i, v)
+		}
+	}
+	return x, nil
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/imageio"
 )
 
 func TestEvalUsageErrors(t *testing.T) {
@@ -17,7 +19,9 @@ func TestEvalUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"eval"}, "--checkpoint (or --real) is required"},
+		{[]string{"eval"}, "--checkpoint (or --npy, or --real) is required"},
+		{[]string{"eval", "--npy", "x.npy", "--real", "train"}, "exclude each other"},
+		{[]string{"eval", "--npy", filepath.Join(dir, "missing.npy")}, "missing.npy"},
 		{[]string{"eval", "--checkpoint", dir, "--real", "train"}, "exclude each other"},
 		{[]string{"eval", "--real", "test"}, "unknown --real split"},
 		{[]string{"eval", "--real", "train", "--samples", "1"}, "--samples must be in 2..60000"},
@@ -90,6 +94,26 @@ func TestEvalMNISTCheckpoint(t *testing.T) {
 	// After one step G draws near the mean digit: a poor model on both scores.
 	if !(c.Score >= 1 && c.Score < rep.RealTest.ClassifierScore) || !(c.FrechetDistance > 0) || rep.RealTest.Accuracy < 0.98 {
 		t.Errorf("classifier %+v, real test %+v", *c, *rep.RealTest)
+	}
+	// The same samples saved by `gantrain sample` and evaluated with --npy score the same.
+	npy := filepath.Join(t.TempDir(), "s.npy")
+	if code, _, stderr := runCmd("sample", "--checkpoint", run, "--n", "300", "--out", npy); code != 0 {
+		t.Fatalf("sample: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr = runCmd("eval", "--npy", npy, "--valid-points", "50", "--test-points", "400", "--json")
+	var fromNPY evalReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &fromNPY) != nil {
+		t.Fatalf("eval --npy: exit %d: %s%s", code, stdout, stderr)
+	}
+	if q := fromNPY.Result.Parzen; q == nil || q.LL != p.LL || q.Sigma != p.Sigma || fromNPY.Result.Classifier.FrechetDistance != c.FrechetDistance {
+		t.Errorf("--npy of the same samples: %+v, want Parzen %v σ %v", fromNPY.Result, p.LL, p.Sigma)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.npy")
+	fh, _ := os.Create(bad)
+	imageio.WriteNPY(fh, []float32{0, 0.5, 2, 0}, 2, 2)
+	fh.Close()
+	if code, _, stderr := runCmd("eval", "--npy", bad); code != 2 || !strings.Contains(stderr, "want (n, 784)") {
+		t.Errorf("2×2 npy: exit %d, %s", code, stderr)
 	}
 	code, stdout, stderr = runCmd(append(quick, "--parzen")...)
 	if code != 0 || !strings.Contains(stdout, "log-likelihood") || strings.Contains(stdout, "Fréchet") {
