@@ -145,3 +145,21 @@ func TestResumeFallsBack(t *testing.T) {
 		t.Errorf("no good checkpoint: exit %d, %s", code, stderr)
 	}
 }
+
+// --auto-resume starts a fresh run, resumes it when started again (as a restarted
+// container does), and refuses to continue it under a different configuration.
+func TestAutoResume(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := runCmd(ringArgs(run, "--steps", "20", "--auto-resume")...)
+	if code != 0 || strings.Contains(stderr, "resuming") {
+		t.Fatalf("fresh run: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = runCmd(ringArgs(run, "--steps", "40", "--auto-resume")...)
+	if code != 0 || !strings.Contains(stderr, "msg=resuming step=20") {
+		t.Fatalf("restart: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = runCmd(ringArgs(run, "--steps", "60", "--auto-resume", "--lr", "0.5")...)
+	if code != 2 || !strings.Contains(stderr, "another configuration") || !strings.Contains(stderr, "lr: 0.5") {
+		t.Errorf("changed lr: exit %d: %s", code, stderr)
+	}
+}

@@ -49,6 +49,7 @@ type trainFlags struct {
 	cfgPath   string
 	logFormat string
 	resume    string
+	auto      bool
 	listen    string
 	tokenFile string
 	linger    time.Duration
@@ -63,6 +64,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.StringVar(&f.cfgPath, "config", "", "YAML or JSON config `file` applied over the preset (unknown fields are errors)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence and backend)")
+	fs.BoolVar(&f.auto, "auto-resume", false, "resume the run in --out when it has checkpoints (a restarted container or job picks up where it stopped), else start it; the configuration given must match the run's")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
 	fs.StringVar(&f.tokenFile, "control-token-file", "", "`file` holding the bearer token of the control API (POST /v1/checkpoint, /v1/stop); the GANTRAIN_CONTROL_TOKEN environment variable works too; without a token control is off")
 	fs.DurationVar(&f.linger, "linger", 0, "keep serving status and metrics this long after the run ends (e.g. 5m), so the final state can be scraped")
@@ -168,6 +170,58 @@ func (f *trainFlags) config() (config.Config, error) {
 	return c, nil
 }
 
+// autoResume turns a run whose --out directory already holds checkpoints into a
+// resume of it. The configuration built from the preset, file and flags must equal
+// the run's config.yaml except in what a resume may change; a difference is an error
+// naming the fields, not a silent restart with other settings.
+func (f *trainFlags) autoResume(cfg config.Config) (config.Config, error) {
+	dir := cfg.Output.Dir
+	list, err := trainer.ListCheckpoints(dir)
+	if err != nil || len(list) == 0 {
+		return cfg, nil // nothing to resume: a fresh run
+	}
+	run, err := config.Load(filepath.Join(dir, "config.yaml"), config.Default())
+	if err != nil {
+		return cfg, usageError{fmt.Errorf("--auto-resume: %s has checkpoints but its config.yaml is unusable: %w", dir, err)}
+	}
+	// What a resume may change comes from this invocation.
+	run.Train.Steps, run.Train.Epochs = cfg.Train.Steps, cfg.Train.Epochs
+	run.Output, run.Backend, run.Data.Dir = cfg.Output, cfg.Backend, cfg.Data.Dir
+	if diff := configDiff(run, cfg); diff != "" {
+		return cfg, usagef("--auto-resume: the run in %s was started with another configuration:\n%s\nchoose another --out, or give the run's own settings", dir, diff)
+	}
+	f.resume = dir
+	return run, nil
+}
+
+// configDiff lists the YAML lines in which two configs differ ("" when equal).
+func configDiff(a, b config.Config) string {
+	ya, err1 := a.YAML()
+	yb, err2 := b.YAML()
+	if err1 != nil || err2 != nil {
+		return "  (cannot compare)"
+	}
+	la, lb := strings.Split(string(ya), "\n"), strings.Split(string(yb), "\n")
+	var out []string
+	for i := 0; i < max(len(la), len(lb)); i++ {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("  run: %s\n  now: %s", strings.TrimSpace(x), strings.TrimSpace(y)))
+		}
+		if len(out) == 5 {
+			out = append(out, "  …")
+			break
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // isConfigFlag reports whether the train flag name overrides a config field.
 func isConfigFlag(name string) bool {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
@@ -207,6 +261,11 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := f.config()
 	if err != nil {
 		return err
+	}
+	if f.auto && f.resume == "" {
+		if cfg, err = f.autoResume(cfg); err != nil {
+			return err
+		}
 	}
 	log, err := newLogger(stderr, f.logFormat)
 	if err != nil {
