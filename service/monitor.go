@@ -270,7 +270,9 @@ func (mon *Monitor) Status() Status {
 	s := mon.st
 	now := mon.now()
 	s.ElapsedSeconds = now.Sub(s.StartedAt).Seconds()
-	s.StepsPerSecond = mon.rate.perSecond()
+	if s.State == StateTraining {
+		s.StepsPerSecond = mon.rate.perSecond()
+	}
 	s.ExamplesPerSecond = s.StepsPerSecond * float64(mon.examplesPS)
 	if s.State == StateTraining && s.StepLimit > 0 && s.StepsPerSecond > 0 {
 		eta := math.Max(float64(s.StepLimit-s.Step), 0) / s.StepsPerSecond

@@ -19,9 +19,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/gantrain/gantrain/trainer"
 )
@@ -52,16 +54,27 @@ type Options struct {
 	// Commands carries control requests to the run; nil turns control off too.
 	Commands chan<- trainer.Command
 	Log      *slog.Logger
+	// RateLimit caps the requests per second the server handles (bursts of
+	// RateBurst), so that a flood of scrapes cannot take the CPU from training:
+	// requests over the rate wait their turn, those over maxWaiting are refused with
+	// 503. The probes /healthz and /readyz are never held. 0: no limit.
+	RateLimit float64
+	RateBurst int
 }
 
 // Server is the HTTP service of one run.
 type Server struct {
-	mon  *Monitor
-	opt  Options
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
+	mon     *Monitor
+	opt     Options
+	srv     *http.Server
+	ln      net.Listener
+	done    chan error
+	limiter *rate.Limiter
+	waiting atomic.Int64
 }
+
+// maxWaiting bounds the requests queued behind the rate limit.
+const maxWaiting = 256
 
 // New returns a server for mon; Start makes it listen.
 func New(mon *Monitor, opt Options) *Server {
@@ -69,6 +82,9 @@ func New(mon *Monitor, opt Options) *Server {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{mon: mon, opt: opt}
+	if opt.RateLimit > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(opt.RateLimit), max(opt.RateBurst, 1))
+	}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -143,7 +159,32 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.Write(page)
 	})
-	return mux
+	return s.throttle(mux)
+}
+
+// throttle holds requests to the configured rate, except the probes.
+func (s *Server) throttle(next http.Handler) http.Handler {
+	if s.limiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.waiting.Add(1) > maxWaiting {
+			s.waiting.Add(-1)
+			w.Header().Set("Retry-After", "1")
+			httpError(w, http.StatusServiceUnavailable, "too many requests waiting; retry in a second")
+			return
+		}
+		err := s.limiter.Wait(r.Context())
+		s.waiting.Add(-1)
+		if err != nil {
+			return // the client went away while it waited
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

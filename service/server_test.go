@@ -371,3 +371,29 @@ func TestServerLifecycle(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// Requests beyond the rate limit wait their turn (none fails); the probes do not.
+func TestRateLimit(t *testing.T) {
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	s := New(mon, Options{RateLimit: 20, RateBurst: 1})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	start := time.Now()
+	for i := 0; i < 6; i++ {
+		if resp, _ := get(t, ts.URL+"/v1/status"); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("6 requests at 20/s (burst 1) took %v, want ≥ 250 ms", d)
+	}
+	start = time.Now()
+	for i := 0; i < 50; i++ {
+		if resp, _ := get(t, ts.URL+"/healthz"); resp.StatusCode != 200 {
+			t.Fatalf("healthz %d: %d", i, resp.StatusCode)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("50 probes took %v: probes must not be held", d)
+	}
+}

@@ -53,6 +53,7 @@ type trainFlags struct {
 	listen    string
 	tokenFile string
 	linger    time.Duration
+	httpRate  float64
 }
 
 func newTrainFlags(stderr io.Writer) *trainFlags {
@@ -67,6 +68,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.BoolVar(&f.auto, "auto-resume", false, "resume the run in --out when it has checkpoints (a restarted container or job picks up where it stopped), else start it; the configuration given must match the run's")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
 	fs.StringVar(&f.tokenFile, "control-token-file", "", "`file` holding the bearer token of the control API (POST /v1/checkpoint, /v1/stop); the GANTRAIN_CONTROL_TOKEN environment variable works too; without a token control is off")
+	fs.Float64Var(&f.httpRate, "http-rate", 50, "most HTTP requests per second served (others wait), so that heavy scraping cannot slow training; the health probes are exempt; 0: no limit")
 	fs.DurationVar(&f.linger, "linger", 0, "keep serving status and metrics this long after the run ends (e.g. 5m), so the final state can be scraped")
 	defaults := config.Default()
 	bindConfigFlags(fs, &defaults)
@@ -278,7 +280,11 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mon := service.NewMonitor(service.BuildInfo{Version: version, Backend: backendName(cfg.Backend)})
 	commands := make(chan trainer.Command, 1)
 	if f.listen != "off" && f.listen != "" {
-		srv := service.New(mon, service.Options{Addr: f.listen, Token: token, Commands: commands, Log: log})
+		if f.httpRate < 0 {
+			return usagef("--http-rate must be ≥ 0, got %g", f.httpRate)
+		}
+		srv := service.New(mon, service.Options{Addr: f.listen, Token: token, Commands: commands, Log: log,
+			RateLimit: f.httpRate, RateBurst: max(1, int(f.httpRate/5))})
 		if err := srv.Start(); err != nil {
 			return fmt.Errorf("%w (choose another with --listen, or --listen off)", err)
 		}
