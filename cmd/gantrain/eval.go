@@ -210,6 +210,8 @@ func printEval(w io.Writer, rep evalReport, suite *eval.Suite, total time.Durati
 	if rep.Checkpoint != "" {
 		fmt.Fprintf(w, "checkpoint        %s (step %s, epoch %s)\n", rep.Checkpoint, rep.Step, rep.Epoch)
 		fmt.Fprintf(w, "samples           %d from the generator, noise seed %d (%.1f s)\n", res.Samples, rep.Seed, rep.SamplingSeconds)
+	} else if path, ok := strings.CutPrefix(rep.SamplesFrom, "npy:"); ok {
+		fmt.Fprintf(w, "samples           %d from %s\n", res.Samples, path)
 	} else {
 		fmt.Fprintf(w, "samples           the first %d real images of the %s split\n", res.Samples, rep.SamplesFrom)
 	}
