@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
@@ -60,6 +61,9 @@ type Options struct {
 	// 503. The probes /healthz and /readyz are never held. 0: no limit.
 	RateLimit float64
 	RateBurst int
+	// MetricsTTL lets one gathering of the metrics serve the scrapes of that long
+	// (0: gather for every scrape).
+	MetricsTTL time.Duration
 }
 
 // Server is the HTTP service of one run.
@@ -138,7 +142,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Handler returns the service's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	metrics := promhttp.HandlerFor(s.mon.m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.opt.Log.Handler(), slog.LevelWarn)})
+	var gather prometheus.Gatherer = s.mon.m.reg
+	if s.opt.MetricsTTL > 0 {
+		gather = &cachedGatherer{g: gather, ttl: s.opt.MetricsTTL, now: time.Now}
+	}
+	metrics := promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.opt.Log.Handler(), slog.LevelWarn)})
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -397,3 +397,34 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("50 probes took %v: probes must not be held", d)
 	}
 }
+
+// Scrapes within the cache's time share one gathering; later ones gather anew.
+func TestMetricsCache(t *testing.T) {
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	now := time.Unix(0, 0)
+	c := &cachedGatherer{g: mon.m.reg, ttl: time.Second, now: func() time.Time { return now }}
+	read := func() float64 {
+		mfs, err := c.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range mfs {
+			if f.GetName() == "gantrain_steps_total" {
+				return f.Metric[0].Counter.GetValue()
+			}
+		}
+		t.Fatal("no gantrain_steps_total")
+		return 0
+	}
+	if v := read(); v != 0 {
+		t.Fatalf("steps %v", v)
+	}
+	mon.StepDone(trainer.StepReport{Stats: trainer.Stats{Step: 1}})
+	if v := read(); v != 0 {
+		t.Errorf("within the TTL: %v, want the cached 0", v)
+	}
+	now = now.Add(time.Second)
+	if v := read(); v != 1 {
+		t.Errorf("after the TTL: %v, want 1", v)
+	}
+}

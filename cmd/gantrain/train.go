@@ -284,7 +284,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usagef("--http-rate must be ≥ 0, got %g", f.httpRate)
 		}
 		srv := service.New(mon, service.Options{Addr: f.listen, Token: token, Commands: commands, Log: log,
-			RateLimit: f.httpRate, RateBurst: max(1, int(f.httpRate/5))})
+			RateLimit: f.httpRate, RateBurst: max(1, int(f.httpRate/5)), MetricsTTL: 500 * time.Millisecond})
 		if err := srv.Start(); err != nil {
 			return fmt.Errorf("%w (choose another with --listen, or --listen off)", err)
 		}
