@@ -92,6 +92,8 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	}
 	lastT, lastStep := time.Now(), t.step
 	lastCkpt, lastSample := int64(-1), int64(-1)
+	_, onDevice := t.b.(backend.MemoryReporter)
+	cheapScalars := !onDevice
 	var stopCmd *Command
 	if t.cfg.Train.OnDivergence == "rollback" && t.lastCheckpointStep(opt.Dir) < 0 {
 		// A rollback needs a checkpoint to return to, even before the first period.
@@ -150,7 +152,9 @@ loop:
 		}
 		// Read the scalars back only on steps that report them.
 		next := t.step + 1
-		observe := (out.LogEvery > 0 && next%int64(out.LogEvery) == 0) || (bar.on && next%10 == 0)
+		// Where reading them costs nothing (the CPU: no device to synchronise with),
+		// every step is read, so a NaN stops the run at once.
+		observe := (out.LogEvery > 0 && next%int64(out.LogEvery) == 0) || (bar.on && next%10 == 0) || cheapScalars
 		start := time.Now()
 		st, err := t.Step(observe)
 		if err != nil {
@@ -165,7 +169,9 @@ loop:
 				}
 				continue
 			}
-			bar.update(st)
+			if st.Step%10 == 0 {
+				bar.update(st)
+			}
 		}
 		rep := StepReport{Stats: st, Observed: observe, Duration: time.Since(start)}
 		if mr, ok := t.b.(backend.MemoryReporter); ok && observe {
