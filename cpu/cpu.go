@@ -90,6 +90,19 @@ func (b *Backend) ok(cond bool, op, format string, args ...any) bool {
 	return true
 }
 
+// check records the verdict of a shape rule (backend.Check*) and reports whether the
+// operation may run.
+func (b *Backend) check(err error) bool {
+	if b.err != nil {
+		return false
+	}
+	if err != nil {
+		b.fail(err)
+		return false
+	}
+	return true
+}
+
 // t unwraps a backend tensor; nil stays nil. A tensor of another backend is an error.
 func (b *Backend) t(op string, x backend.Tensor) *tensor {
 	if x == nil {
@@ -220,7 +233,7 @@ func (b *Backend) Fill(x backend.Tensor, v float32) {
 // Copy implements backend.Backend.
 func (b *Backend) Copy(dst, src backend.Tensor) {
 	ts, ok := b.f32("Copy", dst, src)
-	if !ok || !b.ok(ts[0].sameShape(ts[1]), "Copy", "dst %s, src %s", ts[0], ts[1]) {
+	if !ok || !b.check(backend.CheckCopy(dst, src)) {
 		return
 	}
 	copy(ts[0].f, ts[1].f)
@@ -229,7 +242,7 @@ func (b *Backend) Copy(dst, src backend.Tensor) {
 // Mul implements backend.Backend.
 func (b *Backend) Mul(y, a, c backend.Tensor) {
 	ts, ok := b.f32("Mul", y, a, c)
-	if !ok || !b.ok(ts[0].sameShape(ts[1]) && ts[0].sameShape(ts[2]), "Mul", "y %s, a %s, b %s", ts[0], ts[1], ts[2]) {
+	if !ok || !b.check(backend.CheckMul(y, a, c)) {
 		return
 	}
 	yf, af, cf := ts[0].f, ts[1].f[:len(ts[0].f)], ts[2].f[:len(ts[0].f)]

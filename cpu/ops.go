@@ -83,8 +83,7 @@ func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 	}
 	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if !b.ok(W.rows == in && B.len() == out && Y.rows == n && Y.cols == out && n > 0 && in > 0 && out > 0,
-		"DenseForward", "y %s = x %s · w %s + b %s", Y, X, W, B) {
+	if !b.check(backend.CheckDenseForward(y, x, w, bias)) {
 		return
 	}
 	b.gemm.Sgemm(false, false, n, out, in, 1, X.f, in, W.f, out, 0, Y.f, out)
@@ -101,29 +100,28 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 	if !ok {
 		return
 	}
-	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
-	n, in, out := X.rows, X.cols, W.cols
-	if !b.ok(W.rows == in && Y.rows == n && Y.cols == out && DY.sameShape(Y) && n > 0 && in > 0 && out > 0,
-		"DenseBackward", "dy %s, x %s, y %s, w %s", DY, X, Y, W) {
+	// The optional outputs are type-checked and every shape is checked before dy is
+	// overwritten: a refused call changes nothing.
+	DX, okx := b.optionalF32("DenseBackward dx", dx)
+	DW, okw := b.optionalF32("DenseBackward dw", dw)
+	DB, okb := b.optionalF32("DenseBackward db", db)
+	if !okx || !okw || !okb {
 		return
 	}
+	if !b.check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
+		return
+	}
+	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
+	n, in, out := X.rows, X.cols, W.cols
 	if act.Kind != backend.Identity {
 		parallelRows(n, out, func(r0, r1 int) {
 			activationGrad(DY.f[r0*out:r1*out], Y.f[r0*out:r1*out], act)
 		})
 	}
-	if dw != nil {
-		DW, ok := b.f32("DenseBackward dw", dw)
-		if !ok || !b.ok(DW[0].sameShape(W), "DenseBackward", "dw %s, w %s", DW[0], W) {
-			return
-		}
-		b.gemm.Sgemm(true, false, in, out, n, 1, X.f, in, DY.f, out, 0, DW[0].f, out)
+	if DW != nil {
+		b.gemm.Sgemm(true, false, in, out, n, 1, X.f, in, DY.f, out, 0, DW.f, out)
 	}
-	if db != nil {
-		DB, ok := b.f32("DenseBackward db", db)
-		if !ok || !b.ok(DB[0].len() == out, "DenseBackward", "db %s, %d outputs", DB[0], out) {
-			return
-		}
+	if DB != nil {
 		if cap(b.acc) < out {
 			b.acc = make([]float64, out)
 		}
@@ -135,16 +133,21 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 			}
 		}
 		for j, v := range acc {
-			DB[0].f[j] = float32(v)
+			DB.f[j] = float32(v)
 		}
 	}
-	if dx != nil {
-		DX, ok := b.f32("DenseBackward dx", dx)
-		if !ok || !b.ok(DX[0].sameShape(X), "DenseBackward", "dx %s, x %s", DX[0], X) {
-			return
-		}
-		b.gemm.Sgemm(false, true, n, in, out, 1, DY.f, out, W.f, out, 0, DX[0].f, in)
+	if DX != nil {
+		b.gemm.Sgemm(false, true, n, in, out, 1, DY.f, out, W.f, out, 0, DX.f, in)
 	}
+}
+
+// optionalF32 unwraps an operand that may be nil (nil, true) or must be float32.
+func (b *Backend) optionalF32(op string, x backend.Tensor) (*tensor, bool) {
+	if x == nil {
+		return nil, b.err == nil
+	}
+	ts, ok := b.f32(op, x)
+	return ts[0], ok
 }
 
 // i32 unwraps an int32 tensor.
@@ -167,8 +170,7 @@ func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 		return
 	}
 	Y, Z := ts[0], ts[1]
-	if !b.ok(pieces > 0 && Z.rows == Y.rows && Z.cols == Y.cols*pieces && A.sameShape(Y),
-		"MaxoutForward", "y %s, arg %s, z %s, %d pieces", Y, A, Z, pieces) {
+	if !b.check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
 		return
 	}
 	parallelRows(len(Y.f), pieces, func(lo, hi int) {
@@ -193,8 +195,7 @@ func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 		return
 	}
 	DZ, DY := ts[0], ts[1]
-	if !b.ok(pieces > 0 && DZ.rows == DY.rows && DZ.cols == DY.cols*pieces && A.sameShape(DY),
-		"MaxoutBackward", "dz %s, dy %s, arg %s, %d pieces", DZ, DY, A, pieces) {
+	if !b.check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
 		return
 	}
 	parallelRows(len(DY.f), pieces, func(lo, hi int) {
@@ -215,8 +216,7 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 		return
 	}
 	Y, M, X := ts[0], ts[1], ts[2]
-	if !b.ok(Y.sameShape(X) && M.sameShape(X) && keep > 0 && keep <= 1,
-		"Dropout", "y %s, mask %s, x %s, keep %g", Y, M, X, keep) {
+	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
 	scale := 1 / keep
@@ -244,17 +244,9 @@ func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, s
 		return
 	}
 	L, T, O := ts[0], ts[1], ts[2]
-	if !b.ok(L.sameShape(T) && slot >= 0 && slot < O.len(), "SigmoidCrossEntropy",
-		"logits %s, targets %s, out %s slot %d", L, T, O, slot) {
+	D, ok := b.optionalF32("SigmoidCrossEntropy", dlogits)
+	if !ok || !b.check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
 		return
-	}
-	var D *tensor
-	if dlogits != nil {
-		d, ok := b.f32("SigmoidCrossEntropy", dlogits)
-		if !ok || !b.ok(d[0].sameShape(L), "SigmoidCrossEntropy", "dlogits %s, logits %s", d[0], L) {
-			return
-		}
-		D = d[0]
 	}
 	var sum float64
 	for i, l := range L.f {
@@ -274,7 +266,7 @@ func (b *Backend) MeanSigmoid(logits, out backend.Tensor, slot int) {
 		return
 	}
 	L, O := ts[0], ts[1]
-	if !b.ok(L.len() > 0 && slot >= 0 && slot < O.len(), "MeanSigmoid", "logits %s, out %s slot %d", L, O, slot) {
+	if !b.check(backend.CheckMeanSigmoid(logits, out, slot)) {
 		return
 	}
 	var sum float64
@@ -291,7 +283,7 @@ func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 		return
 	}
 	P, G, V := ts[0], ts[1], ts[2]
-	if !b.ok(P.sameShape(G) && P.sameShape(V), "SGDMomentum", "p %s, g %s, v %s", P, G, V) {
+	if !b.check(backend.CheckSGDMomentum(p, g, v)) {
 		return
 	}
 	parallel(len(P.f), 1, func(lo, hi int) {
@@ -314,7 +306,7 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 		return
 	}
 	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
-	if !b.ok(P.sameShape(G) && P.sameShape(M) && P.sameShape(V) && t >= 1, "Adam", "p %s, g %s, m %s, v %s, t %d", P, G, M, V, t) {
+	if !b.check(backend.CheckAdam(p, g, m, v, t)) {
 		return
 	}
 	c1 := float32(1 / (1 - math.Pow(float64(beta1), float64(t))))
@@ -335,7 +327,7 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 // column is scaled by maxNorm/norm only when its norm exceeds maxNorm.
 func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 	ts, ok := b.f32("ClipColumnNorms", w)
-	if !ok || !b.ok(maxNorm > 0, "ClipColumnNorms", "max norm %g, want > 0", maxNorm) {
+	if !ok || !b.check(backend.CheckClipColumnNorms(maxNorm)) {
 		return
 	}
 	W := ts[0]
@@ -370,7 +362,7 @@ func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 // Uniform implements backend.Backend.
 func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 	ts, ok := b.f32("Uniform", x)
-	if !ok || !b.ok(lo < hi, "Uniform", "empty range [%g, %g)", lo, hi) {
+	if !ok || !b.check(backend.CheckUniform(lo, hi)) {
 		return
 	}
 	f := ts[0].f
@@ -403,8 +395,7 @@ func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
 		return
 	}
 	D, S := ts[0], ts[1]
-	if !b.ok(D.cols == S.cols && offset >= 0 && offset+D.rows <= I.len(), "GatherRows",
-		"dst %s, src %s, idx %s at offset %d", D, S, I, offset) {
+	if !b.check(backend.CheckGatherRows(dst, src, idx, offset)) {
 		return
 	}
 	for r := 0; r < D.rows; r++ {
@@ -425,17 +416,9 @@ func (b *Backend) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, sc
 		return
 	}
 	L, O := ts[0], ts[1]
-	if !b.ok(L.cols > 0 && Y.rows == L.rows && Y.cols == 1 && slot >= 0 && slot < O.len(), "SoftmaxCrossEntropy",
-		"logits %s, labels %s, out %s slot %d", L, Y, O, slot) {
+	D, ok := b.optionalF32("SoftmaxCrossEntropy", dlogits)
+	if !ok || !b.check(backend.CheckSoftmaxCrossEntropy(dlogits, logits, labels, out, slot)) {
 		return
-	}
-	var D *tensor
-	if dlogits != nil {
-		d, ok := b.f32("SoftmaxCrossEntropy", dlogits)
-		if !ok || !b.ok(d[0].sameShape(L), "SoftmaxCrossEntropy", "dlogits %s, logits %s", d[0], L) {
-			return
-		}
-		D = d[0]
 	}
 	var sum float64
 	for i := 0; i < L.rows; i++ {
@@ -476,7 +459,7 @@ func (b *Backend) LogSumExpRows(out, x backend.Tensor) {
 		return
 	}
 	O, X := ts[0], ts[1]
-	if !b.ok(X.cols > 0 && O.rows == X.rows && O.cols == 1, "LogSumExpRows", "out %s, x %s", O, X) {
+	if !b.check(backend.CheckLogSumExpRows(out, x)) {
 		return
 	}
 	parallelRows(X.rows, X.cols, func(r0, r1 int) {

@@ -140,6 +140,19 @@ func CheckShape(rows, cols int) bool {
 	return rows >= 0 && cols >= 0 && !(cols > 0 && rows > math.MaxInt32/cols)
 }
 
+// check records the verdict of a shape rule (backend.Check*) and reports whether the
+// operation may run.
+func (b *Core) check(err error) bool {
+	if b.err != nil {
+		return false
+	}
+	if err != nil {
+		b.Fail(err)
+		return false
+	}
+	return true
+}
+
 // ok reports whether the backend may run op, recording a shape error unless cond holds.
 func (b *Core) ok(cond bool, op, format string, args ...any) bool {
 	if b.err != nil {
@@ -186,6 +199,15 @@ func (b *Core) f32(op string, xs ...backend.Tensor) (out [4]*Tensor, ok bool) {
 	return out, b.err == nil
 }
 
+// optionalF32 unwraps an operand that may be nil (nil, true) or must be float32.
+func (b *Core) optionalF32(op string, x backend.Tensor) (*Tensor, bool) {
+	if x == nil {
+		return nil, b.err == nil
+	}
+	ts, ok := b.f32(op, x)
+	return ts[0], ok
+}
+
 // i32 unwraps an int32 tensor.
 func (b *Core) i32(op string, x backend.Tensor) *Tensor {
 	t := b.t(op, x)
@@ -218,7 +240,7 @@ func (b *Core) Fill(x backend.Tensor, v float32) {
 // Copy implements backend.Backend.
 func (b *Core) Copy(dst, src backend.Tensor) {
 	ts, ok := b.f32("Copy", dst, src)
-	if !ok || !b.ok(ts[0].sameShape(ts[1]), "Copy", "dst %s, src %s", ts[0], ts[1]) {
+	if !ok || !b.check(backend.CheckCopy(dst, src)) {
 		return
 	}
 	b.Launch("Copy", kernels.Copy(b.KD, ts[0].ptr, ts[1].ptr, ts[0].Len()))
@@ -227,7 +249,7 @@ func (b *Core) Copy(dst, src backend.Tensor) {
 // Mul implements backend.Backend.
 func (b *Core) Mul(y, a, c backend.Tensor) {
 	ts, ok := b.f32("Mul", y, a, c)
-	if !ok || !b.ok(ts[0].sameShape(ts[1]) && ts[0].sameShape(ts[2]), "Mul", "y %s, a %s, b %s", ts[0], ts[1], ts[2]) {
+	if !ok || !b.check(backend.CheckMul(y, a, c)) {
 		return
 	}
 	b.Launch("Mul", kernels.Mul(b.KD, ts[0].ptr, ts[1].ptr, ts[2].ptr, ts[0].Len()))
@@ -241,8 +263,7 @@ func (b *Core) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 	}
 	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if !b.ok(W.rows == in && B.Len() == out && Y.rows == n && Y.cols == out && n > 0 && in > 0 && out > 0,
-		"DenseForward", "y %s = x %s · w %s + b %s", Y, X, W, B) {
+	if !b.check(backend.CheckDenseForward(y, x, w, bias)) {
 		return
 	}
 	b.Launch("DenseForward", kernels.DenseForward(b.KD, Y.ptr, X.ptr, W.ptr, B.ptr, n, in, out, act, b.WS))
@@ -256,31 +277,11 @@ func (b *Core) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if !b.ok(W.rows == in && Y.rows == n && Y.cols == out && DY.sameShape(Y) && n > 0 && in > 0 && out > 0,
-		"DenseBackward", "dy %s, x %s, y %s, w %s", DY, X, Y, W) {
+	DX, okx := b.optionalF32("DenseBackward dx", dx)
+	DW, okw := b.optionalF32("DenseBackward dw", dw)
+	DB, okb := b.optionalF32("DenseBackward db", db)
+	if !okx || !okw || !okb || !b.check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
 		return
-	}
-	var DW, DB, DX *Tensor
-	if dw != nil {
-		t, ok := b.f32("DenseBackward dw", dw)
-		if !ok || !b.ok(t[0].sameShape(W), "DenseBackward", "dw %s, w %s", t[0], W) {
-			return
-		}
-		DW = t[0]
-	}
-	if db != nil {
-		t, ok := b.f32("DenseBackward db", db)
-		if !ok || !b.ok(t[0].Len() == out, "DenseBackward", "db %s, %d outputs", t[0], out) {
-			return
-		}
-		DB = t[0]
-	}
-	if dx != nil {
-		t, ok := b.f32("DenseBackward dx", dx)
-		if !ok || !b.ok(t[0].sameShape(X), "DenseBackward", "dx %s, x %s", t[0], X) {
-			return
-		}
-		DX = t[0]
 	}
 	b.Launch("DenseBackward", kernels.DenseBackward(b.KD, addr(DX), addr(DW), addr(DB), DY.ptr, X.ptr, Y.ptr, W.ptr,
 		n, in, out, act, b.WS))
@@ -294,8 +295,7 @@ func (b *Core) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 		return
 	}
 	Y, Z := ts[0], ts[1]
-	if !b.ok(pieces > 0 && Z.rows == Y.rows && Z.cols == Y.cols*pieces && A.sameShape(Y),
-		"MaxoutForward", "y %s, arg %s, z %s, %d pieces", Y, A, Z, pieces) {
+	if !b.check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
 		return
 	}
 	A.DeviceWrote()
@@ -310,8 +310,7 @@ func (b *Core) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 		return
 	}
 	DZ, DY := ts[0], ts[1]
-	if !b.ok(pieces > 0 && DZ.rows == DY.rows && DZ.cols == DY.cols*pieces && A.sameShape(DY),
-		"MaxoutBackward", "dz %s, dy %s, arg %s, %d pieces", DZ, DY, A, pieces) {
+	if !b.check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
 		return
 	}
 	b.Launch("MaxoutBackward", kernels.MaxoutBackward(b.KD, DZ.ptr, DY.ptr, A.ptr, DY.Len(), pieces))
@@ -324,8 +323,7 @@ func (b *Core) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
 		return
 	}
 	Y, M, X := ts[0], ts[1], ts[2]
-	if !b.ok(Y.sameShape(X) && M.sameShape(X) && keep > 0 && keep <= 1,
-		"Dropout", "y %s, mask %s, x %s, keep %g", Y, M, X, keep) {
+	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
 	b.Launch("Dropout", kernels.Dropout(b.KD, Y.ptr, M.ptr, X.ptr, X.Len(), keep, s))
@@ -338,17 +336,9 @@ func (b *Core) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scal
 		return
 	}
 	L, T, O := ts[0], ts[1], ts[2]
-	if !b.ok(L.sameShape(T) && slot >= 0 && slot < O.Len(), "SigmoidCrossEntropy",
-		"logits %s, targets %s, out %s slot %d", L, T, O, slot) {
+	D, ok := b.optionalF32("SigmoidCrossEntropy", dlogits)
+	if !ok || !b.check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
 		return
-	}
-	var D *Tensor
-	if dlogits != nil {
-		d, ok := b.f32("SigmoidCrossEntropy", dlogits)
-		if !ok || !b.ok(d[0].sameShape(L), "SigmoidCrossEntropy", "dlogits %s, logits %s", d[0], L) {
-			return
-		}
-		D = d[0]
 	}
 	b.Launch("SigmoidCrossEntropy", kernels.SigmoidCrossEntropy(b.KD, addr(D), L.ptr, T.ptr, L.Len(), scale, O.ptr, slot, b.WS))
 }
@@ -360,7 +350,7 @@ func (b *Core) MeanSigmoid(logits, out backend.Tensor, slot int) {
 		return
 	}
 	L, O := ts[0], ts[1]
-	if !b.ok(L.Len() > 0 && slot >= 0 && slot < O.Len(), "MeanSigmoid", "logits %s, out %s slot %d", L, O, slot) {
+	if !b.check(backend.CheckMeanSigmoid(logits, out, slot)) {
 		return
 	}
 	b.Launch("MeanSigmoid", kernels.MeanSigmoid(b.KD, L.ptr, L.Len(), O.ptr, slot, b.WS))
@@ -376,17 +366,9 @@ func (b *Core) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale
 		return
 	}
 	L, O := ts[0], ts[1]
-	if !b.ok(L.cols > 0 && Y.rows == L.rows && Y.cols == 1 && slot >= 0 && slot < O.Len(), "SoftmaxCrossEntropy",
-		"logits %s, labels %s, out %s slot %d", L, Y, O, slot) {
+	D, ok := b.optionalF32("SoftmaxCrossEntropy", dlogits)
+	if !ok || !b.check(backend.CheckSoftmaxCrossEntropy(dlogits, logits, labels, out, slot)) {
 		return
-	}
-	var D *Tensor
-	if dlogits != nil {
-		d, ok := b.f32("SoftmaxCrossEntropy", dlogits)
-		if !ok || !b.ok(d[0].sameShape(L), "SoftmaxCrossEntropy", "dlogits %s, logits %s", d[0], L) {
-			return
-		}
-		D = d[0]
 	}
 	if Y.base.ShadowOK {
 		for i, k := range Y.base.Shadow[Y.off : Y.off+L.rows] {
@@ -406,7 +388,7 @@ func (b *Core) LogSumExpRows(out, x backend.Tensor) {
 		return
 	}
 	O, X := ts[0], ts[1]
-	if !b.ok(X.cols > 0 && O.rows == X.rows && O.cols == 1, "LogSumExpRows", "out %s, x %s", O, X) {
+	if !b.check(backend.CheckLogSumExpRows(out, x)) {
 		return
 	}
 	b.Launch("LogSumExpRows", kernels.LogSumExpRows(b.KD, O.ptr, X.ptr, X.rows, X.cols))
@@ -419,7 +401,7 @@ func (b *Core) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 		return
 	}
 	P, G, V := ts[0], ts[1], ts[2]
-	if !b.ok(P.sameShape(G) && P.sameShape(V), "SGDMomentum", "p %s, g %s, v %s", P, G, V) {
+	if !b.check(backend.CheckSGDMomentum(p, g, v)) {
 		return
 	}
 	b.Launch("SGDMomentum", kernels.SGDMomentum(b.KD, P.ptr, G.ptr, V.ptr, P.Len(), lr, mu))
@@ -432,7 +414,7 @@ func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t 
 		return
 	}
 	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
-	if !b.ok(P.sameShape(G) && P.sameShape(M) && P.sameShape(V) && t >= 1, "Adam", "p %s, g %s, m %s, v %s, t %d", P, G, M, V, t) {
+	if !b.check(backend.CheckAdam(p, g, m, v, t)) {
 		return
 	}
 	b.Launch("Adam", kernels.Adam(b.KD, P.ptr, G.ptr, M.ptr, V.ptr, P.Len(), lr, beta1, beta2, eps, t))
@@ -441,7 +423,7 @@ func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t 
 // ClipColumnNorms implements backend.Backend.
 func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 	ts, ok := b.f32("ClipColumnNorms", w)
-	if !ok || !b.ok(maxNorm > 0, "ClipColumnNorms", "max norm %g, want > 0", maxNorm) {
+	if !ok || !b.check(backend.CheckClipColumnNorms(maxNorm)) {
 		return
 	}
 	W := ts[0]
@@ -451,7 +433,7 @@ func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 // Uniform implements backend.Backend.
 func (b *Core) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 	ts, ok := b.f32("Uniform", x)
-	if !ok || !b.ok(lo < hi, "Uniform", "empty range [%g, %g)", lo, hi) {
+	if !ok || !b.check(backend.CheckUniform(lo, hi)) {
 		return
 	}
 	b.Launch("Uniform", kernels.Uniform(b.KD, ts[0].ptr, ts[0].Len(), lo, hi, s))
@@ -476,8 +458,7 @@ func (b *Core) GatherRows(dst, src, idx backend.Tensor, offset int) {
 		return
 	}
 	D, S := ts[0], ts[1]
-	if !b.ok(D.cols == S.cols && offset >= 0 && offset+D.rows <= I.Len(), "GatherRows",
-		"dst %s, src %s, idx %s at offset %d", D, S, I, offset) {
+	if !b.check(backend.CheckGatherRows(dst, src, idx, offset)) {
 		return
 	}
 	if I.base.ShadowOK {
