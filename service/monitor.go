@@ -1,8 +1,12 @@
 package service
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -140,6 +144,43 @@ func (mon *Monitor) RunStarted(info trainer.RunInfo) {
 	mon.m.step.Set(float64(info.StartStep))
 	mon.m.stepLimit.Set(float64(info.StepLimit))
 	mon.m.ready.Set(1)
+	if info.StartStep > 0 && len(mon.history) == 0 {
+		mon.loadHistory(filepath.Join(info.Dir, "metrics.jsonl"), info.StartStep)
+	}
+}
+
+// loadHistory seeds the history (and the latest evaluation) of a resumed run from
+// its metrics log, so that the page's curves cover the whole run. A log that cannot
+// be read only leaves the history empty.
+func (mon *Monitor) loadHistory(path string, upTo int64) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Step  *int64             `json:"step"`
+			Epoch float64            `json:"epoch"`
+			DLoss *float64           `json:"d_loss"`
+			GLoss float64            `json:"g_loss"`
+			DReal float64            `json:"d_real"`
+			DFake float64            `json:"d_fake"`
+			Eval  map[string]float64 `json:"eval"`
+		}
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Step == nil || *r.Step > upTo {
+			continue
+		}
+		if r.Eval != nil {
+			mon.st.Evaluation, mon.st.EvaluationStep = r.Eval, *r.Step
+			continue
+		}
+		if r.DLoss != nil {
+			mon.addPoint(Point{Step: *r.Step, Epoch: r.Epoch, DLoss: *r.DLoss, GLoss: r.GLoss, DReal: r.DReal, DFake: r.DFake})
+		}
+	}
 }
 
 // StepDone implements trainer.Observer.

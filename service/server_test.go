@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -426,5 +428,29 @@ func TestMetricsCache(t *testing.T) {
 	now = now.Add(time.Second)
 	if v := read(); v != 1 {
 		t.Errorf("after the TTL: %v, want 1", v)
+	}
+}
+
+// A resumed run's history starts with the records of its metrics log up to the
+// resumed step, and its last evaluation.
+func TestResumedHistory(t *testing.T) {
+	dir := t.TempDir()
+	log := `{"step":10,"epoch":0.1,"d_loss":0.5,"g_loss":1,"d_real":0.6,"d_fake":0.4}
+{"step":20,"epoch":0.2,"d_loss":0.4,"g_loss":1.1,"d_real":0.7,"d_fake":0.3}
+{"step":20,"epoch":0.2,"eval":{"parzen_ll":12.5}}
+torn line
+{"step":30,"epoch":0.3,"d_loss":9,"g_loss":9,"d_real":0.9,"d_fake":0.1}
+`
+	if err := os.WriteFile(filepath.Join(dir, "metrics.jsonl"), []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	mon.RunStarted(trainer.RunInfo{Config: config.Default(), Dir: dir, StartStep: 20})
+	h := mon.History()
+	if len(h) != 2 || h[1].Step != 20 || h[1].GLoss != 1.1 || h[1].DFake != 0.3 {
+		t.Errorf("history %+v", h)
+	}
+	if st := mon.Status(); st.Evaluation["parzen_ll"] != 12.5 || st.EvaluationStep != 20 {
+		t.Errorf("evaluation %v at %d", st.Evaluation, st.EvaluationStep)
 	}
 }
