@@ -166,6 +166,16 @@ func Default() Config {
 	}
 }
 
+// PublishedDefaults turns the paper's configuration into what the authors' published
+// MNIST code ran: D's and G's gradients from one minibatch (the same D forward and
+// dropout masks), applied together. In gantrain's runs it is the variant of the
+// paper's nets that does not collapse (docs/RESULTS.md).
+func PublishedDefaults(c *Config) {
+	c.Train.Update = "simultaneous"
+	c.Train.K = 1
+	c.Output.Dir = "runs/mnist-published"
+}
+
 // RingDefaults turns c into the 8-Gaussian ring toy run: small nets, Adam.
 func RingDefaults(c *Config) {
 	// Modes of std 0.1 (neighbouring centres are 1.53 apart), 4-D uniform noise,
