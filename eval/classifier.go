@@ -67,18 +67,7 @@ func MNISTClassifierArch() ClassifierArch {
 
 // String describes the architecture, e.g. "784→dense(512 relu)→dropout(0.8)→…→10".
 func (a ClassifierArch) String() string {
-	s := strconv.Itoa(a.In)
-	for _, l := range append(append([]model.LayerSpec(nil), a.Features...), a.Head...) {
-		switch l.Type {
-		case model.Dropout:
-			s += fmt.Sprintf("→dropout(%g)", l.Keep)
-		case model.Maxout:
-			s += fmt.Sprintf("→maxout(%d×%d)", l.Units, l.Pieces)
-		default:
-			s += fmt.Sprintf("→dense(%d %s)", l.Units, l.Activation)
-		}
-	}
-	return s
+	return strconv.Itoa(a.In) + "→" + model.DescribeLayers(append(append([]model.LayerSpec(nil), a.Features...), a.Head...))
 }
 
 // Classifier is a classifier resident in a backend: its two nets and, once Infer has

@@ -12,6 +12,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/gantrain/gantrain/backend"
 )
@@ -169,4 +170,24 @@ func Validate(role string, layers []LayerSpec, discriminator bool) error {
 		return fmt.Errorf("%s: the last layer must not be dropout", role)
 	}
 	return nil
+}
+
+// DescribeLayers writes layers the way logs and errors show them:
+// "dense(1200 relu)→dropout(0.5)→maxout(240×5)".
+func DescribeLayers(ls []LayerSpec) string {
+	var b strings.Builder
+	for i, l := range ls {
+		if i > 0 {
+			b.WriteString("→")
+		}
+		switch l.Type {
+		case Dropout:
+			fmt.Fprintf(&b, "dropout(%g)", l.Keep)
+		case Maxout:
+			fmt.Fprintf(&b, "maxout(%d×%d)", l.Units, l.Pieces)
+		default:
+			fmt.Fprintf(&b, "dense(%d %s)", l.Units, l.Activation)
+		}
+	}
+	return b.String()
 }

@@ -185,15 +185,15 @@ func (mon *Monitor) loadHistory(path string, upTo int64) {
 
 // StepDone implements trainer.Observer.
 func (mon *Monitor) StepDone(r trainer.StepReport) {
+	mon.mu.Lock()
+	defer mon.mu.Unlock()
 	mon.m.steps.Inc()
 	mon.m.step.Set(float64(r.Step))
-	mon.m.examples.Add(float64(mon.examplesPerStep()))
+	mon.m.examples.Add(float64(mon.examplesPS))
 	mon.m.stepDuration.Observe(r.Duration.Seconds())
 	mon.m.epoch.Set(r.Epoch)
 	mon.m.learningRate.Set(r.LR)
 	mon.m.momentum.Set(r.Mom)
-	mon.mu.Lock()
-	defer mon.mu.Unlock()
 	mon.st.Step, mon.st.Epoch, mon.st.LR, mon.st.Momentum = r.Step, r.Epoch, r.LR, r.Mom
 	mon.rate.add(mon.now(), r.Step)
 	if !r.Observed {
@@ -211,12 +211,6 @@ func (mon *Monitor) StepDone(r trainer.StepReport) {
 	mon.st.ObservedStep = r.Step
 	mon.st.DLoss, mon.st.GLoss, mon.st.DReal, mon.st.DFake = r.DLoss, r.GLoss, r.DReal, r.DFake
 	mon.addPoint(Point{Step: r.Step, Epoch: r.Epoch, DLoss: r.DLoss, GLoss: r.GLoss, DReal: r.DReal, DFake: r.DFake})
-}
-
-func (mon *Monitor) examplesPerStep() int {
-	mon.mu.Lock()
-	defer mon.mu.Unlock()
-	return mon.examplesPS
 }
 
 // addPoint appends to the history, thinning it to every other point when full.

@@ -224,23 +224,6 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 }
 
 func describeArch(a architecture) string {
-	sizes := func(ls []model.LayerSpec) string {
-		s := ""
-		for i, l := range ls {
-			if i > 0 {
-				s += "→"
-			}
-			switch l.Type {
-			case model.Dropout:
-				s += fmt.Sprintf("dropout(%g)", l.Keep)
-			case model.Maxout:
-				s += fmt.Sprintf("maxout(%d×%d)", l.Units, l.Pieces)
-			default:
-				s += fmt.Sprintf("dense(%d %s)", l.Units, l.Activation)
-			}
-		}
-		return s
-	}
 	return fmt.Sprintf("noise %d, data width %d, G %s, D %s, optimiser %s",
-		a.Noise, a.DataWidth, sizes(a.Generator), sizes(a.Discriminator), a.Optimizer)
+		a.Noise, a.DataWidth, model.DescribeLayers(a.Generator), model.DescribeLayers(a.Discriminator), a.Optimizer)
 }

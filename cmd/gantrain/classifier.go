@@ -47,14 +47,8 @@ func classifierCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
 	threads := fs.Int("threads", 0, "BLAS threads (0: the library's default)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q (all options are flags)", fs.Args())
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
 	}
 	switch {
 	case *out == "":

@@ -83,14 +83,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
 	threads := fs.Int("threads", 0, "BLAS threads (0: the library's default)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q (all options are flags)", fs.Args())
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	sources := 0
 	for _, v := range []string{*ckpt, *realSplit, *npyPath} {

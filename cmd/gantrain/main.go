@@ -109,3 +109,18 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	}
 	return nil, usagef("unknown --log-format %q (want text or json)", format)
 }
+
+// parseFlags parses a command's arguments: --help passes through as flag.ErrHelp,
+// bad flags and stray arguments are usage errors (exit status 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q (all options are flags)", fs.Args())
+	}
+	return nil
+}

@@ -37,14 +37,8 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cols := fs.Int("cols", 0, "grid columns (0: square)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q (all options are flags)", fs.Args())
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *ckpt == "" {
 		return usagef("--checkpoint is required")

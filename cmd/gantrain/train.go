@@ -253,14 +253,8 @@ func (f *trainFlags) controlToken() (string, error) {
 
 func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newTrainFlags(stderr)
-	if err := f.fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if f.fs.NArg() > 0 {
-		return usagef("unexpected arguments %q (all options are flags)", f.fs.Args())
+	if err := parseFlags(f.fs, args); err != nil {
+		return err
 	}
 	cfg, err := f.config()
 	if err != nil {
