@@ -31,6 +31,12 @@ const (
 	formatVersion    = "1"
 )
 
+// Metadata keys that tools read from a checkpoint (gantrain eval, for one).
+const (
+	MetaStep  = metaStep  // iterations completed
+	MetaEpoch = metaEpoch // epochs completed
+)
+
 // ErrArchitecture is wrapped by the error of a checkpoint made for other nets.
 var ErrArchitecture = errors.New("checkpoint architecture mismatch")
 

@@ -131,7 +131,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usagef("%s was trained on the %s data set; eval measures MNIST generators", path, cfg.Data.Set)
 		}
 		rep.Checkpoint, rep.SamplesFrom, rep.Seed = path, "generator", *seed
-		rep.Step, rep.Epoch = f.Metadata["gantrain.step"], f.Metadata["gantrain.epoch"]
+		rep.Step, rep.Epoch = f.Metadata[trainer.MetaStep], f.Metadata[trainer.MetaEpoch]
 	}
 	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads})
 	if err != nil {
