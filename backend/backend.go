@@ -169,6 +169,10 @@ type Backend interface {
 	// Adam applies one Adam update with bias correction for step t (t ≥ 1).
 	Adam(p, g, m, v Tensor, lr, beta1, beta2, eps float32, t int)
 
+	// MovingAverage applies avg ← decay·avg + (1−decay)·x elementwise (the exponential
+	// moving average of a net's parameters, with 1−decay rounded to float32 first).
+	MovingAverage(avg, x Tensor, decay float32)
+
 	// ClipColumnNorms rescales every column of w whose L2 norm exceeds maxNorm to norm
 	// maxNorm (the max-norm constraint of maxout networks, pylearn2's max_col_norm).
 	ClipColumnNorms(w Tensor, maxNorm float32)

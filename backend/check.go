@@ -128,6 +128,14 @@ func CheckAdam(p, g, m, v Tensor, t int) error {
 	return shapeErr("Adam", "p %s, g %s, m %s, v %s, t %d", p, g, m, v, t)
 }
 
+// CheckMovingAverage is the rule of Backend.MovingAverage.
+func CheckMovingAverage(avg, x Tensor, decay float32) error {
+	if same(avg, x) && decay >= 0 && decay <= 1 {
+		return nil
+	}
+	return shapeErr("MovingAverage", "avg %s, x %s, decay %g", avg, x, decay)
+}
+
 // CheckClipColumnNorms is the rule of Backend.ClipColumnNorms.
 func CheckClipColumnNorms(maxNorm float32) error {
 	if maxNorm > 0 {

@@ -121,6 +121,8 @@ func TestShapeErrors(t *testing.T) {
 		{"SGDMomentum", "g", func(b *cpu.Backend) { b.SGDMomentum(f(b, 3, 4), f(b, 4, 3), f(b, 3, 4), 0.1, 0.9) }},
 		{"SGDMomentum", "v", func(b *cpu.Backend) { b.SGDMomentum(f(b, 3, 4), f(b, 3, 4), f(b, 3, 5), 0.1, 0.9) }},
 		{"SGDMomentum", "nil v", func(b *cpu.Backend) { b.SGDMomentum(f(b, 3, 4), f(b, 3, 4), nil, 0.1, 0.9) }},
+		{"MovingAverage", "x", func(b *cpu.Backend) { b.MovingAverage(f(b, 3, 4), f(b, 4, 3), 0.9) }},
+		{"MovingAverage", "decay 1.5", func(b *cpu.Backend) { b.MovingAverage(f(b, 3, 4), f(b, 3, 4), 1.5) }},
 		{"Adam", "g", func(b *cpu.Backend) {
 			b.Adam(f(b, 3, 4), f(b, 3, 3), f(b, 3, 4), f(b, 3, 4), 1e-3, 0.5, 0.999, 1e-8, 1)
 		}},

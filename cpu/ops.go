@@ -323,6 +323,25 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 	})
 }
 
+// MovingAverage implements backend.Backend.
+func (b *Backend) MovingAverage(avg, x backend.Tensor, decay float32) {
+	ts, ok := b.f32("MovingAverage", avg, x)
+	if !ok {
+		return
+	}
+	A, X := ts[0], ts[1]
+	if !b.check(backend.CheckMovingAverage(avg, x, decay)) {
+		return
+	}
+	rest := 1 - decay
+	parallel(len(A.f), 1, func(lo, hi int) {
+		af, xf := A.f[lo:hi], X.f[lo:hi]
+		for i := range af {
+			af[i] = float32(decay*af[i]) + float32(rest*xf[i]) // no fused multiply-add: the GPU rounds each product
+		}
+	})
+}
+
 // ClipColumnNorms implements backend.Backend. Norms are accumulated in float64; a
 // column is scaled by maxNorm/norm only when its norm exceeds maxNorm.
 func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {

@@ -526,6 +526,29 @@ func TestSGDMomentum(t *testing.T) {
 	}
 }
 
+func TestMovingAverage(t *testing.T) {
+	b := newBackend(t, "go")
+	r := rand.New(rand.NewPCG(11, 11))
+	const rows, cols = 3, 7
+	for _, decay := range []float32{0, 0.5, 0.999, 1} {
+		as := uniform(r, rows*cols, -1, 1)
+		avg := tensorOf(t, b, rows, cols, as)
+		a64 := to64(as)
+		rest := float64(1 - decay)
+		for step := 1; step <= 3; step++ {
+			xs := uniform(r, rows*cols, -2, 2)
+			b.MovingAverage(avg, tensorOf(t, b, rows, cols, xs), decay)
+			checkNoErr(t, b)
+			tol := make([]float64, len(a64))
+			for i, x := range xs {
+				a64[i] = float64(decay)*a64[i] + rest*float64(x)
+				tol[i] = 1e-6 * (math.Abs(a64[i]) + 1)
+			}
+			checkClose(t, fmt.Sprintf("decay %g step %d", decay, step), download(t, b, avg), a64, tol)
+		}
+	}
+}
+
 func TestAdam(t *testing.T) {
 	b := newBackend(t, "go")
 	r := rand.New(rand.NewPCG(10, 10))

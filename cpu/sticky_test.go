@@ -64,6 +64,7 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 		{"MeanSigmoid", func() { b.MeanSigmoid(logits, loss, 1) }},
 		{"SGDMomentum", func() { b.SGDMomentum(p, g, v, 0.1, 0.9) }},
 		{"Adam", func() { b.Adam(p, g, m, v, 0.1, 0.5, 0.9, 1e-8, 1) }},
+		{"MovingAverage", func() { b.MovingAverage(p, g, 0.999) }},
 		{"Uniform", func() { b.Uniform(p, -1, 1, s) }},
 		{"Normal", func() { b.Normal(p, 0, 1, s) }},
 		{"GatherRows", func() { b.GatherRows(dx, x, idx, 0) }},

@@ -76,6 +76,7 @@ func TestShapeErrors(t *testing.T) {
 		{"SoftmaxCrossEntropy", "f32 labels", func(b backend.Backend, f, i mk) { b.SoftmaxCrossEntropy(nil, f(4, 3), f(4, 1), 1, f(1, 1), 0) }},
 		{"LogSumExpRows", "out", func(b backend.Backend, f, i mk) { b.LogSumExpRows(f(3, 2), f(3, 4)) }},
 		{"SGDMomentum", "v", func(b backend.Backend, f, i mk) { b.SGDMomentum(f(3, 4), f(3, 4), f(3, 5), 0.1, 0.9) }},
+		{"MovingAverage", "decay", func(b backend.Backend, f, i mk) { b.MovingAverage(f(3, 4), f(3, 4), -0.5) }},
 		{"Adam", "step 0", func(b backend.Backend, f, i mk) {
 			b.Adam(f(3, 4), f(3, 4), f(3, 4), f(3, 4), 1e-3, 0.5, 0.999, 1e-8, 0)
 		}},

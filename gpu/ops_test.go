@@ -387,6 +387,18 @@ func TestSGDMomentum(t *testing.T) {
 	}
 }
 
+func TestMovingAverage(t *testing.T) {
+	p := newPair(t, false)
+	for _, n := range []int{1, 7, 1000, 2_500_000} {
+		avg, x := p.uniform(1, n, -1, 1), p.uniform(1, n, -1, 1)
+		decay := 0.99 + 0.01*p.r.Float32()
+		p.c.MovingAverage(avg.c, x.c, decay)
+		p.g.MovingAverage(avg.g, x.g, decay)
+		p.noErr()
+		p.close(fmt.Sprintf("n=%d", n), avg, tolFP32)
+	}
+}
+
 func TestAdam(t *testing.T) {
 	p := newPair(t, false)
 	for _, n := range []int{1, 7, 1000, 2_500_000} {

@@ -277,6 +277,13 @@ func Adam(d Device, p, g, m, v uint64, n int, lr, beta1, beta2, eps float32, t i
 		Float(beta1), Float(beta2), Float(1-beta1), Float(1-beta2), Float(eps), Float(c1), Float(c2))}
 }
 
+// MovingAverage applies avg ← decay·avg + (1−decay)·x to n elements, bit for bit as
+// the CPU backend (1−decay rounded to float32 here, as cpu does). Kernel
+// moving_average_update.
+func MovingAverage(d Device, avg, x uint64, n int, decay float32) []Launch {
+	return []Launch{ew("moving_average_update", d, n, Ptr(avg), Ptr(x), i32(n), Float(decay), Float(1-decay))}
+}
+
 // ClipColumnNorms rescales each column of w (rows×cols) whose L2 norm exceeds maxNorm
 // to norm maxNorm: column_sumsq_partial (float64 sums of squares per chunk of rows, in
 // the workspace) then clip_columns_apply.

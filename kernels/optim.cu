@@ -30,3 +30,11 @@ extern "C" __global__ void __launch_bounds__(GT_EW_THREADS)
     p[i] = __fsub_rn(p[i], __fdiv_rn(num, den));
   }
 }
+
+// moving_average_update: avg ← decay·avg + (1−decay)·x (1−decay computed by the caller
+// in float32, as cpu).
+extern "C" __global__ void __launch_bounds__(GT_EW_THREADS)
+    moving_average_update(float* __restrict__ avg, const float* __restrict__ x, int n, float decay,
+                          float one_minus_decay) {
+  gt_for_each(i, n) { avg[i] = __fadd_rn(__fmul_rn(decay, avg[i]), __fmul_rn(one_minus_decay, x[i])); }
+}

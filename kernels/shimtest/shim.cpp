@@ -86,6 +86,7 @@ const entry kernels[] = {
     K(logsumexp_rows),
     K(sgd_momentum_update),
     K(adam_update),
+    K(moving_average_update),
     K(column_sumsq_partial),
     K(clip_columns_apply),
     K(gather_rows),

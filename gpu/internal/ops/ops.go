@@ -420,6 +420,19 @@ func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t 
 	b.Launch("Adam", kernels.Adam(b.KD, P.ptr, G.ptr, M.ptr, V.ptr, P.Len(), lr, beta1, beta2, eps, t))
 }
 
+// MovingAverage implements backend.Backend.
+func (b *Core) MovingAverage(avg, x backend.Tensor, decay float32) {
+	ts, ok := b.f32("MovingAverage", avg, x)
+	if !ok {
+		return
+	}
+	A, X := ts[0], ts[1]
+	if !b.check(backend.CheckMovingAverage(avg, x, decay)) {
+		return
+	}
+	b.Launch("MovingAverage", kernels.MovingAverage(b.KD, A.ptr, X.ptr, A.Len(), decay))
+}
+
 // ClipColumnNorms implements backend.Backend.
 func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 	ts, ok := b.f32("ClipColumnNorms", w)
