@@ -72,6 +72,11 @@ type Train struct {
 	// RealLabel is D's target for real examples: 1, or less for one-sided label
 	// smoothing (Salimans et al., 2016), which keeps D from growing overconfident.
 	RealLabel float64 `yaml:"real_label" json:"real_label"`
+	// GEMA is the decay of an exponential moving average of G's parameters, updated
+	// after every generator update (0: none; e.g. 0.999 averages over about the last
+	// 1000 updates). When set, sample grids, evaluations and `gantrain sample` use the
+	// averaged generator; checkpoints hold both.
+	GEMA float64 `yaml:"g_ema" json:"g_ema,omitempty"`
 	// Epochs and Steps bound the run (0: no bound); the first reached ends it.
 	Epochs int   `yaml:"epochs" json:"epochs"`
 	Steps  int64 `yaml:"steps" json:"steps"`
@@ -281,6 +286,9 @@ func (c *Config) Validate() error {
 	}
 	if !(t.RealLabel >= 0.5 && t.RealLabel <= 1) {
 		bad("train.real_label", "must be in [0.5, 1], got %g", t.RealLabel)
+	}
+	if !(t.GEMA == 0 || (t.GEMA >= 0.5 && t.GEMA < 1)) {
+		bad("train.g_ema", "must be 0 (off) or in [0.5, 1), got %g", t.GEMA)
 	}
 	if t.Epochs < 0 || t.Steps < 0 {
 		bad("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)

@@ -61,10 +61,13 @@ func trainingSet(t testing.TB) *data.Set {
 // TestCheckpointAcrossBackends: a checkpoint written by a trainer on the GPU loads on
 // the CPU (through the file format) and back, bit for bit, and both continue alike.
 func TestCheckpointAcrossBackends(t *testing.T) {
-	for _, opt := range []string{"sgd", "adam"} {
+	for _, opt := range []string{"sgd", "adam", "sgd+g_ema"} {
 		t.Run(opt, func(t *testing.T) {
 			cfg := config.Default()
-			cfg.Optimizer.Kind = opt
+			cfg.Optimizer.Kind = strings.TrimSuffix(opt, "+g_ema")
+			if opt == "sgd+g_ema" {
+				cfg.Train.GEMA = 0.99
+			}
 			if opt == "adam" {
 				cfg.Optimizer.LR = 2e-4
 			}

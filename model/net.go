@@ -123,6 +123,33 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, dataWidth int,
 	return n, nil
 }
 
+// WithParams returns a net of the same layers whose parameters are views of arena
+// (laid out as n.Params), for inference passes over another copy of the parameters:
+// the exponential moving average of a generator's. It shares n's gradient arena and
+// must not be trained.
+func (n *Net) WithParams(b backend.Backend, arena backend.Tensor) (*Net, error) {
+	if arena.DType() != backend.F32 || arena.Rows() != 1 || arena.Cols() != n.Size() {
+		return nil, fmt.Errorf("%s: a parameter arena must be F32 1×%d, got %s", n.Name, n.Size(), backend.ShapeString(arena))
+	}
+	c := *n
+	c.Params = arena
+	c.layers = append([]layer(nil), n.layers...)
+	for i := range c.layers {
+		l := &c.layers[i]
+		if l.lin == 0 {
+			continue
+		}
+		var err error
+		if l.w, err = b.View(arena, l.wOff, l.in, l.lin); err != nil {
+			return nil, fmt.Errorf("%s layer %d: %w", n.Name, i, err)
+		}
+		if l.b, err = b.View(arena, l.bOff, 1, l.lin); err != nil {
+			return nil, fmt.Errorf("%s layer %d: %w", n.Name, i, err)
+		}
+	}
+	return &c, nil
+}
+
 // Constrain applies the layers' weight constraints (max_col_norm) after an update.
 func (n *Net) Constrain(b backend.Backend) {
 	for _, l := range n.layers {

@@ -51,7 +51,7 @@ func (t *Trainer) newEvaluation(ev Evaluator) (*evaluation, error) {
 	if e.z, err = t.b.Alloc(backend.F32, rows, t.cfg.Noise.Dim); err != nil {
 		return nil, fmt.Errorf("evaluation noise: %w", err)
 	}
-	if e.pass, err = t.G.NewPass(t.b, e.z, model.PassBuffers{}); err != nil {
+	if e.pass, err = t.optG.sampler().NewPass(t.b, e.z, model.PassBuffers{}); err != nil {
 		return nil, fmt.Errorf("evaluation pass: %w", err)
 	}
 	return e, nil

@@ -17,10 +17,19 @@ type optimizer struct {
 	state []backend.Tensor // sgd: velocity; adam: first and second moments
 	t     int              // updates applied so far
 	scale float64          // learning-rate multiplier: 1, lowered by divergence rollbacks
+
+	// avg is the exponential moving average of the parameters (nil: none kept), with
+	// decay emaDecay per update; averaged is the net over it.
+	avg      backend.Tensor
+	emaDecay float32
+	averaged *model.Net
 }
 
-func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net) (*optimizer, error) {
-	o := &optimizer{cfg: cfg, net: net, scale: 1}
+// newOptimizer makes net's optimiser state and, when emaDecay > 0, a moving average
+// of its parameters (which starts at the parameters: call startAverage once they are
+// initialised).
+func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDecay float64) (*optimizer, error) {
+	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(emaDecay)}
 	n := 1
 	if cfg.Kind == "adam" {
 		n = 2
@@ -32,7 +41,31 @@ func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net) (*opt
 		}
 		o.state = append(o.state, s)
 	}
+	if emaDecay > 0 {
+		var err error
+		if o.avg, err = b.Alloc(backend.F32, 1, net.Size()); err != nil {
+			return nil, fmt.Errorf("%s parameter average: %w", net.Name, err)
+		}
+		if o.averaged, err = net.WithParams(b, o.avg); err != nil {
+			return nil, err
+		}
+	}
 	return o, nil
+}
+
+// startAverage sets the moving average to the current parameters.
+func (o *optimizer) startAverage(b backend.Backend) {
+	if o.avg != nil {
+		b.Copy(o.avg, o.net.Params)
+	}
+}
+
+// sampler is the net to draw samples from: the averaged one when kept.
+func (o *optimizer) sampler() *model.Net {
+	if o.averaged != nil {
+		return o.averaged
+	}
+	return o.net
 }
 
 // arenas are what a checkpoint holds of this net: its parameters, then the optimiser
@@ -42,8 +75,15 @@ func (o *optimizer) arenas() ([]backend.Tensor, []string) {
 	if o.cfg.Kind == "adam" {
 		names = []string{"", "adam_m", "adam_v"}
 	}
-	return append([]backend.Tensor{o.net.Params}, o.state...), names
+	arenas := append([]backend.Tensor{o.net.Params}, o.state...)
+	if o.avg != nil {
+		arenas, names = append(arenas, o.avg), append(names, suffixEMA)
+	}
+	return arenas, names
 }
+
+// suffixEMA names the moving average of a parameter in checkpoints.
+const suffixEMA = "ema"
 
 // lr is the learning rate of the next update: the paper's exponential decay per
 // minibatch for SGD (0.1 / 1.000004^t, floored), constant for Adam.
@@ -82,4 +122,7 @@ func (o *optimizer) step(b backend.Backend, epoch int) {
 			float32(o.cfg.Beta1), float32(o.cfg.Beta2), float32(o.cfg.Eps), o.t)
 	}
 	o.net.Constrain(b)
+	if o.avg != nil {
+		b.MovingAverage(o.avg, o.net.Params, o.emaDecay)
+	}
 }

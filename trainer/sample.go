@@ -15,7 +15,8 @@ import (
 const streamSample = 1<<63 | 4
 
 // Sample loads the generator of checkpoint f into b and draws n samples from it with
-// noise seed seed. It returns the samples (n × data width) and the data's image shape
+// noise seed seed: from the moving average of its parameters when the run kept one
+// (train.g_ema), else from its parameters. It returns the samples (n × data width) and the data's image shape
 // (zero for point data).
 func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float32, data.Shape, error) {
 	cfg, err := CheckpointConfig(f)
@@ -37,7 +38,11 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float3
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
-	if err := importArena(b, g.Params, f, g, ""); err != nil {
+	suffix := ""
+	if arch.GEMA {
+		suffix = suffixEMA
+	}
+	if err := importArena(b, g.Params, f, g, suffix); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
 	z, err := b.Alloc(backend.F32, n, cfg.Noise.Dim)

@@ -47,11 +47,13 @@ type architecture struct {
 	Generator     []model.LayerSpec `json:"generator"`
 	Discriminator []model.LayerSpec `json:"discriminator"`
 	Optimizer     string            `json:"optimizer"`
+	// GEMA: the checkpoint holds a moving average of G's parameters.
+	GEMA bool `json:"g_ema,omitempty"`
 }
 
 func (t *Trainer) architecture() architecture {
 	return architecture{Noise: t.cfg.Noise.Dim, DataWidth: t.D.In, Generator: t.cfg.Generator,
-		Discriminator: t.cfg.Discriminator, Optimizer: t.cfg.Optimizer.Kind}
+		Discriminator: t.cfg.Discriminator, Optimizer: t.cfg.Optimizer.Kind, GEMA: t.optG.avg != nil}
 }
 
 // Checkpoint gathers the run's complete state: both nets' parameters and optimiser
@@ -230,6 +232,10 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 }
 
 func describeArch(a architecture) string {
-	return fmt.Sprintf("noise %d, data width %d, G %s, D %s, optimiser %s",
-		a.Noise, a.DataWidth, model.DescribeLayers(a.Generator), model.DescribeLayers(a.Discriminator), a.Optimizer)
+	ema := "no average of G"
+	if a.GEMA {
+		ema = "a moving average of G"
+	}
+	return fmt.Sprintf("noise %d, data width %d, G %s, D %s, optimiser %s, %s",
+		a.Noise, a.DataWidth, model.DescribeLayers(a.Generator), model.DescribeLayers(a.Discriminator), a.Optimizer, ema)
 }

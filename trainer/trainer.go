@@ -128,10 +128,10 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, true); err != nil {
 		return nil, err
 	}
-	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G); err != nil {
+	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, cfg.Train.GEMA); err != nil {
 		return nil, err
 	}
-	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D); err != nil {
+	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, 0); err != nil {
 		return nil, err
 	}
 	if err := t.allocate(train); err != nil {
@@ -222,7 +222,7 @@ func (t *Trainer) allocate(train *data.Set) error {
 			return err
 		}
 	}
-	if t.samplePass, err = t.G.NewPass(b, t.sampleZ, model.PassBuffers{}); err != nil {
+	if t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{}); err != nil {
 		return err
 	}
 	t.noise(t.sampleZ, rng.Stream{Seed: t.seed, Offset: streamFixedNoise})
@@ -243,6 +243,7 @@ func (t *Trainer) initParams(dataMean []float32) error {
 			return fmt.Errorf("upload %s parameters: %w", x.net.Name, err)
 		}
 	}
+	t.optG.startAverage(t.b)
 	return nil
 }
 
@@ -413,7 +414,7 @@ func (t *Trainer) Done() bool {
 	return (c.Steps > 0 && t.step >= c.Steps) || (c.Epochs > 0 && t.epoch >= c.Epochs)
 }
 
-// Samples runs G on the run's fixed noise and returns the outputs (rows × data width).
+// Samples runs G (its parameter average when train.g_ema is set) on the run's fixed noise and returns the outputs (rows × data width).
 func (t *Trainer) Samples() ([]float32, error) {
 	t.samplePass.Forward(t.b, false, rng.Stream{})
 	out := make([]float32, backend.Len(t.samplePass.Out))

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/model"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -80,9 +82,14 @@ func TestDeterministic(t *testing.T) {
 // A run checkpointed at step s and resumed in a fresh trainer reaches step 2s with
 // exactly the losses and parameters of an uninterrupted run.
 func TestResumeExact(t *testing.T) {
-	for _, opt := range []string{"sgd", "adam"} {
+	for _, v := range []struct {
+		opt string
+		ema float64
+	}{{"sgd", 0}, {"adam", 0}, {"sgd", 0.99}} {
+		opt := v.opt
 		c := smallConfig()
 		c.Optimizer.Kind = opt
+		c.Train.GEMA = v.ema
 		c.Train.K = 2
 		set := randomImages(230) // not a multiple of the batch: epochs end mid-order
 		const s = 9
@@ -133,15 +140,20 @@ func TestRestoreRejectsOtherArchitecture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Generator[0].Units = 33
-	other, err := New(c, newCPU(t), set, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Restore(f); err == nil {
-		t.Fatal("restoring a checkpoint of other nets succeeded")
-	} else {
-		t.Log(err)
+	wider, withAverage := c, c
+	wider.Generator = append([]model.LayerSpec(nil), c.Generator...)
+	wider.Generator[0].Units = 33
+	withAverage.Train.GEMA = 0.999
+	for name, oc := range map[string]config.Config{"wider G": wider, "G average": withAverage} {
+		other, err := New(oc, newCPU(t), set, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Restore(f); err == nil {
+			t.Errorf("%s: restoring a checkpoint of other nets succeeded", name)
+		} else if name == "G average" && !strings.Contains(err.Error(), "no average of G") {
+			t.Errorf("%s: error %q does not say the checkpoint has no average", name, err)
+		}
 	}
 }
 
