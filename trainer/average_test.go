@@ -111,18 +111,25 @@ func TestSampleUsesGeneratorAverage(t *testing.T) {
 		}
 		return g
 	}
-	sample := func(f *checkpoint.File) []float32 {
-		x, _, err := Sample(newCPU(t), f, 5, 3)
+	sample := func(f *checkpoint.File, raw bool) []float32 {
+		x, _, err := Sample(newCPU(t), f, 5, 3, SampleOptions{Raw: raw})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return x
 	}
-	got := sample(f)
-	if want := sample(asPlain(".ema")); !reflect.DeepEqual(got, want) {
+	if !HasAverage(f) || HasAverage(asPlain("")) {
+		t.Fatal("HasAverage does not tell a checkpoint with an average from one without")
+	}
+	got := sample(f, false)
+	if want := sample(asPlain(".ema"), false); !reflect.DeepEqual(got, want) {
 		t.Error("samples of a checkpoint with an average differ from those of its average")
 	}
-	if raw := sample(asPlain("")); reflect.DeepEqual(got, raw) {
+	raw := sample(f, true)
+	if reflect.DeepEqual(got, raw) {
 		t.Error("samples of a checkpoint with an average equal those of its parameters")
+	}
+	if want := sample(asPlain(""), false); !reflect.DeepEqual(raw, want) {
+		t.Error("raw samples differ from those of a checkpoint without the average")
 	}
 }

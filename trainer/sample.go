@@ -14,11 +14,24 @@ import (
 // streamSample is the noise stream of Sample (| its seed's draw index is the offset).
 const streamSample = 1<<63 | 4
 
+// SampleOptions choose what Sample draws from.
+type SampleOptions struct {
+	// Raw draws from G's parameters even when the checkpoint holds their moving
+	// average (train.g_ema), which is used otherwise.
+	Raw bool
+}
+
+// HasAverage reports whether checkpoint f holds a moving average of G's parameters.
+func HasAverage(f *checkpoint.File) bool {
+	var arch architecture
+	return json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch) == nil && arch.GEMA
+}
+
 // Sample loads the generator of checkpoint f into b and draws n samples from it with
 // noise seed seed: from the moving average of its parameters when the run kept one
-// (train.g_ema), else from its parameters. It returns the samples (n × data width) and the data's image shape
-// (zero for point data).
-func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float32, data.Shape, error) {
+// (train.g_ema) and opts.Raw is not set, else from its parameters. It returns the
+// samples (n × data width) and the data's image shape (zero for point data).
+func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts SampleOptions) ([]float32, data.Shape, error) {
 	cfg, err := CheckpointConfig(f)
 	if err != nil {
 		return nil, data.Shape{}, err
@@ -39,7 +52,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64) ([]float3
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
 	suffix := ""
-	if arch.GEMA {
+	if arch.GEMA && !opts.Raw {
 		suffix = suffixEMA
 	}
 	if err := importArena(b, g.Params, f, g, suffix); err != nil {

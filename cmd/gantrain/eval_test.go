@@ -23,6 +23,7 @@ func TestEvalUsageErrors(t *testing.T) {
 		{[]string{"eval", "--npy", "x.npy", "--real", "train"}, "exclude each other"},
 		{[]string{"eval", "--npy", filepath.Join(dir, "missing.npy")}, "missing.npy"},
 		{[]string{"eval", "--checkpoint", dir, "--real", "train"}, "exclude each other"},
+		{[]string{"eval", "--real", "train", "--raw-generator"}, "--raw-generator"},
 		{[]string{"eval", "--real", "test"}, "unknown --real split"},
 		{[]string{"eval", "--real", "train", "--samples", "1"}, "--samples must be in 2..60000"},
 		{[]string{"eval", "--real", "train", "--samples", "50001"}, "fewer than --samples 50001"},

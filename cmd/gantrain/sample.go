@@ -35,6 +35,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	format := fs.String("format", "", "png or npy (default: from the --out extension, else png)")
 	seed := fs.Uint64("seed", 1, "noise seed")
 	cols := fs.Int("cols", 0, "grid columns (0: square)")
+	raw := fs.Bool("raw-generator", false, "sample from G's parameters, not their moving average (checkpoints of runs with g_ema)")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
 	if err := parseFlags(fs, args); err != nil {
@@ -68,7 +69,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer b.Close()
-	x, shape, err := trainer.Sample(b, f, *n, *seed)
+	x, shape, err := trainer.Sample(b, f, *n, *seed, trainer.SampleOptions{Raw: *raw})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
