@@ -181,6 +181,16 @@ func PublishedDefaults(c *Config) {
 	c.Output.Dir = "runs/mnist-published"
 }
 
+// BestDefaults is gantrain's best MNIST configuration so far (docs/RESULTS.md): the
+// published code's nets, schedule and simultaneous update, with samples and
+// evaluations drawn from an exponential moving average of G's parameters, which
+// averages out the oscillation that SGD leaves in G.
+func BestDefaults(c *Config) {
+	PublishedDefaults(c)
+	c.Train.GEMA = 0.999
+	c.Output.Dir = "runs/mnist-best"
+}
+
 // RingDefaults turns c into the 8-Gaussian ring toy run: small nets, Adam.
 func RingDefaults(c *Config) {
 	// Modes of std 0.1 (neighbouring centres are 1.53 apart), 4-D uniform noise,

@@ -7,7 +7,10 @@ import (
 )
 
 func TestDefaultIsValid(t *testing.T) {
-	for name, c := range map[string]Config{"paper": Default(), "ring": ring()} {
+	published, best := Default(), Default()
+	PublishedDefaults(&published)
+	BestDefaults(&best)
+	for name, c := range map[string]Config{"paper": Default(), "published": published, "best": best, "ring": ring()} {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s defaults invalid: %v", name, err)
 		}
