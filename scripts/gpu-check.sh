@@ -18,7 +18,7 @@
 #               give the same bits as launching kernel by kernel
 #   track       2,000 iterations of the paper's model on GPU and CPU from one checkpoint
 #               (runs in the background from the start: its CPU half takes the longest)
-#   memcheck    compute-sanitizer --tool memcheck over `gantrain train --steps 20`
+#   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset best --steps 20`
 #   racecheck   compute-sanitizer --tool racecheck over 5 iterations
 #   initcheck   compute-sanitizer --tool initcheck over 5 iterations
 #   bench       gantrain it/s at batch 100 and 4096, fp32 and tf32, with and without step
@@ -145,7 +145,7 @@ run() {
 	# memory nothing wrote).
 	local train=("$GT" train --device cuda --data "$GANTRAIN_MNIST" --log-every 5 --sample-every 0
 		--checkpoint-every 0 --samples 16 --listen off --progress plain)
-	step memcheck 150 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --steps 20 --out "$LOGS/run-memcheck"
+	step memcheck 150 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
 	step racecheck 150 compute-sanitizer --tool racecheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-racecheck"
 	step initcheck 120 compute-sanitizer --tool initcheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-initcheck"
 
