@@ -77,6 +77,10 @@ type Train struct {
 	// 1000 updates). When set, sample grids, evaluations and `gantrain sample` use the
 	// averaged generator; checkpoints hold both.
 	GEMA float64 `yaml:"g_ema" json:"g_ema,omitempty"`
+	// GEMAWarmup lowers the average's decay to (1+t)/(10+t) after t updates while that
+	// is below GEMA (TensorFlow's ExponentialMovingAverage with num_updates), so that a
+	// long average (0.9999: about 10,000 updates) forgets the first, poor generators.
+	GEMAWarmup bool `yaml:"g_ema_warmup" json:"g_ema_warmup,omitempty"`
 	// Epochs and Steps bound the run (0: no bound); the first reached ends it.
 	Epochs int   `yaml:"epochs" json:"epochs"`
 	Steps  int64 `yaml:"steps" json:"steps"`
@@ -187,7 +191,8 @@ func PublishedDefaults(c *Config) {
 // averages out the oscillation that SGD leaves in G.
 func BestDefaults(c *Config) {
 	PublishedDefaults(c)
-	c.Train.GEMA = 0.999
+	c.Train.GEMA = 0.9999
+	c.Train.GEMAWarmup = true
 	c.Output.Dir = "runs/mnist-best"
 }
 
@@ -299,6 +304,9 @@ func (c *Config) Validate() error {
 	}
 	if !(t.GEMA == 0 || (t.GEMA >= 0.5 && t.GEMA < 1)) {
 		bad("train.g_ema", "must be 0 (off) or in [0.5, 1), got %g", t.GEMA)
+	}
+	if t.GEMAWarmup && t.GEMA == 0 {
+		bad("train.g_ema_warmup", "warms up the moving average of G, which is off (g_ema 0)")
 	}
 	if t.Epochs < 0 || t.Steps < 0 {
 		bad("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)

@@ -87,6 +87,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Train.GEMA = 1 }, "train.g_ema"},
 		{func(c *Config) { c.Train.GEMA = 0.3 }, "train.g_ema"},
 		{func(c *Config) { c.Train.GEMA = -0.999 }, "train.g_ema"},
+		{func(c *Config) { c.Train.GEMAWarmup = true }, "train.g_ema_warmup"},
 		{func(c *Config) { c.Optimizer.LR = 0 }, "optimizer.lr"},
 		{func(c *Config) { c.Optimizer.MomentumEnd = 1.5 }, "optimizer.momentum_end"},
 		{func(c *Config) { c.Optimizer.Kind = "adam"; c.Optimizer.Beta1 = 1 }, "optimizer.beta1"},

@@ -13,10 +13,11 @@ import (
 // avg ← d·avg + (1−d)·θ over G's parameters after every update, starting at the
 // initial parameters; D keeps no average.
 func TestGeneratorAverageFollowsRecurrence(t *testing.T) {
-	for _, update := range []string{"alternating", "simultaneous"} {
+	for _, update := range []string{"alternating", "simultaneous", "simultaneous+warmup"} {
 		c := smallConfig()
-		c.Train.Update = update
+		c.Train.Update = strings.TrimSuffix(update, "+warmup")
 		c.Train.GEMA = 0.9
+		c.Train.GEMAWarmup = strings.HasSuffix(update, "+warmup")
 		tr, err := New(c, newCPU(t), randomImages(100), quietLog())
 		if err != nil {
 			t.Fatal(err)
@@ -48,8 +49,12 @@ func TestGeneratorAverageFollowsRecurrence(t *testing.T) {
 		if len(avg) != 6 {
 			t.Fatalf("%s: %d generator tensors, want 6", update, len(avg))
 		}
-		d := float32(0.9)
 		for step := 0; step < 7; step++ {
+			d := float32(0.9)
+			if c.Train.GEMAWarmup {
+				// (1+t)/(10+t) for update t = step+1: 2/11 … 8/17, all below 0.9.
+				d = float32(float64(step+2) / float64(step+11))
+			}
 			if _, err := tr.Step(false); err != nil {
 				t.Fatal(err)
 			}

@@ -20,16 +20,17 @@ type optimizer struct {
 
 	// avg is the exponential moving average of the parameters (nil: none kept), with
 	// decay emaDecay per update; averaged is the net over it.
-	avg      backend.Tensor
-	emaDecay float32
-	averaged *model.Net
+	avg       backend.Tensor
+	emaDecay  float32
+	emaWarmup bool
+	averaged  *model.Net
 }
 
 // newOptimizer makes net's optimiser state and, when emaDecay > 0, a moving average
 // of its parameters (which starts at the parameters: call startAverage once they are
 // initialised).
-func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDecay float64) (*optimizer, error) {
-	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(emaDecay)}
+func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDecay float64, emaWarmup bool) (*optimizer, error) {
+	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(emaDecay), emaWarmup: emaWarmup}
 	n := 1
 	if cfg.Kind == "adam" {
 		n = 2
@@ -123,6 +124,17 @@ func (o *optimizer) step(b backend.Backend, epoch int) {
 	}
 	o.net.Constrain(b)
 	if o.avg != nil {
-		b.MovingAverage(o.avg, o.net.Params, o.emaDecay)
+		b.MovingAverage(o.avg, o.net.Params, o.averageDecay())
 	}
 }
+
+// averageDecay is the moving average's decay for update o.t (counted from 1).
+func (o *optimizer) averageDecay() float32 {
+	if o.emaWarmup {
+		return min(o.emaDecay, warmupDecay(o.t))
+	}
+	return o.emaDecay
+}
+
+// warmupDecay is (1+t)/(10+t) in float32.
+func warmupDecay(t int) float32 { return float32((1 + float64(t)) / (10 + float64(t))) }

@@ -128,10 +128,10 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, true); err != nil {
 		return nil, err
 	}
-	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, cfg.Train.GEMA); err != nil {
+	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, cfg.Train.GEMA, cfg.Train.GEMAWarmup); err != nil {
 		return nil, err
 	}
-	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, 0); err != nil {
+	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, 0, false); err != nil {
 		return nil, err
 	}
 	if err := t.allocate(train); err != nil {

@@ -89,6 +89,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Train.GLoss, "g-loss", c.Train.GLoss, "generator loss: nonsaturating (-log D(G(z))) or minimax (log(1-D(G(z))))")
 	fs.Float64Var(&c.Train.RealLabel, "real-label", c.Train.RealLabel, "D's target for real examples (below 1: one-sided label smoothing)")
 	fs.Float64Var(&c.Train.GEMA, "g-ema", c.Train.GEMA, "decay of a moving average of G's parameters that samples and evaluations use (0: none; e.g. 0.999)")
+	fs.BoolVar(&c.Train.GEMAWarmup, "g-ema-warmup", c.Train.GEMAWarmup, "lower the average's decay to (1+t)/(10+t) after t updates while that is smaller, so a long average forgets the first generators")
 	fs.StringVar(&c.Optimizer.Kind, "optimizer", c.Optimizer.Kind, "sgd (momentum, the paper's schedule) or adam")
 	fs.Float64Var(&c.Optimizer.LR, "lr", c.Optimizer.LR, "learning rate (sgd: initial, decayed per minibatch by lr_decay)")
 	fs.Float64Var(&c.Optimizer.Beta1, "beta1", c.Optimizer.Beta1, "Adam's beta1")
