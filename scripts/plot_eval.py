@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--out", required=True)
 p.add_argument("--title", default="")
+p.add_argument("--fd-log", action="store_true", help="Fréchet distance on a log scale")
 p.add_argument("runs", nargs="+", help="label=path of a metrics.jsonl (or a file of its eval records)")
 args = p.parse_args()
 
@@ -50,7 +51,10 @@ ax2.text(0.02, 2.36, " real train vs test: 2.4", va="bottom", color="g", transfo
 ax2.set_xlabel("epoch")
 ax2.set_ylabel("Fréchet distance to the test set")
 ax2.set_title("Fréchet distance, classifier features (lower is better)")
-ax2.set_ylim(bottom=0)
+if args.fd_log:
+    ax2.set_yscale("log")
+else:
+    ax2.set_ylim(bottom=0)
 for ax in (ax1, ax2):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
