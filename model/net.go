@@ -98,29 +98,34 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, dataWidth int,
 	if n.Grads, err = b.Alloc(backend.F32, 1, size); err != nil {
 		return nil, fmt.Errorf("%s gradients: %w", name, err)
 	}
+	if err := n.viewArena(b, n.Params, func(l *layer, w, bias backend.Tensor) { l.w, l.b = w, bias }); err != nil {
+		return nil, err
+	}
+	if err := n.viewArena(b, n.Grads, func(l *layer, w, bias backend.Tensor) { l.dw, l.db = w, bias }); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// viewArena hands set each parametric layer's weight and bias views of arena (laid out
+// as n.Params).
+func (n *Net) viewArena(b backend.Backend, arena backend.Tensor, set func(l *layer, w, bias backend.Tensor)) error {
 	for i := range n.layers {
 		l := &n.layers[i]
 		if l.lin == 0 {
 			continue
 		}
-		views := []struct {
-			dst   *backend.Tensor
-			arena backend.Tensor
-			off   int
-			r, c  int
-		}{
-			{&l.w, n.Params, l.wOff, l.in, l.lin},
-			{&l.b, n.Params, l.bOff, 1, l.lin},
-			{&l.dw, n.Grads, l.wOff, l.in, l.lin},
-			{&l.db, n.Grads, l.bOff, 1, l.lin},
+		w, err := b.View(arena, l.wOff, l.in, l.lin)
+		if err != nil {
+			return fmt.Errorf("%s layer %d: %w", n.Name, i, err)
 		}
-		for _, v := range views {
-			if *v.dst, err = b.View(v.arena, v.off, v.r, v.c); err != nil {
-				return nil, fmt.Errorf("%s layer %d: %w", name, i, err)
-			}
+		bias, err := b.View(arena, l.bOff, 1, l.lin)
+		if err != nil {
+			return fmt.Errorf("%s layer %d: %w", n.Name, i, err)
 		}
+		set(l, w, bias)
 	}
-	return n, nil
+	return nil
 }
 
 // WithParams returns a net of the same layers whose parameters are views of arena
@@ -134,18 +139,8 @@ func (n *Net) WithParams(b backend.Backend, arena backend.Tensor) (*Net, error) 
 	c := *n
 	c.Params = arena
 	c.layers = append([]layer(nil), n.layers...)
-	for i := range c.layers {
-		l := &c.layers[i]
-		if l.lin == 0 {
-			continue
-		}
-		var err error
-		if l.w, err = b.View(arena, l.wOff, l.in, l.lin); err != nil {
-			return nil, fmt.Errorf("%s layer %d: %w", n.Name, i, err)
-		}
-		if l.b, err = b.View(arena, l.bOff, 1, l.lin); err != nil {
-			return nil, fmt.Errorf("%s layer %d: %w", n.Name, i, err)
-		}
+	if err := c.viewArena(b, arena, func(l *layer, w, bias backend.Tensor) { l.w, l.b = w, bias }); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
