@@ -206,6 +206,10 @@ func (b *Backend) submit() error {
 		if sg, err = b.build(); err != nil {
 			return err
 		}
+		// Mark it used before evicting: with used still 0 the new graph is the least
+		// recently used, and the 9th distinct sequence would destroy its own graph and
+		// then launch the destroyed exec.
+		sg.used = g.clock
 		g.cache[h] = append(g.cache[h], sg)
 		g.count++
 		g.evict()

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
@@ -314,5 +315,46 @@ func TestStepGraphsMatchEager(t *testing.T) {
 				t.Errorf("graph stats %+v: want ≥ 25 submissions, 1..8 graphs built, some node updates", st)
 			}
 		})
+	}
+}
+
+// TestStepGraphEviction: more distinct launch sequences than the graph cache holds,
+// twice over, so graphs are evicted and rebuilt; each sequence still computes its
+// result (a newly built graph must not be the one evicted before its launch).
+func TestStepGraphEviction(t *testing.T) {
+	b := newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), Graphs: true})
+	avg, err := b.Alloc(backend.F32, 3, 37)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := b.Alloc(backend.F32, 3, 37)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Fill(x, 1)
+	got := make([]float32, 3*37)
+	for round := 0; round < 2; round++ {
+		for s := 1; s <= 12; s++ { // s launches: a sequence of its own
+			b.Fill(avg, 0)
+			b.BeginStep()
+			for i := 0; i < s; i++ {
+				b.MovingAverage(avg, x, 0.5) // avg ← avg/2 + 1/2: exact in float32
+			}
+			if err := b.EndStep(); err != nil {
+				t.Fatalf("round %d, %d launches: %v", round, s, err)
+			}
+			if err := b.Download(got, avg); err != nil {
+				t.Fatalf("round %d, %d launches: %v", round, s, err)
+			}
+			want := float32(1 - math.Ldexp(1, -s))
+			for i, v := range got {
+				if v != want {
+					t.Fatalf("round %d, %d launches: element %d = %v, want %v", round, s, i, v, want)
+				}
+			}
+		}
+	}
+	if st := b.GraphStats(); st.Submitted != 24 || st.Built != 24 {
+		t.Errorf("graph stats %+v: want 24 submissions, each a graph built anew (12 sequences, 8 cached)", st)
 	}
 }
