@@ -78,13 +78,43 @@ func TestDenseForward(t *testing.T) {
 					p.c.DenseForward(y.c, x.c, w.c, bias.c, act)
 					p.g.DenseForward(y.g, x.g, w.g, bias.g, act)
 					p.noErr()
-					p.close(name+" y", y, prec.tol)
+					if !prec.tf32 || !p.withinTF32Bound(y, x, w, prec.tol) {
+						p.close(name+" y", y, prec.tol)
+					}
 					p.untouched(name, parent, 0, c.out)
 					p.untouched(name, parent, (c.n+1)*c.out, c.out)
 				}
 			}
 		})
 	}
+}
+
+// withinTF32Bound reports whether y = act(x·w + b) on the GPU is within tol of the CPU
+// on the scale of the products: ‖gpu − cpu‖ ≤ tol·(‖cpu‖ + ‖|x|·|w|‖). TF32 rounds the
+// products' inputs, so its error scales with Σ|x||w|, not with y; where x·w nearly
+// cancels b, ‖gpu − cpu‖/‖cpu‖ exceeds 3e-3 by chance (at 1×1×1 in about 1.5% of runs).
+// Every activation is 1-Lipschitz, so the bound holds through it. Small shapes only
+// (computed on the host); false sends the caller to the usual relative check.
+func (p *pair) withinTF32Bound(y, x, w twin, tol float64) bool {
+	p.t.Helper()
+	n, in, out := x.rows, x.cols, w.cols
+	if n*in*out > 1<<20 {
+		return false
+	}
+	c, g := p.both(y)
+	xv, wv := download(p.t, p.c, x.c), download(p.t, p.c, w.c)
+	var d, cc, s float64
+	for i := 0; i < n; i++ {
+		for j := 0; j < out; j++ {
+			var a float64
+			for q := 0; q < in; q++ {
+				a += math.Abs(float64(xv[i*in+q]) * float64(wv[q*out+j]))
+			}
+			e := float64(g[i*out+j]) - float64(c[i*out+j])
+			d, cc, s = d+e*e, cc+float64(c[i*out+j])*float64(c[i*out+j]), s+a*a
+		}
+	}
+	return math.Sqrt(d) <= tol*(math.Sqrt(cc)+math.Sqrt(s)) // false on a NaN
 }
 
 // view makes the same view on both sides.
