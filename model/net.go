@@ -191,8 +191,8 @@ func (n *Net) InitialParams(s rng.Stream, dataMean []float32) ([]float32, error)
 // inverseActivation is the pre-activation that gives output m.
 func inverseActivation(a backend.Activation, m float32) float32 {
 	// pylearn2's init_sigmoid_bias_from_array, which the paper's code used, clips the
-	// mean to [1e-5, 1-1e-5]: an always-black MNIST pixel starts at logit −11.5.
-	const eps = 1e-5
+	// mean to [1e-7, 1-1e-7]: an always-black MNIST pixel starts at logit −16.1.
+	const eps = 1e-7
 	x := float64(m)
 	switch a {
 	case backend.Sigmoid:
