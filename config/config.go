@@ -100,8 +100,10 @@ type Optimizer struct {
 	// SGD: the learning rate is LR / LRDecay^t after t updates, at least LRFloor.
 	LRDecay float64 `yaml:"lr_decay" json:"lr_decay"`
 	LRFloor float64 `yaml:"lr_floor" json:"lr_floor"`
-	// SGD: momentum rises linearly from MomentumStart at epoch MomentumFrom to
-	// MomentumEnd at epoch MomentumUntil.
+	// SGD: momentum rises linearly from MomentumStart in epoch MomentumFrom to
+	// MomentumEnd in epoch MomentumUntil, epochs counted from 1 (pylearn2's
+	// MomentumAdjustor: in epoch k, start + (end − start)·(k − from)/(until − from),
+	// clipped to [start, end]).
 	MomentumStart float64 `yaml:"momentum_start" json:"momentum_start"`
 	MomentumEnd   float64 `yaml:"momentum_end" json:"momentum_end"`
 	MomentumFrom  int     `yaml:"momentum_from" json:"momentum_from"`

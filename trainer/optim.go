@@ -95,17 +95,19 @@ func (o *optimizer) lr() float64 {
 	return o.scale * math.Max(o.cfg.LR/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
 }
 
-// momentum is SGD's momentum during epoch (0-based count of finished epochs): the
-// start value until MomentumFrom, then linear to the end value at MomentumUntil.
-func (o *optimizer) momentum(epoch int) float64 {
-	c := o.cfg
+// momentum is SGD's momentum during the epoch after `finished` finished epochs, that
+// is during epoch k = finished+1 counted from 1 as pylearn2's MomentumAdjustor counts
+// (it runs once before the first epoch, then after each): the start value until
+// epoch MomentumFrom, then linear to the end value at epoch MomentumUntil.
+func (o *optimizer) momentum(finished int) float64 {
+	c, k := o.cfg, finished+1
 	if c.MomentumUntil <= c.MomentumFrom {
-		if epoch >= c.MomentumUntil {
+		if k >= c.MomentumUntil {
 			return c.MomentumEnd
 		}
 		return c.MomentumStart
 	}
-	a := float64(epoch-c.MomentumFrom) / float64(c.MomentumUntil-c.MomentumFrom)
+	a := float64(k-c.MomentumFrom) / float64(c.MomentumUntil-c.MomentumFrom)
 	a = math.Min(math.Max(a, 0), 1)
 	return c.MomentumStart*(1-a) + c.MomentumEnd*a
 }
