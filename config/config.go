@@ -156,6 +156,11 @@ type Eval struct {
 	Classifier bool `yaml:"classifier" json:"classifier"`
 	// Samples is the number of generated samples (the paper's Parzen procedure: 10000).
 	Samples int `yaml:"samples" json:"samples"`
+	// RawGenerator, with train.g_ema, also evaluates G's own parameters (the average is
+	// what is evaluated otherwise): each of its results is reported as raw_<metric>
+	// beside the average's, at twice the evaluation time. The best checkpoint is still
+	// the average's best.
+	RawGenerator bool `yaml:"raw_generator,omitempty" json:"raw_generator,omitempty"`
 }
 
 // Default is the 2014 paper's MNIST configuration (published code: simultaneous
@@ -391,6 +396,9 @@ func (c *Config) Validate() error {
 		if c.Data.Set != MNIST {
 			bad("eval.every_epochs", "the evaluation measures MNIST generators; data.set is %s", c.Data.Set)
 		}
+	}
+	if ev.RawGenerator && c.Train.GEMA == 0 {
+		bad("eval.raw_generator", "needs train.g_ema: without a moving average the evaluation measures G's own parameters already")
 	}
 	return errors.Join(errs...)
 }

@@ -99,6 +99,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Eval.EveryEpochs = 1; c.Eval.Samples = 0 }, "eval.samples"},
 		{func(c *Config) { c.Eval.EveryEpochs = 1; c.Eval.Parzen, c.Eval.Classifier = false, false }, "eval.parzen"},
 		{func(c *Config) { RingDefaults(c); c.Eval.EveryEpochs = 1 }, "eval.every_epochs"},
+		{func(c *Config) { c.Eval.RawGenerator = true }, "eval.raw_generator"},
 		{func(c *Config) { c.Discriminator = c.Discriminator[:5] }, "discriminator"},
 		{func(c *Config) { c.Generator[0].Activation = "swish" }, "swish"},
 		{func(c *Config) { c.Discriminator[0].Keep = 0 }, "keep"},

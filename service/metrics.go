@@ -68,7 +68,7 @@ func newMetrics(info BuildInfo) *metrics {
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "gantrain_ready",
 		Help: "1 while training runs and has not diverged, else 0 (as /readyz)."})
 	m.eval = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_evaluation",
-		Help: "Latest periodic evaluation, by metric: parzen_ll (mean Parzen-window log-likelihood of the test set, nats), parzen_se (its standard error), parzen_sigma, classifier_score, frechet_distance, eval_seconds."}, []string{"metric"})
+		Help: "Latest periodic evaluation, by metric: parzen_ll (mean Parzen-window log-likelihood of the test set, nats), parzen_se (its standard error), parzen_sigma, classifier_score, frechet_distance, eval_seconds; with eval.raw_generator the same of G's own parameters as raw_parzen_ll, …."}, []string{"metric"})
 	m.deviceMemUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_device_memory_used_bytes",
 		Help: "Accelerator memory in use on the training device."}, []string{"device"})
 	m.deviceMemTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_device_memory_total_bytes",

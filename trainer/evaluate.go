@@ -35,6 +35,7 @@ type evaluation struct {
 	n         int // samples
 	z         backend.Tensor
 	pass      *model.Pass
+	raw       *model.Pass // G's own parameters, with eval.raw_generator and an average
 	host      []float32
 	lastEpoch int
 }
@@ -54,6 +55,11 @@ func (t *Trainer) newEvaluation(ev Evaluator) (*evaluation, error) {
 	if e.pass, err = t.optG.sampler().NewPass(t.b, e.z, model.PassBuffers{}); err != nil {
 		return nil, fmt.Errorf("evaluation pass: %w", err)
 	}
+	if c.RawGenerator && t.optG.sampler() != t.G {
+		if e.raw, err = t.G.NewPass(t.b, e.z, model.PassBuffers{}); err != nil {
+			return nil, fmt.Errorf("evaluation pass of G's own parameters: %w", err)
+		}
+	}
 	return e, nil
 }
 
@@ -63,14 +69,14 @@ func (e *evaluation) due(t *Trainer) bool {
 	return e != nil && t.epoch > e.lastEpoch && t.epoch%e.every == 0
 }
 
-// generate draws the evaluation's samples from G, chunk by chunk.
-func (e *evaluation) generate(t *Trainer) ([]float32, error) {
+// generate draws the evaluation's samples from the generator of pass, chunk by chunk.
+func (e *evaluation) generate(t *Trainer, pass *model.Pass) ([]float32, error) {
 	rows, w := e.z.Rows(), t.G.Out
 	chunk := make([]float32, rows*w)
 	for c, done := 0, 0; done < e.n; c, done = c+1, done+rows {
 		t.noise(e.z, rng.Stream{Seed: t.seed, Offset: streamEval | uint64(c)})
-		e.pass.Forward(t.b, false, rng.Stream{})
-		if err := t.b.Download(chunk, e.pass.Out); err != nil {
+		pass.Forward(t.b, false, rng.Stream{})
+		if err := t.b.Download(chunk, pass.Out); err != nil {
 			return nil, fmt.Errorf("evaluation samples: %w", err)
 		}
 		copy(e.host[done*w:], chunk[:min(rows, e.n-done)*w])
@@ -101,11 +107,15 @@ func rank(m map[string]float64) (string, float64, bool) {
 func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, metrics io.Writer, obs Observer, haveCkpt bool) (wroteCkpt bool, err error) {
 	e.lastEpoch = t.epoch
 	start := time.Now()
-	x, err := e.generate(t)
-	if err != nil {
-		return false, err
+	m, err := e.score(ctx, t, e.pass)
+	if err == nil && e.raw != nil {
+		var raw map[string]float64
+		if raw, err = e.score(ctx, t, e.raw); err == nil {
+			for k, v := range raw {
+				m["raw_"+k] = v
+			}
+		}
 	}
-	m, err := e.ev.Evaluate(ctx, x)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, nil // stopping: the evaluation is abandoned, not failed
@@ -146,6 +156,15 @@ func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, metri
 	}
 	t.log.Info("best checkpoint so far", "step", t.step, "metric", name, "score", round(score, 4))
 	return wroteCkpt, nil
+}
+
+// score draws the samples of pass's generator and evaluates them.
+func (e *evaluation) score(ctx context.Context, t *Trainer, pass *model.Pass) (map[string]float64, error) {
+	x, err := e.generate(t, pass)
+	if err != nil {
+		return nil, err
+	}
+	return e.ev.Evaluate(ctx, x)
 }
 
 func sortedKeys(m map[string]float64) []string {

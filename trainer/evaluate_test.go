@@ -93,3 +93,71 @@ func TestPeriodicEvaluationKeepsBest(t *testing.T) {
 		t.Errorf("evaluation records at steps %v", evalSteps)
 	}
 }
+
+// With a moving average of G and eval.raw_generator, each evaluation scores the
+// average, then G's own parameters: the second samples are bit for bit those a run
+// without the average evaluates (the average does not change training), their
+// results are reported as raw_<metric>, and the best checkpoint follows the average.
+func TestEvaluationOfRawGenerator(t *testing.T) {
+	run := func(ema bool, scores []float64) (*scriptedEvaluator, *Best, []map[string]float64) {
+		c := smallConfig()
+		c.Eval.EveryEpochs, c.Eval.Parzen, c.Eval.Samples = 1, true, 300
+		if ema {
+			c.Train.GEMA, c.Eval.RawGenerator = 0.9, true
+		}
+		c.Train.Epochs = 2
+		c.Output.LogEvery, c.Output.SampleEvery, c.Output.CheckpointEvery = 0, 0, 0
+		c.Output.Dir = t.TempDir()
+		tr, err := New(c, newCPU(t), randomImages(200), quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &scriptedEvaluator{scores: scores}
+		if err := tr.Run(context.Background(), RunOptions{Dir: c.Output.Dir, Evaluator: ev}); err != nil {
+			t.Fatal(err)
+		}
+		best, err := readBest(c.Output.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(filepath.Join(c.Output.Dir, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var recs []map[string]float64
+		for sc := bufio.NewScanner(f); sc.Scan(); {
+			var r struct{ Eval map[string]float64 }
+			json.Unmarshal(sc.Bytes(), &r)
+			if r.Eval != nil {
+				recs = append(recs, r.Eval)
+			}
+		}
+		return ev, best, recs
+	}
+	// Scores: average, raw after epoch 1; average, raw after epoch 2. The raw ones
+	// are higher at epoch 1 but must not choose the best checkpoint.
+	avg, best, recs := run(true, []float64{1, 50, 2, 10})
+	plain, _, _ := run(false, []float64{1, 1})
+	if len(avg.seen) != 4 || len(plain.seen) != 2 {
+		t.Fatalf("%d and %d sample sets evaluated, want 4 (average, raw per epoch) and 2", len(avg.seen), len(plain.seen))
+	}
+	for i := range plain.seen {
+		if !reflect.DeepEqual(avg.seen[2*i+1], plain.seen[i]) {
+			t.Errorf("evaluation %d: G's own samples differ from those of the run without an average", i+1)
+		}
+		if reflect.DeepEqual(avg.seen[2*i], plain.seen[i]) {
+			t.Errorf("evaluation %d: the average's samples are G's own", i+1)
+		}
+	}
+	want := []map[string]float64{
+		{"parzen_ll": 1, "eval_seconds": 0.1, "raw_parzen_ll": 50, "raw_eval_seconds": 0.1},
+		{"parzen_ll": 2, "eval_seconds": 0.1, "raw_parzen_ll": 10, "raw_eval_seconds": 0.1},
+	}
+	if !reflect.DeepEqual(recs, want) {
+		t.Errorf("metrics.jsonl evaluations %v, want %v", recs, want)
+	}
+	if best == nil || best.Step != 20 || best.Score != 2 || best.Metric != "parzen_ll" {
+		t.Errorf("best = %+v; want step 20 by the average's parzen_ll 2", best)
+	}
+}
