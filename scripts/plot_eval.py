@@ -20,23 +20,27 @@ p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDes
 p.add_argument("--out", required=True)
 p.add_argument("--title", default="")
 p.add_argument("--fd-log", action="store_true", help="Fréchet distance on a log scale")
-p.add_argument("runs", nargs="+", help="label=path of a metrics.jsonl (or a file of its eval records)")
+p.add_argument("runs", nargs="+", help="label=path of a metrics.jsonl (or a file of its eval records); "
+               "label=path#raw plots its raw_ results (G's own parameters, eval.raw_generator)")
 args = p.parse_args()
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
 for spec in args.runs:
     label, path = spec.split("=", 1)
+    prefix = ""
+    if path.endswith("#raw"):
+        path, prefix = path[: -len("#raw")], "raw_"
     ep, ll, se, fd = [], [], [], []
     with open(path) as f:
         for line in f:
             r = json.loads(line)
             e = r.get("eval")
-            if not e:
+            if not e or prefix + "parzen_ll" not in e:
                 continue
             ep.append(r["epoch"])
-            ll.append(e.get("parzen_ll"))
-            se.append(e.get("parzen_se", 0))
-            fd.append(e.get("frechet_distance"))
+            ll.append(e.get(prefix + "parzen_ll"))
+            se.append(e.get(prefix + "parzen_se", 0))
+            fd.append(e.get(prefix + "frechet_distance"))
     ax1.errorbar(ep, ll, yerr=se, marker="o", ms=3, capsize=2, label=label)
     ax2.plot(ep, fd, marker="o", ms=3, label=label)
 ax1.axhline(225, color="k", ls="--", lw=0.8)
