@@ -20,6 +20,7 @@ p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDes
 p.add_argument("--out", required=True)
 p.add_argument("--title", default="")
 p.add_argument("--fd-log", action="store_true", help="Fréchet distance on a log scale")
+p.add_argument("--ll-min", type=float, help="lower end of the Parzen axis (to show the late epochs)")
 p.add_argument("runs", nargs="+", help="label=path of a metrics.jsonl (or a file of its eval records); "
                "label=path#raw plots its raw_ results (G's own parameters, eval.raw_generator)")
 args = p.parse_args()
@@ -47,6 +48,8 @@ ax1.axhline(225, color="k", ls="--", lw=0.8)
 ax1.text(0.02, 225, " paper: 225 ± 2", va="top", transform=ax1.get_yaxis_transform())
 ax1.axhline(241.19, color="g", ls=":", lw=0.8)
 ax1.text(0.02, 241.19, " 10k real training images: 241", va="bottom", color="g", transform=ax1.get_yaxis_transform())
+if args.ll_min is not None:
+    ax1.set_ylim(bottom=args.ll_min, top=250)
 ax1.set_xlabel("epoch")
 ax1.set_ylabel("Parzen log-likelihood of the test set (nats)")
 ax1.set_title("Parzen window (higher is better)")
