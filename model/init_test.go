@@ -4,7 +4,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -13,10 +12,7 @@ import (
 // clipped to [1e-7, 1 − 1e-7] before the logit, so an always-black pixel starts at
 // logit(1e-7) ≈ −16.12; an identity output takes the mean itself.
 func TestInitialParamsDataMeanBias(t *testing.T) {
-	b, err := cpu.New(cpu.Options{BLAS: "go"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newCPU(t)
 	logit := func(p float64) float32 { return float32(math.Log(p / (1 - p))) }
 	mean := []float32{0, 1e-9, 2e-7, 0.25, 1 - 1e-9, 1}
 	for _, c := range []struct {

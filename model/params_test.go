@@ -13,10 +13,7 @@ import (
 // A net over another parameter arena computes with that arena's values, and leaves
 // the original's alone; an arena of the wrong shape is refused.
 func TestWithParams(t *testing.T) {
-	b, err := cpu.New(cpu.Options{BLAS: "go"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newCPU(t)
 	specs := []LayerSpec{
 		{Type: Dense, Units: 9, Activation: "relu", InitRange: 0.5},
 		{Type: Dense, Units: 4, Activation: "sigmoid", InitRange: 0.5},
@@ -68,4 +65,14 @@ func TestWithParams(t *testing.T) {
 	if _, err := n.WithParams(b, bad); err == nil || !strings.Contains(err.Error(), "arena") {
 		t.Errorf("an arena one element short: error %v", err)
 	}
+}
+
+// newCPU is a CPU backend with the pure-Go BLAS (the same on every machine).
+func newCPU(t testing.TB) *cpu.Backend {
+	t.Helper()
+	b, err := cpu.New(cpu.Options{BLAS: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
