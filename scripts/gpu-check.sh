@@ -18,7 +18,7 @@
 #   info        nvidia-smi -L and the card's state, tool paths, unresolved libcuda symbols
 #   oom         TestOutOfMemory alone, before anything else holds the GPU: it fills the
 #               device, so it must not overlap the track or a sanitizer run
-#   track       2,000 iterations of the paper's model on GPU and CPU from one checkpoint
+#   track       2,000 iterations of the paper's model (simultaneous update) on GPU and CPU from one checkpoint
 #               (runs in the background from here on: its CPU half takes the longest)
 #   ops         every other test of gpu.test but the three trainer tests: every backend
 #               operation (every kernel) against the CPU backend, errors, memory
