@@ -2,7 +2,7 @@
 # A long training run on the GPU machine, for docs/RESULTS.md: one call of the device
 # tool, with the binaries of `scripts/gpu-check.sh build` carried.
 #
-#   run(command="bash scripts/gpu-train.sh SECONDS [train flags]", carry=["bin/gpu-check"], timeout_s=SECONDS+60)
+#   run(command="bash scripts/gpu-train.sh SECONDS [train flags]", carry=["bin/gpu-check"], timeout_s=SECONDS+90)
 #
 # Trains `gantrain train --preset best` (or what the flags say: --preset published, say)
 # with scripts/gpu-train.yaml over it (an evaluation every 25 epochs, of the average and of G's own parameters) for
