@@ -99,6 +99,7 @@ var (
 	_ backend.Backend        = (*Backend)(nil)
 	_ backend.MemoryReporter = (*Backend)(nil)
 	_ backend.StepGrouper    = (*Backend)(nil)
+	_ backend.DeviceReporter = (*Backend)(nil)
 )
 
 // New opens device opt.Device: its primary context, a stream, the kernels' module for
@@ -244,6 +245,12 @@ func (b *Backend) Describe() string {
 
 // DeviceInfo returns what the backend runs on (for logs and metrics).
 func (b *Backend) DeviceInfo() DeviceInfo { return b.info }
+
+// Device implements backend.DeviceReporter.
+func (b *Backend) Device() backend.Device {
+	i := b.info
+	return backend.Device{ID: fmt.Sprintf("cuda:%d", i.Ordinal), Name: i.Name, Compute: i.ComputeCapability(), Memory: i.TotalMemory}
+}
 
 // Memory returns the device memory in use (by every process) and the device's total,
 // in bytes, from cuMemGetInfo.

@@ -29,6 +29,7 @@ type metrics struct {
 	eval            *prometheus.GaugeVec // metric = parzen_log_likelihood | ...
 	deviceMemUsed   *prometheus.GaugeVec
 	deviceMemTotal  *prometheus.GaugeVec
+	deviceInfo      *prometheus.GaugeVec
 	controlRequests *prometheus.CounterVec
 }
 
@@ -70,9 +71,11 @@ func newMetrics(info BuildInfo) *metrics {
 	m.eval = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_evaluation",
 		Help: "Latest periodic evaluation, by metric: parzen_ll (mean Parzen-window log-likelihood of the test set, nats), parzen_se (its standard error), parzen_sigma, classifier_score, frechet_distance, eval_seconds; with eval.raw_generator the same of G's own parameters as raw_parzen_ll, …."}, []string{"metric"})
 	m.deviceMemUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_device_memory_used_bytes",
-		Help: "Accelerator memory in use on the training device."}, []string{"device"})
+		Help: "Accelerator memory in use on the training device (by every process), by device as --device names it."}, []string{"device"})
 	m.deviceMemTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_device_memory_total_bytes",
-		Help: "Accelerator memory of the training device."}, []string{"device"})
+		Help: "Accelerator memory of the training device, by device as --device names it."}, []string{"device"})
+	m.deviceInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_device_info",
+		Help: "The accelerator the run trains on (value 1): device as --device names it, product name, compute capability."}, []string{"device", "name", "compute_capability"})
 	m.controlRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantrain_control_requests_total",
 		Help: "Control API requests, by action and HTTP status code."}, []string{"action", "code"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_build_info",
@@ -81,7 +84,7 @@ func newMetrics(info BuildInfo) *metrics {
 
 	for _, c := range []prometheus.Collector{m.steps, m.step, m.examples, m.epoch, m.loss, m.dOutput, m.stepDuration,
 		m.learningRate, m.momentum, m.stepLimit, m.ckptDuration, m.ckptLastSuccess, m.ckptFailures, m.ready,
-		m.eval, m.deviceMemUsed, m.deviceMemTotal, m.controlRequests, build,
+		m.eval, m.deviceMemUsed, m.deviceMemTotal, m.deviceInfo, m.controlRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -108,6 +108,7 @@ type Monitor struct {
 	stride     int64 // history keeps observed steps that are multiples of stride
 	png        []byte
 	rate       rateWindow
+	deviceID   string // the memory gauges' device label: "cuda:0", else the backend's description
 }
 
 // NewMonitor returns a monitor in the starting state.
@@ -136,6 +137,15 @@ func (mon *Monitor) RunStarted(info trainer.RunInfo) {
 	mon.cfg = info.Config
 	mon.st.State, mon.st.Error = StateTraining, ""
 	mon.st.Backend, mon.st.Device, mon.st.RunDir = info.Backend, info.Device, info.Dir
+	mon.deviceID = info.Device
+	if a := info.Accelerator; a.ID != "" {
+		mon.deviceID = a.ID
+		mon.m.deviceInfo.Reset()
+		mon.m.deviceInfo.WithLabelValues(a.ID, a.Name, a.Compute).Set(1)
+		if a.Memory > 0 {
+			mon.m.deviceMemTotal.WithLabelValues(a.ID).Set(float64(a.Memory))
+		}
+	}
 	mon.st.Step, mon.st.StepLimit, mon.st.StepsPerEpoch = info.StartStep, info.StepLimit, info.StepsPerEpoch
 	mon.st.StartedAt = mon.now()
 	mon.examplesPS = info.ExamplesPerStep
@@ -204,8 +214,8 @@ func (mon *Monitor) StepDone(r trainer.StepReport) {
 	mon.m.dOutput.WithLabelValues("real").Set(r.DReal)
 	mon.m.dOutput.WithLabelValues("fake").Set(r.DFake)
 	if r.MemoryTotal > 0 {
-		mon.m.deviceMemUsed.WithLabelValues(mon.st.Device).Set(float64(r.MemoryUsed))
-		mon.m.deviceMemTotal.WithLabelValues(mon.st.Device).Set(float64(r.MemoryTotal))
+		mon.m.deviceMemUsed.WithLabelValues(mon.deviceID).Set(float64(r.MemoryUsed))
+		mon.m.deviceMemTotal.WithLabelValues(mon.deviceID).Set(float64(r.MemoryTotal))
 		mon.st.DeviceMemoryUsed, mon.st.DeviceMemoryTotal = r.MemoryUsed, r.MemoryTotal
 	}
 	mon.st.ObservedStep = r.Step

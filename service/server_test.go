@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/trainer"
 )
@@ -194,6 +195,53 @@ func TestMetricsFollowTheRun(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Errorf("the Go and process collectors are missing %s", k)
 		}
+	}
+}
+
+// A run on an accelerator exports gantrain_device_info and labels the memory gauges
+// with the device as --device names it; a CPU run exports neither.
+func TestDeviceMetrics(t *testing.T) {
+	r, ts := newFakeRun(t, "")
+	r.start(0)
+	r.step(1, true)
+	for k := range scrape(t, ts.URL) {
+		if strings.HasPrefix(k, "gantrain_device_") {
+			t.Errorf("a CPU run exports %s", k)
+		}
+	}
+
+	info := trainer.RunInfo{Config: config.Default(), Dir: "/runs/x", Backend: "cuda",
+		Device:        "CUDA cuda:1: NVIDIA H200, compute 9.0, 132 SMs, 139.8 GiB, fp32 matrix products, driver 13.0",
+		Accelerator:   backend.Device{ID: "cuda:1", Name: "NVIDIA H200", Compute: "9.0", Memory: 150 << 30},
+		StepsPerEpoch: 500, ExamplesPerStep: 100}
+	r.mon.RunStarted(info)
+	m := scrape(t, ts.URL)
+	want := map[string]float64{
+		"gantrain_device_info{compute_capability=9.0}{device=cuda:1}{name=NVIDIA H200}": 1,
+		"gantrain_device_memory_total_bytes{device=cuda:1}":                             150 << 30,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("before the first step: %s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	r.mon.StepDone(trainer.StepReport{Stats: trainer.Stats{Step: 2}, Observed: true, MemoryUsed: 3 << 30, MemoryTotal: 140 << 30})
+	m = scrape(t, ts.URL)
+	want["gantrain_device_memory_used_bytes{device=cuda:1}"] = 3 << 30
+	want["gantrain_device_memory_total_bytes{device=cuda:1}"] = 140 << 30
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("after a step: %s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	n := 0
+	for k := range m {
+		if strings.HasPrefix(k, "gantrain_device_") {
+			n++
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d gantrain_device_ series, want %d: %v", n, len(want), m)
 	}
 }
 

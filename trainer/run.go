@@ -83,8 +83,12 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
 		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
 		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", opt.Dir)
+	var accel backend.Device
+	if d, ok := t.b.(backend.DeviceReporter); ok {
+		accel = d.Device()
+	}
 	obs.RunStarted(RunInfo{Config: t.cfg, Dir: opt.Dir, Backend: t.b.Name(), Device: t.b.Describe(),
-		StartStep: t.step, StepLimit: bar.total, StepsPerEpoch: t.stepsPerEpoch(),
+		Accelerator: accel, StartStep: t.step, StepLimit: bar.total, StepsPerEpoch: t.stepsPerEpoch(),
 		ExamplesPerStep: t.cfg.Train.Batch * t.cfg.Train.K})
 	ev, err := t.newEvaluation(opt.Evaluator)
 	if err != nil {
