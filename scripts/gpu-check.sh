@@ -25,6 +25,8 @@
 #   checkpoint  GPU checkpoint → CPU → GPU, bit for bit; both continue alike; step graphs
 #               give the same bits as launching kernel by kernel
 #   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset best --steps 20`
+#   cli         scripts/gpu-cli-check.sh: `gantrain eval --real train`, `sample` and
+#               `classifier train` on the GPU, each against the CPU backend
 #   racecheck   compute-sanitizer --tool racecheck over 5 iterations
 #   memcheck-tf32, racecheck-tf32   the same over 3 iterations with --precision tf32
 #               (the tensor-core matmul kernels)
@@ -124,6 +126,9 @@ record() {
 	oom | ops | checkpoint | track)
 		note="$(grep -c -E '^\s*--- PASS' "$log") passed, $(grep -c -E '^\s*--- FAIL' "$log") failed"
 		;;
+	cli)
+		note="$(grep -E 'all command-line checks passed|DIFFERENT|largest difference|test accuracy after' "$log" | tail -n1 | sed 's/^ *//')"
+		;;
 	memcheck* | racecheck* | initcheck)
 		note="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -n1 | sed 's/^=*\s*//')"
 		if [[ -z $SANITIZER ]]; then
@@ -206,7 +211,7 @@ finish() {
 	for f in ops track bench torch; do
 		[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
 	done
-	for f in info oom checkpoint memcheck racecheck memcheck-tf32 racecheck-tf32 initcheck; do
+	for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck; do
 		[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
 	done >"$OUT/other.log"
 	tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*/checkpoints' . 2>/dev/null
@@ -280,6 +285,10 @@ run() {
 	local cs=("${SANITIZER:-compute-sanitizer}")
 	budget 120 $P1
 	step memcheck "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
+	# The command-line paths (eval, sample, classifier) on the GPU against the CPU
+	# backend of the same binary; sample draws from the memcheck run's checkpoint.
+	budget 120 $P1
+	step cli bash scripts/gpu-cli-check.sh "$GT" "$GANTRAIN_MNIST" "$LOGS/cli" "$LOGS/run-memcheck"
 	budget 120 $P1
 	step racecheck "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-racecheck"
 	budget 90 $P1
