@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,15 +51,22 @@ func TestPrometheusScrapesTraining(t *testing.T) {
 		}
 	})
 
+	rules, err := filepath.Abs("../docker/prometheus/gantrain.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(tmp, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %s
 scrape_configs:
   - job_name: gantrain
     static_configs:
       - targets: ['%s']
-`, target)), 0o644); err != nil {
+`, rules, target)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var prom *proc
@@ -115,6 +123,96 @@ scrape_configs:
 	if bi := promQuery(t, promURL, `gantrain_build_info{backend="cpu"}`); len(bi) != 1 {
 		t.Errorf("gantrain_build_info{backend=\"cpu\"}: %d series, want 1", len(bi))
 	}
+
+	t.Run("rules", func(t *testing.T) {
+		// The shipped rules load and evaluate without error on a live scrape, and the
+		// step rate they record is positive.
+		waitFor(t, 30*time.Second, "the gantrain rules to be evaluated", func() bool {
+			var resp struct {
+				Data struct {
+					Groups []struct {
+						Name  string `json:"name"`
+						Rules []struct {
+							Name      string `json:"name"`
+							Health    string `json:"health"`
+							LastError string `json:"lastError"`
+						} `json:"rules"`
+					} `json:"groups"`
+				} `json:"data"`
+			}
+			getJSON(t, promURL+"/api/v1/rules", &resp)
+			ok := 0
+			for _, g := range resp.Data.Groups {
+				for _, r := range g.Rules {
+					if r.Health == "err" {
+						t.Fatalf("rule %s/%s: %s", g.Name, r.Name, r.LastError)
+					}
+					if r.Health == "ok" {
+						ok++
+					}
+				}
+			}
+			return ok == 9
+		})
+		waitFor(t, 30*time.Second, "gantrain:steps_per_second:rate5m > 0", func() bool {
+			res := promQuery(t, promURL, `gantrain:steps_per_second:rate5m{job="gantrain"}`)
+			return len(res) == 1 && res[0].Value.v > 0
+		})
+	})
+
+	t.Run("dashboard", func(t *testing.T) {
+		// Every query of the shipped Grafana dashboard runs, with its variables set as
+		// Grafana would; those of metrics every run has return data.
+		raw, err := os.ReadFile("../docker/grafana/gantrain-dashboard.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dash struct {
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &dash); err != nil {
+			t.Fatalf("gantrain-dashboard.json: %v", err)
+		}
+		everyRun := map[string]bool{"Training": true, "Epoch": true, "Iterations/s": true, "Losses": true,
+			"Discriminator outputs": true, "Throughput": true, "Step duration": true, "Learning rate and momentum": true}
+		vars := strings.NewReplacer(`"$job"`, `"gantrain"`, `"$instance"`, `".*"`)
+		seen := 0
+		for _, p := range dash.Panels {
+			if len(p.Targets) == 0 {
+				t.Errorf("panel %q has no query", p.Title)
+			}
+			data := false
+			for _, tg := range p.Targets {
+				if tg.Expr == "" {
+					t.Errorf("panel %q: a target without an expression", p.Title)
+					continue
+				}
+				data = data || len(promQuery(t, promURL, vars.Replace(tg.Expr))) > 0
+			}
+			if everyRun[p.Title] {
+				seen++
+				if !data {
+					t.Errorf("panel %q: no data from a training run", p.Title)
+				}
+			}
+		}
+		if seen != len(everyRun) {
+			t.Errorf("%d of the %d panels every run fills are in the dashboard", seen, len(everyRun))
+		}
+	})
+
+	t.Run("rule-tests", func(t *testing.T) {
+		cmd := exec.Command(promtool, "test", "rules", "gantrain.rules.test.yml")
+		cmd.Dir = "../docker/prometheus"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool test rules: %v\n%s", err, out)
+		}
+	})
 }
 
 // promSample is one [time, "value"] pair of the Prometheus API.
