@@ -31,6 +31,8 @@
 #   memcheck-tf32, racecheck-tf32   the same over 3 iterations with --precision tf32
 #               (the tensor-core matmul kernels)
 #   initcheck   compute-sanitizer --tool initcheck over 5 iterations
+#   train       `gantrain train --preset best` for 25 epochs with step graphs: the
+#               evaluation at the end must show it learnt (Parzen LL ≥ 130)
 #   bench       gantrain it/s at batch 100 and 4096, fp32 and tf32, with and without step
 #               graphs, per-kernel times (after the track: nothing else runs then)
 #   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay
@@ -129,6 +131,9 @@ record() {
 	cli)
 		note="$(grep -E 'all command-line checks passed|DIFFERENT|largest difference|test accuracy after' "$log" | tail -n1 | sed 's/^ *//')"
 		;;
+	train)
+		note="$(grep -E '^epoch [0-9]' "$log" | tail -n1)"
+		;;
 	memcheck* | racecheck* | initcheck)
 		note="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -n1 | sed 's/^=*\s*//')"
 		if [[ -z $SANITIZER ]]; then
@@ -211,7 +216,7 @@ finish() {
 	for f in ops track bench torch; do
 		[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
 	done
-	for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck; do
+	for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck train; do
 		[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
 	done >"$OUT/other.log"
 	tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*/checkpoints' . 2>/dev/null
@@ -297,6 +302,19 @@ run() {
 	step racecheck-tf32 "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-racecheck-tf32"
 	budget 90 $P1
 	step initcheck "${cs[@]}" --tool initcheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-initcheck"
+
+	# A short real training: --preset best for 25 epochs with step graphs, evaluated at
+	# the end. It must have learnt: Parzen LL of the average ≥ 130 (the H200 run of
+	# 2026-11-27 had 154.9 at epoch 25; a broken gradient gives a negative value).
+	budget 60 $P1
+	step train bash -c "'$GT' train --preset best --config scripts/gpu-train.yaml --device cuda --data '$GANTRAIN_MNIST' \
+		--epochs 25 --listen off --out '$LOGS/run-train' && python3 - '$LOGS/run-train/metrics.jsonl' <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if '\"eval\"' in l]
+e = ev[-1]['eval'] if ev else {}
+print('epoch', ev[-1]['epoch'] if ev else None, 'parzen_ll', e.get('parzen_ll'), 'frechet_distance', e.get('frechet_distance'))
+sys.exit(0 if e.get('parzen_ll', -1e9) >= 130 else 1)
+PY"
 
 	if [[ -n $track_pid ]]; then
 		echo "== waiting for track (at $((SECONDS - START))s)"
