@@ -4,6 +4,7 @@ package gpu_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -218,6 +219,10 @@ func TestMemory(t *testing.T) {
 	info := b.DeviceInfo()
 	if info.Name == "" || info.SMs <= 0 || info.Major < 8 || info.TotalMemory <= 0 {
 		t.Errorf("DeviceInfo() = %+v (Memory total %d)", info, total)
+	}
+	want := backend.Device{ID: fmt.Sprintf("cuda:%d", info.Ordinal), Name: info.Name, Compute: fmt.Sprintf("%d.%d", info.Major, info.Minor), Memory: info.TotalMemory}
+	if d := b.Device(); d != want {
+		t.Errorf("Device() = %+v, want %+v", d, want)
 	}
 	t.Logf("%s", b.Describe())
 }
