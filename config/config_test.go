@@ -58,6 +58,8 @@ func TestParse(t *testing.T) {
 			return c.Eval == Eval{EveryEpochs: 5, Parzen: false, Classifier: true, Samples: 10000}
 		}, ""},
 		{"unknown eval field", "eval:\n  every: 5\n", nil, "every"},
+		{"step graphs on by default", "", func(c Config) bool { return c.Backend.Graphs }, ""},
+		{"step graphs off", "backend:\n  cuda_graphs: false\n", func(c Config) bool { return !c.Backend.Graphs }, ""},
 	} {
 		c, err := Parse([]byte(tc.doc), "cfg.yaml", Default())
 		if tc.wantErr != "" {
