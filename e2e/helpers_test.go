@@ -331,6 +331,9 @@ type status struct {
 	DFake          float64 `json:"d_fake"`
 	SampleStep     int64   `json:"sample_step"`
 	StepsPerSecond float64 `json:"steps_per_second"`
+	// Zero on the CPU.
+	DeviceMemoryUsed  int64 `json:"device_memory_used_bytes"`
+	DeviceMemoryTotal int64 `json:"device_memory_total_bytes"`
 }
 
 // history is /v1/history.

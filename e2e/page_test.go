@@ -78,30 +78,15 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 
 	shot := filepath.Join(tmp, "page.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-		"--user-data-dir="+filepath.Join(tmp, "chromium-profile"), "--virtual-time-budget=8000",
-		"--window-size=1280,900", "--screenshot="+shot, "--dump-dom", base+"/")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var dom, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &dom, &stderr
-	started := time.Now()
-	err = cmd.Run()
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers it may leave behind
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, tail(stderr.String(), 3000))
-	}
-	t.Logf("chromium took %v; page of step %d, %d history points", time.Since(started).Round(time.Millisecond), st.Step, n)
+	dom := renderPage(t, chromium, base+"/", shot, tmp)
+	t.Logf("page of step %d, %d history points", st.Step, n)
 
-	els := parseElements(dom.String())
+	els := parseElements(dom)
 	el := func(id string) map[string]string {
 		t.Helper()
 		e, ok := els[id]
 		if !ok {
-			t.Fatalf("the page has no element #%s:\n%s", id, tail(dom.String(), 3000))
+			t.Fatalf("the page has no element #%s:\n%s", id, tail(dom, 3000))
 		}
 		return e
 	}
@@ -152,11 +137,14 @@ func TestStatusPageInChromium(t *testing.T) {
 	if v := num("td#v-step", el("v-step")["data-value"]); v != float64(st.Step) {
 		t.Errorf("td#v-step data-value %v, want %d", v, st.Step)
 	}
+	if _, ok := els["v-device_memory"]; ok || st.DeviceMemoryTotal != 0 {
+		t.Errorf("a CPU run's page has a device memory row (status: %d of %d bytes)", st.DeviceMemoryUsed, st.DeviceMemoryTotal)
+	}
 
 	// The screenshot: a PNG of the window's size with the page drawn on it.
 	raw, err := os.ReadFile(shot)
 	if err != nil {
-		t.Fatalf("no screenshot: %v\n%s", err, tail(stderr.String(), 2000))
+		t.Fatalf("chromium wrote no screenshot: %v", err)
 	}
 	pic, err := png.Decode(bytes.NewReader(raw))
 	if err != nil {
@@ -176,6 +164,31 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		t.Logf("screenshot copied to %s", shotOut)
 	}
+}
+
+// renderPage loads url in headless Chromium, lets its scripts run for 8 s of virtual
+// time, writes a 1280×900 screenshot to shot and returns the DOM as Chromium
+// serialised it. dir holds Chromium's profile.
+func renderPage(t *testing.T, chromium, url, shot, dir string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+		"--user-data-dir="+filepath.Join(dir, "chromium-profile"), "--virtual-time-budget=8000",
+		"--window-size=1280,900", "--screenshot="+shot, "--dump-dom", url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var dom, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &dom, &stderr
+	started := time.Now()
+	err := cmd.Run()
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers it may leave behind
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, tail(stderr.String(), 3000))
+	}
+	t.Logf("chromium took %v", time.Since(started).Round(time.Millisecond))
+	return dom.String()
 }
 
 var (
