@@ -1,43 +1,87 @@
 #!/usr/bin/env bash
 # A long training run on the GPU machine, for docs/RESULTS.md: one call of the device
-# tool, with the binaries of `scripts/gpu-check.sh build` carried.
+# tool, with the gantrain binary and MNIST of `scripts/gpu-check.sh build` carried.
 #
-#   run(command="bash scripts/gpu-train.sh SECONDS [train flags]", carry=["bin/gpu-check"], timeout_s=SECONDS+90)
+#   run(command="bash scripts/gpu-train.sh SECONDS [train flags]",
+#       carry=["bin/gpu-check/gantrain", "bin/gpu-check/mnist"], timeout_s=SECONDS+90)
 #
 # Trains `gantrain train --preset best` (or what the flags say: --preset published, say)
 # with scripts/gpu-train.yaml over it (an evaluation every 25 epochs, of the average and of G's own parameters) for
 # SECONDS of wall time, then stops it with SIGTERM (it finishes its step and writes a
-# checkpoint) and copies metrics.jsonl, the log and the newest sample grid to $OUT. If the
-# run fails in its first 90 s (the evaluation on the device, say), it is run again
-# without periodic evaluation; with no evaluation in the log, the last checkpoint is
-# evaluated once at the end.
+# checkpoint) and copies metrics.jsonl, config.yaml, the log and the newest sample grid to
+# $OUT, and the newest checkpoint too, split into checkpoint.part-NN files of 15 MiB
+# (the device tool brings back files of at most 16 MiB). If the run fails in its first
+# 90 s (the evaluation on the device, say), it is run again without periodic evaluation;
+# with no evaluation in the log, the last checkpoint is evaluated once at the end.
+#
+# Continuing a run in a later call (a later session's device time): put what a call
+# brought back into an ignored folder here and carry it,
+#
+#   mkdir -p gpu-resume && cp FILES_AT/{checkpoint.part-*,checkpoint.name,config.yaml,metrics.jsonl} gpu-resume/
+#   grep -qx '/gpu-resume/' .git/info/exclude || echo /gpu-resume/ >> .git/info/exclude
+#   run(command="GPU_TRAIN_RESUME=gpu-resume bash scripts/gpu-train.sh SECONDS --epochs N",
+#       carry=["bin/gpu-check/gantrain", "bin/gpu-check/mnist", "gpu-resume"], timeout_s=SECONDS+120)
+#
+# The run directory is rebuilt from those files and `gantrain train --resume` continues it
+# (the checkpoint's SHA-256 proves the parts were joined right); only the flags that a
+# resume allows may be given. What travels must stay under 64 MiB: 6 MiB of repository,
+# 14 MiB of gantrain, 11 MiB of MNIST and the checkpoint, 29 MiB for --preset published
+# (38 MiB for --preset best, which does not fit).
+#
+# Environment: GPU_CHECK_BIN (bin/gpu-check), GPU_TRAIN_RUN (the run directory,
+# /tmp/gpu-train-run; removed first), GPU_TRAIN_DEVICE (cuda; cpu tries the script
+# here with a -tags nocuda gantrain), GPU_TRAIN_RESUME (above), GPU_TRAIN_KEEP=0 (bring no
+# checkpoint back).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${GPU_CHECK_BIN:-bin/gpu-check}"
 OUT="${OUT:-$PWD/gpu-train-out}"
+DEVICE="${GPU_TRAIN_DEVICE:-cuda}"
+RESUME="${GPU_TRAIN_RESUME:-}"
 secs="${1:?usage: gpu-train.sh SECONDS [train flags]}"
 shift
 mkdir -p "$OUT"
-run=/tmp/gpu-train-run
+run="${GPU_TRAIN_RUN:-/tmp/gpu-train-run}"
 export CUDA_CACHE_PATH=/tmp/gpu-train-cuda-cache
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/train.log"
-# The overlay, less raw_generator for a preset without the average (--preset published).
-cfg=/tmp/gpu-train.yaml
-cp scripts/gpu-train.yaml "$cfg"
-prev=""
-for a in "$@"; do
-	if [[ $prev == --preset && $a != best ]] || [[ $a == --preset=* && $a != --preset=best ]]; then
-		sed -i '/raw_generator/d' "$cfg"
-	fi
-	prev=$a
-done
+if [[ $DEVICE == cuda* ]]; then
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/train.log"
+else
+	echo "device $DEVICE" | tee "$OUT/train.log"
+fi
 t0=$SECONDS
-args=(train --preset best --config "$cfg" --device cuda --data "$BIN/mnist" --out "$run" --listen off "$@")
+if [[ -n $RESUME ]]; then
+	# Rebuild the run directory from what an earlier call brought back.
+	parts=("$RESUME"/checkpoint.part-*)
+	if [[ ! -f ${parts[0]} || ! -f $RESUME/config.yaml ]]; then
+		echo "error: GPU_TRAIN_RESUME=$RESUME holds no checkpoint.part-* and config.yaml" | tee -a "$OUT/train.log" >&2
+		exit 2
+	fi
+	rm -rf "$run"
+	mkdir -p "$run/checkpoints"
+	cp "$RESUME/config.yaml" "$run/"
+	[[ -f $RESUME/metrics.jsonl ]] && cp "$RESUME/metrics.jsonl" "$run/"
+	name="$(cat "$RESUME/checkpoint.name" 2>/dev/null || echo step-000000000.safetensors)"
+	cat "${parts[@]}" >"$run/checkpoints/$name"
+	args=(train --resume "$run" --device "$DEVICE" --data "$BIN/mnist" --listen off "$@")
+else
+	# The overlay, less raw_generator for a preset without the average (--preset published).
+	cfg=/tmp/gpu-train.yaml
+	cp scripts/gpu-train.yaml "$cfg"
+	prev=""
+	for a in "$@"; do
+		if [[ $prev == --preset && $a != best ]] || [[ $a == --preset=* && $a != --preset=best ]]; then
+			sed -i '/raw_generator/d' "$cfg"
+		fi
+		prev=$a
+	done
+	rm -rf "$run"
+	args=(train --preset best --config "$cfg" --device "$DEVICE" --data "$BIN/mnist" --out "$run" --listen off "$@")
+fi
 echo "gantrain ${args[*]}" | tee -a "$OUT/train.log"
 timeout -s TERM --kill-after=30 "$secs" "$BIN/gantrain" "${args[@]}" >>"$OUT/train.log" 2>&1
 rc=$?
 echo "exit $rc after $((SECONDS - t0))s" | tee -a "$OUT/train.log"
-if ((rc != 0 && rc != 124 && SECONDS - t0 < 90 && secs - (SECONDS - t0) - 60 >= 30)); then
+if [[ -z $RESUME ]] && ((rc != 0 && rc != 124 && SECONDS - t0 < 90 && secs - (SECONDS - t0) - 60 >= 30)); then
 	echo "== again without periodic evaluation" | tee -a "$OUT/train.log"
 	rm -rf "$run"
 	left=$((secs - (SECONDS - t0) - 60))
@@ -47,14 +91,22 @@ if ((rc != 0 && rc != 124 && SECONDS - t0 < 90 && secs - (SECONDS - t0) - 60 >= 
 fi
 if ! grep -q 'msg=evaluation ' "$OUT/train.log"; then
 	echo "== no periodic evaluation: the last checkpoint, once" | tee -a "$OUT/train.log"
-	for raw in "" --raw-generator; do
-		timeout 25 "$BIN/gantrain" eval --checkpoint "$run" --data "$BIN/mnist" --parzen --classifier --device cuda $raw >>"$OUT/train.log" 2>&1 ||
+	raws=("")
+	grep -qE '^ *g_ema: 0*[1-9.]' "$run/config.yaml" 2>/dev/null && raws+=(--raw-generator) # G's own parameters too
+	for raw in "${raws[@]}"; do
+		timeout 25 "$BIN/gantrain" eval --checkpoint "$run" --data "$BIN/mnist" --parzen --classifier --device "$DEVICE" $raw >>"$OUT/train.log" 2>&1 ||
 			GOMAXPROCS=16 timeout 25 "$BIN/gantrain" eval --checkpoint "$run" --data "$BIN/mnist" --parzen --classifier --blas go $raw >>"$OUT/train.log" 2>&1
 	done
 fi
-cp "$run/metrics.jsonl" "$OUT/" 2>/dev/null
+cp "$run/metrics.jsonl" "$run/config.yaml" "$OUT/" 2>/dev/null
 last="$(ls "$run"/samples/*.png 2>/dev/null | tail -n1)"
 [[ -n $last ]] && cp "$last" "$OUT/"
+ckpt="$(ls "$run"/checkpoints/step-*.safetensors 2>/dev/null | tail -n1)"
+if [[ ${GPU_TRAIN_KEEP:-1} != 0 && -n $ckpt ]]; then
+	split -b 15M -d -a 2 "$ckpt" "$OUT/checkpoint.part-"
+	basename "$ckpt" >"$OUT/checkpoint.name"
+	echo "checkpoint $(basename "$ckpt") ($(stat -c %s "$ckpt") bytes) in $(ls "$OUT"/checkpoint.part-* | wc -l) parts" | tee -a "$OUT/train.log"
+fi
 ls -la "$run" "$run/checkpoints" >>"$OUT/train.log" 2>&1
-grep -E 'level=(INFO|WARN|ERROR) msg=(eval|evaluation|done|stopp)' "$OUT/train.log" | tail -n 60
+grep -E 'level=(INFO|WARN|ERROR) msg=(eval|evaluation|done|stopp|resum)' "$OUT/train.log" | tail -n 60
 tail -n 5 "$OUT/train.log"

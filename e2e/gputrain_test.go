@@ -1,0 +1,114 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantrain/gantrain/data"
+)
+
+// scripts/gpu-train.sh runs only on a lent GPU machine, where a broken script costs
+// device time. Here it runs on the CPU (GPU_TRAIN_DEVICE=cpu) through a whole cycle:
+// a run that brings its checkpoint back in parts, then a second call that carries the
+// parts and continues the run from them.
+func TestGPUTrainScriptStartsAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains twice and evaluates twice")
+	}
+	bash := needTool(t, "bash", "bash")
+	mnist, err := data.FindMNIST(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"gantrain": gantrainBin(t), "mnist": mnist} {
+		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script, err := filepath.Abs("../scripts/gpu-train.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(out string, env []string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bash, append([]string{script}, args...)...)
+		cmd.Env = append(os.Environ(), append([]string{"GPU_CHECK_BIN=" + bin, "GPU_TRAIN_DEVICE=cpu", "OUT=" + out,
+			"GPU_TRAIN_RUN=" + filepath.Join(tmp, "run")}, env...)...)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gpu-train.sh %s: %v\n%s", strings.Join(args, " "), err, tail(string(b), 3000))
+		}
+		log, err := os.ReadFile(filepath.Join(out, "train.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(log)
+	}
+
+	first := filepath.Join(tmp, "out1")
+	log := call(first, nil, "120", "--preset", "published", "--steps", "30")
+	if !strings.Contains(log, "msg=done step=30 ") {
+		t.Fatalf("the first call did not train 30 steps:\n%s", tail(log, 3000))
+	}
+	if !strings.Contains(log, "log-likelihood") {
+		t.Errorf("the first call's checkpoint was not evaluated:\n%s", tail(log, 3000))
+	}
+	parts, _ := filepath.Glob(filepath.Join(first, "checkpoint.part-*"))
+	if len(parts) != 2 {
+		t.Fatalf("%d checkpoint parts, want 2 of at most 15 MiB for --preset published: %v", len(parts), parts)
+	}
+	for _, p := range parts {
+		if st, err := os.Stat(p); err != nil || st.Size() > 15<<20 {
+			t.Errorf("%s: %v, want at most 15 MiB (the device tool brings back 16 MiB a file)", p, err)
+		}
+	}
+
+	// The second call carries what the first brought back, as the script's comment says.
+	carried := filepath.Join(tmp, "gpu-resume")
+	if err := os.MkdirAll(carried, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append([]string{"checkpoint.name", "config.yaml", "metrics.jsonl"}, names(parts)...) {
+		b, err := os.ReadFile(filepath.Join(first, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(carried, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := filepath.Join(tmp, "out2")
+	log = call(second, []string{"GPU_TRAIN_RESUME=" + carried}, "120", "--steps", "60")
+	if !regexp.MustCompile(`msg=resuming step=30 checkpoint=\S+step-000000030\.safetensors`).MatchString(log) {
+		t.Errorf("the second call did not resume from step 30:\n%s", tail(log, 3000))
+	}
+	if !strings.Contains(log, "msg=done step=60 ") {
+		t.Errorf("the second call did not continue to step 60:\n%s", tail(log, 3000))
+	}
+	if name, err := os.ReadFile(filepath.Join(second, "checkpoint.name")); err != nil || strings.TrimSpace(string(name)) != "step-000000060.safetensors" {
+		t.Errorf("the second call brought back checkpoint %q (%v), want step-000000060.safetensors", name, err)
+	}
+}
+
+func names(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
+}
