@@ -12,7 +12,9 @@ Models (e in epochs, a the asymptote):
   power law    a − b·(e/1000)^−c the gap closes ever more slowly
 Both fit a curve's middle about equally well and part at its far end; the point is to
 show how far apart they are, not to pick one. An extrapolation is not a measurement.
-path#raw fits the raw_ results (G's own parameters, eval.raw_generator).
+path#raw fits the raw_ results (G's own parameters, eval.raw_generator). --holdout E
+tests the models out of sample: fitted to the evaluations up to epoch E, how well does
+each predict the rest?
 Needs numpy and scipy (Debian: python3-numpy, python3-scipy).
 """
 import argparse
@@ -28,6 +30,8 @@ p.add_argument("--from", dest="start", type=float, default=300, help="first epoc
 p.add_argument("--target", type=float, default=225, help="Parzen log-likelihood to reach")
 p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
 p.add_argument("--at", default="2000,3000,5750", help="epochs to print each model at")
+p.add_argument("--holdout", type=float, default=0,
+               help="fit only the evaluations up to this epoch and score each model's predictions of the later ones")
 args = p.parse_args()
 
 path, prefix = args.run, ""
@@ -44,6 +48,11 @@ with open(path) as f:
 if len(ep) < 6:
     raise SystemExit(f"{args.run}: {len(ep)} evaluations from epoch {args.start:g} on; need at least 6")
 x, y = np.array(ep, float), np.array(ll, float)
+hx, hy = x[x > args.holdout], y[x > args.holdout]
+if args.holdout:
+    x, y = x[x <= args.holdout], y[x <= args.holdout]
+    if len(x) < 6 or len(hx) == 0:
+        raise SystemExit(f"--holdout {args.holdout:g}: {len(x)} evaluations to fit and {len(hx)} to predict; need 6 and 1")
 
 
 def expo(e, a, b, tau):
@@ -61,8 +70,9 @@ def reach(f, params, target):
     return int(grid[hit[0]]) if len(hit) else None
 
 
-print(f"{path}{' (G own parameters)' if prefix else ''}: {len(x)} evaluations, epochs {x[0]:g}–{x[-1]:g}, "
-      f"last {y[-1]:.1f}, best {y.max():.1f} at {x[y.argmax()]:g}")
+print(f"{path}{' (G own parameters)' if prefix else ''}: {len(x)} evaluations fitted, epochs {x[0]:g}–{x[-1]:g}, "
+      f"last {y[-1]:.1f}, best {y.max():.1f} at {x[y.argmax()]:g}"
+      + (f"; {len(hx)} held out, epochs {hx[0]:g}–{hx[-1]:g}, mean {hy.mean():.1f}" if args.holdout else ""))
 at = [float(a) for a in args.at.split(",") if a]
 rng = np.random.default_rng(1)
 for name, f, p0 in (("exponential", expo, (y.max(), 60, 400)), ("power law", power, (y.max() + 20, 30, 0.5))):
@@ -85,3 +95,6 @@ for name, f, p0 in (("exponential", expo, (y.max(), 60, 400)), ("power law", pow
     print(f"  {name:11s} asymptote {params[0]:.1f} (95% bootstrap {lo:.1f}–{hi:.1f}), residual s.d. {res.std(ddof=3):.2f}; "
           f"{vals}; reaches {args.target:g} at epoch {e225 if e225 else 'never'}"
           + ("" if math.isfinite(params[0]) else " (diverged)"))
+    if args.holdout:
+        err = hy - f(hx, *params)
+        print(f"  {'':11s} held out: measured − predicted {err.mean():+.2f} on average, RMS {np.sqrt((err ** 2).mean()):.2f}")
