@@ -138,10 +138,10 @@ for epoch in range(1, args.epochs + 1):
         real = x[perm[i:i + m]]
         if args.update == "simultaneous":
             logits = discriminate(torch.cat([real, generate(noise(m))]))
-            lr_, lf = logits[:m], logits[m:]
-            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(lr_, ones) +
-                            F.binary_cross_entropy_with_logits(lf, zeros))
-            g_loss = F.binary_cross_entropy_with_logits(lf, ones)
+            lreal, lfake = logits[:m], logits[m:]
+            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(lreal, ones) +
+                            F.binary_cross_entropy_with_logits(lfake, zeros))
+            g_loss = F.binary_cross_entropy_with_logits(lfake, ones)
             gd = torch.autograd.grad(d_loss, D, retain_graph=True)
             gg = torch.autograd.grad(g_loss, G)
             sgd(D, velD, gd, lr, mom)
@@ -150,15 +150,15 @@ for epoch in range(1, args.epochs + 1):
             with torch.no_grad():
                 fake = generate(noise(m))
             logits = discriminate(torch.cat([real, fake]))
-            lr_, lf = logits[:m], logits[m:]
-            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(lr_, ones) +
-                            F.binary_cross_entropy_with_logits(lf, zeros))
+            lreal, lfake = logits[:m], logits[m:]
+            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(lreal, ones) +
+                            F.binary_cross_entropy_with_logits(lfake, zeros))
             sgd(D, velD, torch.autograd.grad(d_loss, D), lr, mom)
             g_loss = F.binary_cross_entropy_with_logits(discriminate(generate(noise(m))), ones)
             sgd(G, velG, torch.autograd.grad(g_loss, G), lr, mom)
         t += 1
         with torch.no_grad():
-            sums += [d_loss.item(), g_loss.item(), torch.sigmoid(lr_).mean().item(), torch.sigmoid(lf).mean().item()]
+            sums += [d_loss.item(), g_loss.item(), torch.sigmoid(lreal).mean().item(), torch.sigmoid(lfake).mean().item()]
     n = len(x) // m
     rec = {"epoch": epoch, "d_loss": sums[0] / n, "g_loss": sums[1] / n, "d_real": sums[2] / n,
            "d_fake": sums[3] / n, "lr": lr, "momentum": mom, "seconds": round(time.time() - start, 1)}
