@@ -21,6 +21,7 @@ p.add_argument("--out", required=True)
 p.add_argument("--title", default="")
 p.add_argument("--fd-log", action="store_true", help="Fréchet distance on a log scale")
 p.add_argument("--ll-min", type=float, help="lower end of the Parzen axis (to show the late epochs)")
+p.add_argument("--epoch-max", type=float, help="plot evaluations up to this epoch only")
 p.add_argument("runs", nargs="+", help="label=path of a metrics.jsonl (or a file of its eval records); "
                "label=path#raw plots its raw_ results (G's own parameters, eval.raw_generator)")
 args = p.parse_args()
@@ -36,7 +37,7 @@ for spec in args.runs:
         for line in f:
             r = json.loads(line)
             e = r.get("eval")
-            if not e or prefix + "parzen_ll" not in e:
+            if not e or prefix + "parzen_ll" not in e or (args.epoch_max is not None and r["epoch"] > args.epoch_max):
                 continue
             ep.append(r["epoch"])
             ll.append(e.get(prefix + "parzen_ll"))
