@@ -39,7 +39,16 @@
 #   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay
 #
 # Environment: GANTRAIN_TRACK_STEPS (2000), SKIP="step step" to leave steps out,
-# GPU_CHECK_BUDGET (480 seconds), COMPUTE_SANITIZER and PYTHON (tool paths).
+# GPU_CHECK_BUDGET (480 seconds), COMPUTE_SANITIZER and PYTHON (tool paths), and
+# GPU_CHECK_ALONGSIDE, a command line to run beside the check (a long training, say):
+#   started after oom in its own session with OUT=$OUT/alongside, stopped (SIGSTOP)
+#   while bench and torch time the card and continued after them; `run` then waits for
+#   it to end by itself, and its exit status is the "alongside" row. A device session
+#   that must run the check spends its ~6 minutes training too:
+#     GPU_CHECK_BUDGET=540 GPU_CHECK_ALONGSIDE="GPU_TRAIN_PACK=1 bash scripts/gpu-train.sh 560 \
+#       --preset published --epochs 6000" bash scripts/gpu-check.sh run        (timeout_s=600)
+#   $OUT then gets only summary.txt and logs.tar.gz from the check (the tool brings back
+#   8 files), and what the command writes under $OUT/alongside.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${GPU_CHECK_BIN:-bin/gpu-check}"
@@ -214,18 +223,60 @@ finish() {
 	} >"$LOGS/summary.txt"
 
 	cp "$LOGS/summary.txt" "$OUT/"
-	for f in ops track bench torch; do
-		[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
-	done
-	for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck train; do
-		[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
-	done >"$OUT/other.log"
+	# Beside a GPU_CHECK_ALONGSIDE command, the archive alone carries the logs: the tool
+	# brings back 8 files, and the alongside command needs room for its own.
+	if [[ -z ${GPU_CHECK_ALONGSIDE:-} ]]; then
+		for f in ops track bench torch; do
+			[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
+		done
+		for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck train; do
+			[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
+		done >"$OUT/other.log"
+	fi
 	tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*/checkpoints' . 2>/dev/null
 	if (($(stat -c %s "$OUT/logs.tar.gz" 2>/dev/null || echo 0) > 15 * 1024 * 1024)); then
 		tar -czf "$OUT/logs.tar.gz" -C "$LOGS" --exclude='run-*' . 2>/dev/null
 	fi
 	echo
 	cat "$LOGS/summary.txt"
+}
+
+# The command of GPU_CHECK_ALONGSIDE runs in a session of its own (setsid), so that
+# pausing it reaches every process it started, `timeout` and gantrain under it included.
+ALONG_SID=""
+alongside_start() {
+	[[ -n ${GPU_CHECK_ALONGSIDE:-} ]] || return 0
+	mkdir -p "$OUT/alongside"
+	echo "== alongside (at $((SECONDS - START))s): $GPU_CHECK_ALONGSIDE"
+	OUT="$OUT/alongside" setsid bash -c "$GPU_CHECK_ALONGSIDE" >"$LOGS/alongside.log" 2>&1 </dev/null &
+	ALONG_SID=$!
+	ALONG_T0=$SECONDS
+}
+
+# alongside_signal SIG: SIG to every process of the alongside session (from /proc: the
+# session id is the 4th field after the command name's closing parenthesis).
+alongside_signal() {
+	[[ -n $ALONG_SID ]] || return 0
+	local f st pids=()
+	for f in /proc/[0-9]*/stat; do
+		st="$(cat "$f" 2>/dev/null)" || continue
+		st="${st##*) }"
+		read -r _ _ _ sid _ <<<"$st"
+		[[ $sid == "$ALONG_SID" ]] && pids+=("${f//[^0-9]/}")
+	done
+	((${#pids[@]})) && kill "-$1" "${pids[@]}" 2>/dev/null
+	echo "== alongside: SIG$1 to ${#pids[@]} processes (at $((SECONDS - START))s)"
+}
+
+alongside_wait() {
+	[[ -n $ALONG_SID ]] || return 0
+	echo "== waiting for alongside (at $((SECONDS - START))s)"
+	wait "$ALONG_SID"
+	local rc=$? note
+	note="$(grep -v -E '^\s*$' "$LOGS/alongside.log" | tail -n1 | cut -c1-90)"
+	ROWS+=("alongside|$([[ $rc == 0 ]] && echo ok || echo "FAIL($rc)")|$((SECONDS - ALONG_T0))|$note")
+	[[ $rc == 0 ]] || FAILED=1
+	ALONG_SID=""
 }
 
 run() {
@@ -247,7 +298,7 @@ run() {
 	export CUDA_CACHE_PATH="${CUDA_CACHE_PATH:-/tmp/gpu-check-cuda-cache}" CUDA_CACHE_MAXSIZE="${CUDA_CACHE_MAXSIZE:-1073741824}"
 	# Phase ends, in seconds from the start: the track and everything beside it; bench; torch.
 	local P1=$((BUDGET - 150)) P2=$((BUDGET - 60)) P3=$((BUDGET - 5))
-	trap 'echo "== interrupted"; ROWS+=("run|INTERRUPTED|$((SECONDS - START))|signal"); FAILED=1; finish; exit 1' TERM INT
+	trap 'echo "== interrupted"; alongside_signal CONT; alongside_signal TERM; ROWS+=("run|INTERRUPTED|$((SECONDS - START))|signal"); FAILED=1; finish; exit 1' TERM INT
 
 	budget 30 $P1
 	step info bash -c "nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,temperature.gpu,clocks.sm,clocks.max.sm,power.draw --format=csv
@@ -262,6 +313,7 @@ run() {
 	# TestOutOfMemory fills the device (8 GiB tensors until it refuses): alone, first.
 	budget 60 $P1
 	step oom bash -c "cd '$LOGS' && '$TEST' -test.v -test.run '^TestOutOfMemory\$' -test.timeout $((L - 10))s"
+	alongside_start
 
 	# The tracking run next, in the background: its CPU half is the longest step. The
 	# ops and sanitizer steps share the machine with it; the timings come after it ends.
@@ -323,6 +375,7 @@ PY"
 		record track $? $((SECONDS - track_t0))
 	fi
 
+	alongside_signal STOP # the timings have the card to themselves
 	budget 120 $P2
 	step bench bash -c "cd '$LOGS' && '$TEST' -test.v -test.run '^\$' -test.bench '^BenchmarkIteration\$' -test.benchtime 300x -test.timeout $((L - 10))s"
 
@@ -347,6 +400,8 @@ PY"
 		grep -E '^torch-cuda' "$LOGS/torch.log" | sed 's/^/   /'
 	fi
 
+	alongside_signal CONT
+	alongside_wait
 	trap - TERM INT
 	finish
 	return $FAILED

@@ -31,7 +31,9 @@
 # Environment: GPU_CHECK_BIN (bin/gpu-check), GPU_TRAIN_RUN (the run directory,
 # /tmp/gpu-train-run; removed first), GPU_TRAIN_DEVICE (cuda; cpu tries the script
 # here with a -tags nocuda gantrain), GPU_TRAIN_RESUME (above), GPU_TRAIN_KEEP=0 (bring no
-# checkpoint back).
+# checkpoint back), GPU_TRAIN_PACK=1 (everything but the checkpoint's parts in one
+# train.tar.gz, for a call whose other files leave few of the tool's 8; GPU_TRAIN_RESUME
+# takes a folder with that archive and the parts too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${GPU_CHECK_BIN:-bin/gpu-check}"
@@ -52,8 +54,16 @@ t0=$SECONDS
 if [[ -n $RESUME ]]; then
 	# Rebuild the run directory from what an earlier call brought back.
 	parts=("$RESUME"/checkpoint.part-*)
+	if [[ -f $RESUME/train.tar.gz && ! -f $RESUME/config.yaml ]]; then
+		# What GPU_TRAIN_PACK=1 brought back: unpack it beside a copy of the parts.
+		unpacked="$(mktemp -d /tmp/gpu-train-resume.XXXXXX)"
+		tar -xzf "$RESUME/train.tar.gz" -C "$unpacked" || { echo "error: $RESUME/train.tar.gz does not unpack" | tee -a "$OUT/train.log" >&2; exit 2; }
+		[[ -f ${parts[0]} ]] && cp "${parts[@]}" "$unpacked/"
+		RESUME="$unpacked"
+		parts=("$RESUME"/checkpoint.part-*)
+	fi
 	if [[ ! -f ${parts[0]} || ! -f $RESUME/config.yaml ]]; then
-		echo "error: GPU_TRAIN_RESUME=$RESUME holds no checkpoint.part-* and config.yaml" | tee -a "$OUT/train.log" >&2
+		echo "error: GPU_TRAIN_RESUME=$RESUME holds no checkpoint.part-* and config.yaml (or train.tar.gz)" | tee -a "$OUT/train.log" >&2
 		exit 2
 	fi
 	rm -rf "$run"
@@ -110,3 +120,11 @@ fi
 ls -la "$run" "$run/checkpoints" >>"$OUT/train.log" 2>&1
 grep -E 'level=(INFO|WARN|ERROR) msg=(eval|evaluation|done|stopp|resum)' "$OUT/train.log" | tail -n 60
 tail -n 5 "$OUT/train.log"
+if [[ ${GPU_TRAIN_PACK:-0} == 1 ]]; then
+	small=()
+	for f in "$OUT"/*; do
+		[[ -f $f && $(basename "$f") != checkpoint.part-* && $(basename "$f") != train.tar.gz ]] && small+=("$(basename "$f")")
+	done
+	tar -czf "$OUT/train.tar.gz" -C "$OUT" "${small[@]}" && (cd "$OUT" && rm -f "${small[@]}")
+	echo "packed into train.tar.gz: ${small[*]}"
+fi
