@@ -10,7 +10,15 @@ Models (e in epochs, a the asymptote):
   exponential  a − b·exp(−e/τ)   the gap closes at a fixed rate, as the learning rate
                                  decays (×1.000004⁻¹ per update: e^(−0.002) per epoch)
   power law    a − b·(e/1000)^−c the gap closes ever more slowly
-Both fit a curve's middle about equally well and part at its far end; the point is to
+  schedule     a − b·exp(−e/τ)   the exponential with τ fixed by the learning-rate decay
+                                 (1/(updates per epoch · ln decay): 500 epochs for the
+                                 paper's 1.000004 and 500 updates): the gain proportional
+                                 to the learning rate still to be spent, Σ lr from e on.
+                                 Where the gain per unit of learning rate has settled
+                                 (fit it to a curve's tail, --from), a is where the
+                                 schedule lets the curve go; the floor (1e-6) adds a
+                                 negligible 0.0005 units per epoch.
+The first two fit a curve's middle about equally well and part at its far end; the point is to
 show how far apart they are, not to pick one. An extrapolation is not a measurement.
 path#raw fits the raw_ results (G's own parameters, eval.raw_generator). --holdout E
 tests the models out of sample: fitted to the evaluations up to epoch E, how well does
@@ -30,6 +38,8 @@ p.add_argument("--from", dest="start", type=float, default=300, help="first epoc
 p.add_argument("--target", type=float, default=225, help="Parzen log-likelihood to reach")
 p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
 p.add_argument("--at", default="2000,3000,5750", help="epochs to print each model at")
+p.add_argument("--decay", type=float, default=1.000004, help="learning-rate decay per update (the schedule model)")
+p.add_argument("--updates-per-epoch", type=float, default=500, help="updates per epoch (the schedule model)")
 p.add_argument("--holdout", type=float, default=0,
                help="fit only the evaluations up to this epoch and score each model's predictions of the later ones")
 args = p.parse_args()
@@ -56,11 +66,19 @@ if args.holdout:
 
 
 def expo(e, a, b, tau):
-    return a - b * np.exp(-e / tau)
+    with np.errstate(over="ignore"):  # bootstrap trials with a tiny τ; curve_fit rejects them
+        return a - b * np.exp(-e / tau)
 
 
 def power(e, a, b, c):
     return a - b * (e / 1000) ** (-c)
+
+
+TAU = 1 / (args.updates_per_epoch * math.log(args.decay))
+
+
+def schedule(e, a, b):
+    return a - b * np.exp(-e / TAU)
 
 
 def reach(f, params, target):
@@ -75,7 +93,9 @@ print(f"{path}{' (G own parameters)' if prefix else ''}: {len(x)} evaluations fi
       + (f"; {len(hx)} held out, epochs {hx[0]:g}–{hx[-1]:g}, mean {hy.mean():.1f}" if args.holdout else ""))
 at = [float(a) for a in args.at.split(",") if a]
 rng = np.random.default_rng(1)
-for name, f, p0 in (("exponential", expo, (y.max(), 60, 400)), ("power law", power, (y.max() + 20, 30, 0.5))):
+models = (("exponential", expo, (y.max(), 60, 400)), ("power law", power, (y.max() + 20, 30, 0.5)),
+          ("schedule", schedule, (y.max(), 60)))
+for name, f, p0 in models:
     try:
         params, _ = curve_fit(f, x, y, p0=p0, maxfev=50000)
     except RuntimeError as err:
@@ -92,8 +112,9 @@ for name, f, p0 in (("exponential", expo, (y.max(), 60, 400)), ("power law", pow
     lo, hi = np.percentile(boot, [2.5, 97.5])
     e225 = reach(f, params, args.target)
     vals = ", ".join(f"{a:g}: {f(a, *params):.1f}" for a in at)
-    print(f"  {name:11s} asymptote {params[0]:.1f} (95% bootstrap {lo:.1f}–{hi:.1f}), residual s.d. {res.std(ddof=3):.2f}; "
+    print(f"  {name:11s} asymptote {params[0]:.1f} (95% bootstrap {lo:.1f}–{hi:.1f}), residual s.d. {res.std(ddof=len(p0)):.2f}; "
           f"{vals}; reaches {args.target:g} at epoch {e225 if e225 else 'never'}"
+          + (f" (τ = {TAU:.0f} epochs)" if f is schedule else "")
           + ("" if math.isfinite(params[0]) else " (diverged)"))
     if args.holdout:
         err = hy - f(hx, *params)

@@ -190,7 +190,7 @@ it_per_s() {
 finish() {
 	local g gg t tg b p f
 	{
-		echo "gantrain GPU check, $(date -u +%Y-%m-%dT%H:%MZ), $(timeout 10 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1), total $((SECONDS - START))s of ${BUDGET}s"
+		echo "gantrain GPU check, $(date -u +%Y-%m-%dT%H:%MZ), $(timeout 10 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1), total $((${CHECK_END:-$SECONDS} - START))s of ${BUDGET}s${CHECK_END:+, then the alongside command to $((SECONDS - START))s}"
 		printf '%-15s %-10s %5s  %s\n' step status secs note
 		for r in "${ROWS[@]}"; do
 			IFS='|' read -r n s t note <<<"$r"
@@ -401,6 +401,7 @@ PY"
 	fi
 
 	alongside_signal CONT
+	[[ -n $ALONG_SID ]] && CHECK_END=$SECONDS
 	alongside_wait
 	trap - TERM INT
 	finish
