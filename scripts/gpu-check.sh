@@ -248,16 +248,23 @@ alongside_start() {
 	[[ -n ${GPU_CHECK_ALONGSIDE:-} ]] || return 0
 	mkdir -p "$OUT/alongside"
 	echo "== alongside (at $((SECONDS - START))s): $GPU_CHECK_ALONGSIDE"
-	OUT="$OUT/alongside" setsid bash -c "$GPU_CHECK_ALONGSIDE" >"$LOGS/alongside.log" 2>&1 </dev/null &
+	# -w: should setsid have to fork (run under job control), $! still lasts as long as the command.
+	OUT="$OUT/alongside" setsid -w bash -c "$GPU_CHECK_ALONGSIDE" >"$LOGS/alongside.log" 2>&1 </dev/null &
 	ALONG_SID=$!
 	ALONG_T0=$SECONDS
+	local i st
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		st="$(cat "/proc/$ALONG_SID/stat" 2>/dev/null)" && st="${st##*) }" && [[ $(cut -d' ' -f4 <<<"$st") == "$ALONG_SID" ]] && return 0
+		sleep 0.1
+	done
+	echo "   warning: the alongside command is not in a session of its own; it cannot be paused for the timings"
 }
 
 # alongside_signal SIG: SIG to every process of the alongside session (from /proc: the
 # session id is the 4th field after the command name's closing parenthesis).
 alongside_signal() {
 	[[ -n $ALONG_SID ]] || return 0
-	local f st pids=()
+	local f st sid pids=()
 	for f in /proc/[0-9]*/stat; do
 		st="$(cat "$f" 2>/dev/null)" || continue
 		st="${st##*) }"
