@@ -78,7 +78,7 @@ TAU = 1 / (args.updates_per_epoch * math.log(args.decay))
 
 
 def schedule(e, a, b):
-    return a - b * np.exp(-e / TAU)
+    return expo(e, a, b, TAU)
 
 
 def reach(f, params, target):

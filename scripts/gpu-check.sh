@@ -45,7 +45,7 @@
 #   while bench and torch time the card and continued after them; `run` then waits for
 #   it to end by itself, and its exit status is the "alongside" row. A device session
 #   that must run the check spends its ~6 minutes training too:
-#     GPU_CHECK_BUDGET=540 GPU_CHECK_ALONGSIDE="GPU_TRAIN_PACK=1 bash scripts/gpu-train.sh 560 \
+#     GPU_CHECK_BUDGET=540 GPU_CHECK_ALONGSIDE="GPU_TRAIN_PACK=1 bash scripts/gpu-train.sh 545 \
 #       --preset published --epochs 6000" bash scripts/gpu-check.sh run        (timeout_s=600)
 #   $OUT then gets only summary.txt and logs.tar.gz from the check (the tool brings back
 #   8 files), and what the command writes under $OUT/alongside.
@@ -244,6 +244,17 @@ finish() {
 # The command of GPU_CHECK_ALONGSIDE runs in a session of its own (setsid), so that
 # pausing it reaches every process it started, `timeout` and gantrain under it included.
 ALONG_SID=""
+
+# session_of PID: the session id of a process (/proc/PID/stat: the 4th field after the
+# command name's closing parenthesis), or nothing if it is gone.
+session_of() {
+	local st
+	st="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	st="${st##*) }"
+	read -r _ _ _ st _ <<<"$st"
+	echo "$st"
+}
+
 alongside_start() {
 	[[ -n ${GPU_CHECK_ALONGSIDE:-} ]] || return 0
 	mkdir -p "$OUT/alongside"
@@ -252,24 +263,21 @@ alongside_start() {
 	OUT="$OUT/alongside" setsid -w bash -c "$GPU_CHECK_ALONGSIDE" >"$LOGS/alongside.log" 2>&1 </dev/null &
 	ALONG_SID=$!
 	ALONG_T0=$SECONDS
-	local i st
+	local i
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		st="$(cat "/proc/$ALONG_SID/stat" 2>/dev/null)" && st="${st##*) }" && [[ $(cut -d' ' -f4 <<<"$st") == "$ALONG_SID" ]] && return 0
+		[[ $(session_of "$ALONG_SID") == "$ALONG_SID" ]] && return 0
 		sleep 0.1
 	done
 	echo "   warning: the alongside command is not in a session of its own; it cannot be paused for the timings"
 }
 
-# alongside_signal SIG: SIG to every process of the alongside session (from /proc: the
-# session id is the 4th field after the command name's closing parenthesis).
+# alongside_signal SIG: SIG to every process of the alongside session.
 alongside_signal() {
 	[[ -n $ALONG_SID ]] || return 0
-	local f st sid pids=()
-	for f in /proc/[0-9]*/stat; do
-		st="$(cat "$f" 2>/dev/null)" || continue
-		st="${st##*) }"
-		read -r _ _ _ sid _ <<<"$st"
-		[[ $sid == "$ALONG_SID" ]] && pids+=("${f//[^0-9]/}")
+	local d pid pids=()
+	for d in /proc/[0-9]*; do
+		pid="${d#/proc/}"
+		[[ $(session_of "$pid") == "$ALONG_SID" ]] && pids+=("$pid")
 	done
 	((${#pids[@]})) && kill "-$1" "${pids[@]}" 2>/dev/null
 	echo "== alongside: SIG$1 to ${#pids[@]} processes (at $((SECONDS - START))s)"
