@@ -2,6 +2,7 @@
 // shim tests compile: every kernel source, once.
 #include "elementwise.cu"
 #include "matmul.cu"
+#include "gemm.cu"
 #include "dense_backward.cu"
 #include "maxout.cu"
 #include "random.cu"

@@ -49,6 +49,13 @@ func Mul(d Device, y, a, b uint64, n int) []Launch {
 	return []Launch{ew("mul_f32", d, n, Ptr(y), Ptr(a), Ptr(b), i32(n))}
 }
 
+// Wait occupies the stream for ns nanoseconds of device time (one thread spinning on
+// the device's clock), so that the launches queued behind it run back to back: the
+// autotuner's timing harness. Kernel wait_ns.
+func Wait(ns uint64) []Launch {
+	return []Launch{{Kernel: "wait_ns", Grid: dim(1, 1, 1), Block: dim(32, 1, 1), Args: []Arg{U64(ns)}}}
+}
+
 // actArgs are the activation's kernel arguments: its kind (backend.Activation) and alpha.
 func actArgs(act backend.Act) []Arg {
 	return []Arg{Int(int32(act.Kind)), Float(act.Alpha)}
@@ -74,23 +81,38 @@ func splitK(d Device, m, n, k int) (split, kchunk int) {
 		split = cdiv(2*d.SMs, tiles)
 	}
 	split = min(split, k/(2*tileK), 32)
-	for split > 1 && split*m*n*4 > WorkspaceBytes(d) {
+	for split > 1 && split*m*n*4 > partialBytes {
 		split--
 	}
-	split = max(split, 1)
-	kchunk = cdiv(cdiv(k, split), tileK) * tileK
-	return cdiv(k, kchunk), kchunk
+	kchunk, split = kchunkFor(k, max(split, 1), tileK)
+	return split, kchunk
 }
 
 // matmul is C (M×N, row-major, ldc = N) = op(A)·op(B), then + bias (1×N, 0 for none)
-// and act. lda and ldb are the row lengths of A and B as stored. With split-K the
-// partial products go to the workspace and matmul_splitk_reduce_bias_act sums them.
+// and act. lda and ldb are the row lengths of A and B as stored. The configuration
+// comes from d's GemmChooser, or DefaultGemm.
 func matmul(d Device, kind matmulKind, c, a, b, bias uint64, m, n, k, lda, ldb int, act backend.Act, ws uint64) []Launch {
+	p := GemmProblem{Kind: string(kind), M: m, N: n, K: k, LDA: lda, LDB: ldb, TF32: d.TF32,
+		Vec4: vec4(kind, a, b, m, n, k, lda, ldb)}
+	build := func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, c, a, b, bias, act, ws) }
+	var ch GemmChoice
+	if d.Gemm != nil {
+		ch = d.Gemm.ChooseGemm(p, build)
+	}
+	if d.Gemm == nil || ValidGemm(d, p, ch) != nil {
+		ch = DefaultGemm(d, p)
+	}
+	return build(ch)
+}
+
+// tiledMatmul is matmul on matmul.cu's tiled kernels with K split `split` ways: the
+// partial products go to the workspace and matmul_splitk_reduce_bias_act sums them.
+func tiledMatmul(d Device, kind matmulKind, c, a, b, bias uint64, m, n, k, lda, ldb int, act backend.Act, split int, ws uint64) []Launch {
 	prec, threads := "f32", f32Threads
 	if d.TF32 {
 		prec, threads = "tf32", tf32Threads
 	}
-	split, kchunk := splitK(d, m, n, k)
+	kchunk, split := kchunkFor(k, split, tileK)
 	name := "matmul_" + prec + "_" + string(kind)
 	grid := dim(cdiv(n, tileN), cdiv(m, tileM), split)
 	block := dim(threads, 1, 1)
@@ -124,7 +146,7 @@ func columnChunks(d Device, rows, cols int) (chunks, rowsPer int) {
 		chunks = cdiv(2*d.SMs, colBlocks)
 	}
 	chunks = min(chunks, cdiv(rows, minSplitRows), 65535)
-	for chunks > 1 && chunks*cols*8 > WorkspaceBytes(d) {
+	for chunks > 1 && chunks*cols*8 > partialBytes {
 		chunks--
 	}
 	chunks = max(chunks, 1)

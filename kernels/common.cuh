@@ -110,3 +110,74 @@ __device__ __forceinline__ float gt_to_tf32(float x) {
   return gt_shim_cvt_rna_tf32(x);
 #endif
 }
+
+// ---- sm_80 building blocks of the matrix products (gemm.cu) ----
+
+// gt_activate_call is gt_activate out of line: the float64 sigmoid and tanh are large,
+// and the unrolled epilogue would otherwise carry one copy per element of the tile.
+__device__ __noinline__ float gt_activate_call(float z, int act, float alpha) { return gt_activate(z, act, alpha); }
+
+// gt_mma_tf32 is d += A·B for one m16n8k8 tf32 tile held in the fragment layout of the
+// PTX ISA (a: a0..a3, b: b0..b1, d: c0..c3 of each lane). The shim emulates it.
+__device__ __forceinline__ void gt_mma_tf32(float d[4], const unsigned int a[4], const unsigned int b[2]) {
+#if defined(__CUDA_ARCH__)
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  gt_shim_mma_m16n8k8_tf32(d, a, b);
+#endif
+}
+
+
+// gt_dynamic_shared is the block's dynamic shared memory (Launch.SharedBytes), 16-byte
+// aligned. The shim provides its own.
+#if defined(__CUDACC__)
+__device__ __forceinline__ float* gt_dynamic_shared() {
+  extern __shared__ __align__(16) float gt_dyn_smem[];
+  return gt_dyn_smem;
+}
+#endif
+
+// gt_cp_async16 starts an asynchronous copy of 16 bytes from global src to shared dst
+// (both 16-byte aligned), or, when !valid, fills dst with zeros and reads nothing.
+__device__ __forceinline__ void gt_cp_async16(float* dst, const float* src, bool valid) {
+#if defined(__CUDA_ARCH__)
+  unsigned int s = (unsigned int)__cvta_generic_to_shared(dst);
+  int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n) : "memory");
+#else
+  gt_shim_cp_async(dst, src, 16, valid ? 16 : 0);
+#endif
+}
+
+// gt_cp_async_commit closes the group of the copies this thread started since the last one.
+__device__ __forceinline__ void gt_cp_async_commit() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#else
+  gt_shim_cp_async_commit();
+#endif
+}
+
+// gt_cp_async_wait waits until at most N of this thread's committed groups are pending.
+template <int N>
+__device__ __forceinline__ void gt_cp_async_wait() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#else
+  gt_shim_cp_async_wait(N);
+#endif
+}
+
+// gt_ld4 reads four floats from 16-byte aligned shared memory in one access.
+__device__ __forceinline__ float4 gt_ld4(const float* p) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const float4*>(p);
+#else
+  float4 v;
+  std::memcpy(&v, p, 16);
+  return v;
+#endif
+}

@@ -17,3 +17,20 @@ extern "C" __global__ void __launch_bounds__(GT_EW_THREADS)
 extern "C" __global__ void __launch_bounds__(GT_EW_THREADS) mul_f32(float* y, const float* a, const float* b, int n) {
   gt_for_each(i, n) y[i] = __fmul_rn(a[i], b[i]);
 }
+
+// wait_ns keeps one thread busy for ns nanoseconds of the device's global timer, doing
+// nothing else: launches queued behind it then start back to back, which is how the
+// autotuner times a candidate without the host's launch latency (gpu/tune.go). The
+// shim has no device clock and returns at once.
+extern "C" __global__ void wait_ns(unsigned long long ns) {
+#if defined(__CUDA_ARCH__)
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns);
+#else
+  (void)ns;
+#endif
+}

@@ -17,8 +17,10 @@
 //   - ws is the address of the workspace: one scratch buffer of WorkspaceBytes(d) bytes,
 //     allocated once, aligned to 256 bytes. A launch list may use all of it; consecutive
 //     lists may reuse it because one stream serialises them.
-//   - No launch uses dynamic shared memory (SharedBytes is 0) or atomics: every result,
-//     reductions included, is deterministic for a given Device.
+//   - Only gemm.cu's kernels use dynamic shared memory (Launch.SharedBytes) and atomics
+//     (one counter per tile of a split product, to find the block that finishes it):
+//     every result, reductions included, is deterministic for a given Device and
+//     matrix-product choice.
 package kernels
 
 import (
@@ -75,8 +77,8 @@ func U64(v uint64) Arg { return Arg{ArgU64, v} }
 func (a Arg) Int32() uint32 { return uint32(a.Bits) }
 
 // Launch is one kernel launch: the kernel's name in the PTX module (an extern "C"
-// symbol), its grid and block dimensions, the dynamic shared memory (always 0 today)
-// and its parameters in order.
+// symbol), its grid and block dimensions, the dynamic shared memory and its
+// parameters in order.
 type Launch struct {
 	Kernel      string
 	Grid, Block [3]uint32
@@ -97,13 +99,20 @@ type Device struct {
 	// TF32 selects the tensor-core path (mma.sync m16n8k8 tf32, sm_80+) for the dense
 	// layers' matrix products; false is plain fp32.
 	TF32 bool
+	// MaxSharedBytes is the shared memory a block may have (after opting in); 0:
+	// unknown, no limit is applied.
+	MaxSharedBytes int
+	// Gemm chooses each matrix product's kernel configuration (gemm.go); nil:
+	// DefaultGemm.
+	Gemm GemmChooser
 }
 
 // WorkspaceBytes is the size of the one scratch buffer the backend allocates at start
 // for the builders (split-K partial products, per-block partial sums of reductions,
-// column norms). Every builder's plan fits in it.
+// column norms, and the split-K tile counters of CounterRegion, which must start
+// zero). Every builder's plan fits in it.
 func WorkspaceBytes(d Device) int {
-	return 32 << 20
+	return partialBytes + 4*counterWords
 }
 
 // i32 converts a size to a kernel int argument.

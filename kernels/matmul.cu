@@ -44,10 +44,6 @@ __device__ __forceinline__ void gt_load_tiles(float (*As)[GT_TILE_M + GT_TILE_PA
   }
 }
 
-// gt_activate_call is gt_activate out of line: the float64 sigmoid and tanh are large,
-// and the unrolled epilogue would otherwise carry one copy per element of the tile.
-__device__ __noinline__ float gt_activate_call(float z, int act, float alpha) { return gt_activate(z, act, alpha); }
-
 // gt_store applies the epilogue to one element of C (or of a split-K slice).
 __device__ __forceinline__ void gt_store(float* __restrict__ c, const float* __restrict__ bias, int M, int N, int m,
                                          int n, float acc, int act, float alpha) {
@@ -84,19 +80,6 @@ __device__ __forceinline__ void gt_matmul_f32(float* __restrict__ c, const float
   }
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 4; j++) gt_store(c, bias, M, N, m0 + ty + 16 * i, n0 + tx + 16 * j, acc[i][j], act, alpha);
-}
-
-// gt_mma_tf32 is d += A·B for one m16n8k8 tf32 tile held in the fragment layout of the
-// PTX ISA (a: a0..a3, b: b0..b1, d: c0..c3 of each lane). The shim emulates it.
-__device__ __forceinline__ void gt_mma_tf32(float d[4], const unsigned int a[4], const unsigned int b[2]) {
-#if defined(__CUDA_ARCH__)
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-  gt_shim_mma_m16n8k8_tf32(d, a, b);
-#endif
 }
 
 template <bool TA, bool TB>

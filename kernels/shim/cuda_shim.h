@@ -160,6 +160,85 @@ T atomicAdd(T* p, T v) {
   return std::atomic_ref<T>(*p).fetch_add(v);
 }
 
+// __threadfence orders this thread's global writes before its later ones, as seen by
+// every other thread: a sequentially consistent fence here.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// __ldcg is a load that bypasses L1 (stale lines of another block's writes); the shim
+// has no cache.
+inline float __ldcg(const float* p) { return *p; }
+
+// ---- 16-byte vectors ----
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+// ---- dynamic shared memory ----
+// A launch's SharedBytes of dynamic shared memory: one buffer per launch, filled with
+// 0xff bytes before every block like the static shared variables.
+inline thread_local float* gt_shim_dyn = nullptr;
+inline float* gt_dynamic_shared() { return gt_shim_dyn; }
+
+// ---- cp.async ----
+// Asynchronous copies from global to shared memory (sm_80's cp.async) are queued per
+// thread and grouped by commit_group. When they land is up to the hardware, between
+// the issue and the wait_group that covers them; the shim makes either end happen, as
+// gt_shim_set_cp_async_mode says: deferred (the default) performs a group's copies only
+// at the wait that covers it, so a read of shared memory before its wait sees the
+// poison (or the stale stage); eager performs each copy at its issue, so a copy into a
+// stage that other threads still read overwrites it under them (ThreadSanitizer then
+// reports the race). A kernel must be right in both.
+struct gt_shim_copy {
+  void* dst;
+  const void* src;
+  int bytes, src_bytes;
+  long long group;
+};
+struct gt_shim_cp_queue {
+  std::vector<gt_shim_copy> pending;
+  long long committed = 0;  // groups committed so far
+};
+inline thread_local gt_shim_cp_queue gt_shim_cpq;
+inline std::atomic<int> gt_shim_cp_eager{0};
+
+inline void gt_shim_set_cp_async_mode(int eager) { gt_shim_cp_eager.store(eager); }
+
+// gt_shim_do_copy is one copy: src_bytes bytes from src, the rest of bytes zero-filled.
+inline void gt_shim_do_copy(const gt_shim_copy& c) {
+  std::memset(c.dst, 0, (size_t)c.bytes);
+  if (c.src_bytes > 0) std::memcpy(c.dst, c.src, (size_t)c.src_bytes);
+}
+
+// gt_shim_cp_async is cp.async.{ca,cg}.shared.global [dst], [src], bytes, src_bytes.
+inline void gt_shim_cp_async(void* dst, const void* src, int bytes, int src_bytes) {
+  if (((uintptr_t)dst % (uintptr_t)bytes) != 0 || (src_bytes > 0 && ((uintptr_t)src % (uintptr_t)bytes) != 0))
+    throw std::logic_error("shim: cp.async with a misaligned address");
+  if (src_bytes < 0 || src_bytes > bytes) throw std::logic_error("shim: cp.async src-size out of range");
+  gt_shim_copy c{dst, src, bytes, src_bytes, gt_shim_cpq.committed};
+  if (gt_shim_cp_eager.load(std::memory_order_relaxed))
+    gt_shim_do_copy(c);
+  else
+    gt_shim_cpq.pending.push_back(c);
+}
+
+inline void gt_shim_cp_async_commit() { gt_shim_cpq.committed++; }
+
+// gt_shim_cp_async_wait is cp.async.wait_group n: every copy of a group older than the
+// n most recent committed ones has landed (uncommitted copies stay pending too).
+inline void gt_shim_cp_async_wait(int n) {
+  long long upto = gt_shim_cpq.committed - n;  // groups [0, upto) must be complete
+  auto& q = gt_shim_cpq.pending;
+  size_t keep = 0;
+  for (size_t i = 0; i < q.size(); i++) {
+    if (q[i].group < upto)
+      gt_shim_do_copy(q[i]);
+    else
+      q[keep++] = q[i];
+  }
+  q.resize(keep);
+}
+
 // gt_shim_cvt_rna_tf32 is cvt.rna.tf32.f32: keep 10 mantissa bits, rounding to nearest
 // with ties away from zero (add half of the dropped 13 bits' range to the magnitude).
 inline float gt_shim_cvt_rna_tf32(float x) {
@@ -252,14 +331,18 @@ inline gt_shim_pool& gt_shim_workers() {
 }
 
 // gt_shim_launch runs kernel over grid×block: blocks in order (x fastest), each on
-// block.x·block.y·block.z threads, with shared memory poisoned before each block.
-inline void gt_shim_launch(const std::function<void()>& kernel, dim3 grid, dim3 block) {
+// block.x·block.y·block.z threads, with shared memory (static, and `shared` bytes of
+// dynamic) poisoned before each block. Copies a block left pending (cp.async never
+// waited for) are dropped, as a block's exit drops them on the device.
+inline void gt_shim_launch(const std::function<void()>& kernel, dim3 grid, dim3 block, size_t shared = 0) {
   const int threads = (int)(block.x * block.y * block.z);
   if (threads <= 0 || threads > 1024) throw std::invalid_argument("shim: bad block size");
   gt_shim_block blk(threads);
+  std::vector<float4> dyn((shared + 15) / 16);
   gt_shim_workers().run(threads, [&](int tid) {
     gt_shim_cur = &blk;
     gt_shim_tid = tid;
+    gt_shim_dyn = dyn.empty() ? nullptr : &dyn[0].x;
     blockDim = block;
     gridDim = grid;
     threadIdx.x = tid % block.x;
@@ -268,12 +351,18 @@ inline void gt_shim_launch(const std::function<void()>& kernel, dim3 grid, dim3 
     for (unsigned int z = 0; z < grid.z; z++)
       for (unsigned int y = 0; y < grid.y; y++)
         for (unsigned int x = 0; x < grid.x; x++) {
-          if (tid == 0) gt_shim_poison_shared();
+          if (tid == 0) {
+            gt_shim_poison_shared();
+            if (!dyn.empty()) std::memset(dyn.data(), 0xff, dyn.size() * sizeof(float4));
+          }
           blk.bar.arrive_and_wait();
           blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
           kernel();
+          gt_shim_cpq.pending.clear();
+          gt_shim_cpq.committed = 0;
           blk.bar.arrive_and_wait();
         }
     gt_shim_cur = nullptr;
+    gt_shim_dyn = nullptr;
   });
 }

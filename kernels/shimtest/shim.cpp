@@ -36,11 +36,11 @@ struct arg_of<unsigned long long> {
   static unsigned long long get(uint64_t b) { return b; }
 };
 
-using invoker = std::function<std::string(const uint8_t*, const uint64_t*, int, dim3, dim3)>;
+using invoker = std::function<std::string(const uint8_t*, const uint64_t*, int, dim3, dim3, size_t)>;
 
 template <typename... P>
 invoker make_invoker(void (*f)(P...)) {
-  return [f](const uint8_t* kinds, const uint64_t* bits, int n, dim3 g, dim3 b) -> std::string {
+  return [f](const uint8_t* kinds, const uint64_t* bits, int n, dim3 g, dim3 b, size_t shared) -> std::string {
     constexpr int want = sizeof...(P);
     if (n != want) return "takes " + std::to_string(want) + " arguments, got " + std::to_string(n);
     constexpr int wk[] = {arg_of<P>::kind..., 0};
@@ -49,7 +49,7 @@ invoker make_invoker(void (*f)(P...)) {
         return "argument " + std::to_string(i) + " has kind " + std::to_string(kinds[i]) + ", want " +
                std::to_string(wk[i]);
     [&]<size_t... I>(std::index_sequence<I...>) {
-      gt_shim_launch([&] { f(arg_of<P>::get(bits[I])...); }, g, b);
+      gt_shim_launch([&] { f(arg_of<P>::get(bits[I])...); }, g, b, shared);
     }(std::index_sequence_for<P...>{});
     return "";
   };
@@ -61,10 +61,18 @@ struct entry {
 };
 
 #define K(name) {#name, make_invoker(name)}
+// gemm.cu's configurations (GT_GEMM_TC, GT_GEMM_SIMT there), each in three layouts.
+#define K_TC(BM, BN, BK, WM, WN, S)                                                                     \
+  K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S), K(gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S), \
+      K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S)
+#define K_SIMT(BM, BN, BK, TM, TN, S)                                                                        \
+  K(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S), K(gemm_simt_tn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S), \
+      K(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S)
 const entry kernels[] = {
     K(fill_f32),
     K(copy_words),
     K(mul_f32),
+    K(wait_ns),
     K(matmul_f32_nn),
     K(matmul_f32_tn),
     K(matmul_f32_nt),
@@ -72,6 +80,15 @@ const entry kernels[] = {
     K(matmul_tf32_tn),
     K(matmul_tf32_nt),
     K(matmul_splitk_reduce_bias_act),
+    K_TC(128, 128, 32, 64, 32, 3),
+    K_TC(128, 64, 32, 64, 32, 3),
+    K_TC(64, 128, 32, 32, 64, 3),
+    K_TC(64, 64, 32, 32, 32, 4),
+    K_TC(32, 64, 32, 32, 32, 4),
+    K_SIMT(128, 128, 16, 8, 8, 3),
+    K_SIMT(128, 64, 16, 8, 8, 3),
+    K_SIMT(64, 64, 16, 4, 4, 3),
+    K_SIMT(32, 64, 16, 4, 4, 3),
     K(dense_backward_act_bias),
     K(bias_grad_reduce),
     K(maxout_forward),
@@ -91,6 +108,8 @@ const entry kernels[] = {
     K(clip_columns_apply),
     K(gather_rows),
 };
+#undef K_SIMT
+#undef K_TC
 #undef K
 
 }  // namespace
@@ -99,12 +118,12 @@ extern "C" {
 
 // gt_run_kernel launches kernel `name` on the shim; it returns 0, or -1 with a message
 // in err (errlen bytes).
-int gt_run_kernel(const char* name, const unsigned int* grid, const unsigned int* block, int nargs,
-                  const uint8_t* kinds, const uint64_t* bits, char* err, int errlen) {
+int gt_run_kernel(const char* name, const unsigned int* grid, const unsigned int* block, unsigned int shared,
+                  int nargs, const uint8_t* kinds, const uint64_t* bits, char* err, int errlen) {
   for (const entry& e : kernels) {
     if (std::string(name) != e.name) continue;
     dim3 g{grid[0], grid[1], grid[2]}, b{block[0], block[1], block[2]};
-    std::string msg = e.run(kinds, bits, nargs, g, b);
+    std::string msg = e.run(kinds, bits, nargs, g, b, shared);
     if (msg.empty()) return 0;
     std::snprintf(err, errlen, "%s: %s", name, msg.c_str());
     return -1;
@@ -125,4 +144,5 @@ void gt_go_cos_batch(const double* x, double* y, int n) {
   for (int i = 0; i < n; i++) y[i] = gt_go_cos(x[i]);
 }
 float gt_to_tf32_host(float x) { return gt_shim_cvt_rna_tf32(x); }
+void gt_set_cp_async_eager(int eager) { gt_shim_set_cp_async_mode(eager); }
 }

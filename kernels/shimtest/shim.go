@@ -11,14 +11,15 @@ package shimtest
 #cgo LDFLAGS: -pthread -lm
 #include <stdint.h>
 #include <stdlib.h>
-int gt_run_kernel(const char* name, const unsigned int* grid, const unsigned int* block, int nargs,
-                  const uint8_t* kinds, const uint64_t* bits, char* err, int errlen);
+int gt_run_kernel(const char* name, const unsigned int* grid, const unsigned int* block, unsigned int shared,
+                  int nargs, const uint8_t* kinds, const uint64_t* bits, char* err, int errlen);
 int gt_kernel_count(void);
 const char* gt_kernel_name(int i);
 const char* gt_sources_sha256(void);
 void gt_go_log_batch(const double* x, double* y, int n);
 void gt_go_cos_batch(const double* x, double* y, int n);
 float gt_to_tf32_host(float x);
+void gt_set_cp_async_eager(int eager);
 */
 import "C"
 
@@ -32,8 +33,8 @@ import (
 // Run executes the launches in order on the shim; pointers are host addresses.
 func Run(ls []kernels.Launch) error {
 	for _, l := range ls {
-		if l.SharedBytes != 0 {
-			return fmt.Errorf("%v: dynamic shared memory is not supported", l)
+		if l.SharedBytes > maxSharedBytes {
+			return fmt.Errorf("%v: %d B of dynamic shared memory, more than a block may have (%d)", l, l.SharedBytes, maxSharedBytes)
 		}
 		for i, g := range l.Grid {
 			if g == 0 || (i > 0 && g > 65535) || g > 1<<31-1 {
@@ -57,7 +58,7 @@ func Run(ls []kernels.Launch) error {
 		copy(unsafe.Slice((*uint32)(unsafe.Pointer(grid)), 3), l.Grid[:])
 		copy(unsafe.Slice((*uint32)(unsafe.Pointer(block)), 3), l.Block[:])
 		errbuf := (*C.char)(C.malloc(512))
-		rc := C.gt_run_kernel(name, grid, block, C.int(n), kinds, bits, errbuf, 512)
+		rc := C.gt_run_kernel(name, grid, block, C.uint(l.SharedBytes), C.int(n), kinds, bits, errbuf, 512)
 		msg := C.GoString(errbuf)
 		for _, p := range []unsafe.Pointer{unsafe.Pointer(kinds), unsafe.Pointer(bits), unsafe.Pointer(name),
 			unsafe.Pointer(grid), unsafe.Pointer(block), unsafe.Pointer(errbuf)} {
@@ -68,6 +69,21 @@ func Run(ls []kernels.Launch) error {
 		}
 	}
 	return nil
+}
+
+// maxSharedBytes is the most shared memory a block may have on the devices the kernels
+// are built for (sm_90's 227 KiB; sm_80 allows 163 KiB).
+const maxSharedBytes = 227 << 10
+
+// SetCopyMode chooses when the shim's cp.async copies land: at the wait that covers
+// them (eager false, the default) or at their issue (eager true). A kernel must be
+// right in both; see cuda_shim.h.
+func SetCopyMode(eager bool) {
+	e := 0
+	if eager {
+		e = 1
+	}
+	C.gt_set_cp_async_eager(C.int(e))
 }
 
 // KernelNames lists the kernels the shim was built with.

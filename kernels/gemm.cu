@@ -1,0 +1,363 @@
+// gemm.cu: the dense layers' matrix products, pipelined. C (M×N, row-major) =
+// op(A)·op(B), then + bias (1×N) and an activation, like matmul.cu's kernels, in
+// configurations an autotuner chooses among (kernels/gemm.go lists them):
+//   gemm_tc_*:   tensor cores, mma.sync.m16n8k8 tf32 (inputs rounded to tf32 with
+//                cvt.rna, fp32 accumulation); a block of warps, each a WM×WN tile of C;
+//   gemm_simt_*: fp32 FMAs; each thread a TM×TN tile of C, read from shared memory in
+//                16-byte accesses.
+// Both stage BM×BK of A and BK×BN of B per step through a STAGES-deep ring in dynamic
+// shared memory, filled with 16-byte cp.async copies (zero-filled outside the operand),
+// so the loads of later steps are in flight while the current one is multiplied. The
+// tiles keep the operands' stored layout (no transposition on the way in); a row of a
+// tile is padded so that the reads of the multiply are free of bank conflicts.
+//
+// 16-byte copies need every operand row to start 16-byte aligned and the contiguous
+// extents to be multiples of 4 floats (the builder checks; matmul.cu takes the rest).
+//
+// Suffix nn: C = A·B; tn: C = Aᵀ·B; nt: C = A·Bᵀ (lda, ldb: the stored row lengths).
+// Grid (⌈N/BN⌉, ⌈M/BM⌉, split). With split > 1, block z multiplies over k ∈ [z·kchunk,
+// min(K, (z+1)·kchunk)) (kchunk a multiple of BK), writes its partial tile to
+// ws + z·M·N and counts itself in counters[tile]; the block that counts last adds the
+// split partials in order z = 0, 1, … (the same sum whichever block is last), applies
+// the epilogue, and resets the counter to zero for the next launch. No reduction
+// launch, and the result is deterministic.
+#include "common.cuh"
+
+// Operand tiles in shared memory. A tile holds OUT stored rows of IN contiguous floats,
+// rows padded to LD: by 4 floats when the contiguous dimension is k (so that the 8
+// rows a fragment read touches start 4 banks apart), by 8 when it is m or n (so that
+// rows k and k+1..3 start 8 banks apart).
+template <int ROWS, int COLS, bool KCONTIG>
+struct gt_tile {
+  static constexpr int OUT = ROWS, IN = COLS, LD = COLS + (KCONTIG ? 4 : 8), SIZE = ROWS * LD;
+};
+
+// gt_load_tile starts the cp.async copies of the tile [o0, o0+OUT) × [i0, i0+IN) of a
+// row-major operand g (row length ld) into s: rows o ≥ orows and columns i ≥ iend are
+// zero-filled (iend is a multiple of 4, so a 16-byte chunk is wholly in or out).
+template <int OUT, int IN, int LD, int THREADS>
+__device__ __forceinline__ void gt_load_tile(float* s, const float* __restrict__ g, int ld, int o0, int orows, int i0,
+                                             int iend) {
+  constexpr int CH = IN / 4, TOTAL = OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
+#pragma unroll
+  for (int it = 0; it < ITERS; it++) {
+    int c = it * THREADS + (int)threadIdx.x;
+    if (TOTAL % THREADS == 0 || c < TOTAL) {
+      int r = c / CH, col = (c % CH) * 4;
+      int o = o0 + r, i = i0 + col;
+      bool valid = o < orows && i < iend;
+      gt_cp_async16(s + r * LD + col, valid ? g + (size_t)o * ld + i : g, valid);
+    }
+  }
+}
+
+// gt_gemm_geometry: the shared-memory layout of one pipeline stage of op(A)·op(B).
+template <bool TA, bool TB, int BM, int BN, int BK>
+struct gt_gemm_geometry {
+  // A: !TA stored M×K (tile BM rows of BK), TA stored K×M (BK rows of BM).
+  using At = gt_tile<TA ? BK : BM, TA ? BM : BK, !TA>;
+  // B: !TB stored K×N (BK rows of BN), TB stored N×K (BN rows of BK).
+  using Bt = gt_tile<TB ? BN : BK, TB ? BK : BN, TB>;
+  static constexpr int STAGE = At::SIZE + Bt::SIZE;  // floats
+
+  // a(m, k) and b(k, n) of a stage.
+  __device__ static inline float a(const float* s, int m, int k) {
+    return TA ? s[k * At::LD + m] : s[m * At::LD + k];
+  }
+  __device__ static inline float b(const float* s, int k, int n) {
+    return TB ? s[At::SIZE + n * Bt::LD + k] : s[At::SIZE + k * Bt::LD + n];
+  }
+
+  // load starts the copies of k-step [k0, k0+BK) into stage s.
+  template <int THREADS>
+  __device__ static inline void load(float* s, const float* __restrict__ a, const float* __restrict__ b, int M,
+                                              int N, int kend, int lda, int ldb, int m0, int n0, int k0) {
+    if (TA)
+      gt_load_tile<At::OUT, At::IN, At::LD, THREADS>(s, a, lda, k0, kend, m0, M);
+    else
+      gt_load_tile<At::OUT, At::IN, At::LD, THREADS>(s, a, lda, m0, M, k0, kend);
+    if (TB)
+      gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE, b, ldb, n0, N, k0, kend);
+    else
+      gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE, b, ldb, k0, kend, n0, N);
+  }
+};
+
+// gt_gemm_mainloop runs the pipeline over this block's k range: for each k-step, wait
+// for its stage, start the copies of the step STAGES−1 ahead into the stage the last
+// step used (free: every thread has passed the barrier since), and call
+// multiply(stage). One barrier per step.
+template <typename G, int STAGES, int THREADS, int BK, typename Multiply>
+__device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __restrict__ a, const float* __restrict__ b,
+                                                 int M, int N, int lda, int ldb, int m0, int n0, int kbeg, int kend,
+                                                 Multiply multiply) {
+  const int steps = kend > kbeg ? (kend - kbeg + BK - 1) / BK : 0;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; s++) {
+    if (s < steps) G::template load<THREADS>(smem + s * G::STAGE, a, b, M, N, kend, lda, ldb, m0, n0, kbeg + s * BK);
+    gt_cp_async_commit();
+  }
+  for (int kt = 0; kt < steps; kt++) {
+    gt_cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    int next = kt + STAGES - 1;
+    if (next < steps)
+      G::template load<THREADS>(smem + (next % STAGES) * G::STAGE, a, b, M, N, kend, lda, ldb, m0, n0,
+                                kbeg + next * BK);
+    gt_cp_async_commit();
+    multiply(smem + (kt % STAGES) * G::STAGE);
+  }
+}
+
+// gt_gemm_epilogue stores the block's BM×BN tile of C. frags(f) calls f(r, c, acc) for
+// every accumulator this thread holds (r, c within the tile); they are staged in shared
+// memory (over the pipeline's stages, rows padded to BN+4), then written row-contiguous
+// by consecutive threads. Without split: C = act(acc + bias). With split, the partial
+// goes to the workspace, and the last block of the tile to count finishes it.
+template <int BM, int BN, int THREADS, typename Frags>
+__device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float* __restrict__ c,
+                                                 const float* __restrict__ bias, float* __restrict__ ws,
+                                                 int* __restrict__ counters, int M, int N, int act, float alpha) {
+  constexpr int LDC = BN + 4;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  gt_cp_async_wait<0>();
+  __syncthreads();  // every warp is done with the stages
+  frags([&](int r, int cc, float v) { smem[r * LDC + cc] = v; });
+  __syncthreads();
+  auto finish = [&](int m, int n, float s) {
+    float z = bias ? __fadd_rn(s, bias[n]) : s;
+    // The cheap activations inline (gt_activate's expressions), the float64 ones out of line.
+    if (act == GT_ACT_RELU)
+      z = z <= 0.0f ? 0.0f : z;
+    else if (act == GT_ACT_LEAKY_RELU)
+      z = z < 0.0f ? __fmul_rn(z, alpha) : z;
+    else if (act != GT_ACT_IDENTITY)
+      z = gt_activate_call(z, act, alpha);
+    c[(size_t)m * N + n] = z;
+  };
+  if (gridDim.z == 1) {
+#pragma unroll 4
+    for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
+      int m = m0 + i / BN, n = n0 + i % BN;
+      if (m < M && n < N) finish(m, n, smem[(i / BN) * LDC + i % BN]);
+    }
+    return;
+  }
+  const size_t mn = (size_t)M * N;
+  float* part = ws + blockIdx.z * mn;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
+    int m = m0 + i / BN, n = n0 + i % BN;
+    if (m < M && n < N) part[(size_t)m * N + n] = smem[(i / BN) * LDC + i % BN];
+  }
+  __shared__ int last;
+  __threadfence();  // this block's partial is visible before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* ctr = counters + blockIdx.y * gridDim.x + blockIdx.x;
+    last = atomicAdd(ctr, 1) == (int)gridDim.z - 1;
+    if (last) *ctr = 0;  // every block of the tile has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+#pragma unroll 2
+  for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
+    int m = m0 + i / BN, n = n0 + i % BN;
+    if (m < M && n < N) {
+      size_t e = (size_t)m * N + n;
+      float s = __ldcg(ws + e);
+      for (unsigned int z = 1; z < gridDim.z; z++) s += __ldcg(ws + z * mn + e);
+      finish(m, n, s);
+    }
+  }
+}
+
+#define GT_GEMM_ARGS                                                                                          \
+  float *__restrict__ c, const float *__restrict__ a, const float *__restrict__ b,                            \
+      const float *__restrict__ bias, float *__restrict__ ws, int *__restrict__ counters, int M, int N, int K, \
+      int lda, int ldb, int kchunk, int act, float alpha
+
+// gt_gemm_tc: tensor cores. Warps are laid out (BM/WM)×(BN/WN); each holds (WM/16)×(WN/8)
+// m16n8k8 accumulators in the PTX ISA's fragment layout (see gt_mma_tf32).
+template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES>
+__device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
+  using G = gt_gemm_geometry<TA, TB, BM, BN, BK>;
+  constexpr int WARPS_N = BN / WN, THREADS = (BM / WM) * WARPS_N * 32, MI = WM / 16, NI = WN / 8;
+  static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0 && BK % 8 == 0, "tile shape");
+  float* smem = gt_dynamic_shared();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;  // groupID, threadID_in_group
+  const int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; i++)
+#pragma unroll
+    for (int j = 0; j < NI; j++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+
+  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+#pragma unroll
+    for (int ks = 0; ks < BK; ks += 8) {
+      unsigned int af[MI][4], bf[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; i++) {
+        int r = wm + 16 * i + g;
+        af[i][0] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t)));          // (row g,   col t)
+        af[i][1] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t)));      // (row g+8, col t)
+        af[i][2] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t + 4)));      // (row g,   col t+4)
+        af[i][3] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t + 4)));  // (row g+8, col t+4)
+      }
+#pragma unroll
+      for (int j = 0; j < NI; j++) {
+        int col = wn + 8 * j + g;
+        bf[j][0] = __float_as_uint(gt_to_tf32(G::b(s, ks + t, col)));      // (row t,   col g)
+        bf[j][1] = __float_as_uint(gt_to_tf32(G::b(s, ks + t + 4, col)));  // (row t+4, col g)
+      }
+#pragma unroll
+      for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++) gt_mma_tf32(acc[i][j], af[i], bf[j]);
+    }
+  });
+
+  gt_gemm_epilogue<BM, BN, THREADS>(
+      [&](auto f) {
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+#pragma unroll
+          for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++)  // c0,c1: (row g, cols 2t, 2t+1); c2,c3: row g+8
+              f(wm + 16 * i + g + (r >= 2 ? 8 : 0), wn + 8 * j + 2 * t + (r & 1), acc[i][j][r]);
+      },
+      smem, c, bias, ws, counters, M, N, act, alpha);
+}
+
+// gt_gemm_simt: fp32 FMAs, a (BM/TM)×(BN/TN) grid of threads, TM×TN outputs each. A
+// thread's rows and columns are chosen so that its shared-memory reads are 16 bytes
+// wide and conflict-free in both layouts of each operand:
+//   rows: TA (A tile k-major): groups of 4 adjacent rows, BM/(TM/4) apart;
+//         !TA (m-major): rows ty, ty + BM/TM, … (4 consecutive k of one row per read);
+//   columns likewise with TB for B.
+// The k-step is consumed 4 at a time: a TM×4 slice of A and a 4×TN slice of B in
+// registers, then 4·TM·TN FMAs.
+template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES>
+__device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
+  using G = gt_gemm_geometry<TA, TB, BM, BN, BK>;
+  constexpr int TX = BN / TN, TY = BM / TM, THREADS = TX * TY;
+  static_assert(TM % 4 == 0 && TN % 4 == 0 && BK % 4 == 0 && BM % TM == 0 && BN % TN == 0, "tile shape");
+  float* smem = gt_dynamic_shared();
+  const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+  auto row = [&](int i) { return TA ? ty * 4 + (i % 4) + (i / 4) * (TY * 4) : ty + i * TY; };
+  auto col = [&](int j) { return TB ? tx + j * TX : tx * 4 + (j % 4) + (j / 4) * (TX * 4); };
+  float acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; i++)
+#pragma unroll
+    for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
+
+  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+    const float* As = s;
+    const float* Bs = s + G::At::SIZE;
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 4) {
+      float av[TM][4], bv[4][TN];
+      if (TA) {
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+#pragma unroll
+          for (int ig = 0; ig < TM / 4; ig++) {
+            float4 v = gt_ld4(As + (kk + q) * G::At::LD + ty * 4 + ig * (TY * 4));
+            av[4 * ig][q] = v.x, av[4 * ig + 1][q] = v.y, av[4 * ig + 2][q] = v.z, av[4 * ig + 3][q] = v.w;
+          }
+      } else {
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+          float4 v = gt_ld4(As + row(i) * G::At::LD + kk);
+          av[i][0] = v.x, av[i][1] = v.y, av[i][2] = v.z, av[i][3] = v.w;
+        }
+      }
+      if (TB) {
+#pragma unroll
+        for (int j = 0; j < TN; j++) {
+          float4 v = gt_ld4(Bs + col(j) * G::Bt::LD + kk);
+          bv[0][j] = v.x, bv[1][j] = v.y, bv[2][j] = v.z, bv[3][j] = v.w;
+        }
+      } else {
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+#pragma unroll
+          for (int jg = 0; jg < TN / 4; jg++) {
+            float4 v = gt_ld4(Bs + (kk + q) * G::Bt::LD + tx * 4 + jg * (TX * 4));
+            bv[q][4 * jg] = v.x, bv[q][4 * jg + 1] = v.y, bv[q][4 * jg + 2] = v.z, bv[q][4 * jg + 3] = v.w;
+          }
+      }
+#pragma unroll
+      for (int q = 0; q < 4; q++)
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+          for (int j = 0; j < TN; j++) acc[i][j] = fmaf(av[i][q], bv[q][j], acc[i][j]);
+    }
+  });
+
+  gt_gemm_epilogue<BM, BN, THREADS>(
+      [&](auto f) {
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+          for (int j = 0; j < TN; j++) f(row(i), col(j), acc[i][j]);
+      },
+      smem, c, bias, ws, counters, M, N, act, alpha);
+}
+
+#define GT_GEMM_PASS c, a, b, bias, ws, counters, M, N, K, lda, ldb, kchunk, act, alpha
+
+// One kernel per configuration and operand layout; the names are kernels/gemm.go's.
+#define GT_GEMM_TC(BM, BN, BK, WM, WN, S)                                                                          \
+  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
+      gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
+    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S>(GT_GEMM_PASS);                                                 \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
+      gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
+    gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S>(GT_GEMM_PASS);                                                  \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
+      gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
+    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S>(GT_GEMM_PASS);                                                  \
+  }
+
+#define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                        \
+  extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
+      gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S(GT_GEMM_ARGS) {                                        \
+    gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                               \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
+      gemm_simt_tn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S(GT_GEMM_ARGS) {                                        \
+    gt_gemm_simt<true, false, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                                \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
+      gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S(GT_GEMM_ARGS) {                                        \
+    gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                                \
+  }
+
+// Tensor cores: large tiles for large products, smaller ones (with split-K) to fill the
+// device at the paper's batch of 100.
+GT_GEMM_TC(128, 128, 32, 64, 32, 3)
+GT_GEMM_TC(128, 64, 32, 64, 32, 3)
+GT_GEMM_TC(64, 128, 32, 32, 64, 3)
+GT_GEMM_TC(64, 64, 32, 32, 32, 4)
+GT_GEMM_TC(32, 64, 32, 32, 32, 4)
+
+// fp32 FMAs.
+GT_GEMM_SIMT(128, 128, 16, 8, 8, 3)
+GT_GEMM_SIMT(128, 64, 16, 8, 8, 3)
+GT_GEMM_SIMT(64, 64, 16, 4, 4, 3)
+GT_GEMM_SIMT(32, 64, 16, 4, 4, 3)

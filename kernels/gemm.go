@@ -1,0 +1,336 @@
+package kernels
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gantrain/gantrain/backend"
+)
+
+// A matrix product C = op(A)·op(B) can run as any of several kernel configurations
+// (gemm.cu's pipelined tensor-core and FMA kernels, matmul.cu's first-generation tiled
+// kernels) with K split over several blocks or not. Which is fastest depends on the
+// device and the shape, so the builders ask the Device's GemmChooser (the GPU
+// backend's autotuner times the candidates) and fall back to DefaultGemm, a fixed
+// table.
+
+// GemmConfig is one kernel configuration.
+type GemmConfig struct {
+	Family     string // "tc" or "simt" (gemm.cu), "tiled" (matmul.cu)
+	BM, BN, BK int    // the block's tile of C, and the depth of one k-step
+	WM, WN     int    // tc: one warp's tile of C
+	TM, TN     int    // simt: one thread's tile of C
+	Stages     int    // shared-memory pipeline depth (gemm.cu)
+}
+
+// gemmConfigs are gemm.cu's instantiations (GT_GEMM_TC, GT_GEMM_SIMT), then the tiled
+// kernels of matmul.cu. TestGemmConfigsMatchPTX keeps the lists in step.
+var gemmConfigs = []GemmConfig{
+	{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 32, Stages: 3},
+	{Family: "tc", BM: 128, BN: 64, BK: 32, WM: 64, WN: 32, Stages: 3},
+	{Family: "tc", BM: 64, BN: 128, BK: 32, WM: 32, WN: 64, Stages: 3},
+	{Family: "tc", BM: 64, BN: 64, BK: 32, WM: 32, WN: 32, Stages: 4},
+	{Family: "tc", BM: 32, BN: 64, BK: 32, WM: 32, WN: 32, Stages: 4},
+	{Family: "simt", BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, Stages: 3},
+	{Family: "simt", BM: 128, BN: 64, BK: 16, TM: 8, TN: 8, Stages: 3},
+	{Family: "simt", BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
+	{Family: "simt", BM: 32, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
+	{Family: "tiled", BM: tileM, BN: tileN, BK: tileK},
+}
+
+// GemmConfigs lists every configuration.
+func GemmConfigs() []GemmConfig { return append([]GemmConfig(nil), gemmConfigs...) }
+
+// Name identifies the configuration: tc_128x128x32_w64x32_s3, simt_64x64x16_t4x4_s3,
+// tiled_64x64x16.
+func (g GemmConfig) Name() string {
+	switch g.Family {
+	case "tc":
+		return fmt.Sprintf("tc_%dx%dx%d_w%dx%d_s%d", g.BM, g.BN, g.BK, g.WM, g.WN, g.Stages)
+	case "simt":
+		return fmt.Sprintf("simt_%dx%dx%d_t%dx%d_s%d", g.BM, g.BN, g.BK, g.TM, g.TN, g.Stages)
+	}
+	return fmt.Sprintf("%s_%dx%dx%d", g.Family, g.BM, g.BN, g.BK)
+}
+
+// Threads is the block size.
+func (g GemmConfig) Threads() int {
+	switch g.Family {
+	case "tc":
+		return (g.BM / g.WM) * (g.BN / g.WN) * 32
+	case "simt":
+		return (g.BM / g.TM) * (g.BN / g.TN)
+	}
+	return 0 // tiled: by precision
+}
+
+// pipelined reports whether the configuration is one of gemm.cu's.
+func (g GemmConfig) pipelined() bool { return g.Family == "tc" || g.Family == "simt" }
+
+// serves reports whether the configuration computes in the problem's precision and can
+// read its operands.
+func (g GemmConfig) serves(p GemmProblem) bool {
+	switch g.Family {
+	case "tc":
+		return p.TF32 && p.Vec4
+	case "simt":
+		return !p.TF32 && p.Vec4
+	}
+	return true
+}
+
+// kernel is the kernel's name for an operand layout.
+func (g GemmConfig) kernel(kind string, tf32 bool) string {
+	if g.Family == "tiled" {
+		prec := "f32"
+		if tf32 {
+			prec = "tf32"
+		}
+		return "matmul_" + prec + "_" + kind
+	}
+	name := g.Name()
+	fam, rest, _ := strings.Cut(name, "_")
+	return "gemm_" + fam + "_" + kind + "_" + rest
+}
+
+// SharedBytes is the dynamic shared memory a block of the configuration needs for an
+// operand layout: the pipeline's stages, or the tile of C staged for the epilogue if
+// that is larger. gemm.cu's gt_gemm_geometry and gt_gemm_epilogue lay it out.
+func (g GemmConfig) SharedBytes(kind string) int {
+	if !g.pipelined() {
+		return 0
+	}
+	ta, tb := kind == "tn", kind == "nt"
+	a := g.BM * (g.BK + 4) // A stored M×K: BM rows of BK (+4)
+	if ta {
+		a = g.BK * (g.BM + 8) // K×M: BK rows of BM (+8)
+	}
+	b := g.BK * (g.BN + 8) // B stored K×N
+	if tb {
+		b = g.BN * (g.BK + 4) // N×K
+	}
+	return 4 * max(g.Stages*(a+b), g.BM*(g.BN+4))
+}
+
+// GemmProblem is a matrix product as a chooser sees it: C (M×N) = op(A)·op(B), with
+// the stored row lengths of A and B, the precision, and whether the operands allow
+// gemm.cu's 16-byte copies. Its String is the key under which choices are kept.
+type GemmProblem struct {
+	Kind     string // "nn", "tn" or "nt"
+	M, N, K  int
+	LDA, LDB int
+	TF32     bool
+	Vec4     bool
+}
+
+func (p GemmProblem) String() string {
+	prec, vec := "fp32", ""
+	if p.TF32 {
+		prec = "tf32"
+	}
+	if p.Vec4 {
+		vec = " vec4"
+	}
+	return fmt.Sprintf("%s %s %dx%dx%d lda=%d ldb=%d%s", prec, p.Kind, p.M, p.N, p.K, p.LDA, p.LDB, vec)
+}
+
+// FLOPs is the product's floating-point operation count, 2·M·N·K.
+func (p GemmProblem) FLOPs() float64 { return 2 * float64(p.M) * float64(p.N) * float64(p.K) }
+
+// GemmChoice is a configuration (by name) and the number of slices K is split into.
+type GemmChoice struct {
+	Config string
+	Split  int
+}
+
+func (c GemmChoice) String() string { return fmt.Sprintf("%s/split%d", c.Config, c.Split) }
+
+// ParseGemmChoice is String's inverse.
+func ParseGemmChoice(s string) (GemmChoice, error) {
+	name, sp, ok := strings.Cut(s, "/split")
+	n, err := strconv.Atoi(sp)
+	if !ok || err != nil || n < 1 {
+		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN", s)
+	}
+	return GemmChoice{Config: name, Split: n}, nil
+}
+
+// GemmChooser picks the configuration of a matrix product. build returns the launches
+// a choice makes for the product at hand, on its real operands, so that a chooser can
+// time them; it must return a choice ValidGemm accepts.
+type GemmChooser interface {
+	ChooseGemm(p GemmProblem, build func(GemmChoice) []Launch) GemmChoice
+}
+
+// Split-K bookkeeping in the workspace: the partial products, then one counter per
+// tile of C (gemm.cu's last-block reduction), which the backend zeroes once and every
+// kernel leaves zero.
+const (
+	partialBytes = 32 << 20
+	counterWords = 1 << 14
+)
+
+// counters is the address of the split-K tile counters in the workspace ws.
+func counters(ws uint64) uint64 { return ws + partialBytes }
+
+// CounterRegion is the workspace range [offset, offset+bytes) that must be zero before
+// the first launch.
+func CounterRegion() (offset, bytes int) { return partialBytes, 4 * counterWords }
+
+func configByName(name string) (GemmConfig, bool) {
+	for _, g := range gemmConfigs {
+		if g.Name() == name {
+			return g, true
+		}
+	}
+	return GemmConfig{}, false
+}
+
+// kchunkFor is the depth of each of `split` slices of K for k-steps of bk: a multiple
+// of bk, with no empty slice; it returns the split that depth really gives.
+func kchunkFor(k, split, bk int) (kchunk, actual int) {
+	if k <= 0 {
+		return bk, 1
+	}
+	kchunk = cdiv(cdiv(k, split), bk) * bk
+	return kchunk, cdiv(k, kchunk)
+}
+
+// ValidGemm reports why choice c cannot compute p on d (nil if it can): a
+// configuration that does not exist, does not serve the problem's precision or
+// operands, needs more shared memory than the device allows, or a split the workspace
+// cannot hold.
+func ValidGemm(d Device, p GemmProblem, c GemmChoice) error {
+	g, ok := configByName(c.Config)
+	switch {
+	case !ok:
+		return fmt.Errorf("no kernel configuration %q", c.Config)
+	case !g.serves(p):
+		return fmt.Errorf("%s cannot compute %v", c.Config, p)
+	case d.MaxSharedBytes > 0 && g.SharedBytes(p.Kind) > d.MaxSharedBytes:
+		return fmt.Errorf("%s needs %d B of shared memory, the device allows %d", c.Config, g.SharedBytes(p.Kind), d.MaxSharedBytes)
+	case c.Split < 1:
+		return fmt.Errorf("split %d", c.Split)
+	}
+	if c.Split == 1 {
+		return nil
+	}
+	if _, actual := kchunkFor(p.K, c.Split, g.BK); actual != c.Split {
+		return fmt.Errorf("K=%d cannot be split %d ways in steps of %d", p.K, c.Split, g.BK)
+	}
+	if c.Split*p.M*p.N*4 > partialBytes {
+		return fmt.Errorf("%d partial products of %d×%d exceed the workspace", c.Split, p.M, p.N)
+	}
+	if g.pipelined() && cdiv(p.M, g.BM)*cdiv(p.N, g.BN) > counterWords {
+		return fmt.Errorf("%d tiles exceed the %d split-K counters", cdiv(p.M, g.BM)*cdiv(p.N, g.BN), counterWords)
+	}
+	return nil
+}
+
+// GemmCandidates lists the choices an autotuner should time for p: every
+// configuration that serves it, each unsplit and split so that the blocks fill the
+// device about once, twice and four times; the tiled kernels with their own split
+// (splitK), so that a tuned run is never slower than the first-generation kernels.
+func GemmCandidates(d Device, p GemmProblem) []GemmChoice {
+	var out []GemmChoice
+	seen := map[GemmChoice]bool{}
+	add := func(c GemmChoice) {
+		if !seen[c] && ValidGemm(d, p, c) == nil {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	for _, g := range gemmConfigs {
+		if !g.serves(p) {
+			continue
+		}
+		if g.Family == "tiled" {
+			split, _ := splitK(d, p.M, p.N, p.K)
+			add(GemmChoice{g.Name(), split})
+			continue
+		}
+		add(GemmChoice{g.Name(), 1})
+		tiles := cdiv(p.M, g.BM) * cdiv(p.N, g.BN)
+		for _, waves := range []int{1, 2, 4} {
+			if d.SMs == 0 || tiles >= waves*d.SMs {
+				continue
+			}
+			s := min(cdiv(waves*d.SMs, tiles), max(p.K/(2*g.BK), 1), 32)
+			_, s = kchunkFor(p.K, s, g.BK)
+			add(GemmChoice{g.Name(), s})
+		}
+	}
+	return out
+}
+
+// DefaultGemm is the fixed table, used without a chooser (and with --autotune=off):
+// for operands gemm.cu can read, the largest tile of the precision's family that still
+// gives every multiprocessor a block, else the smallest tile with K split to fill the
+// device; otherwise the tiled kernels.
+func DefaultGemm(d Device, p GemmProblem) GemmChoice {
+	var fam []GemmConfig
+	for _, g := range gemmConfigs {
+		if g.pipelined() && g.serves(p) && (d.MaxSharedBytes == 0 || g.SharedBytes(p.Kind) <= d.MaxSharedBytes) {
+			fam = append(fam, g)
+		}
+	}
+	if len(fam) == 0 {
+		split, _ := splitK(d, p.M, p.N, p.K)
+		return GemmChoice{Config: "tiled_64x64x16", Split: split}
+	}
+	sms := max(d.SMs, 1)
+	for _, g := range fam { // largest tiles first
+		if cdiv(p.M, g.BM)*cdiv(p.N, g.BN) >= sms {
+			return GemmChoice{g.Name(), 1}
+		}
+	}
+	g := fam[len(fam)-1]
+	if p.M > 48 && len(fam) > 1 {
+		g = fam[len(fam)-2] // 64×64: the 32-row tile wastes less only for few rows
+	}
+	tiles := cdiv(p.M, g.BM) * cdiv(p.N, g.BN)
+	s := min(cdiv(sms, tiles), max(p.K/(2*g.BK), 1), 32)
+	_, s = kchunkFor(p.K, s, g.BK)
+	c := GemmChoice{g.Name(), s}
+	if ValidGemm(d, p, c) != nil {
+		c.Split = 1
+	}
+	return c
+}
+
+// vec4 reports whether operands at a and b with the given layout can be read in
+// 16-byte copies: rows 16-byte aligned and contiguous extents a multiple of 4 floats.
+func vec4(kind matmulKind, a, b uint64, m, n, k, lda, ldb int) bool {
+	if a%16 != 0 || b%16 != 0 || lda%4 != 0 || ldb%4 != 0 {
+		return false
+	}
+	switch kind {
+	case nn: // A M×K, B K×N
+		return k%4 == 0 && n%4 == 0
+	case tn: // A K×M, B K×N
+		return m%4 == 0 && n%4 == 0
+	case nt: // A M×K, B N×K
+		return k%4 == 0
+	}
+	return false
+}
+
+// gemmLaunches are the launches of choice c for C (M×N) = op(A)·op(B) (+ bias, act).
+func gemmLaunches(d Device, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64) []Launch {
+	g, _ := configByName(c.Config)
+	kind := matmulKind(p.Kind)
+	if g.Family == "tiled" {
+		return tiledMatmul(d, kind, cp, a, b, bias, p.M, p.N, p.K, p.LDA, p.LDB, act, c.Split, ws)
+	}
+	kchunk, split := kchunkFor(p.K, c.Split, g.BK)
+	args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),
+		i32(p.LDA), i32(p.LDB), i32(kchunk)}, actArgs(act)...)
+	return []Launch{{
+		Kernel:      g.kernel(p.Kind, p.TF32),
+		Grid:        dim(cdiv(p.N, g.BN), cdiv(p.M, g.BM), split),
+		Block:       dim(g.Threads(), 1, 1),
+		SharedBytes: uint32(g.SharedBytes(p.Kind)),
+		Args:        args,
+	}}
+}

@@ -1,0 +1,154 @@
+//go:build cgo
+
+package shimtest
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/kernels"
+)
+
+// forced is a GemmChooser that always answers c (the tests' way to run one candidate).
+type forced struct{ c kernels.GemmChoice }
+
+func (f forced) ChooseGemm(kernels.GemmProblem, func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
+	return f.c
+}
+
+// gemmShapes (n×in→out of a dense layer: the forward product is n×out×in, dW's in×out×n,
+// dX's n×in×out) are ragged against every tile, multiples of 4 where the 16-byte copies
+// need it, deep enough in one of the three products to wrap the pipeline's ring of
+// stages, and small enough for the shim.
+var gemmShapes = [][3]int{{44, 196, 72}, {132, 40, 136}, {4, 4, 4}}
+
+// gemmDevice is small, so that the candidates include splits of K.
+func gemmDevice(tf32 bool) kernels.Device { return kernels.Device{SMs: 6, TF32: tf32} }
+
+// TestGemmCandidates runs every candidate configuration and split of every matrix
+// product of a dense layer (forward nn, dW tn, dX nt) against the CPU backend, with
+// the shim's cp.async copies landing at their wait and at their issue.
+func TestGemmCandidates(t *testing.T) {
+	e := newEnv(t)
+	defer SetCopyMode(false)
+	for _, eager := range []bool{false, true} {
+		SetCopyMode(eager)
+		for _, tf32 := range []bool{false, true} {
+			for si, s := range gemmShapes {
+				n, in, out := s[0], s[1], s[2]
+				xv, wv, bv := e.floats(n*in, -1, 1), e.floats(in*out, -0.5, 0.5), e.floats(out, -1, 1)
+				dyv := e.floats(n*out, -1, 1)
+				X, W, B, DY := e.tensor(n, in, xv), e.tensor(in, out, wv), e.tensor(1, out, bv), e.tensor(n, out, dyv)
+				Y := e.tensor(n, out, make([]float32, n*out))
+				act := acts[si%len(acts)]
+				e.cpu.DenseForward(Y, X, W, B, act)
+				DX, DW := e.tensor(n, in, make([]float32, n*in)), e.tensor(in, out, make([]float32, in*out))
+				e.cpu.DenseBackward(DX, DW, nil, DY, X, Y, W, backend.Act{})
+				wantY, wantDX, wantDW := e.down(Y), e.down(DX), e.down(DW)
+
+				x, w, b, dy := e.mem(xv), e.mem(wv), e.mem(bv), e.mem(dyv)
+				d := gemmDevice(tf32)
+				problems := map[string]kernels.GemmProblem{
+					"nn": {Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32, Vec4: true},
+					"tn": {Kind: "tn", M: in, N: out, K: n, LDA: in, LDB: out, TF32: tf32, Vec4: true},
+					"nt": {Kind: "nt", M: n, N: in, K: out, LDA: out, LDB: out, TF32: tf32, Vec4: true},
+				}
+				for _, kind := range []string{"nn", "tn", "nt"} {
+					cands := kernels.GemmCandidates(d, problems[kind])
+					if !slices.ContainsFunc(cands, func(c kernels.GemmChoice) bool { return c.Split > 1 }) && problems[kind].K >= 128 {
+						t.Errorf("%v: no split among the candidates %v", problems[kind], cands)
+					}
+					for _, c := range cands {
+						d.Gemm = forced{c}
+						name := fmt.Sprintf("eager=%v/%v/%v", eager, problems[kind], c)
+						switch kind {
+						case "nn":
+							y := e.poisoned(n * out)
+							e.run(kernels.DenseForward(d, y.Addr(), x.Addr(), w.Addr(), b.Addr(), n, in, out, act, e.ws.Addr()))
+							near(t, name, y.F32(), wantY, tol(d))
+						case "tn":
+							dw := e.poisoned(in * out)
+							e.run(kernels.DenseBackward(d, 0, dw.Addr(), 0, dy.Addr(), x.Addr(), 0, w.Addr(), n, in, out, backend.Act{}, e.ws.Addr()))
+							near(t, name, dw.F32(), wantDW, tol(d))
+						case "nt":
+							dx := e.poisoned(n * in)
+							e.run(kernels.DenseBackward(d, dx.Addr(), 0, 0, dy.Addr(), x.Addr(), 0, w.Addr(), n, in, out, backend.Act{}, e.ws.Addr()))
+							near(t, name, dx.F32(), wantDX, tol(d))
+						}
+						e.countersZero(name)
+					}
+				}
+			}
+		}
+	}
+}
+
+// countersZero checks that the split-K tile counters were left at zero.
+func (e *env) countersZero(what string) {
+	e.t.Helper()
+	off, n := kernels.CounterRegion()
+	for i, v := range e.ws.I32()[off/4 : (off+n)/4] {
+		if v != 0 {
+			e.t.Fatalf("%s: split-K counter %d left at %d", what, i, v)
+		}
+	}
+}
+
+// Every configuration's kernels are in the module, and every gemm kernel of the module
+// is a configuration's.
+func TestGemmConfigsMatchKernels(t *testing.T) {
+	have := map[string]bool{}
+	for _, k := range KernelNames() {
+		if strings.HasPrefix(k, "gemm_") {
+			have[k] = true
+		}
+	}
+	want := 0
+	for _, g := range kernels.GemmConfigs() {
+		if g.Family == "tiled" {
+			continue
+		}
+		for _, kind := range []string{"nn", "tn", "nt"} {
+			fam, rest, _ := strings.Cut(g.Name(), "_")
+			k := "gemm_" + fam + "_" + kind + "_" + rest
+			if !have[k] {
+				t.Errorf("configuration %s: no kernel %s", g.Name(), k)
+			}
+			want++
+			if sb := g.SharedBytes(kind); sb > maxSharedBytes || sb <= 0 {
+				t.Errorf("%s %s: %d B of shared memory", g.Name(), kind, sb)
+			}
+		}
+	}
+	if len(have) != want {
+		t.Errorf("%d gemm kernels in the module, %d configured", len(have), want)
+	}
+}
+
+// The split-K reduction is deterministic: the same bits however often it runs, and the
+// same as the unsplit product would give only up to rounding.
+func TestGemmSplitDeterministic(t *testing.T) {
+	e := newEnv(t)
+	n, in, out := 36, 320, 40
+	xv, wv := e.floats(n*in, -1, 1), e.floats(in*out, -1, 1)
+	x, w := e.mem(xv), e.mem(wv)
+	for _, tf32 := range []bool{false, true} {
+		d := gemmDevice(tf32)
+		c := kernels.DefaultGemm(d, kernels.GemmProblem{Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32, Vec4: true})
+		c.Split = 5
+		d.Gemm = forced{c}
+		var first []float32
+		for i := 0; i < 3; i++ {
+			y := e.poisoned(n * out)
+			e.run(kernels.DenseForward(d, y.Addr(), x.Addr(), w.Addr(), 0, n, in, out, backend.Act{}, e.ws.Addr()))
+			if first == nil {
+				first = slices.Clone(y.F32())
+				continue
+			}
+			same(t, fmt.Sprintf("%v run %d", c, i), y.F32(), first)
+		}
+	}
+}
