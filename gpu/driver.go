@@ -26,6 +26,10 @@ import (
 // defaultSharedLimit is the dynamic shared memory a launch may use without opting in.
 const defaultSharedLimit = 48 << 10
 
+// attrMaxSharedOptin is the most shared memory a block may have after opting in
+// (cu does not name this attribute).
+const attrMaxSharedOptin = cu.DeviceAttribute(C.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+
 // cu.Function and cu.Stream are one C pointer each.
 var (
 	_ [unsafe.Sizeof(cu.Function{}) - unsafe.Sizeof(C.CUfunction(nil))]struct{}

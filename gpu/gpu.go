@@ -25,6 +25,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 
@@ -32,6 +33,7 @@ import (
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/gpu/internal/ops"
+	"github.com/gantrain/gantrain/gpu/internal/tune"
 	"github.com/gantrain/gantrain/kernels"
 )
 
@@ -51,6 +53,19 @@ type Options struct {
 	// Graphs lets BeginStep/EndStep replay a step's launches as a CUDA graph
 	// (graph.go). Off, BeginStep and EndStep do nothing.
 	Graphs bool
+	// Autotune times the candidate kernel configurations of each matrix product the
+	// first time it is needed and keeps the fastest (gpu/internal/tune); off, products
+	// use the fixed table (kernels.DefaultGemm) unless TuneCache or
+	// PresetKernelChoices has a choice for them.
+	Autotune bool
+	// TuneCache is the file the autotuner's choices persist in ("": none; see
+	// DefaultTuneCache).
+	TuneCache string
+	// Gemm, if set, chooses every matrix product's configuration instead (tests,
+	// experiments); it must return choices kernels.ValidGemm accepts.
+	Gemm kernels.GemmChooser
+	// Log receives the autotuner's choices (nil: discarded).
+	Log *slog.Logger
 }
 
 // ErrOutOfMemory is wrapped by the error of an allocation the device (or
@@ -70,6 +85,7 @@ type DeviceInfo struct {
 	TotalMemory int64  // bytes of device memory
 	Driver      int    // driver API version, e.g. 12080
 	Precision   string // "fp32" or "tf32": the dense layers' matrix products
+	MaxShared   int    // bytes of shared memory a block may have (opted in)
 }
 
 // ComputeCapability formats the compute capability as "9.0".
@@ -91,8 +107,10 @@ type Backend struct {
 	mem    arena
 	open   bool
 	args   argBuffer
-	timer  *timer  // per-kernel timing, when enabled (EnableTiming)
-	graphs *graphs // step graphs, with Options.Graphs
+	timer  *timer      // per-kernel timing, when enabled (EnableTiming)
+	graphs *graphs     // step graphs, with Options.Graphs
+	tune   *tune.Tuner // the matrix products' kernel choices (tune.go)
+	tuneT  eventTimer
 }
 
 var (
@@ -132,6 +150,7 @@ func New(opt Options) (*Backend, error) {
 		{cu.ComputeCapabilityMajor, &info.Major},
 		{cu.ComputeCapabilityMinor, &info.Minor},
 		{cu.MultiprocessorCount, &info.SMs},
+		{attrMaxSharedOptin, &info.MaxShared},
 	} {
 		if *a.dst, err = dev.Attribute(a.attr); err != nil {
 			return nil, fmt.Errorf("cuda:%d (%s): device attribute: %w", opt.Device, info.Name, err)
@@ -156,7 +175,22 @@ func New(opt Options) (*Backend, error) {
 	b := &Backend{info: info, dev: dev, ctx: ctx, open: true,
 		fns: map[string]cu.Function{}, sharedOptIn: map[string]uint32{},
 	}
-	b.Core = ops.Core{Kind: "CUDA", KD: kernels.Device{SMs: info.SMs, TF32: opt.TF32}, Launch: b.run}
+	b.tuneT.b = b
+	b.tune = &tune.Tuner{Timing: opt.Autotune, Timer: &b.tuneT, Log: opt.Log,
+		Device: kernels.Device{SMs: info.SMs, TF32: opt.TF32, MaxSharedBytes: info.MaxShared}}
+	kd := b.tune.Device
+	kd.Gemm = b.tune
+	if opt.Gemm != nil {
+		kd.Gemm = opt.Gemm
+	}
+	b.Core = ops.Core{Kind: "CUDA", KD: kd, Launch: b.run}
+	if opt.TuneCache != "" {
+		c, err := tune.OpenCache(opt.TuneCache, tune.Identity(info.Name, info.ComputeCapability(), info.Driver, ptx))
+		if err != nil && opt.Log != nil {
+			opt.Log.Warn("autotune cache unusable", "err", err)
+		}
+		b.tune.Cache = c
+	}
 	b.mem = arena{chunk: opt.ChunkBytes, limit: opt.MemoryLimit}
 	if b.mem.chunk <= 0 {
 		b.mem.chunk = 64 << 20
@@ -199,6 +233,11 @@ func (b *Backend) setup(ptx string) error {
 			return err
 		}
 		b.WS = p
+		// The split-K tile counters start at zero; every kernel leaves them so.
+		off, bytes := kernels.CounterRegion()
+		if err := cu.MemsetD32(cu.DevicePtr(p+uint64(off)), 0, int64(bytes/4)); err != nil {
+			return fmt.Errorf("%s: zero the workspace's counters: %w", b.where(), err)
+		}
 	}
 	return nil
 }
@@ -351,6 +390,7 @@ func (b *Backend) release() error {
 		b.graphs.free()
 		b.graphs = nil
 	}
+	b.tuneT.destroy()
 	var zeroMod cu.Module
 	if b.mod != zeroMod {
 		errs = append(errs, b.mod.Unload())

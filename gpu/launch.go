@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"unsafe"
 
+	"gorgonia.org/cu"
+
 	"github.com/gantrain/gantrain/kernels"
 )
 
@@ -48,39 +50,70 @@ func (b *Backend) run(op string, ls []kernels.Launch) {
 	}
 }
 
-// launch queues one kernel; the caller holds the context.
+// launch queues one kernel (or records it for a step graph); the caller holds the
+// context.
 func (b *Backend) launch(l *kernels.Launch) error {
 	if l.Grid[0] == 0 || l.Grid[1] == 0 || l.Grid[2] == 0 {
 		return nil // nothing to compute (an empty tensor)
 	}
-	if len(l.Args) > maxArgs {
-		return fmt.Errorf("%d parameters, more than %d", len(l.Args), maxArgs)
-	}
-	fn, err := b.function(l.Kernel)
+	fn, err := b.prepare(l)
 	if err != nil {
 		return err
-	}
-	if l.SharedBytes > b.sharedOptIn[l.Kernel] && l.SharedBytes > defaultSharedLimit {
-		if err := setMaxDynamicShared(fn, int(l.SharedBytes)); err != nil {
-			return fmt.Errorf("allow %d B of dynamic shared memory: %w", l.SharedBytes, err)
-		}
-		b.sharedOptIn[l.Kernel] = l.SharedBytes
 	}
 	if b.graphs != nil && b.graphs.recording {
 		b.graphs.record(fn, l)
 		return nil
 	}
-	for i, a := range l.Args {
-		b.args.vals[i] = a.Bits
-	}
 	if b.timer != nil {
 		b.timer.before(b, l.Kernel)
 	}
-	err = fn.Launch(int(l.Grid[0]), int(l.Grid[1]), int(l.Grid[2]),
-		int(l.Block[0]), int(l.Block[1]), int(l.Block[2]),
-		int(l.SharedBytes), b.stream, b.args.ptrs[:len(l.Args)])
+	err = b.launchFn(fn, l)
 	if b.timer != nil {
 		b.timer.after(b)
 	}
 	return err
+}
+
+// prepare resolves l's kernel and lets it have l's dynamic shared memory (over 48 KiB
+// needs an opt-in per kernel, made once).
+func (b *Backend) prepare(l *kernels.Launch) (cu.Function, error) {
+	if len(l.Args) > maxArgs {
+		return cu.Function{}, fmt.Errorf("%d parameters, more than %d", len(l.Args), maxArgs)
+	}
+	fn, err := b.function(l.Kernel)
+	if err != nil {
+		return fn, err
+	}
+	if l.SharedBytes > b.sharedOptIn[l.Kernel] && l.SharedBytes > defaultSharedLimit {
+		if err := setMaxDynamicShared(fn, int(l.SharedBytes)); err != nil {
+			return fn, fmt.Errorf("allow %d B of dynamic shared memory: %w", l.SharedBytes, err)
+		}
+		b.sharedOptIn[l.Kernel] = l.SharedBytes
+	}
+	return fn, nil
+}
+
+// launchFn queues one launch of fn on the stream; the caller holds the context.
+func (b *Backend) launchFn(fn cu.Function, l *kernels.Launch) error {
+	for i, a := range l.Args {
+		b.args.vals[i] = a.Bits
+	}
+	return fn.Launch(int(l.Grid[0]), int(l.Grid[1]), int(l.Grid[2]),
+		int(l.Block[0]), int(l.Block[1]), int(l.Block[2]),
+		int(l.SharedBytes), b.stream, b.args.ptrs[:len(l.Args)])
+}
+
+// launchNow queues ls on the stream at once, neither recorded for a step graph nor
+// timed kernel by kernel (the autotuner's own launches); the caller holds the context.
+func (b *Backend) launchNow(ls []kernels.Launch) error {
+	for i := range ls {
+		fn, err := b.prepare(&ls[i])
+		if err == nil {
+			err = b.launchFn(fn, &ls[i])
+		}
+		if err != nil {
+			return fmt.Errorf("kernel %s: %w", ls[i].Kernel, err)
+		}
+	}
+	return nil
 }
