@@ -229,3 +229,14 @@ type StepGrouper interface {
 	BeginStep()
 	EndStep() error
 }
+
+// KernelTuner is implemented by backends that choose among kernel configurations at
+// run time (the CUDA backend's autotuner). A checkpoint stores the choices made, and a
+// run resumed from it presets them, so that it computes with the same kernels and
+// continues bit for bit.
+type KernelTuner interface {
+	// KernelChoiceMap returns the choices made so far: problem → configuration.
+	KernelChoiceMap() map[string]string
+	// PresetKernelChoices makes the backend use those choices for those problems.
+	PresetKernelChoices(map[string]string) error
+}

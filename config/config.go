@@ -145,6 +145,15 @@ type Backend struct {
 	// kernel. On by default: the results are bit-identical (gpu's
 	// TestStepGraphsMatchEager) and on an H200 it is 11 % faster at batch 100.
 	Graphs bool `yaml:"cuda_graphs" json:"cuda_graphs"`
+	// Autotune chooses the CUDA backend's matrix-product kernels: "on" times the
+	// candidate configurations of each product on the run's own shapes the first time
+	// it is needed and keeps the fastest (cached per device in AutotuneCache); "off"
+	// takes them from a fixed table. Either way a resumed run uses the kernels its
+	// checkpoint names, so that it continues bit for bit.
+	Autotune string `yaml:"autotune" json:"autotune"`
+	// AutotuneCache is the autotuner's cache file ("": autotune.json in the user's
+	// cache directory, e.g. ~/.cache/gantrain/).
+	AutotuneCache string `yaml:"autotune_cache" json:"autotune_cache"`
 }
 
 // Eval is the periodic evaluation of the generator during a run (package eval): the
@@ -178,7 +187,7 @@ func Default() Config {
 			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
 		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, KeepCheckpoints: 5, Samples: 100, Progress: "auto"},
-		Backend: Backend{Device: "cpu", BLAS: "auto", Precision: "fp32", Graphs: true},
+		Backend: Backend{Device: "cpu", BLAS: "auto", Precision: "fp32", Graphs: true, Autotune: "on"},
 		Eval:    Eval{Parzen: true, Classifier: true, Samples: 10000},
 	}
 }
@@ -371,6 +380,9 @@ func (c *Config) Validate() error {
 	}
 	if p := c.Backend.Precision; p != "fp32" && p != "tf32" {
 		bad("backend.precision", "unknown precision %q (want fp32 or tf32)", p)
+	}
+	if a := c.Backend.Autotune; a != "on" && a != "off" {
+		bad("backend.autotune", "unknown mode %q (want on or off)", a)
 	}
 	if _, err := ParseDevice(c.Backend.Device); err != nil {
 		bad("backend.device", "%v", err)

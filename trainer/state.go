@@ -28,6 +28,7 @@ const (
 	metaShape        = "gantrain.data_shape"
 	metaLRScale      = "gantrain.lr_scale"
 	metaRollbacks    = "gantrain.rollbacks"
+	metaKernels      = "gantrain.kernels"
 	formatVersion    = "1"
 )
 
@@ -94,7 +95,53 @@ func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
 	f.Metadata[metaShape] = fmt.Sprintf("%d,%d,%d", t.shape.H, t.shape.W, t.shape.C)
 	f.Metadata[metaLRScale] = strconv.FormatFloat(t.optG.scale, 'g', -1, 64)
 	f.Metadata[metaRollbacks] = strconv.Itoa(t.rollbacks)
+	if k, ok := t.kernelChoices(); ok {
+		f.Metadata[metaKernels] = k
+	}
 	return f, nil
+}
+
+// kernelRecord is a checkpoint's record of the backend's kernel choices, valid on the
+// device it names.
+type kernelRecord struct {
+	Device  string            `json:"device"`
+	Choices map[string]string `json:"choices"`
+}
+
+// kernelChoices is the kernelRecord of a backend that tunes its kernels.
+func (t *Trainer) kernelChoices() (string, bool) {
+	kt, ok := t.b.(backend.KernelTuner)
+	if !ok {
+		return "", false
+	}
+	rec := kernelRecord{Choices: kt.KernelChoiceMap()}
+	if dr, ok := t.b.(backend.DeviceReporter); ok {
+		rec.Device = dr.Device().Name
+	}
+	raw, err := json.Marshal(rec)
+	return string(raw), err == nil
+}
+
+// presetKernels hands the checkpoint's kernel choices to a backend that tunes its
+// kernels, when they were made on the same kind of device; a record that does not
+// parse is an invalid checkpoint.
+func (t *Trainer) presetKernels(f *checkpoint.File) error {
+	raw, ok := f.Metadata[metaKernels]
+	kt, tunes := t.b.(backend.KernelTuner)
+	if !ok || !tunes {
+		return nil
+	}
+	var rec kernelRecord
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return fmt.Errorf("%w: metadata %s: %v", checkpoint.ErrInvalid, metaKernels, err)
+	}
+	if dr, ok := t.b.(backend.DeviceReporter); !ok || dr.Device().Name != rec.Device {
+		return nil // chosen for another device: this one chooses its own
+	}
+	if err := kt.PresetKernelChoices(rec.Choices); err != nil {
+		return fmt.Errorf("%w: metadata %s: %v", checkpoint.ErrInvalid, metaKernels, err)
+	}
+	return nil
 }
 
 // tensorName is the checkpoint name of parameter p of net, or of its optimiser
@@ -216,6 +263,9 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 		if rollbacks, err = strconv.ParseInt(v, 10, 32); err != nil || rollbacks < 0 {
 			return fmt.Errorf("%w: metadata %s = %q", checkpoint.ErrInvalid, metaRollbacks, v)
 		}
+	}
+	if err := t.presetKernels(f); err != nil {
+		return err
 	}
 	for _, opt := range []*optimizer{t.optG, t.optD} {
 		arenas, suffixes := opt.arenas()

@@ -3,6 +3,9 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
+
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/gpu"
@@ -15,7 +18,21 @@ import (
 // driver and device, before main runs: on such a machine use a -tags nocuda build.
 const backendsBuilt = "cpu, cuda"
 
-// openCUDA opens CUDA device dev.Ordinal.
-func openCUDA(c config.Backend, dev config.Device) (backend.Backend, error) {
-	return gpu.New(gpu.Options{Device: dev.Ordinal, TF32: c.Precision == "tf32", Graphs: c.Graphs})
+// openCUDA opens CUDA device dev.Ordinal. Autotuning is on only where the config asks
+// for it ("on", train's default); the other commands leave it empty and use the fixed
+// table.
+func openCUDA(c config.Backend, dev config.Device, log *slog.Logger) (backend.Backend, error) {
+	opt := gpu.Options{Device: dev.Ordinal, TF32: c.Precision == "tf32", Graphs: c.Graphs, Log: log,
+		Autotune: c.Autotune == "on"}
+	if opt.Autotune {
+		opt.TuneCache = c.AutotuneCache
+		if opt.TuneCache == "" {
+			path, err := gpu.DefaultTuneCache()
+			if err != nil {
+				return nil, fmt.Errorf("%w (give a cache file with --autotune-cache, or --autotune=off)", err)
+			}
+			opt.TuneCache = path
+		}
+	}
+	return gpu.New(opt)
 }

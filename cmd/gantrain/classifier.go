@@ -64,7 +64,7 @@ func classifierCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads})
+	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads}, nil)
 	if err != nil {
 		return err
 	}

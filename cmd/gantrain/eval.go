@@ -139,7 +139,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		rep.Step, rep.Epoch = f.Metadata[trainer.MetaStep], f.Metadata[trainer.MetaEpoch]
 	}
-	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads})
+	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads}, nil)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas})
+	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas}, nil)
 	if err != nil {
 		return err
 	}

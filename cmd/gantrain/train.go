@@ -105,7 +105,9 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Backend.BLAS, "blas", c.Backend.BLAS, "CPU matrix multiply: auto (OpenBLAS if installed, else pure Go), openblas or go")
 	fs.IntVar(&c.Backend.Threads, "threads", c.Backend.Threads, "BLAS threads (0: the library's default)")
 	fs.BoolVar(&c.Backend.Graphs, "cuda-graphs", c.Backend.Graphs, "submit each training step to the GPU as one CUDA graph (bit-identical results; --cuda-graphs=false launches kernel by kernel)")
-	fs.StringVar(&c.Backend.Precision, "precision", c.Backend.Precision, "CUDA matrix products: fp32, or tf32 (tensor cores, about 3 significant digits per input; on an H200 11% faster than fp32 at batch 4096, 8-9% slower at batch 100)")
+	fs.StringVar(&c.Backend.Precision, "precision", c.Backend.Precision, "CUDA matrix products: fp32, or tf32 (tensor cores, about 3 significant digits per input)")
+	fs.StringVar(&c.Backend.Autotune, "autotune", c.Backend.Autotune, "CUDA matrix-product kernels: on (time the candidates on this run's shapes at first use, cached per device) or off (a fixed table); a resumed run keeps its checkpoint's kernels")
+	fs.StringVar(&c.Backend.AutotuneCache, "autotune-cache", c.Backend.AutotuneCache, "the autotuner's cache file (default: gantrain/autotune.json in the user's cache directory)")
 }
 
 // resumeFlags are the flags that may change a resumed run: its length, its output
@@ -113,7 +115,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 // because the checkpoint's state only continues exactly under it.
 var resumeFlags = map[string]bool{"steps": true, "epochs": true, "log-every": true, "sample-every": true,
 	"checkpoint-every": true, "keep-checkpoints": true, "samples": true, "progress": true, "device": true,
-	"blas": true, "threads": true, "precision": true, "cuda-graphs": true, "data": true}
+	"blas": true, "threads": true, "precision": true, "cuda-graphs": true, "autotune": true, "autotune-cache": true, "data": true}
 
 // config builds the effective configuration: the preset, the file, then the flags
 // that were set (replayed onto the result through a second binding). A resumed run
@@ -315,7 +317,7 @@ func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(cfg.Backend)
+	b, err := openBackend(cfg.Backend, log)
 	if err != nil {
 		return err
 	}
