@@ -4,6 +4,7 @@ package gpu_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,25 +17,34 @@ import (
 var benchSet *data.Set
 
 // BenchmarkIteration times one iteration of Algorithm 1 (a D step and a G step) of the
-// paper's MNIST nets on the GPU at batch 100 and 4096, in fp32 and tf32, with the
-// launches queued one by one or replayed as step graphs (graph.go), reading the
-// losses back every 100 iterations as a run logging them would. It reports
-// iterations per second, then (without graphs) the device time per kernel over 50
-// more iterations (CUDA events around each launch) and the launches per iteration.
+// paper's MNIST nets on the GPU at batch 100, 1024 and 4096, in fp32 and tf32, reading
+// the losses back every 100 iterations as a run logging them would:
+//
+//	batch=B/P               launched kernel by kernel, autotuned kernels; then the
+//	                        device time per kernel over 50 more iterations (CUDA
+//	                        events around each launch) and the launches per iteration
+//	batch=B/P/graph         replayed as step graphs (graph.go), autotuned kernels; then
+//	                        every matrix product's choice, time and TFLOP/s against
+//	                        the card's peak for the precision
+//	batch=B/P/graph/table   step graphs, the fixed table (--autotune=off)
+//
+// It reports iterations per second. The autotuner's cache is a file of the benchmark's
+// own, so the first variant of a shape times the candidates and the others reuse them.
 func BenchmarkIteration(b *testing.B) {
 	if benchSet == nil {
 		benchSet = randomImages(50000, 3)
 	}
-	for _, batch := range []int{100, 4096} {
+	cache := filepath.Join(b.TempDir(), "autotune.json")
+	for _, batch := range []int{100, 1024, 4096} {
 		for _, tf32 := range []bool{false, true} {
-			for _, graphs := range []bool{false, true} {
-				benchIteration(b, batch, tf32, graphs)
-			}
+			benchIteration(b, batch, tf32, false, true, cache)
+			benchIteration(b, batch, tf32, true, true, cache)
+			benchIteration(b, batch, tf32, true, false, cache)
 		}
 	}
 }
 
-func benchIteration(b *testing.B, batch int, tf32, graphs bool) {
+func benchIteration(b *testing.B, batch int, tf32, graphs, autotune bool, cache string) {
 	prec := "fp32"
 	if tf32 {
 		prec = "tf32"
@@ -43,8 +53,15 @@ func benchIteration(b *testing.B, batch int, tf32, graphs bool) {
 	if graphs {
 		name += "/graph"
 	}
+	if !autotune {
+		name += "/table"
+	}
 	b.Run(name, func(b *testing.B) {
-		be := newGPUWith(b, gpu.Options{Device: deviceOrdinal(b), TF32: tf32, Graphs: graphs})
+		opt := gpu.Options{Device: deviceOrdinal(b), TF32: tf32, Graphs: graphs, Autotune: autotune}
+		if autotune {
+			opt.TuneCache = cache
+		}
+		be := newGPUWith(b, opt)
 		cfg := config.Default()
 		cfg.Train.Batch = batch
 		tr, err := trainer.New(cfg, be, benchSet, quietLog())
@@ -52,16 +69,11 @@ func benchIteration(b *testing.B, batch int, tf32, graphs bool) {
 			b.Fatal(err)
 		}
 		step := func(observe bool) {
-			be.BeginStep()
-			_, err := tr.Step(observe)
-			if err2 := be.EndStep(); err == nil {
-				err = err2
-			}
-			if err != nil {
+			if _, err := tr.Step(observe); err != nil {
 				b.Fatal(err)
 			}
 		}
-		for i := 0; i < 10; i++ { // warm up
+		for i := 0; i < 10; i++ { // warm up (and autotune)
 			step(i == 9)
 		}
 		if err := be.Sync(); err != nil {
@@ -77,12 +89,30 @@ func benchIteration(b *testing.B, batch int, tf32, graphs bool) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "it/s")
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/it")
-		if graphs {
+		switch {
+		case graphs && autotune:
 			b.Logf("%+v", be.GraphStats())
-		} else {
+			b.Log(choiceTable(strings.TrimPrefix(b.Name(), "BenchmarkIteration/"), be, tf32))
+		case !graphs:
 			b.Log(kernelTable(b, be, tr, 50))
 		}
 	})
+}
+
+// choiceTable lists the matrix products the backend chose kernels for, with the chosen
+// candidate's time (as the autotuner measured it) and rate against the card's peak;
+// each row names the benchmark, for scripts/gpu-bench-table.py.
+func choiceTable(name string, be *gpu.Backend, tf32 bool) string {
+	info := be.DeviceInfo()
+	peak := info.PeakTFLOPs(tf32)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "matrix products of %s (peak %.1f TFLOP/s at %d MHz):\n", name, peak, info.ClockKHz/1000)
+	for _, c := range be.KernelChoices() {
+		tf := c.Problem.FLOPs() / c.Micros / 1e6
+		fmt.Fprintf(&sb, "  gemm[%s] %-42s | %-30s | %-6s | %9.1f µs | %7.2f TFLOP/s | %5.1f%% of peak\n",
+			name, c.Problem, c.Choice, c.Source, c.Micros, tf, 100*tf/peak)
+	}
+	return sb.String()
 }
 
 // kernelTable times n iterations kernel by kernel.

@@ -86,10 +86,27 @@ type DeviceInfo struct {
 	Driver      int    // driver API version, e.g. 12080
 	Precision   string // "fp32" or "tf32": the dense layers' matrix products
 	MaxShared   int    // bytes of shared memory a block may have (opted in)
+	ClockKHz    int    // the multiprocessors' peak clock
 }
 
 // ComputeCapability formats the compute capability as "9.0".
 func (d DeviceInfo) ComputeCapability() string { return fmt.Sprintf("%d.%d", d.Major, d.Minor) }
+
+// PeakTFLOPs is the device's datasheet rate for dense matrix products in TFLOP/s at its
+// peak clock: fp32 FMAs (128 per multiprocessor per clock), or tf32 on the tensor cores
+// (512 FMAs per multiprocessor per clock on Ampere and Ada, 1024 on Hopper, whose
+// rate needs its warpgroup instructions; mma.sync, which gantrain's kernels use,
+// reaches a part of it there).
+func (d DeviceInfo) PeakTFLOPs(tf32 bool) float64 {
+	fma := 128
+	if tf32 {
+		fma = 512
+		if d.Major >= 9 {
+			fma = 1024
+		}
+	}
+	return 2 * float64(fma) * float64(d.SMs) * float64(d.ClockKHz) * 1e3 / 1e12
+}
 
 // Backend is the CUDA backend. It is not safe for concurrent use.
 type Backend struct {
@@ -151,6 +168,7 @@ func New(opt Options) (*Backend, error) {
 		{cu.ComputeCapabilityMinor, &info.Minor},
 		{cu.MultiprocessorCount, &info.SMs},
 		{attrMaxSharedOptin, &info.MaxShared},
+		{cu.ClockRate, &info.ClockKHz},
 	} {
 		if *a.dst, err = dev.Attribute(a.attr); err != nil {
 			return nil, fmt.Errorf("cuda:%d (%s): device attribute: %w", opt.Device, info.Name, err)

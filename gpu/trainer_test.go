@@ -119,7 +119,9 @@ func TestCheckpointAcrossBackends(t *testing.T) {
 			}
 			sameTensors(t, "CPU → GPU", f1, f3)
 			for k, v := range f1.Metadata {
-				if f3.Metadata[k] != v {
+				// The kernel record is the writing backend's: the CPU keeps none, and g2
+				// has chosen nothing yet.
+				if k != trainer.MetaKernels && f3.Metadata[k] != v {
 					t.Errorf("metadata %s: %q after the round trip, %q before", k, f3.Metadata[k], v)
 				}
 			}
@@ -159,10 +161,16 @@ func sameTensors(t *testing.T, what string, a, b *checkpoint.File) {
 // summation orders in the matrix products and reductions). GAN training amplifies such
 // differences, so the two runs are held to:
 //
-//   - the first 10 iterations: D and G losses within 1e-3 of each other (the
-//     trajectories have not separated yet);
-//   - every window of 200 iterations: mean D loss, mean G loss and mean D(x), D(G(z))
-//     within 0.1 + 0.2·|CPU mean| of each other (the same training regime);
+//   - the first 10 iterations: D and G losses within 1e-3 of each other;
+//   - the windows of 200 iterations up to iteration 400, before the trajectories
+//     separate: mean D loss, G loss, D(x) and D(G(z)) within 0.02 + 0.05·|CPU mean|
+//     (a wrong gradient or a race shows here);
+//   - every later window within 0.1 + 0.4·|CPU mean| (the same training regime), and
+//     the mean over those windows of |gap| / (0.1 + 0.2·|CPU mean|) at most 1. A
+//     single window may come closer to the wider bound: where D's loss falls steeply
+//     (iterations 401–600), a shift of a few dozen iterations between the runs moves
+//     the window means far (an H200 run with the pipelined kernels: G loss 3.75
+//     against 2.93, then within a third of the old bound in the next windows);
 //   - every loss finite.
 //
 // It trains with the published code's simultaneous update (--preset published), the
@@ -244,6 +252,8 @@ func TestTracksCPU(t *testing.T) {
 		}
 	}
 	const window = 200
+	var late [4]float64 // sum over the windows after trackSeparates of gap / (0.1 + 0.2·|CPU|)
+	lateWindows := 0
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-11s %17s %17s %17s %17s\n", "iterations", "D loss gpu/cpu", "G loss gpu/cpu", "D(x) gpu/cpu", "D(G(z)) gpu/cpu")
 	for w := 0; w+window <= steps; w += window {
@@ -259,13 +269,34 @@ func TestTracksCPU(t *testing.T) {
 		fmt.Fprintf(&table, "%5d-%-5d %8.4f/%-8.4f %8.4f/%-8.4f %8.4f/%-8.4f %8.4f/%-8.4f\n", w+1, w+window,
 			mg[0], mc[0], mg[1], mc[1], mg[2], mc[2], mg[3], mc[3])
 		for k, name := range []string{"D loss", "G loss", "D(x)", "D(G(z))"} {
-			if math.Abs(mg[k]-mc[k]) > 0.1+0.2*math.Abs(mc[k]) {
-				t.Errorf("iterations %d-%d: mean %s gpu %.4f, cpu %.4f", w+1, w+window, name, mg[k], mc[k])
+			gap := math.Abs(mg[k] - mc[k])
+			if w+window <= trackSeparates {
+				if gap > 0.02+0.05*math.Abs(mc[k]) {
+					t.Errorf("iterations %d-%d: mean %s gpu %.4f, cpu %.4f: apart before the runs separate", w+1, w+window, name, mg[k], mc[k])
+				}
+				continue
+			}
+			if gap > 0.1+0.4*math.Abs(mc[k]) {
+				t.Errorf("iterations %d-%d: mean %s gpu %.4f, cpu %.4f: another regime", w+1, w+window, name, mg[k], mc[k])
+			}
+			late[k] += gap / (0.1 + 0.2*math.Abs(mc[k]))
+			if k == 0 {
+				lateWindows++
 			}
 		}
 	}
 	t.Logf("window means:\n%s", table.String())
+	for k, name := range []string{"D loss", "G loss", "D(x)", "D(G(z))"} {
+		if lateWindows > 0 && late[k]/float64(lateWindows) > 1 {
+			t.Errorf("after iteration %d: the mean gap in %s is %.2f of 0.1 + 0.2·|CPU|, more than all of it",
+				trackSeparates, name, late[k]/float64(lateWindows))
+		}
+	}
 }
+
+// trackSeparates is the iteration by which TestTracksCPU's runs may separate: until
+// then their window means agree to a few per cent (0.3–1.3 % seen on an H200).
+const trackSeparates = 400
 
 // TestStepGraphsMatchEager: the same training replayed as step graphs (BeginStep,
 // EndStep) gives the same bits as launching kernel by kernel (the kernels are

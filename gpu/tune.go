@@ -16,8 +16,16 @@ import (
 )
 
 // KernelChoice is the configuration chosen for one matrix product, and where the
-// choice came from (tune.FromTimed, FromCache, FromPreset, FromTable).
+// choice came from (its Source).
 type KernelChoice = tune.Choice
+
+// The sources of a KernelChoice.
+const (
+	FromTimed  = tune.FromTimed  // timed in this run
+	FromCache  = tune.FromCache  // the cache file (Options.TuneCache)
+	FromPreset = tune.FromPreset // PresetKernelChoices (a checkpoint's)
+	FromTable  = tune.FromTable  // the fixed table (kernels.DefaultGemm)
+)
 
 // DefaultTuneCache is the autotuner's cache file under the user's cache directory.
 func DefaultTuneCache() (string, error) { return tune.DefaultPath() }

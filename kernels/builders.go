@@ -19,7 +19,7 @@ const (
 	colTileH     = 8
 	warpsPerBlk  = ewThreads / 32
 	maxPartials  = 1024 // blocks of a two-pass reduction
-	minSplitRows = 32   // rows per chunk of the column kernels, at least
+	minSplitRows = 256  // rows per chunk of the column kernels, at least (fewer: one pass, no second launch)
 )
 
 // ewGrid is the grid of a grid-stride kernel over n items: enough blocks for every
@@ -230,10 +230,16 @@ func partialBlocks(d Device, n, per int) int {
 	return min(cdiv(max(n, 1), per), maxPartials, 8*max(d.SMs, 1))
 }
 
-// sumToSlot is the second pass: out = float32(mul·Σ partials / div), summed in order.
-func sumToSlot(out uint64, ws uint64, count int, mul float32, div int) Launch {
-	return Launch{Kernel: "sum_partials_to_slot", Grid: dim(1, 1, 1), Block: dim(ewThreads, 1, 1),
-		Args: []Arg{Ptr(out), Ptr(ws), i32(count), Float(mul), i32(div)}}
+// reduce is a two-pass reduction: first (g blocks, its arguments then part, out, mul,
+// div), and unless g is 1 (then first writes the scalar itself) sum_partials_to_slot:
+// out = float32(mul·Σ partials / div), summed in order.
+func reduce(first Launch, g int, ws, out uint64, mul float32, div int) []Launch {
+	first.Args = append(first.Args, Ptr(ws), Ptr(out), Float(mul), i32(div))
+	if g == 1 {
+		return []Launch{first}
+	}
+	return []Launch{first, {Kernel: "sum_partials_to_slot", Grid: dim(1, 1, 1), Block: dim(ewThreads, 1, 1),
+		Args: []Arg{Ptr(out), Ptr(ws), i32(g), Float(mul), i32(div)}}}
 }
 
 // SigmoidCrossEntropy writes out[slot] = scale·Σ bce(σ(l_i), t_i) over the n logits,
@@ -241,22 +247,16 @@ func sumToSlot(out uint64, ws uint64, count int, mul float32, div int) Launch {
 // (per-block float64 partial sums in the workspace) then sum_partials_to_slot.
 func SigmoidCrossEntropy(d Device, dlogits, logits, targets uint64, n int, scale float32, out uint64, slot int, ws uint64) []Launch {
 	g := partialBlocks(d, n, ewThreads)
-	return []Launch{
-		{Kernel: "sigmoid_bce_loss_grad", Grid: dim(g, 1, 1), Block: dim(ewThreads, 1, 1),
-			Args: []Arg{Ptr(dlogits), Ptr(logits), Ptr(targets), i32(n), Float(scale), Ptr(ws)}},
-		sumToSlot(out+4*uint64(slot), ws, g, scale, 1),
-	}
+	return reduce(Launch{Kernel: "sigmoid_bce_loss_grad", Grid: dim(g, 1, 1), Block: dim(ewThreads, 1, 1),
+		Args: []Arg{Ptr(dlogits), Ptr(logits), Ptr(targets), i32(n), Float(scale)}}, g, ws, out+4*uint64(slot), scale, 1)
 }
 
 // MeanSigmoid writes out[slot] = mean of σ(l_i) over the n logits: sigmoid_sum_partial
 // then sum_partials_to_slot.
 func MeanSigmoid(d Device, logits uint64, n int, out uint64, slot int, ws uint64) []Launch {
 	g := partialBlocks(d, n, ewThreads)
-	return []Launch{
-		{Kernel: "sigmoid_sum_partial", Grid: dim(g, 1, 1), Block: dim(ewThreads, 1, 1),
-			Args: []Arg{Ptr(logits), i32(n), Ptr(ws)}},
-		sumToSlot(out+4*uint64(slot), ws, g, 1, n),
-	}
+	return reduce(Launch{Kernel: "sigmoid_sum_partial", Grid: dim(g, 1, 1), Block: dim(ewThreads, 1, 1),
+		Args: []Arg{Ptr(logits), i32(n)}}, g, ws, out+4*uint64(slot), 1, n)
 }
 
 // SoftmaxCrossEntropy writes out[slot] = scale·Σ_i −log softmax(l_i)[label_i] over the
@@ -267,11 +267,8 @@ func MeanSigmoid(d Device, logits uint64, n int, out uint64, slot int, ws uint64
 // a copy, reports a NaN loss as the error.
 func SoftmaxCrossEntropy(d Device, dlogits, logits, labels uint64, n, classes int, scale float32, out uint64, slot int, ws uint64) []Launch {
 	g := partialBlocks(d, n, warpsPerBlk)
-	return []Launch{
-		{Kernel: "softmax_xent_loss_grad", Grid: dim(g, 1, 1), Block: dim(ewThreads, 1, 1),
-			Args: []Arg{Ptr(dlogits), Ptr(logits), Ptr(labels), i32(n), i32(classes), Float(scale), Ptr(ws)}},
-		sumToSlot(out+4*uint64(slot), ws, g, scale, 1),
-	}
+	return reduce(Launch{Kernel: "softmax_xent_loss_grad", Grid: dim(g, 1, 1), Block: dim(ewThreads, 1, 1),
+		Args: []Arg{Ptr(dlogits), Ptr(logits), Ptr(labels), i32(n), i32(classes), Float(scale)}}, g, ws, out+4*uint64(slot), scale, 1)
 }
 
 // LogSumExpRows sets out_i = log Σ_j exp(x_ij) for the n rows of x (n×m), stably

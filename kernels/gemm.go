@@ -248,6 +248,7 @@ func GemmCandidates(d Device, p GemmProblem) []GemmChoice {
 		if g.Family == "tiled" {
 			split, _ := splitK(d, p.M, p.N, p.K)
 			add(GemmChoice{g.Name(), split})
+			add(GemmChoice{g.Name(), 1}) // no reduction launch: the better for tiny products
 			continue
 		}
 		add(GemmChoice{g.Name(), 1})
@@ -277,6 +278,9 @@ func DefaultGemm(d Device, p GemmProblem) GemmChoice {
 	}
 	if len(fam) == 0 {
 		split, _ := splitK(d, p.M, p.N, p.K)
+		if p.FLOPs() < 1<<21 {
+			split = 1 // a product this small gains less from the split than its reduction launch costs
+		}
 		return GemmChoice{Config: "tiled_64x64x16", Split: split}
 	}
 	sms := max(d.SMs, 1)

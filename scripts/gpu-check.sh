@@ -13,30 +13,42 @@
 # timeout is cut to what is left of its phase, a step with no time left is reported as
 # such, and the logs and the table are always written (expect 4-6 minutes on an H100).
 #
-# Steps of `run` (phase 1 ends at budget-150 s, 330 s, when the track must be done; bench
-# at budget-60 s; torch at budget-5 s):
+# Steps of `run` (phase 1 ends at budget-230 s, when the track must be done; bench at
+# budget-100 s; torch at budget-5 s):
 #   info        nvidia-smi -L and the card's state, tool paths, unresolved libcuda symbols
 #   oom         TestOutOfMemory alone, before anything else holds the GPU: it fills the
 #               device, so it must not overlap the track or a sanitizer run
 #   track       2,000 iterations of the paper's model (simultaneous update) on GPU and CPU from one checkpoint
 #               (runs in the background from here on: its CPU half takes the longest)
 #   ops         every other test of gpu.test but the three trainer tests: every backend
-#               operation (every kernel) against the CPU backend, errors, memory
+#               operation (every kernel) against the CPU backend, every candidate
+#               configuration of the matrix products (TestGemmCandidates), the autotuner
+#               and its cache (TestAutotune), errors, memory
 #   checkpoint  GPU checkpoint → CPU → GPU, bit for bit; both continue alike; step graphs
 #               give the same bits as launching kernel by kernel
 #   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset best --steps 20`
+#               (the sanitizer runs use --autotune=off: the fixed table's kernels; every
+#               other candidate is covered by the *-gemm steps)
 #   cli         scripts/gpu-cli-check.sh: `gantrain eval --real train`, `sample` and
 #               `classifier train` on the GPU, each against the CPU backend
-#   racecheck   compute-sanitizer --tool racecheck over 5 iterations
+#   racecheck   compute-sanitizer --tool racecheck over 2 iterations
 #   memcheck-tf32, racecheck-tf32   the same over 3 iterations with --precision tf32
 #               (the tensor-core matmul kernels)
 #   initcheck   compute-sanitizer --tool initcheck over 5 iterations launched kernel by
 #               kernel (the others submit step graphs, the default)
+#   memcheck-gemm, racecheck-gemm, synccheck-gemm   each tool over TestGemmCandidates on a
+#               small shape (GANTRAIN_GEMM_SMALL=1): every configuration and split, fp32
+#               and tf32, once
 #   train       `gantrain train --preset best` for 25 epochs with step graphs: the
 #               evaluation at the end must show it learnt (Parzen LL ≥ 130)
-#   bench       gantrain it/s at batch 100 and 4096, fp32 and tf32, with and without step
-#               graphs, per-kernel times (after the track: nothing else runs then)
-#   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay
+#   bench       gantrain it/s at batch 100, 1024 and 4096, fp32 and tf32: kernel by kernel,
+#               step graphs with autotuned kernels, step graphs with the fixed table;
+#               per-kernel times, and each matrix product's kernel, µs and TFLOP/s
+#               against the card's peak (after the track: nothing else runs then)
+#   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay; and
+#               cuBLAS (torch.mm) on each matrix product the bench logged
+# The table ends summary.txt; bench.json in $OUT holds the same numbers for
+# docs/bench/gpu-DATE-CARD.json.
 #
 # Environment: GANTRAIN_TRACK_STEPS (2000), SKIP="step step" to leave steps out,
 # GPU_CHECK_BUDGET (480 seconds), COMPUTE_SANITIZER and PYTHON (tool paths), and
@@ -60,7 +72,7 @@ build() {
 	go test -c -ldflags="-s -w" -o "$BIN/gpu.test" ./gpu/
 	go build -ldflags="-s -w" -o "$BIN/gantrain" ./cmd/gantrain
 	# The tests and the benchmark that `run` names must exist (it cannot list them here).
-	for t in TestOutOfMemory TestTracksCPU TestCheckpointAcrossBackends TestStepGraphsMatchEager BenchmarkIteration; do
+	for t in TestOutOfMemory TestTracksCPU TestCheckpointAcrossBackends TestStepGraphsMatchEager TestGemmCandidates BenchmarkIteration; do
 		grep -q -E "^func $t\(" gpu/*_test.go || { echo "error: gpu/*_test.go has no $t, which run uses" >&2; exit 1; }
 	done
 	mnist="$(go env GOMODCACHE)/github.com/petar/!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63/data"
@@ -144,7 +156,7 @@ record() {
 	train)
 		note="$(grep -E '^epoch [0-9]' "$log" | tail -n1)"
 		;;
-	memcheck* | racecheck* | initcheck)
+	memcheck* | racecheck* | synccheck* | initcheck)
 		note="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -n1 | sed 's/^=*\s*//')"
 		if [[ -z $SANITIZER ]]; then
 			status="MISSING"
@@ -188,7 +200,7 @@ it_per_s() {
 # finish: the table, and the logs under $OUT. At most 8 files come back from $OUT, each
 # at most 16 MiB: the summary, the main logs (cut at 8 MiB), all of it in one archive.
 finish() {
-	local g gg t tg b p f
+	local f
 	{
 		echo "gantrain GPU check, $(date -u +%Y-%m-%dT%H:%MZ), $(timeout 10 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1), total $((${CHECK_END:-$SECONDS} - START))s of ${BUDGET}s${CHECK_END:+, then the alongside command to $((SECONDS - START))s}"
 		printf '%-15s %-10s %5s  %s\n' step status secs note
@@ -202,17 +214,10 @@ finish() {
 			grep -E 'iterations: gpu|^\s+iterations +D loss|^\s+[0-9]+-[0-9]+ ' "$LOGS/track.log" | sed -E 's/^ {4}([a-z_]+\.go:[0-9]+: | {4})/  /'
 		fi
 		echo
-		echo "iterations per second (1 D step + 1 G step, paper's MNIST nets), this card:"
-		printf '  %-6s %-5s %12s %16s %12s %14s\n' batch prec gantrain gantrain+graph torch torch+graph
-		for b in 100 4096; do
-			for p in fp32 tf32; do
-				g="$(it_per_s "BenchmarkIteration/batch=$b/$p" "$LOGS/bench.log")"
-				gg="$(it_per_s "BenchmarkIteration/batch=$b/$p/graph" "$LOGS/bench.log")"
-				t="$(grep -E "^torch-cuda batch=$b precision=$p graph=0 " "$LOGS/torch.log" 2>/dev/null | sed -n 's/.*it_per_s=\([0-9.]*\).*/\1/p' | tail -n1)"
-				tg="$(grep -E "^torch-cuda batch=$b precision=$p graph=1 " "$LOGS/torch.log" 2>/dev/null | sed -n 's/.*it_per_s=\([0-9.]*\).*/\1/p' | tail -n1)"
-				printf '  %-6s %-5s %12s %16s %12s %14s\n' "$b" "$p" "${g:--}" "${gg:--}" "${t:--}" "${tg:--}"
-			done
-		done
+		local card
+		card="$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)"
+		python3 scripts/gpu-bench-table.py "$LOGS/bench.log" "$LOGS/torch.log" --card "${card:-unknown card}" \
+			--json "$LOGS/bench.json" || echo "(no timing table: scripts/gpu-bench-table.py failed)"
 		# The kernel tables (bench.log) come before each result line: keep the last header.
 		if [[ -f $LOGS/bench.log ]]; then
 			echo "gantrain device time per iteration, kernel by kernel (tables in bench.log):"
@@ -223,13 +228,14 @@ finish() {
 	} >"$LOGS/summary.txt"
 
 	cp "$LOGS/summary.txt" "$OUT/"
+	[[ -f $LOGS/bench.json ]] && cp "$LOGS/bench.json" "$OUT/"
 	# Beside a GPU_CHECK_ALONGSIDE command, the archive alone carries the logs: the tool
 	# brings back 8 files, and the alongside command needs room for its own.
 	if [[ -z ${GPU_CHECK_ALONGSIDE:-} ]]; then
 		for f in ops track bench torch; do
 			[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
 		done
-		for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck train; do
+		for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck memcheck-gemm racecheck-gemm synccheck-gemm train; do
 			[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
 		done >"$OUT/other.log"
 	fi
@@ -312,7 +318,7 @@ run() {
 	# Every gpu.New JIT-compiles the embedded PTX: keep the driver's cache where it can write.
 	export CUDA_CACHE_PATH="${CUDA_CACHE_PATH:-/tmp/gpu-check-cuda-cache}" CUDA_CACHE_MAXSIZE="${CUDA_CACHE_MAXSIZE:-1073741824}"
 	# Phase ends, in seconds from the start: the track and everything beside it; bench; torch.
-	local P1=$((BUDGET - 150)) P2=$((BUDGET - 60)) P3=$((BUDGET - 5))
+	local P1=$((BUDGET - 230)) P2=$((BUDGET - 100)) P3=$((BUDGET - 5))
 	trap 'echo "== interrupted"; alongside_signal CONT; alongside_signal TERM; ROWS+=("run|INTERRUPTED|$((SECONDS - START))|signal"); FAILED=1; finish; exit 1' TERM INT
 
 	budget 30 $P1
@@ -354,7 +360,7 @@ run() {
 	# accesses, leaks), racecheck (shared-memory hazards), initcheck (reads of device
 	# memory nothing wrote); fp32 and tf32 (different matmul kernels).
 	local train=("$GT" train --device cuda --data "$GANTRAIN_MNIST" --log-every 2 --sample-every 0
-		--checkpoint-every 0 --samples 16 --listen off --progress plain)
+		--checkpoint-every 0 --samples 16 --listen off --progress plain --autotune=off)
 	local cs=("${SANITIZER:-compute-sanitizer}")
 	budget 120 $P1
 	step memcheck "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
@@ -363,13 +369,21 @@ run() {
 	budget 120 $P1
 	step cli bash scripts/gpu-cli-check.sh "$GT" "$GANTRAIN_MNIST" "$LOGS/cli" "$LOGS/run-memcheck"
 	budget 120 $P1
-	step racecheck "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --steps 5 --out "$LOGS/run-racecheck"
+	step racecheck "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --steps 2 --out "$LOGS/run-racecheck"
 	budget 90 $P1
 	step memcheck-tf32 "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-memcheck-tf32"
 	budget 90 $P1
 	step racecheck-tf32 "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-racecheck-tf32"
 	budget 90 $P1
 	step initcheck "${cs[@]}" --tool initcheck --error-exitcode 3 "${train[@]}" --cuda-graphs=false --steps 5 --out "$LOGS/run-initcheck"
+	# Every matrix-product candidate (configuration and split) once, under each tool.
+	local gemm=(env GANTRAIN_GEMM_SMALL=1 "$TEST" -test.run '^TestGemmCandidates$' -test.v)
+	budget 60 $P1
+	step memcheck-gemm "${cs[@]}" --tool memcheck --error-exitcode 3 "${gemm[@]}"
+	budget 120 $P1
+	step racecheck-gemm "${cs[@]}" --tool racecheck --error-exitcode 3 "${gemm[@]}"
+	budget 60 $P1
+	step synccheck-gemm "${cs[@]}" --tool synccheck --error-exitcode 3 "${gemm[@]}"
 
 	# A short real training: --preset best for 25 epochs with step graphs, evaluated at
 	# the end. It must have learnt: Parzen LL of the average ≥ 130 (the H200 run of
@@ -391,7 +405,7 @@ PY"
 	fi
 
 	alongside_signal STOP # the timings have the card to themselves
-	budget 120 $P2
+	budget 150 $P2
 	step bench bash -c "cd '$LOGS' && '$TEST' -test.v -test.run '^\$' -test.bench '^BenchmarkIteration\$' -test.benchtime 300x -test.timeout $((L - 10))s"
 
 	# The python3 with torch (on the device image, the plain python3 is it).
@@ -411,7 +425,8 @@ PY"
 		ROWS+=("torch|MISSING|0|no python3 that imports torch")
 		FAILED=1
 	else
-		step torch "$PY" bench/torch_step_cuda.py --batch 100,4096 --precision fp32,tf32 --graph 0,1
+		step torch bash -c "'$PY' bench/torch_step_cuda.py --batch 100,1024,4096 --precision fp32,tf32 --graph 0,1 &&
+			'$PY' bench/torch_gemm.py '$LOGS/bench.log'"
 		grep -E '^torch-cuda' "$LOGS/torch.log" | sed 's/^/   /'
 	fi
 

@@ -34,8 +34,9 @@ const (
 
 // Metadata keys that tools read from a checkpoint (gantrain eval, for one).
 const (
-	MetaStep  = metaStep  // iterations completed
-	MetaEpoch = metaEpoch // epochs completed
+	MetaStep    = metaStep    // iterations completed
+	MetaEpoch   = metaEpoch   // epochs completed
+	MetaKernels = metaKernels // the backend's kernel choices, on a backend that tunes them (JSON)
 )
 
 // ErrArchitecture is wrapped by the error of a checkpoint made for other nets.

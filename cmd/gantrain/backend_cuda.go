@@ -3,7 +3,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/gantrain/gantrain/backend"
@@ -28,8 +27,8 @@ func openCUDA(c config.Backend, dev config.Device, log *slog.Logger) (backend.Ba
 		opt.TuneCache = c.AutotuneCache
 		if opt.TuneCache == "" {
 			path, err := gpu.DefaultTuneCache()
-			if err != nil {
-				return nil, fmt.Errorf("%w (give a cache file with --autotune-cache, or --autotune=off)", err)
+			if err != nil && log != nil {
+				log.Warn("autotune: no cache file; choices are timed afresh in every run (--autotune-cache names one)", "err", err)
 			}
 			opt.TuneCache = path
 		}

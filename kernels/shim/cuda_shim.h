@@ -160,9 +160,10 @@ T atomicAdd(T* p, T v) {
   return std::atomic_ref<T>(*p).fetch_add(v);
 }
 
-// __threadfence orders this thread's global writes before its later ones, as seen by
-// every other thread: a sequentially consistent fence here.
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+// __threadfence makes this thread's global writes visible to other blocks before its
+// later ones. The shim runs a grid's blocks one after another, ordered by the block
+// barrier, so there is nothing to order.
+inline void __threadfence() {}
 
 // __ldcg is a load that bypasses L1 (stale lines of another block's writes); the shim
 // has no cache.
@@ -300,16 +301,19 @@ inline void gt_shim_poison_shared() {
 // each block; the workers are detached and live until the process ends.
 struct gt_shim_pool {
   std::mutex mu;  // one launch at a time
-  std::vector<std::unique_ptr<std::binary_semaphore>> go;
+  // One semaphore per worker, in a fixed array: adding workers never moves the
+  // semaphores the running ones wait on.
+  std::unique_ptr<std::binary_semaphore> go[1024];
+  int workers = 0;
   std::function<void(int)> job;
   std::atomic<int> running{0};
   std::binary_semaphore done{0};
 
   void run(int threads, const std::function<void(int)>& f) {
     std::lock_guard<std::mutex> lock(mu);
-    while ((int)go.size() < threads) {
-      go.emplace_back(std::make_unique<std::binary_semaphore>(0));
-      int id = (int)go.size() - 1;
+    while (workers < threads) {
+      int id = workers++;
+      go[id] = std::make_unique<std::binary_semaphore>(0);
       std::thread([this, id] {
         for (;;) {
           go[id]->acquire();

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -39,6 +40,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	// One OS thread for the test's C calls: ThreadSanitizer (scripts/shim-tsan.sh) sees
+	// the order of an allocation and a launch on one thread, not through Go's scheduler.
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
 	b, err := cpu.New(cpu.Options{BLAS: "go"})
 	if err != nil {
 		t.Fatal(err)

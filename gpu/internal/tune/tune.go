@@ -62,9 +62,10 @@ type Tuner struct {
 	Cache  *Cache // nil: none
 	Log    *slog.Logger
 
-	chosen map[string]*Choice
-	order  []string
-	preset map[string]kernels.GemmChoice
+	chosen      map[string]*Choice
+	order       []string
+	preset      map[string]kernels.GemmChoice
+	cacheFailed bool
 }
 
 func (t *Tuner) plain() kernels.Device {
@@ -100,8 +101,9 @@ func (t *Tuner) ChooseGemm(p kernels.GemmProblem, build func(kernels.GemmChoice)
 			c.Choice, c.Source, c.Micros, c.Tried = best, FromTimed, us, n
 			t.log().Info("autotune", "product", key, "kernel", best.String(), "us", round2(us),
 				"tflops", round2(p.FLOPs()/us/1e6), "candidates", n, "took", time.Since(start).Round(time.Millisecond))
-			if err := t.Cache.Put(key, Entry{Choice: best, Micros: us}); err != nil {
-				t.log().Warn("autotune: the choice is not cached", "err", err)
+			if err := t.Cache.Put(key, Entry{Choice: best, Micros: us}); err != nil && !t.cacheFailed {
+				t.cacheFailed = true // once: the next writes fail alike
+				t.log().Warn("autotune: choices are not cached", "err", err)
 			}
 		} else {
 			t.log().Warn("autotune failed; this product uses the fixed table", "product", key, "err", err)

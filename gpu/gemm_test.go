@@ -1,0 +1,204 @@
+//go:build !nocuda
+
+package gpu_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/gpu"
+	"github.com/gantrain/gantrain/kernels"
+)
+
+// switchChooser answers whichever choice it holds (each candidate in turn), and
+// remembers the product it was asked about.
+type switchChooser struct {
+	c    kernels.GemmChoice
+	seen kernels.GemmProblem
+}
+
+func (s *switchChooser) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
+	s.seen = p
+	return s.c
+}
+
+// gemmCases are dense layers n×in→out: the paper's at batch 100 (D sees 200 rows), a
+// larger batch, and a ragged one. GANTRAIN_GEMM_SMALL=1 keeps only small ones (for
+// the sanitizers, which run every launch a hundred times slower).
+func gemmCases() [][3]int {
+	if os.Getenv("GANTRAIN_GEMM_SMALL") != "" {
+		return [][3]int{{36, 100, 72}, {8, 240, 4}}
+	}
+	return [][3]int{
+		{100, 100, 1200}, {100, 1200, 1200}, {100, 1200, 784}, {200, 784, 1200}, {200, 240, 1200},
+		{1024, 1200, 1200}, {2048, 784, 1200}, {44, 196, 72},
+	}
+}
+
+// TestGemmCandidates runs every candidate configuration of every matrix product of a
+// dense layer (forward nn, dW tn, dX nt) on the device against the CPU backend: what
+// the autotuner may choose must be right, whichever it chooses.
+func TestGemmCandidates(t *testing.T) {
+	for _, prec := range precisions() {
+		t.Run(prec.name, func(t *testing.T) {
+			sw := &switchChooser{}
+			p := &pair{t: t, c: newCPU(t), g: newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Gemm: sw}), r: newRand(t)}
+			info := p.g.DeviceInfo()
+			plan := kernels.Device{SMs: info.SMs, TF32: prec.tf32, MaxSharedBytes: info.MaxShared}
+			total := 0
+			for _, s := range gemmCases() {
+				n, in, out := s[0], s[1], s[2]
+				x := p.uniform(n, in, -1, 1)
+				w := p.uniform(in, out, -0.1, 0.1)
+				bias := p.uniform(1, out, -0.5, 0.5)
+				dy := p.uniform(n, out, -1, 1)
+				y, dx, dw := p.alloc(backend.F32, n, out), p.alloc(backend.F32, n, in), p.alloc(backend.F32, in, out)
+				act := backend.Act{Kind: backend.ReLU}
+				p.c.DenseForward(y.c, x.c, w.c, bias.c, act)
+				p.c.DenseBackward(dx.c, dw.c, nil, dy.c, x.c, y.c, w.c, backend.Act{})
+				wantY, wantDX, wantDW := download(t, p.c, y.c), download(t, p.c, dx.c), download(t, p.c, dw.c)
+				problems := []kernels.GemmProblem{
+					{Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: prec.tf32},
+					{Kind: "tn", M: in, N: out, K: n, LDA: in, LDB: out, TF32: prec.tf32},
+					{Kind: "nt", M: n, N: in, K: out, LDA: out, LDB: out, TF32: prec.tf32},
+				}
+				for _, pr := range problems {
+					pr.Vec4 = pr.K%4 == 0 && (pr.Kind == "nt" || pr.N%4 == 0) && (pr.Kind != "tn" || pr.M%4 == 0) && pr.LDA%4 == 0 && pr.LDB%4 == 0
+					for _, c := range kernels.GemmCandidates(plan, pr) {
+						sw.c = c
+						name := fmt.Sprintf("%v %v", pr, c)
+						var got twin
+						var want []float32
+						switch pr.Kind {
+						case "nn":
+							p.poison(y)
+							p.g.DenseForward(y.g, x.g, w.g, bias.g, act)
+							got, want = y, wantY
+						case "tn":
+							p.poison(dw)
+							p.g.DenseBackward(nil, dw.g, nil, dy.g, x.g, y.g, w.g, backend.Act{})
+							got, want = dw, wantDW
+						case "nt":
+							p.poison(dx)
+							p.g.DenseBackward(dx.g, nil, nil, dy.g, x.g, y.g, w.g, backend.Act{})
+							got, want = dx, wantDX
+						}
+						p.noErr()
+						if sw.seen != pr {
+							t.Fatalf("%s: the backend planned %v", name, sw.seen)
+						}
+						g := download(t, p.g, got.g)
+						if i := firstNaN(g); i >= 0 {
+							t.Fatalf("%s: element %d not written (NaN)", name, i)
+						}
+						if e := relErr(g, want); !(e <= prec.tol) {
+							t.Errorf("%s: relative error %.3g > %g", name, e, prec.tol)
+						}
+						total++
+					}
+				}
+			}
+			t.Logf("%d candidate runs checked", total)
+		})
+	}
+}
+
+// TestAutotune times the paper's forward products, checks the choices against the CPU,
+// and that a second backend with the same cache file chooses the same kernels without
+// timing and gives the same bits; a preset choice wins over the cache.
+func TestAutotune(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "autotune.json")
+	for _, prec := range precisions() {
+		t.Run(prec.name, func(t *testing.T) {
+			opt := gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Autotune: true, TuneCache: cache}
+			p := &pair{t: t, c: newCPU(t), g: newGPUWith(t, opt), r: newRand(t)}
+			run := func(b *gpu.Backend, x, w, bias twin) []float32 {
+				y, err := b.Alloc(backend.F32, x.rows, w.cols)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.DenseForward(y, upload(t, b, x, p), upload(t, b, w, p), upload(t, b, bias, p), backend.Act{Kind: backend.Sigmoid})
+				return download(t, b, y)
+			}
+			type product struct{ x, w, bias, y twin }
+			var products []product
+			for _, s := range [][3]int{{100, 1200, 1200}, {200, 784, 1200}, {4096, 100, 1200}} {
+				n, in, out := s[0], s[1], s[2]
+				x, w, bias := p.uniform(n, in, -1, 1), p.uniform(in, out, -0.1, 0.1), p.uniform(1, out, -0.5, 0.5)
+				y := p.alloc(backend.F32, n, out)
+				p.c.DenseForward(y.c, x.c, w.c, bias.c, backend.Act{Kind: backend.Sigmoid})
+				p.g.DenseForward(y.g, x.g, w.g, bias.g, backend.Act{Kind: backend.Sigmoid})
+				p.noErr()
+				p.close(shape(n, in, out), y, prec.tol)
+				products = append(products, product{x, w, bias, y})
+			}
+			// A backend opened now reads the file the first one wrote.
+			second := newGPUWith(t, opt)
+			for _, pr := range products {
+				if got, want := run(second, pr.x, pr.w, pr.bias), download(t, p.g, pr.y.g); !slices.Equal(bits(got), bits(want)) {
+					t.Errorf("%s: the second backend's product differs from the first's", shape(pr.x.rows, pr.x.cols, pr.w.cols))
+				}
+			}
+			first, again := p.g.KernelChoices(), second.KernelChoices()
+			if len(first) != 3 || len(again) != 3 {
+				t.Fatalf("%d and %d choices, want 3", len(first), len(again))
+			}
+			for i := range first {
+				t.Logf("%v: %v (%s, %.1f µs, %d candidates, %.1f TFLOP/s)", first[i].Problem, first[i].Choice, first[i].Source,
+					first[i].Micros, first[i].Tried, first[i].Problem.FLOPs()/first[i].Micros/1e6)
+				if first[i].Source != gpu.FromTimed || first[i].Micros <= 0 || math.IsInf(first[i].Micros, 0) {
+					t.Errorf("first backend: %+v, want a timed choice", first[i])
+				}
+				if again[i].Source != gpu.FromCache || again[i].Choice != first[i].Choice {
+					t.Errorf("second backend: %+v, want %v from the cache", again[i], first[i].Choice)
+				}
+			}
+			// A preset (a checkpoint's choices) wins over the cache.
+			third := newGPUWith(t, opt)
+			pr := first[0].Problem
+			var other kernels.GemmChoice
+			for _, c := range kernels.GemmCandidates(kernels.Device{SMs: p.g.DeviceInfo().SMs, TF32: prec.tf32}, pr) {
+				if c != first[0].Choice {
+					other = c
+					break
+				}
+			}
+			if err := third.PresetKernelChoices(map[string]string{pr.String(): other.String()}); err != nil {
+				t.Fatal(err)
+			}
+			run(third, products[0].x, products[0].w, products[0].bias)
+			if c := third.KernelChoices(); len(c) != 1 || c[0].Choice != other || c[0].Source != gpu.FromPreset {
+				t.Errorf("preset %v: got %+v", other, c)
+			}
+		})
+	}
+	if _, err := os.Stat(cache); err != nil {
+		t.Errorf("no cache file: %v", err)
+	}
+}
+
+// upload copies x's CPU values into a fresh tensor of b.
+func upload(t *testing.T, b *gpu.Backend, x twin, p *pair) backend.Tensor {
+	t.Helper()
+	g, err := b.Alloc(x.dt, x.rows, x.cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Upload(g, download(t, p.c, x.c)); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func bits(v []float32) []uint32 {
+	out := make([]uint32, len(v))
+	for i, f := range v {
+		out[i] = math.Float32bits(f)
+	}
+	return out
+}
