@@ -171,6 +171,27 @@ __device__ __forceinline__ void gt_cp_async_wait() {
 #endif
 }
 
+// gt_st4 writes four floats to 16-byte aligned (shared or global) memory in one access.
+__device__ __forceinline__ void gt_st4(float* p, float4 v) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<float4*>(p) = v;
+#else
+  std::memcpy(p, &v, 16);
+#endif
+}
+
+// gt_ldcg4 reads four floats from 16-byte aligned global memory past L1 (another
+// block's writes).
+__device__ __forceinline__ float4 gt_ldcg4(const float* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldcg(reinterpret_cast<const float4*>(p));
+#else
+  float4 v;
+  std::memcpy(&v, p, 16);
+  return v;
+#endif
+}
+
 // gt_ld4 reads four floats from 16-byte aligned shared memory in one access.
 __device__ __forceinline__ float4 gt_ld4(const float* p) {
 #if defined(__CUDA_ARCH__)

@@ -51,6 +51,22 @@ __device__ __forceinline__ void gt_load_tile(float* s, const float* __restrict__
   }
 }
 
+// gt_round_tile rounds to tf32, in place, the chunks of a tile that gt_load_tile had
+// this thread copy (its copies have landed: the thread waited for them).
+template <int OUT, int IN, int LD, int THREADS>
+__device__ __forceinline__ void gt_round_tile(float* s) {
+  constexpr int CH = IN / 4, TOTAL = OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
+#pragma unroll
+  for (int it = 0; it < ITERS; it++) {
+    int c = it * THREADS + (int)threadIdx.x;
+    if (TOTAL % THREADS == 0 || c < TOTAL) {
+      float* p = s + (c / CH) * LD + (c % CH) * 4;
+      float4 v = gt_ld4(p);
+      gt_st4(p, make_float4(gt_to_tf32(v.x), gt_to_tf32(v.y), gt_to_tf32(v.z), gt_to_tf32(v.w)));
+    }
+  }
+}
+
 // gt_gemm_geometry: the shared-memory layout of one pipeline stage of op(A)·op(B).
 template <bool TA, bool TB, int BM, int BN, int BK>
 struct gt_gemm_geometry {
@@ -81,13 +97,21 @@ struct gt_gemm_geometry {
     else
       gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE, b, ldb, k0, kend, n0, N);
   }
+
+  // round rounds this thread's copies of stage s to tf32.
+  template <int THREADS>
+  __device__ static inline void round(float* s) {
+    gt_round_tile<At::OUT, At::IN, At::LD, THREADS>(s);
+    gt_round_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE);
+  }
 };
 
 // gt_gemm_mainloop runs the pipeline over this block's k range: for each k-step, wait
-// for its stage, start the copies of the step STAGES−1 ahead into the stage the last
-// step used (free: every thread has passed the barrier since), and call
-// multiply(stage). One barrier per step.
-template <typename G, int STAGES, int THREADS, int BK, typename Multiply>
+// for its stage (and with ROUND, round this thread's copies of it to tf32, once per
+// element rather than at every fragment read), start the copies of the step STAGES−1
+// ahead into the stage the last step used (free: every thread has passed the barrier
+// since), and call multiply(stage). One barrier per step.
+template <typename G, int STAGES, int THREADS, int BK, bool ROUND, typename Multiply>
 __device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __restrict__ a, const float* __restrict__ b,
                                                  int M, int N, int lda, int ldb, int m0, int n0, int kbeg, int kend,
                                                  Multiply multiply) {
@@ -99,6 +123,7 @@ __device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __res
   }
   for (int kt = 0; kt < steps; kt++) {
     gt_cp_async_wait<STAGES - 2>();
+    if (ROUND) G::template round<THREADS>(smem + (kt % STAGES) * G::STAGE);
     __syncthreads();
     int next = kt + STAGES - 1;
     if (next < steps)
@@ -109,46 +134,67 @@ __device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __res
   }
 }
 
+// gt_gemm_finish is the epilogue of one element: z = s + bias[n], then the activation
+// (the cheap ones inline, with gt_activate's expressions; the float64 ones out of line).
+__device__ __forceinline__ float gt_gemm_finish(float s, const float* __restrict__ bias, int n, int act, float alpha) {
+  float z = bias ? __fadd_rn(s, bias[n]) : s;
+  if (act == GT_ACT_RELU) return z <= 0.0f ? 0.0f : z;
+  if (act == GT_ACT_LEAKY_RELU) return z < 0.0f ? __fmul_rn(z, alpha) : z;
+  if (act != GT_ACT_IDENTITY) return gt_activate_call(z, act, alpha);
+  return z;
+}
+
 // gt_gemm_epilogue stores the block's BM×BN tile of C. frags(f) calls f(r, c, acc) for
 // every accumulator this thread holds (r, c within the tile); they are staged in shared
-// memory (over the pipeline's stages, rows padded to BN+4), then written row-contiguous
-// by consecutive threads. Without split: C = act(acc + bias). With split, the partial
-// goes to the workspace, and the last block of the tile to count finishes it.
+// memory (over the pipeline's stages, rows padded to BN+4), then each thread takes
+// chunks of 4 consecutive columns, consecutive threads consecutive chunks, written in
+// 16-byte stores where C's rows allow (N a multiple of 4, C aligned). Without split:
+// C = act(acc + bias). With split, the partial goes to the workspace, and the last
+// block of the tile to count adds the partials, z = 0, 1, … for each element, with all
+// of one z's loads of the thread in flight at once.
 template <int BM, int BN, int THREADS, typename Frags>
 __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float* __restrict__ c,
                                                  const float* __restrict__ bias, float* __restrict__ ws,
                                                  int* __restrict__ counters, int M, int N, int act, float alpha) {
-  constexpr int LDC = BN + 4;
+  constexpr int LDC = BN + 4, CPR = BN / 4, PER = BM * CPR / THREADS;
+  static_assert(BN % 4 == 0 && (BM * CPR) % THREADS == 0, "epilogue chunks");
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   gt_cp_async_wait<0>();
   __syncthreads();  // every warp is done with the stages
   frags([&](int r, int cc, float v) { smem[r * LDC + cc] = v; });
   __syncthreads();
-  auto finish = [&](int m, int n, float s) {
-    float z = bias ? __fadd_rn(s, bias[n]) : s;
-    // The cheap activations inline (gt_activate's expressions), the float64 ones out of line.
-    if (act == GT_ACT_RELU)
-      z = z <= 0.0f ? 0.0f : z;
-    else if (act == GT_ACT_LEAKY_RELU)
-      z = z < 0.0f ? __fmul_rn(z, alpha) : z;
-    else if (act != GT_ACT_IDENTITY)
-      z = gt_activate_call(z, act, alpha);
-    c[(size_t)m * N + n] = z;
+  const bool vec = N % 4 == 0 && ((unsigned long long)c & 15) == 0;  // the same in every thread
+  // chunk it of this thread: tile row r, column cc; element (m, n) of C; in C or not.
+  auto at = [&](int it, int& r, int& cc, int& m, int& n) {
+    int q = it * THREADS + (int)threadIdx.x;
+    r = q / CPR, cc = (q % CPR) * 4, m = m0 + r, n = n0 + cc;
+    return m < M && n < N;
+  };
+  auto store = [&](float* dst, int n, float4 v, bool finish) {  // dst: element (m, n) of C or of a partial
+    float e[4] = {v.x, v.y, v.z, v.w};
+    if (finish)
+      for (int k = 0; k < 4; k++)
+        if (n + k < N) e[k] = gt_gemm_finish(e[k], bias, n + k, act, alpha);
+    if (vec) {
+      gt_st4(dst, make_float4(e[0], e[1], e[2], e[3]));
+    } else {
+      for (int k = 0; k < 4; k++)
+        if (n + k < N) dst[k] = e[k];
+    }
   };
   if (gridDim.z == 1) {
 #pragma unroll 4
-    for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
-      int m = m0 + i / BN, n = n0 + i % BN;
-      if (m < M && n < N) finish(m, n, smem[(i / BN) * LDC + i % BN]);
+    for (int it = 0; it < PER; it++) {
+      int r, cc, m, n;
+      if (at(it, r, cc, m, n)) store(c + (size_t)m * N + n, n, gt_ld4(smem + r * LDC + cc), true);
     }
     return;
   }
   const size_t mn = (size_t)M * N;
-  float* part = ws + blockIdx.z * mn;
 #pragma unroll 4
-  for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
-    int m = m0 + i / BN, n = n0 + i % BN;
-    if (m < M && n < N) part[(size_t)m * N + n] = smem[(i / BN) * LDC + i % BN];
+  for (int it = 0; it < PER; it++) {
+    int r, cc, m, n;
+    if (at(it, r, cc, m, n)) store(ws + blockIdx.z * mn + (size_t)m * N + n, n, gt_ld4(smem + r * LDC + cc), false);
   }
   __shared__ int last;
   __threadfence();  // this block's partial is visible before it is counted
@@ -161,14 +207,37 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
   __syncthreads();
   if (!last) return;
   __threadfence();
-#pragma unroll 2
-  for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
-    int m = m0 + i / BN, n = n0 + i % BN;
-    if (m < M && n < N) {
-      size_t e = (size_t)m * N + n;
-      float s = __ldcg(ws + e);
-      for (unsigned int z = 1; z < gridDim.z; z++) s += __ldcg(ws + z * mn + e);
-      finish(m, n, s);
+  auto load = [&](const float* p, int n) {
+    if (vec) return gt_ldcg4(p);
+    float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int k = 0; k < 4; k++)
+      if (n + k < N) e[k] = __ldcg(p + k);
+    return make_float4(e[0], e[1], e[2], e[3]);
+  };
+  constexpr int GROUP = PER < 8 ? PER : 8;  // chunks summed together: 8 loads in flight, 32 registers
+  static_assert(PER % GROUP == 0, "epilogue groups");
+#pragma unroll 1
+  for (int g0 = 0; g0 < PER; g0 += GROUP) {
+    float4 sum[GROUP];
+#pragma unroll
+    for (int i = 0; i < GROUP; i++) {
+      int r, cc, m, n;
+      sum[i] = at(g0 + i, r, cc, m, n) ? load(ws + (size_t)m * N + n, n) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    for (unsigned int z = 1; z < gridDim.z; z++) {
+#pragma unroll
+      for (int i = 0; i < GROUP; i++) {
+        int r, cc, m, n;
+        if (at(g0 + i, r, cc, m, n)) {
+          float4 p = load(ws + z * mn + (size_t)m * N + n, n);
+          sum[i].x += p.x, sum[i].y += p.y, sum[i].z += p.z, sum[i].w += p.w;
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < GROUP; i++) {
+      int r, cc, m, n;
+      if (at(g0 + i, r, cc, m, n)) store(c + (size_t)m * N + n, n, sum[i], true);
     }
   }
 }
@@ -199,23 +268,23 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
 #pragma unroll
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
-  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+  gt_gemm_mainloop<G, STAGES, THREADS, BK, true>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 8) {
       unsigned int af[MI][4], bf[NI][2];
 #pragma unroll
       for (int i = 0; i < MI; i++) {
         int r = wm + 16 * i + g;
-        af[i][0] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t)));          // (row g,   col t)
-        af[i][1] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t)));      // (row g+8, col t)
-        af[i][2] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t + 4)));      // (row g,   col t+4)
-        af[i][3] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t + 4)));  // (row g+8, col t+4)
+        af[i][0] = __float_as_uint(G::a(s, r, ks + t));          // (row g,   col t)
+        af[i][1] = __float_as_uint(G::a(s, r + 8, ks + t));      // (row g+8, col t)
+        af[i][2] = __float_as_uint(G::a(s, r, ks + t + 4));      // (row g,   col t+4)
+        af[i][3] = __float_as_uint(G::a(s, r + 8, ks + t + 4));  // (row g+8, col t+4)
       }
 #pragma unroll
       for (int j = 0; j < NI; j++) {
         int col = wn + 8 * j + g;
-        bf[j][0] = __float_as_uint(gt_to_tf32(G::b(s, ks + t, col)));      // (row t,   col g)
-        bf[j][1] = __float_as_uint(gt_to_tf32(G::b(s, ks + t + 4, col)));  // (row t+4, col g)
+        bf[j][0] = __float_as_uint(G::b(s, ks + t, col));      // (row t,   col g)
+        bf[j][1] = __float_as_uint(G::b(s, ks + t + 4, col));  // (row t+4, col g)
       }
 #pragma unroll
       for (int i = 0; i < MI; i++)
@@ -262,7 +331,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
 #pragma unroll
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
-  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+  gt_gemm_mainloop<G, STAGES, THREADS, BK, false>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
 #pragma unroll
@@ -317,6 +386,46 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
       smem, c, bias, ws, counters, M, N, act, alpha);
 }
 
+// gt_gemm_dot: one thread per element of C and a plain loop over k, for products too
+// small to feed a tile (D's logit layer has N = 1, its input gradient K = 1): one
+// launch, no split. TF32 rounds each input as the tensor cores would; the product of two
+// tf32 values is exact in fp32, so the FMA only rounds the sum.
+template <bool TA, bool TB, bool TF32>
+__device__ __forceinline__ void gt_gemm_dot(GT_GEMM_ARGS) {
+  gt_for_each(e, (long long)M * N) {
+    const int m = (int)(e / N), n = (int)(e % N);
+    float acc = 0.0f;
+    for (int k = 0; k < K; k++) {
+      float x = TA ? a[(size_t)k * lda + m] : a[(size_t)m * lda + k];
+      float y = TB ? b[(size_t)n * ldb + k] : b[(size_t)k * ldb + n];
+      if (TF32) x = gt_to_tf32(x), y = gt_to_tf32(y);
+      acc = fmaf(x, y, acc);
+    }
+    c[e] = gt_gemm_finish(acc, bias, n, act, alpha);
+  }
+}
+
+// gt_gemm_wdot: one warp per element of C, its lanes taking every 32nd k, then a
+// butterfly sum (every lane the same bits): for the tiny products with a long K (the
+// logit layer's dW at a large batch).
+template <bool TA, bool TB, bool TF32>
+__device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
+  const int lane = threadIdx.x % 32;
+  const long long warps = (long long)gridDim.x * (blockDim.x / 32);
+  for (long long e = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; e < (long long)M * N; e += warps) {
+    const int m = (int)(e / N), n = (int)(e % N);
+    float acc = 0.0f;
+    for (int k = lane; k < K; k += 32) {
+      float x = TA ? a[(size_t)k * lda + m] : a[(size_t)m * lda + k];
+      float y = TB ? b[(size_t)n * ldb + k] : b[(size_t)k * ldb + n];
+      if (TF32) x = gt_to_tf32(x), y = gt_to_tf32(y);
+      acc = fmaf(x, y, acc);
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(GT_FULL_MASK, acc, o);
+    if (lane == 0) c[e] = gt_gemm_finish(acc, bias, n, act, alpha);
+  }
+}
+
 #define GT_GEMM_PASS c, a, b, bias, ws, counters, M, N, K, lda, ldb, kchunk, act, alpha
 
 // One kernel per configuration and operand layout; the names are kernels/gemm.go's.
@@ -348,8 +457,26 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
     gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                                \
   }
 
+// The tiny products, in both precisions.
+#define GT_GEMM_DOT(FAM, PREC, TF32)                                                                              \
+  extern "C" __global__ void __launch_bounds__(GT_EW_THREADS) gemm_##FAM##_##PREC##_nn(GT_GEMM_ARGS) {           \
+    gt_gemm_##FAM<false, false, TF32>(GT_GEMM_PASS);                                                              \
+  }                                                                                                               \
+  extern "C" __global__ void __launch_bounds__(GT_EW_THREADS) gemm_##FAM##_##PREC##_tn(GT_GEMM_ARGS) {           \
+    gt_gemm_##FAM<true, false, TF32>(GT_GEMM_PASS);                                                               \
+  }                                                                                                               \
+  extern "C" __global__ void __launch_bounds__(GT_EW_THREADS) gemm_##FAM##_##PREC##_nt(GT_GEMM_ARGS) {           \
+    gt_gemm_##FAM<false, true, TF32>(GT_GEMM_PASS);                                                               \
+  }
+GT_GEMM_DOT(dot, f32, false)
+GT_GEMM_DOT(dot, tf32, true)
+GT_GEMM_DOT(wdot, f32, false)
+GT_GEMM_DOT(wdot, tf32, true)
+
 // Tensor cores: large tiles for large products, smaller ones (with split-K) to fill the
 // device at the paper's batch of 100.
+GT_GEMM_TC(256, 128, 32, 64, 64, 3)
+GT_GEMM_TC(128, 128, 32, 64, 64, 3)
 GT_GEMM_TC(128, 128, 32, 64, 32, 3)
 GT_GEMM_TC(128, 64, 32, 64, 32, 3)
 GT_GEMM_TC(64, 128, 32, 32, 64, 3)

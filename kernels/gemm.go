@@ -27,6 +27,8 @@ type GemmConfig struct {
 // gemmConfigs are gemm.cu's instantiations (GT_GEMM_TC, GT_GEMM_SIMT), then the tiled
 // kernels of matmul.cu. TestGemmConfigsMatchPTX keeps the lists in step.
 var gemmConfigs = []GemmConfig{
+	{Family: "tc", BM: 256, BN: 128, BK: 32, WM: 64, WN: 64, Stages: 3},
+	{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 64, Stages: 3},
 	{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 32, Stages: 3},
 	{Family: "tc", BM: 128, BN: 64, BK: 32, WM: 64, WN: 32, Stages: 3},
 	{Family: "tc", BM: 64, BN: 128, BK: 32, WM: 32, WN: 64, Stages: 3},
@@ -37,19 +39,23 @@ var gemmConfigs = []GemmConfig{
 	{Family: "simt", BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
 	{Family: "simt", BM: 32, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
 	{Family: "tiled", BM: tileM, BN: tileN, BK: tileK},
+	{Family: "dot"},  // one thread per element of C
+	{Family: "wdot"}, // one warp per element of C
 }
 
 // GemmConfigs lists every configuration.
 func GemmConfigs() []GemmConfig { return append([]GemmConfig(nil), gemmConfigs...) }
 
 // Name identifies the configuration: tc_128x128x32_w64x32_s3, simt_64x64x16_t4x4_s3,
-// tiled_64x64x16.
+// tiled_64x64x16, dot, wdot.
 func (g GemmConfig) Name() string {
 	switch g.Family {
 	case "tc":
 		return fmt.Sprintf("tc_%dx%dx%d_w%dx%d_s%d", g.BM, g.BN, g.BK, g.WM, g.WN, g.Stages)
 	case "simt":
 		return fmt.Sprintf("simt_%dx%dx%d_t%dx%d_s%d", g.BM, g.BN, g.BK, g.TM, g.TN, g.Stages)
+	case "dot", "wdot":
+		return g.Family
 	}
 	return fmt.Sprintf("%s_%dx%dx%d", g.Family, g.BM, g.BN, g.BK)
 }
@@ -61,9 +67,15 @@ func (g GemmConfig) Threads() int {
 		return (g.BM / g.WM) * (g.BN / g.WN) * 32
 	case "simt":
 		return (g.BM / g.TM) * (g.BN / g.TN)
+	case "dot", "wdot":
+		return ewThreads
 	}
 	return 0 // tiled: by precision
 }
+
+// tiny reports whether a product is small enough, or thin enough (N or K below 8), for
+// the dot and wdot kernels to be candidates.
+func (p GemmProblem) tiny() bool { return p.N < 8 || p.K < 8 || p.FLOPs() <= 1<<22 }
 
 // pipelined reports whether the configuration is one of gemm.cu's.
 func (g GemmConfig) pipelined() bool { return g.Family == "tc" || g.Family == "simt" }
@@ -76,18 +88,23 @@ func (g GemmConfig) serves(p GemmProblem) bool {
 		return p.TF32 && p.Vec4
 	case "simt":
 		return !p.TF32 && p.Vec4
+	case "dot", "wdot":
+		return p.tiny()
 	}
 	return true
 }
 
 // kernel is the kernel's name for an operand layout.
 func (g GemmConfig) kernel(kind string, tf32 bool) string {
-	if g.Family == "tiled" {
-		prec := "f32"
-		if tf32 {
-			prec = "tf32"
-		}
+	prec := "f32"
+	if tf32 {
+		prec = "tf32"
+	}
+	switch g.Family {
+	case "tiled":
 		return "matmul_" + prec + "_" + kind
+	case "dot", "wdot":
+		return "gemm_" + g.Family + "_" + prec + "_" + kind
 	}
 	name := g.Name()
 	fam, rest, _ := strings.Cut(name, "_")
@@ -216,6 +233,9 @@ func ValidGemm(d Device, p GemmProblem, c GemmChoice) error {
 	if c.Split == 1 {
 		return nil
 	}
+	if g.BK == 0 {
+		return fmt.Errorf("%s does not split K", c.Config)
+	}
 	if _, actual := kchunkFor(p.K, c.Split, g.BK); actual != c.Split {
 		return fmt.Errorf("K=%d cannot be split %d ways in steps of %d", p.K, c.Split, g.BK)
 	}
@@ -245,10 +265,14 @@ func GemmCandidates(d Device, p GemmProblem) []GemmChoice {
 		if !g.serves(p) {
 			continue
 		}
-		if g.Family == "tiled" {
+		switch g.Family {
+		case "tiled":
 			split, _ := splitK(d, p.M, p.N, p.K)
 			add(GemmChoice{g.Name(), split})
 			add(GemmChoice{g.Name(), 1}) // no reduction launch: the better for tiny products
+			continue
+		case "dot", "wdot":
+			add(GemmChoice{g.Name(), 1})
 			continue
 		}
 		add(GemmChoice{g.Name(), 1})
@@ -275,6 +299,12 @@ func DefaultGemm(d Device, p GemmProblem) GemmChoice {
 		if g.pipelined() && g.serves(p) && (d.MaxSharedBytes == 0 || g.SharedBytes(p.Kind) <= d.MaxSharedBytes) {
 			fam = append(fam, g)
 		}
+	}
+	if p.N < 8 || p.K < 8 { // D's logit layer: one launch, a warp per output where K is long
+		if p.K >= 64 {
+			return GemmChoice{Config: "wdot", Split: 1}
+		}
+		return GemmChoice{Config: "dot", Split: 1}
 	}
 	if len(fam) == 0 {
 		split, _ := splitK(d, p.M, p.N, p.K)
@@ -324,8 +354,18 @@ func vec4(kind matmulKind, a, b uint64, m, n, k, lda, ldb int) bool {
 func gemmLaunches(d Device, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64) []Launch {
 	g, _ := configByName(c.Config)
 	kind := matmulKind(p.Kind)
-	if g.Family == "tiled" {
+	switch g.Family {
+	case "tiled":
 		return tiledMatmul(d, kind, cp, a, b, bias, p.M, p.N, p.K, p.LDA, p.LDB, act, c.Split, ws)
+	case "dot", "wdot":
+		per := ewThreads // outputs per block: a thread each (dot), a warp each (wdot)
+		if g.Family == "wdot" {
+			per = ewThreads / 32
+		}
+		args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),
+			i32(p.LDA), i32(p.LDB), i32(p.K)}, actArgs(act)...)
+		blocks := min(cdiv(max(p.M*p.N, 1), per), 32*max(d.SMs, 1))
+		return []Launch{{Kernel: g.kernel(p.Kind, p.TF32), Grid: dim(blocks, 1, 1), Block: dim(ewThreads, 1, 1), Args: args}}
 	}
 	kchunk, split := kchunkFor(p.K, c.Split, g.BK)
 	args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),

@@ -98,6 +98,7 @@ struct gt_shim_warp {
   std::barrier<> bar;
   int lanes;
   unsigned long long slot[32][10];  // one lane's outgoing values
+  unsigned int frag[2][32][6];      // mma fragments, double-buffered (gt_shim_mma_m16n8k8_tf32)
 };
 
 struct gt_shim_block {
@@ -258,24 +259,31 @@ inline float gt_shim_tf32_bits(float x) { return __uint_as_float(__float_as_uint
 //   A (16×8): a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4);
 //   B (8×8):  b0 (t, g), b1 (t+4, g);
 //   C, D (16×8): c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+// The fragments go through one of two buffers, alternating per call, so one barrier
+// per mma suffices: a lane that has read call i's buffer and writes call i+1's cannot
+// write call i's again before every lane has passed call i+1's barrier, that is, has
+// finished reading it. Every lane of a warp makes the same calls, so the lanes' counts
+// agree.
+inline thread_local unsigned int gt_shim_mma_calls = 0;
+
 inline void gt_shim_mma_m16n8k8_tf32(float d[4], const unsigned int a[4], const unsigned int b[2]) {
   gt_shim_warp& w = gt_shim_my_warp();
   if (w.lanes != 32) throw std::logic_error("shim: mma.sync needs a full warp");
   int lane = gt_shim_tid % 32;
-  for (int i = 0; i < 4; i++) w.slot[lane][i] = a[i];
-  for (int i = 0; i < 2; i++) w.slot[lane][4 + i] = b[i];
+  unsigned int(*f)[6] = w.frag[gt_shim_mma_calls++ & 1];
+  for (int i = 0; i < 4; i++) f[lane][i] = a[i];
+  for (int i = 0; i < 2; i++) f[lane][4 + i] = b[i];
   w.bar.arrive_and_wait();
   float A[16][8], B[8][8];
   for (int l = 0; l < 32; l++) {
     int g = l / 4, t = l % 4;
-    A[g][t] = __uint_as_float((unsigned int)w.slot[l][0]);
-    A[g + 8][t] = __uint_as_float((unsigned int)w.slot[l][1]);
-    A[g][t + 4] = __uint_as_float((unsigned int)w.slot[l][2]);
-    A[g + 8][t + 4] = __uint_as_float((unsigned int)w.slot[l][3]);
-    B[t][g] = __uint_as_float((unsigned int)w.slot[l][4]);
-    B[t + 4][g] = __uint_as_float((unsigned int)w.slot[l][5]);
+    A[g][t] = __uint_as_float(f[l][0]);
+    A[g + 8][t] = __uint_as_float(f[l][1]);
+    A[g][t + 4] = __uint_as_float(f[l][2]);
+    A[g + 8][t + 4] = __uint_as_float(f[l][3]);
+    B[t][g] = __uint_as_float(f[l][4]);
+    B[t + 4][g] = __uint_as_float(f[l][5]);
   }
-  w.bar.arrive_and_wait();
   int g = lane / 4, t = lane % 4;
   for (int i = 0; i < 4; i++) {
     int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
