@@ -51,22 +51,6 @@ __device__ __forceinline__ void gt_load_tile(float* s, const float* __restrict__
   }
 }
 
-// gt_round_tile rounds to tf32, in place, the chunks of a tile that gt_load_tile had
-// this thread copy (its copies have landed: the thread waited for them).
-template <int OUT, int IN, int LD, int THREADS>
-__device__ __forceinline__ void gt_round_tile(float* s) {
-  constexpr int CH = IN / 4, TOTAL = OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
-#pragma unroll
-  for (int it = 0; it < ITERS; it++) {
-    int c = it * THREADS + (int)threadIdx.x;
-    if (TOTAL % THREADS == 0 || c < TOTAL) {
-      float* p = s + (c / CH) * LD + (c % CH) * 4;
-      float4 v = gt_ld4(p);
-      gt_st4(p, make_float4(gt_to_tf32(v.x), gt_to_tf32(v.y), gt_to_tf32(v.z), gt_to_tf32(v.w)));
-    }
-  }
-}
-
 // gt_gemm_geometry: the shared-memory layout of one pipeline stage of op(A)·op(B).
 template <bool TA, bool TB, int BM, int BN, int BK>
 struct gt_gemm_geometry {
@@ -98,20 +82,13 @@ struct gt_gemm_geometry {
       gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE, b, ldb, k0, kend, n0, N);
   }
 
-  // round rounds this thread's copies of stage s to tf32.
-  template <int THREADS>
-  __device__ static inline void round(float* s) {
-    gt_round_tile<At::OUT, At::IN, At::LD, THREADS>(s);
-    gt_round_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE);
-  }
 };
 
 // gt_gemm_mainloop runs the pipeline over this block's k range: for each k-step, wait
-// for its stage (and with ROUND, round this thread's copies of it to tf32, once per
-// element rather than at every fragment read), start the copies of the step STAGES−1
-// ahead into the stage the last step used (free: every thread has passed the barrier
-// since), and call multiply(stage). One barrier per step.
-template <typename G, int STAGES, int THREADS, int BK, bool ROUND, typename Multiply>
+// for its stage, start the copies of the step STAGES−1 ahead into the stage the last
+// step used (free: every thread has passed the barrier since), and call
+// multiply(stage). One barrier per step.
+template <typename G, int STAGES, int THREADS, int BK, typename Multiply>
 __device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __restrict__ a, const float* __restrict__ b,
                                                  int M, int N, int lda, int ldb, int m0, int n0, int kbeg, int kend,
                                                  Multiply multiply) {
@@ -123,7 +100,6 @@ __device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __res
   }
   for (int kt = 0; kt < steps; kt++) {
     gt_cp_async_wait<STAGES - 2>();
-    if (ROUND) G::template round<THREADS>(smem + (kt % STAGES) * G::STAGE);
     __syncthreads();
     int next = kt + STAGES - 1;
     if (next < steps)
@@ -150,14 +126,16 @@ __device__ __forceinline__ float gt_gemm_finish(float s, const float* __restrict
 // chunks of 4 consecutive columns, consecutive threads consecutive chunks, written in
 // 16-byte stores where C's rows allow (N a multiple of 4, C aligned). Without split:
 // C = act(acc + bias). With split, the partial goes to the workspace, and the last
-// block of the tile to count adds the partials, z = 0, 1, … for each element, with all
-// of one z's loads of the thread in flight at once.
+// block of the tile to count adds the partials, z = 0, 1, … for each element (a group
+// of the thread's chunks at a time, all of one z's loads in flight together), puts the
+// sums back in its staged tile, and finishes as without split.
 template <int BM, int BN, int THREADS, typename Frags>
 __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float* __restrict__ c,
                                                  const float* __restrict__ bias, float* __restrict__ ws,
                                                  int* __restrict__ counters, int M, int N, int act, float alpha) {
   constexpr int LDC = BN + 4, CPR = BN / 4, PER = BM * CPR / THREADS;
-  static_assert(BN % 4 == 0 && (BM * CPR) % THREADS == 0, "epilogue chunks");
+  constexpr int GROUP = PER < 8 ? PER : 8;  // chunks summed together: 8 loads in flight, 32 registers
+  static_assert(BN % 4 == 0 && (BM * CPR) % THREADS == 0 && PER % GROUP == 0, "epilogue chunks");
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   gt_cp_async_wait<0>();
   __syncthreads();  // every warp is done with the stages
@@ -170,74 +148,77 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
     r = q / CPR, cc = (q % CPR) * 4, m = m0 + r, n = n0 + cc;
     return m < M && n < N;
   };
-  auto store = [&](float* dst, int n, float4 v, bool finish) {  // dst: element (m, n) of C or of a partial
-    float e[4] = {v.x, v.y, v.z, v.w};
-    if (finish)
-      for (int k = 0; k < 4; k++)
-        if (n + k < N) e[k] = gt_gemm_finish(e[k], bias, n + k, act, alpha);
-    if (vec) {
-      gt_st4(dst, make_float4(e[0], e[1], e[2], e[3]));
-    } else {
-      for (int k = 0; k < 4; k++)
-        if (n + k < N) dst[k] = e[k];
-    }
-  };
-  if (gridDim.z == 1) {
-#pragma unroll 4
+  if (gridDim.z > 1) {
+    const size_t mn = (size_t)M * N;
+#pragma unroll 1
     for (int it = 0; it < PER; it++) {
       int r, cc, m, n;
-      if (at(it, r, cc, m, n)) store(c + (size_t)m * N + n, n, gt_ld4(smem + r * LDC + cc), true);
+      if (!at(it, r, cc, m, n)) continue;
+      float* dst = ws + blockIdx.z * mn + (size_t)m * N + n;
+      float4 v = gt_ld4(smem + r * LDC + cc);
+      if (vec) {
+        gt_st4(dst, v);
+      } else {
+        const float e[4] = {v.x, v.y, v.z, v.w};
+        for (int k = 0; k < 4 && n + k < N; k++) dst[k] = e[k];
+      }
     }
-    return;
-  }
-  const size_t mn = (size_t)M * N;
-#pragma unroll 4
-  for (int it = 0; it < PER; it++) {
-    int r, cc, m, n;
-    if (at(it, r, cc, m, n)) store(ws + blockIdx.z * mn + (size_t)m * N + n, n, gt_ld4(smem + r * LDC + cc), false);
-  }
-  __shared__ int last;
-  __threadfence();  // this block's partial is visible before it is counted
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* ctr = counters + blockIdx.y * gridDim.x + blockIdx.x;
-    last = atomicAdd(ctr, 1) == (int)gridDim.z - 1;
-    if (last) *ctr = 0;  // every block of the tile has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  auto load = [&](const float* p, int n) {
-    if (vec) return gt_ldcg4(p);
-    float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int k = 0; k < 4; k++)
-      if (n + k < N) e[k] = __ldcg(p + k);
-    return make_float4(e[0], e[1], e[2], e[3]);
-  };
-  constexpr int GROUP = PER < 8 ? PER : 8;  // chunks summed together: 8 loads in flight, 32 registers
-  static_assert(PER % GROUP == 0, "epilogue groups");
+    __shared__ int last;
+    __threadfence();  // this block's partial is visible before it is counted
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int* ctr = counters + blockIdx.y * gridDim.x + blockIdx.x;
+      last = atomicAdd(ctr, 1) == (int)gridDim.z - 1;
+      if (last) *ctr = 0;  // every block of the tile has counted: ready for the next launch
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    auto load = [&](const float* p, int n) {
+      if (vec) return gt_ldcg4(p);
+      float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int k = 0; k < 4 && n + k < N; k++) e[k] = __ldcg(p + k);
+      return make_float4(e[0], e[1], e[2], e[3]);
+    };
 #pragma unroll 1
-  for (int g0 = 0; g0 < PER; g0 += GROUP) {
-    float4 sum[GROUP];
-#pragma unroll
-    for (int i = 0; i < GROUP; i++) {
-      int r, cc, m, n;
-      sum[i] = at(g0 + i, r, cc, m, n) ? load(ws + (size_t)m * N + n, n) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
-    for (unsigned int z = 1; z < gridDim.z; z++) {
+    for (int g0 = 0; g0 < PER; g0 += GROUP) {
+      float4 sum[GROUP];
 #pragma unroll
       for (int i = 0; i < GROUP; i++) {
         int r, cc, m, n;
-        if (at(g0 + i, r, cc, m, n)) {
-          float4 p = load(ws + z * mn + (size_t)m * N + n, n);
-          sum[i].x += p.x, sum[i].y += p.y, sum[i].z += p.z, sum[i].w += p.w;
+        sum[i] = at(g0 + i, r, cc, m, n) ? load(ws + (size_t)m * N + n, n) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      }
+      for (unsigned int z = 1; z < gridDim.z; z++) {
+#pragma unroll
+        for (int i = 0; i < GROUP; i++) {
+          int r, cc, m, n;
+          if (at(g0 + i, r, cc, m, n)) {
+            float4 p = load(ws + z * mn + (size_t)m * N + n, n);
+            sum[i].x += p.x, sum[i].y += p.y, sum[i].z += p.z, sum[i].w += p.w;
+          }
         }
       }
-    }
 #pragma unroll
-    for (int i = 0; i < GROUP; i++) {
-      int r, cc, m, n;
-      if (at(g0 + i, r, cc, m, n)) store(c + (size_t)m * N + n, n, sum[i], true);
+      for (int i = 0; i < GROUP; i++) {  // the thread's own chunks: no barrier needed
+        int r, cc, m, n;
+        at(g0 + i, r, cc, m, n);
+        gt_st4(smem + r * LDC + cc, sum[i]);
+      }
+    }
+  }
+#pragma unroll 1
+  for (int it = 0; it < PER; it++) {
+    int r, cc, m, n;
+    if (!at(it, r, cc, m, n)) continue;
+    float* dst = c + (size_t)m * N + n;
+    float4 v = gt_ld4(smem + r * LDC + cc);
+    float e[4] = {v.x, v.y, v.z, v.w};
+    for (int k = 0; k < 4; k++)
+      if (n + k < N) e[k] = gt_gemm_finish(e[k], bias, n + k, act, alpha);
+    if (vec) {
+      gt_st4(dst, make_float4(e[0], e[1], e[2], e[3]));
+    } else {
+      for (int k = 0; k < 4 && n + k < N; k++) dst[k] = e[k];
     }
   }
 }
@@ -268,23 +249,23 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
 #pragma unroll
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
-  gt_gemm_mainloop<G, STAGES, THREADS, BK, true>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 8) {
       unsigned int af[MI][4], bf[NI][2];
 #pragma unroll
       for (int i = 0; i < MI; i++) {
         int r = wm + 16 * i + g;
-        af[i][0] = __float_as_uint(G::a(s, r, ks + t));          // (row g,   col t)
-        af[i][1] = __float_as_uint(G::a(s, r + 8, ks + t));      // (row g+8, col t)
-        af[i][2] = __float_as_uint(G::a(s, r, ks + t + 4));      // (row g,   col t+4)
-        af[i][3] = __float_as_uint(G::a(s, r + 8, ks + t + 4));  // (row g+8, col t+4)
+        af[i][0] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t)));          // (row g,   col t)
+        af[i][1] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t)));      // (row g+8, col t)
+        af[i][2] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t + 4)));      // (row g,   col t+4)
+        af[i][3] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t + 4)));  // (row g+8, col t+4)
       }
 #pragma unroll
       for (int j = 0; j < NI; j++) {
         int col = wn + 8 * j + g;
-        bf[j][0] = __float_as_uint(G::b(s, ks + t, col));      // (row t,   col g)
-        bf[j][1] = __float_as_uint(G::b(s, ks + t + 4, col));  // (row t+4, col g)
+        bf[j][0] = __float_as_uint(gt_to_tf32(G::b(s, ks + t, col)));      // (row t,   col g)
+        bf[j][1] = __float_as_uint(gt_to_tf32(G::b(s, ks + t + 4, col)));  // (row t+4, col g)
       }
 #pragma unroll
       for (int i = 0; i < MI; i++)
@@ -331,7 +312,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
 #pragma unroll
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
-  gt_gemm_mainloop<G, STAGES, THREADS, BK, false>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
 #pragma unroll

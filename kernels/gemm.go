@@ -289,44 +289,44 @@ func GemmCandidates(d Device, p GemmProblem) []GemmChoice {
 	return out
 }
 
-// DefaultGemm is the fixed table, used without a chooser (and with --autotune=off):
-// for operands gemm.cu can read, the largest tile of the precision's family that still
-// gives every multiprocessor a block, else the smallest tile with K split to fill the
-// device; otherwise the tiled kernels.
+// DefaultGemm is the fixed table, used without a chooser (and with --autotune=off). It
+// follows what the autotuner chose on an H200 for the paper's nets at batch 100, 1024
+// and 4096 (docs/PERFORMANCE.md): D's logit layer (N or K below 8) on the dot kernels;
+// operands gemm.cu can read on its 128-row tiles when M reaches 2048 rows, else on
+// 64×64 tiles (tf32) or 64- and 32-row tiles (fp32), K split so that the blocks about
+// fill the device, each slice at least four k-steps deep; the rest on the tiled kernels.
 func DefaultGemm(d Device, p GemmProblem) GemmChoice {
-	var fam []GemmConfig
-	for _, g := range gemmConfigs {
-		if g.pipelined() && g.serves(p) && (d.MaxSharedBytes == 0 || g.SharedBytes(p.Kind) <= d.MaxSharedBytes) {
-			fam = append(fam, g)
-		}
-	}
-	if p.N < 8 || p.K < 8 { // D's logit layer: one launch, a warp per output where K is long
+	if p.N < 8 || p.K < 8 { // one launch, a warp per output where K is long
 		if p.K >= 64 {
 			return GemmChoice{Config: "wdot", Split: 1}
 		}
 		return GemmChoice{Config: "dot", Split: 1}
 	}
-	if len(fam) == 0 {
+	var name string
+	switch {
+	case p.TF32 && p.M >= 2048:
+		name = "tc_128x128x32_w64x32_s3"
+	case p.TF32:
+		name = "tc_64x64x32_w32x32_s4"
+	case p.M >= 2048:
+		name = "simt_128x64x16_t8x8_s3"
+	case p.M >= 512:
+		name = "simt_64x64x16_t4x4_s3"
+	default:
+		name = "simt_32x64x16_t4x4_s3"
+	}
+	g, _ := configByName(name)
+	if !g.serves(p) || (d.MaxSharedBytes > 0 && g.SharedBytes(p.Kind) > d.MaxSharedBytes) {
 		split, _ := splitK(d, p.M, p.N, p.K)
 		if p.FLOPs() < 1<<21 {
 			split = 1 // a product this small gains less from the split than its reduction launch costs
 		}
 		return GemmChoice{Config: "tiled_64x64x16", Split: split}
 	}
-	sms := max(d.SMs, 1)
-	for _, g := range fam { // largest tiles first
-		if cdiv(p.M, g.BM)*cdiv(p.N, g.BN) >= sms {
-			return GemmChoice{g.Name(), 1}
-		}
-	}
-	g := fam[len(fam)-1]
-	if p.M > 48 && len(fam) > 1 {
-		g = fam[len(fam)-2] // 64×64: the 32-row tile wastes less only for few rows
-	}
 	tiles := cdiv(p.M, g.BM) * cdiv(p.N, g.BN)
-	s := min(cdiv(sms, tiles), max(p.K/(2*g.BK), 1), 32)
+	s := min(max(cdiv(max(d.SMs, 1), tiles), 1), max(p.K/(4*g.BK), 1), 32)
 	_, s = kchunkFor(p.K, s, g.BK)
-	c := GemmChoice{g.Name(), s}
+	c := GemmChoice{name, s}
 	if ValidGemm(d, p, c) != nil {
 		c.Split = 1
 	}

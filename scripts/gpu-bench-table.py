@@ -64,6 +64,8 @@ def main():
         m = GEMM.search(line)
         if m:
             product = m.group(3).strip()
+            if any(g["batch"] == int(m.group(1)) and g["product"] == product for g in gemm):
+                continue  # a benchmark's rows come once per run of it (b.N = 1, then the timed run)
             gemm.append({"batch": int(m.group(1)), "precision": m.group(2), "product": product,
                          "kernel": m.group(4), "source": m.group(5), "us": float(m.group(6)),
                          "tflops": float(m.group(7)), "peak_pct": float(m.group(8)),
