@@ -174,11 +174,10 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
     __syncthreads();
     if (!last) return;
     __threadfence();
-    auto load = [&](const float* p, int n) {
+    auto load = [&](const float* p, int n) {  // n < N: the chunk's first element is in C
       if (vec) return gt_ldcg4(p);
-      float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int k = 0; k < 4 && n + k < N; k++) e[k] = __ldcg(p + k);
-      return make_float4(e[0], e[1], e[2], e[3]);
+      return make_float4(__ldcg(p), n + 1 < N ? __ldcg(p + 1) : 0.0f, n + 2 < N ? __ldcg(p + 2) : 0.0f,
+                         n + 3 < N ? __ldcg(p + 3) : 0.0f);
     };
 #pragma unroll 1
     for (int g0 = 0; g0 < PER; g0 += GROUP) {

@@ -4,6 +4,7 @@ package shimtest
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -12,18 +13,42 @@ import (
 	"github.com/gantrain/gantrain/kernels"
 )
 
-// forced is a GemmChooser that always answers c (the tests' way to run one candidate).
-type forced struct{ c kernels.GemmChoice }
+// forced is a GemmChooser that always answers c (the tests' way to run one candidate)
+// and remembers the product it was asked about.
+type forced struct {
+	c    kernels.GemmChoice
+	seen *kernels.GemmProblem
+}
 
-func (f forced) ChooseGemm(kernels.GemmProblem, func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
+func (f forced) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
+	if f.seen != nil {
+		*f.seen = p
+	}
 	return f.c
+}
+
+// vec4 is whether gemm.cu can read a product's operands (16-byte aligned, as the shim's
+// allocations are): the contiguous extents and row lengths multiples of 4.
+func vec4(p kernels.GemmProblem) bool {
+	if p.LDA%4 != 0 || p.LDB%4 != 0 {
+		return false
+	}
+	switch p.Kind {
+	case "nn":
+		return p.K%4 == 0 && p.N%4 == 0
+	case "tn":
+		return p.M%4 == 0 && p.N%4 == 0
+	}
+	return p.K%4 == 0
 }
 
 // gemmShapes (n×in→out of a dense layer: the forward product is n×out×in, dW's in×out×n,
 // dX's n×in×out) are ragged against every tile, multiples of 4 where the 16-byte copies
 // need it, deep enough in one of the three products to wrap the pipeline's ring of
 // stages, and small enough for the shim.
-var gemmShapes = [][3]int{{44, 196, 72}, {36, 40, 76}, {4, 4, 4}, {40, 96, 1}}
+// The fifth has in = 50: its nn and tn products are not for gemm.cu, its nt product (N =
+// 50) is, with C's rows not whole 16-byte chunks (the epilogue's scalar path).
+var gemmShapes = [][3]int{{44, 196, 72}, {36, 40, 76}, {4, 4, 4}, {40, 96, 1}, {44, 50, 72}}
 
 // gemmDevice is small, so that the candidates include splits of K.
 func gemmDevice(tf32 bool) kernels.Device { return kernels.Device{SMs: 6, TF32: tf32} }
@@ -56,17 +81,21 @@ func TestGemmCandidates(t *testing.T) {
 				x, w, b, dy := e.mem(xv), e.mem(wv), e.mem(bv), e.mem(dyv)
 				d := gemmDevice(tf32)
 				problems := map[string]kernels.GemmProblem{
-					"nn": {Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32, Vec4: true},
-					"tn": {Kind: "tn", M: in, N: out, K: n, LDA: in, LDB: out, TF32: tf32, Vec4: true},
-					"nt": {Kind: "nt", M: n, N: in, K: out, LDA: out, LDB: out, TF32: tf32, Vec4: true},
+					"nn": {Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32},
+					"tn": {Kind: "tn", M: in, N: out, K: n, LDA: in, LDB: out, TF32: tf32},
+					"nt": {Kind: "nt", M: n, N: in, K: out, LDA: out, LDB: out, TF32: tf32},
 				}
 				for _, kind := range []string{"nn", "tn", "nt"} {
+					pr := problems[kind]
+					pr.Vec4 = vec4(pr)
+					problems[kind] = pr
 					cands := kernels.GemmCandidates(d, problems[kind])
 					if !slices.ContainsFunc(cands, func(c kernels.GemmChoice) bool { return c.Split > 1 }) && problems[kind].K >= 128 {
 						t.Errorf("%v: no split among the candidates %v", problems[kind], cands)
 					}
 					for _, c := range cands {
-						d.Gemm = forced{c}
+						var seen kernels.GemmProblem
+						d.Gemm = forced{c, &seen}
 						name := fmt.Sprintf("eager=%v/%v/%v", eager, problems[kind], c)
 						switch kind {
 						case "nn":
@@ -81,6 +110,9 @@ func TestGemmCandidates(t *testing.T) {
 							dx := e.poisoned(n * in)
 							e.run(kernels.DenseBackward(d, dx.Addr(), 0, 0, dy.Addr(), x.Addr(), 0, w.Addr(), n, in, out, backend.Act{}, e.ws.Addr()))
 							near(t, name, dx.F32(), wantDX, tol(d))
+						}
+						if seen != problems[kind] {
+							t.Fatalf("%s: the builder planned %v", name, seen)
 						}
 						e.countersZero(name)
 					}
@@ -150,7 +182,7 @@ func TestGemmSplitDeterministic(t *testing.T) {
 		d := gemmDevice(tf32)
 		c := kernels.DefaultGemm(d, kernels.GemmProblem{Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32, Vec4: true})
 		c.Split = 5
-		d.Gemm = forced{c}
+		d.Gemm = forced{c: c}
 		var first []float32
 		for i := 0; i < 3; i++ {
 			y := e.poisoned(n * out)
@@ -160,6 +192,44 @@ func TestGemmSplitDeterministic(t *testing.T) {
 				continue
 			}
 			same(t, fmt.Sprintf("%v run %d", c, i), y.F32(), first)
+		}
+	}
+}
+
+// The epilogue's scalar path: C at an address that is not 16-byte aligned (a view), with
+// and without split, in every configuration of gemm.cu, rows around it untouched.
+func TestGemmEpilogueUnaligned(t *testing.T) {
+	e := newEnv(t)
+	n, in, out := 36, 96, 40
+	xv, wv, bv := e.floats(n*in, -1, 1), e.floats(in*out, -0.5, 0.5), e.floats(out, -1, 1)
+	x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
+	for _, tf32 := range []bool{false, true} {
+		d := gemmDevice(tf32)
+		Y := e.tensor(n, out, make([]float32, n*out))
+		e.cpu.DenseForward(Y, e.tensor(n, in, xv), e.tensor(in, out, wv), e.tensor(1, out, bv), acts[3])
+		want := e.down(Y)
+		p := kernels.GemmProblem{Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32, Vec4: true}
+		for _, g := range kernels.GemmConfigs() {
+			if g.Family != "tc" && g.Family != "simt" || (g.Family == "tc") != tf32 {
+				continue
+			}
+			for _, split := range []int{1, 2} {
+				c := kernels.GemmChoice{Config: g.Name(), Split: split}
+				var seen kernels.GemmProblem
+				d.Gemm = forced{c, &seen}
+				y := e.poisoned(n*out + 2) // C starts one float in: 4-byte aligned only
+				e.run(kernels.DenseForward(d, y.Addr()+4, x.Addr(), w.Addr(), b.Addr(), n, in, out, acts[3], e.ws.Addr()))
+				name := fmt.Sprintf("%v %v", p, c)
+				if seen != p {
+					t.Fatalf("%s: the builder planned %v", name, seen)
+				}
+				got := y.F32()
+				if !math.IsNaN(float64(got[0])) || !math.IsNaN(float64(got[n*out+1])) {
+					t.Fatalf("%s: wrote outside C", name)
+				}
+				near(t, name, got[1:n*out+1], want, tol(d))
+				e.countersZero(name)
+			}
 		}
 	}
 }
