@@ -25,6 +25,7 @@ type metrics struct {
 	ckptDuration    prometheus.Histogram
 	ckptLastSuccess prometheus.Gauge
 	ckptFailures    prometheus.Counter
+	outputFailures  *prometheus.CounterVec // file = metrics | samples
 	ready           prometheus.Gauge
 	eval            *prometheus.GaugeVec // metric = parzen_log_likelihood | ...
 	deviceMemUsed   *prometheus.GaugeVec
@@ -66,6 +67,8 @@ func newMetrics(info BuildInfo) *metrics {
 		Help: "Unix time of the latest checkpoint written successfully."})
 	m.ckptFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "gantrain_checkpoint_failures_total",
 		Help: "Checkpoint writes that failed."})
+	m.outputFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantrain_output_write_failures_total",
+		Help: "Failed writes to the run directory other than checkpoints, by file: metrics (metrics.jsonl; its records are written again later) or samples (a sample grid). The run goes on."}, []string{"file"})
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "gantrain_ready",
 		Help: "1 while training runs and has not diverged, else 0 (as /readyz)."})
 	m.eval = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantrain_evaluation",
@@ -83,7 +86,7 @@ func newMetrics(info BuildInfo) *metrics {
 	build.WithLabelValues(info.Version, info.Backend, runtime.Version()).Set(1)
 
 	for _, c := range []prometheus.Collector{m.steps, m.step, m.examples, m.epoch, m.loss, m.dOutput, m.stepDuration,
-		m.learningRate, m.momentum, m.stepLimit, m.ckptDuration, m.ckptLastSuccess, m.ckptFailures, m.ready,
+		m.learningRate, m.momentum, m.stepLimit, m.ckptDuration, m.ckptLastSuccess, m.ckptFailures, m.outputFailures, m.ready,
 		m.eval, m.deviceMemUsed, m.deviceMemTotal, m.deviceInfo, m.controlRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

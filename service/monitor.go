@@ -269,6 +269,11 @@ func (mon *Monitor) CheckpointWritten(r trainer.CheckpointReport) {
 	mon.st.LastCheckpoint = &CheckpointInfo{Step: r.Step, Path: r.Path, Time: r.Time.UTC(), DurationSeconds: r.Duration.Seconds()}
 }
 
+// OutputFailed implements trainer.Observer.
+func (mon *Monitor) OutputFailed(f trainer.OutputFailure) {
+	mon.m.outputFailures.WithLabelValues(f.File).Inc()
+}
+
 // Evaluated records evaluation results (metric name → value) of a step.
 func (mon *Monitor) Evaluated(step int64, results map[string]float64) {
 	for k, v := range results {

@@ -71,8 +71,76 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
-// Refused is a checkpoint that could not be used, and why. ResumeLatest renames it
-// to MovedTo (its path + ".refused").
+// RunContents is what a run directory holds.
+type RunContents struct {
+	Config      bool  // config.yaml
+	Metrics     bool  // metrics.jsonl, not empty
+	Checkpoints int   // checkpoints/step-N.safetensors
+	NewestStep  int64 // the newest checkpoint's step (-1: none)
+	Refused     int   // checkpoints set aside as *.refused
+	Samples     int   // samples/*.png
+}
+
+// InspectRun says what run directory dir holds; a directory that does not exist holds
+// nothing.
+func InspectRun(dir string) RunContents {
+	c := RunContents{NewestStep: -1}
+	if _, err := os.Stat(filepath.Join(dir, "config.yaml")); err == nil {
+		c.Config = true
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "metrics.jsonl")); err == nil && fi.Size() > 0 {
+		c.Metrics = true
+	}
+	if list, err := ListCheckpoints(dir); err == nil {
+		c.Checkpoints = len(list)
+		if len(list) > 0 {
+			c.NewestStep = list[0].Step
+		}
+	}
+	c.Refused = len(refusedFiles(dir))
+	pngs, _ := filepath.Glob(filepath.Join(dir, "samples", "*.png"))
+	c.Samples = len(pngs)
+	return c
+}
+
+// Empty reports whether the directory holds nothing of a run.
+func (c RunContents) Empty() bool {
+	return !c.Config && !c.Metrics && c.Checkpoints == 0 && c.Refused == 0 && c.Samples == 0
+}
+
+func (c RunContents) String() string {
+	var parts []string
+	if c.Config {
+		parts = append(parts, "config.yaml")
+	}
+	if c.Checkpoints > 0 {
+		parts = append(parts, fmt.Sprintf("%d checkpoint(s), the newest of step %d", c.Checkpoints, c.NewestStep))
+	}
+	if c.Refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused checkpoint(s)", c.Refused))
+	}
+	if c.Metrics {
+		parts = append(parts, "metrics.jsonl")
+	}
+	if c.Samples > 0 {
+		parts = append(parts, fmt.Sprintf("%d sample grid(s)", c.Samples))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// refusedFiles lists the checkpoints an earlier resume set aside, newest first.
+func refusedFiles(dir string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, checkpointDir, checkpointPrefix+"*"+checkpointExt+refusedExt))
+	slices.Sort(m)
+	slices.Reverse(m)
+	return m
+}
+
+// Refused is a checkpoint that could not be used, and why. ResumeLatest renames one
+// that fails its own integrity checks to MovedTo (its path + ".refused").
 type Refused struct {
 	Path    string
 	MovedTo string
@@ -87,21 +155,33 @@ type ResumeReport struct {
 }
 
 // ResumeLatest restores the newest checkpoint of run directory dir that passes every
-// check (checksum, format, architecture, seed). Newer checkpoints that fail are
-// listed in the report; the error names each one when none is usable.
+// check. A checkpoint that fails its own integrity (checksum, truncation, format,
+// metadata) is set aside as *.refused and the next older one is tried; those are
+// listed in the report. A sound checkpoint made for another run (architecture, seed,
+// data set: ErrArchitecture) is left alone and the resume fails, naming what differs:
+// older checkpoints of the same directory would not fit either, and this is a
+// mistake in the configuration, not in the files.
 func (t *Trainer) ResumeLatest(dir string) (ResumeReport, error) {
 	var rep ResumeReport
 	list, err := ListCheckpoints(dir)
 	if err != nil {
 		return rep, err
 	}
+	ckdir := filepath.Join(dir, checkpointDir)
 	if len(list) == 0 {
-		return rep, fmt.Errorf("resume: no checkpoints in %s", filepath.Join(dir, checkpointDir))
+		if refused := refusedFiles(dir); len(refused) > 0 {
+			return rep, fmt.Errorf("resume: no usable checkpoints in %s: %d were set aside as *%s by an earlier resume because they failed their integrity checks (the newest: %s); to try one again, rename it back without %q",
+				ckdir, len(refused), refusedExt, refused[0], refusedExt)
+		}
+		return rep, fmt.Errorf("resume: no checkpoints in %s", ckdir)
 	}
 	for _, c := range list {
 		f, err := checkpoint.ReadFile(c.Path, checkpoint.DecodeOptions{})
 		if err == nil {
 			err = t.Restore(f)
+			if errors.Is(err, ErrArchitecture) {
+				return rep, fmt.Errorf("resume: %s does not fit this run: %w (the checkpoint is sound and left as it is: resume with the configuration it was written with, or start the new run in another directory)", c.Path, err)
+			}
 		}
 		if err != nil {
 			// Set aside, not deleted: it may be worth a look, and a resumed run that
@@ -120,7 +200,7 @@ func (t *Trainer) ResumeLatest(dir string) (ResumeReport, error) {
 	for _, r := range rep.Refused {
 		fmt.Fprintf(&b, "\n  %s: %v", r.Path, r.Err)
 	}
-	return rep, fmt.Errorf("resume: none of the %d checkpoints in %s is usable:%s", len(list), filepath.Join(dir, checkpointDir), b.String())
+	return rep, fmt.Errorf("resume: none of the %d checkpoints in %s is usable (each set aside as *%s):%s", len(list), ckdir, refusedExt, b.String())
 }
 
 // Best is the checkpoint with the best evaluation score of a run.

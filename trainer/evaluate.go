@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"time"
@@ -101,10 +100,10 @@ func rank(m map[string]float64) (string, float64, bool) {
 	return "", 0, false
 }
 
-// evaluate runs an evaluation at the current step, logs and reports it, writes a
-// checkpoint of the step (unless one was just written) and records it as the best
-// when it ranks above the previous best.
-func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, metrics io.Writer, obs Observer, haveCkpt bool) (wroteCkpt bool, err error) {
+// evaluate runs an evaluation at the current step, logs and reports it (record
+// appends its line to metrics.jsonl), writes a checkpoint of the step (unless one was
+// just written) and records it as the best when it ranks above the previous best.
+func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, record func([]byte), obs Observer, haveCkpt bool) (wroteCkpt bool, err error) {
 	e.lastEpoch = t.epoch
 	start := time.Now()
 	m, err := e.score(ctx, t, e.pass)
@@ -129,9 +128,7 @@ func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, metri
 	t.log.Info("evaluation", args...)
 	rec, _ := json.Marshal(map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "step": t.step,
 		"epoch": t.Epoch(), "eval": finiteOnly(m)})
-	if _, err := metrics.Write(append(rec, '\n')); err != nil {
-		return false, fmt.Errorf("metrics log: %w", err)
-	}
+	record(append(rec, '\n'))
 	obs.Evaluated(t.step, m)
 	name, score, ok := rank(m)
 	if !ok {

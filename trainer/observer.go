@@ -24,6 +24,9 @@ type Observer interface {
 	SamplesWritten(step int64, png []byte)
 	// CheckpointWritten reports a checkpoint attempt; Err is set when it failed.
 	CheckpointWritten(CheckpointReport)
+	// OutputFailed reports a failed write to the run directory other than a
+	// checkpoint (metrics.jsonl, a sample grid): the run logs it and goes on.
+	OutputFailed(OutputFailure)
 	// Evaluated reports the metrics of a periodic evaluation at step.
 	Evaluated(step int64, metrics map[string]float64)
 	// RunEnded is called once when Run returns, with its error (nil when the run
@@ -63,6 +66,13 @@ type CheckpointReport struct {
 	Err      error
 }
 
+// OutputFailure is a failed write of one of a run's outputs.
+type OutputFailure struct {
+	Step int64
+	File string // "metrics" (metrics.jsonl) or "samples" (a sample grid)
+	Err  error
+}
+
 // Command asks a running Run to do something between two steps.
 type Command struct {
 	Kind CommandKind
@@ -96,5 +106,6 @@ func (nopObserver) RunStarted(RunInfo)                  {}
 func (nopObserver) StepDone(StepReport)                 {}
 func (nopObserver) SamplesWritten(int64, []byte)        {}
 func (nopObserver) CheckpointWritten(CheckpointReport)  {}
+func (nopObserver) OutputFailed(OutputFailure)          {}
 func (nopObserver) RunEnded(int64, bool, error)         {}
 func (nopObserver) Evaluated(int64, map[string]float64) {}

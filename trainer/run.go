@@ -70,16 +70,31 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	}); err != nil {
 		return fmt.Errorf("write effective config: %w", err)
 	}
+	bar := &progress{w: opt.Progress, on: opt.Bar, total: t.totalSteps(), start: time.Now(), startStep: t.step}
 	metricsPath := filepath.Join(opt.Dir, "metrics.jsonl")
-	metrics, err := openMetrics(metricsPath, t.step)
+	openFile := t.openOutput
+	if openFile == nil {
+		openFile = openAppend
+	}
+	metrics, err := openMetricsLog(metricsPath, t.step, openFile)
 	if err != nil {
 		return err
 	}
-	defer func() { metrics.Close() }()
+	defer func() {
+		if err := metrics.Close(); err != nil {
+			t.log.Error("metrics log: records could not be written", "err", err)
+		}
+	}()
+	// outputFailed logs a failed write of metrics.jsonl or a sample grid and counts
+	// it: like a failed periodic checkpoint, it does not end the run.
+	outputFailed := func(file string, err error) {
+		bar.clear()
+		t.log.Error("writing the run directory failed; training continues", "file", file, "step", t.step, "err", err)
+		obs.OutputFailed(OutputFailure{Step: t.step, File: file, Err: err})
+	}
 
 	out := t.cfg.Output
 	every := func(n int) bool { return n > 0 && t.step%int64(n) == 0 }
-	bar := &progress{w: opt.Progress, on: opt.Bar, total: t.totalSteps(), start: time.Now(), startStep: t.step}
 	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
 		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
 		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", opt.Dir)
@@ -113,8 +128,10 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 		if err := t.rollback(opt.Dir, err); err != nil {
 			return err
 		}
-		metrics.Close()
-		if metrics, err = openMetrics(metricsPath, t.step); err != nil {
+		if err := metrics.Close(); err != nil {
+			outputFailed("metrics", err)
+		}
+		if metrics, err = openMetricsLog(metricsPath, t.step, openFile); err != nil {
 			return err
 		}
 		lastCkpt, lastSample, lastStep, lastT = t.step, -1, t.step, time.Now()
@@ -193,16 +210,19 @@ loop:
 			rec, _ := json.Marshal(map[string]any{"time": now.UTC().Format(time.RFC3339Nano), "step": st.Step,
 				"epoch": st.Epoch, "d_loss": st.DLoss, "g_loss": st.GLoss, "d_real": st.DReal, "d_fake": st.DFake,
 				"lr": st.LR, "momentum": st.Mom, "examples_per_s": exPerS})
-			if _, err := metrics.Write(append(rec, '\n')); err != nil {
-				return fmt.Errorf("metrics log: %w", err)
+			if err := metrics.write(append(rec, '\n')); err != nil {
+				outputFailed("metrics", err)
 			}
 			bar.draw()
 		}
 		if every(out.SampleEvery) {
-			if err := t.writeSamples(opt, obs); err != nil {
+			if err := t.writeSamples(opt, obs); err == nil {
+				lastSample = t.step
+			} else if t.b.Err() != nil {
 				return err
+			} else {
+				outputFailed("samples", err)
 			}
-			lastSample = t.step
 		}
 		if every(out.CheckpointEvery) {
 			// A failed periodic write (a full disk, say) is logged and counted, and
@@ -222,7 +242,12 @@ loop:
 		}
 		if ev.due(t) {
 			bar.clear()
-			wrote, err := t.evaluate(ctx, ev, opt.Dir, metrics, obs, lastCkpt == t.step)
+			record := func(rec []byte) {
+				if err := metrics.write(rec); err != nil {
+					outputFailed("metrics", err)
+				}
+			}
+			wrote, err := t.evaluate(ctx, ev, opt.Dir, record, obs, lastCkpt == t.step)
 			if wrote {
 				lastCkpt = t.step
 			}
@@ -236,10 +261,14 @@ loop:
 	}
 	bar.clear()
 	// The run ends with samples and a checkpoint of its last step, unless they were
-	// just written.
+	// just written. A sample grid that cannot be written does not keep the checkpoint
+	// from being tried.
 	if lastSample != t.step {
 		if err := t.writeSamples(opt, obs); err != nil {
-			return err
+			if t.b.Err() != nil {
+				return err
+			}
+			outputFailed("samples", err)
 		}
 	}
 	var path string
@@ -283,18 +312,6 @@ func (t *Trainer) lastCheckpointStep(dir string) int64 {
 // stepsPerEpoch is the number of iterations in one pass over the training set.
 func (t *Trainer) stepsPerEpoch() int64 {
 	return int64(t.nTrain / (t.cfg.Train.Batch * t.cfg.Train.K))
-}
-
-// openMetrics opens metrics.jsonl for appending, first dropping records past step.
-func openMetrics(path string, step int64) (*os.File, error) {
-	if err := truncateMetrics(path, step); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("metrics log: %w", err)
-	}
-	return f, nil
 }
 
 // rollback answers a divergence (err): with on_divergence rollback and rollbacks

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
@@ -235,7 +236,7 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 		return fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
 	}
 	if want := t.architecture(); !reflect.DeepEqual(arch, want) {
-		return fmt.Errorf("%w: checkpoint has %s, this run %s", ErrArchitecture, describeArch(arch), describeArch(want))
+		return fmt.Errorf("%w: %s", ErrArchitecture, archDiff(arch, want))
 	}
 	if seed := f.Metadata[metaSeed]; seed != strconv.FormatUint(t.seed, 10) {
 		return fmt.Errorf("%w: checkpoint seed %s, this run %d", ErrArchitecture, seed, t.seed)
@@ -249,7 +250,8 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 		*dst = v
 	}
 	if pos > int64(t.nTrain) {
-		return fmt.Errorf("%w: data position %d beyond %d training examples", checkpoint.ErrInvalid, pos, t.nTrain)
+		return fmt.Errorf("%w: the checkpoint's data position %d is beyond this run's %d training examples: it was made for another data set",
+			ErrArchitecture, pos, t.nTrain)
 	}
 	// Older checkpoints have no rollback state: scale 1, none done.
 	scale, rollbacks := 1.0, int64(0)
@@ -280,6 +282,41 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 	t.optG.t, t.optD.t = int(ug), int(ud)
 	t.optG.scale, t.optD.scale, t.rollbacks = scale, scale, int(rollbacks)
 	return t.shuffle()
+}
+
+// archDiff names the fields in which a checkpoint's architecture (a) differs from
+// this run's (b).
+func archDiff(a, b architecture) string {
+	var d []string
+	field := func(name string, x, y any) {
+		if !reflect.DeepEqual(x, y) {
+			d = append(d, fmt.Sprintf("%s: checkpoint %v, this run %v", name, x, y))
+		}
+	}
+	field("noise_dim", a.Noise, b.Noise)
+	field("data width", a.DataWidth, b.DataWidth)
+	layers := func(role string, x, y []model.LayerSpec) {
+		if len(x) != len(y) {
+			d = append(d, fmt.Sprintf("%s: checkpoint %d layers (%s), this run %d (%s)", role, len(x), model.DescribeLayers(x), len(y), model.DescribeLayers(y)))
+			return
+		}
+		for i := range x {
+			if !reflect.DeepEqual(x[i], y[i]) {
+				d = append(d, fmt.Sprintf("%s[%d]: checkpoint %s, this run %s", role, i, model.DescribeLayers(x[i:i+1]), model.DescribeLayers(y[i:i+1])))
+			}
+		}
+	}
+	layers("generator", a.Generator, b.Generator)
+	layers("discriminator", a.Discriminator, b.Discriminator)
+	field("optimizer", a.Optimizer, b.Optimizer)
+	if a.GEMA != b.GEMA {
+		has := map[bool]string{false: "no average of G", true: "a moving average of G"}
+		d = append(d, fmt.Sprintf("train.g_ema: the checkpoint has %s, this run %s", has[a.GEMA], has[b.GEMA]))
+	}
+	if len(d) == 0 {
+		return fmt.Sprintf("checkpoint has %s, this run %s", describeArch(a), describeArch(b))
+	}
+	return strings.Join(d, "; ")
 }
 
 func describeArch(a architecture) string {

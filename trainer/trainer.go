@@ -108,6 +108,10 @@ type Trainer struct {
 	epoch int   // epochs completed
 	pos   int   // next position in order
 	host  []float32
+
+	// openOutput opens metrics.jsonl for appending (nil: the file system); tests
+	// give one that fails as a full disk does.
+	openOutput func(path string) (outputFile, int64, error)
 }
 
 // New builds both nets on b, puts the training set on b, and initialises the

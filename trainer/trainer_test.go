@@ -153,6 +153,8 @@ func TestRestoreRejectsOtherArchitecture(t *testing.T) {
 			t.Errorf("%s: restoring a checkpoint of other nets succeeded", name)
 		} else if name == "G average" && !strings.Contains(err.Error(), "no average of G") {
 			t.Errorf("%s: error %q does not say the checkpoint has no average", name, err)
+		} else if name == "wider G" && !strings.Contains(err.Error(), "generator[0]: checkpoint dense(32 relu), this run dense(33 relu)") {
+			t.Errorf("%s: error %q does not name the layer that differs", name, err)
 		}
 	}
 }

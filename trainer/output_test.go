@@ -1,0 +1,120 @@
+package trainer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// recorder is an Observer that keeps what the tests look at.
+type recorder struct {
+	nopObserver
+	mu          sync.Mutex
+	checkpoints []CheckpointReport
+	failures    []OutputFailure
+}
+
+func (r *recorder) CheckpointWritten(c CheckpointReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checkpoints = append(r.checkpoints, c)
+}
+
+func (r *recorder) OutputFailed(f OutputFailure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failures = append(r.failures, f)
+}
+
+// fullDisk is metrics.jsonl on a disk that fills up for a while: writes number from..to
+// (counted from 1) store half of their bytes and fail with ENOSPC.
+type fullDisk struct {
+	*os.File
+	writes, from, to int
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	d.writes++
+	if d.writes >= d.from && d.writes <= d.to {
+		n, _ := d.File.Write(p[:len(p)/2])
+		return n, &os.PathError{Op: "write", Path: d.Name(), Err: syscall.ENOSPC}
+	}
+	return d.File.Write(p)
+}
+
+// A full disk while metrics.jsonl is written neither ends the run nor leaves a partial
+// line: each failure is logged and reported, the records wait and are written when
+// there is room again, and the run ends with its checkpoint. A failed sample grid is
+// reported the same way.
+func TestRunOutlivesAFullDisk(t *testing.T) {
+	c := smallConfig()
+	c.Train.Steps, c.Output.LogEvery, c.Output.CheckpointEvery, c.Output.SampleEvery = 30, 1, 20, 10
+	dir := t.TempDir()
+	tr, err := New(c, newCPU(t), randomImages(200), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.openOutput = func(path string) (outputFile, int64, error) {
+		f, size, err := openAppend(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		return &fullDisk{File: f.(*os.File), from: 10, to: 19}, size, nil
+	}
+	// samples/latest.png is a directory: every grid fails to be written.
+	os.MkdirAll(filepath.Join(dir, "samples", "latest.png", "x"), 0o755)
+	rec := &recorder{}
+	if err := tr.Run(context.Background(), RunOptions{Dir: dir, Shape: tr.shape, Observer: rec}); err != nil {
+		t.Fatalf("the run ended with %v", err)
+	}
+	metrics, samples := 0, 0
+	for _, f := range rec.failures {
+		switch f.File {
+		case "metrics":
+			metrics++
+		case "samples":
+			samples++
+		}
+	}
+	// Grids at steps 10, 20 and 30, and the run's final one (step 30's failed, so it
+	// is tried again).
+	if metrics != 10 || samples != 4 {
+		t.Fatalf("failures reported: %d of metrics.jsonl, %d of sample grids; want 10 and 4", metrics, samples)
+	}
+	steps := metricsSteps(t, dir) // fails on a line that is not whole JSON
+	for i, s := range steps {
+		if s != int64(i+1) {
+			t.Fatalf("metrics.jsonl steps %v: want 1..30, each once, in order", steps)
+		}
+	}
+	if len(steps) != 30 {
+		t.Fatalf("metrics.jsonl has %d records, want 30", len(steps))
+	}
+	if list, _ := ListCheckpoints(dir); len(list) == 0 || list[0].Step != 30 {
+		t.Fatalf("checkpoints %v: want the final one of step 30", list)
+	}
+}
+
+// When the last step is also a periodic checkpoint's, the run writes it once.
+func TestFinalCheckpointOnce(t *testing.T) {
+	c := smallConfig()
+	c.Train.Steps, c.Output.CheckpointEvery = 40, 20
+	tr, err := New(c, newCPU(t), randomImages(200), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if err := tr.Run(context.Background(), RunOptions{Dir: t.TempDir(), Shape: tr.shape, Observer: rec}); err != nil {
+		t.Fatal(err)
+	}
+	var steps []int64
+	for _, c := range rec.checkpoints {
+		steps = append(steps, c.Step)
+	}
+	if len(steps) != 2 || steps[0] != 20 || steps[1] != 40 {
+		t.Fatalf("checkpoints written at steps %v, want [20 40]", steps)
+	}
+}
