@@ -119,13 +119,11 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rep := evalReport{SamplesFrom: *realSplit}
 	var f *checkpoint.File
 	if *ckpt != "" {
-		path, err := resolveCheckpoint(*ckpt)
+		path, cf, err := loadCheckpoint(*ckpt, stderr)
 		if err != nil {
-			return usageError{err}
-		}
-		if f, err = checkpoint.ReadFile(path, checkpoint.DecodeOptions{}); err != nil {
 			return err
 		}
+		f = cf
 		cfg, err := trainer.CheckpointConfig(f)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)

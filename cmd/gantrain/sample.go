@@ -56,11 +56,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *format != "png" && *format != "npy" {
 		return usagef("unknown --format %q (want png or npy)", *format)
 	}
-	path, err := resolveCheckpoint(*ckpt)
-	if err != nil {
-		return usageError{err}
-	}
-	f, err := checkpoint.ReadFile(path, checkpoint.DecodeOptions{})
+	path, f, err := loadCheckpoint(*ckpt, stderr)
 	if err != nil {
 		return err
 	}
@@ -108,22 +104,39 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// resolveCheckpoint returns path itself for a file, or the newest checkpoint of a
-// run directory (its checkpoints/ folder or the folder itself).
-func resolveCheckpoint(path string) (string, error) {
+// loadCheckpoint reads the checkpoint at path, or, for a run directory (its checkpoints/
+// folder, or the folder itself), its newest good one: like --resume, a checkpoint that
+// fails its checks is skipped with a note on stderr, and the next older one read. It
+// only reads: nothing is renamed. A missing path is a usage error.
+func loadCheckpoint(path string, stderr io.Writer) (string, *checkpoint.File, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("checkpoint: %w", err)
+		return "", nil, usageError{fmt.Errorf("checkpoint: %w", err)}
 	}
 	if !fi.IsDir() {
-		return path, nil
+		f, err := checkpoint.ReadFile(path, checkpoint.DecodeOptions{})
+		return path, f, err
 	}
-	for _, dir := range []string{filepath.Join(path, "checkpoints"), path} {
-		matches, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
-		if len(matches) > 0 {
-			sort.Strings(matches) // step-%09d names sort by step
-			return matches[len(matches)-1], nil
+	var candidates []string
+	if list, err := trainer.ListCheckpoints(path); err == nil {
+		for _, c := range list {
+			candidates = append(candidates, c.Path)
 		}
+	} else {
+		candidates, _ = filepath.Glob(filepath.Join(path, "*.safetensors"))
+		sort.Sort(sort.Reverse(sort.StringSlice(candidates))) // step-%09d names: newest first
 	}
-	return "", fmt.Errorf("checkpoint: no *.safetensors in %s or %s/checkpoints", path, path)
+	if len(candidates) == 0 {
+		return "", nil, usagef("checkpoint: no *.safetensors in %s or %s", path, filepath.Join(path, "checkpoints"))
+	}
+	var failed []string
+	for _, c := range candidates {
+		f, err := checkpoint.ReadFile(c, checkpoint.DecodeOptions{})
+		if err == nil {
+			return c, f, nil
+		}
+		fmt.Fprintf(stderr, "gantrain: skipping %s: %v\n", c, err)
+		failed = append(failed, fmt.Sprintf("  %s: %v", c, err))
+	}
+	return "", nil, fmt.Errorf("checkpoint: none of the %d checkpoints of %s can be read:\n%s", len(candidates), path, strings.Join(failed, "\n"))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/eval"
+	"github.com/gantrain/gantrain/internal/rundir"
 	"github.com/gantrain/gantrain/service"
 	"github.com/gantrain/gantrain/trainer"
 )
@@ -37,7 +39,9 @@ accept requests carrying "Authorization: Bearer <token>".
 Stop a run with Ctrl-C (or SIGTERM): it finishes the current step, writes a
 checkpoint and a sample grid, and exits 0; a second signal exits at once.
 --resume DIR continues a stopped or crashed run from its newest good checkpoint
-(a damaged or mismatched one is skipped, with a warning naming it).
+(a damaged one is set aside as *.refused, with a warning naming it, and the next
+older one is used). A run directory takes one trainer at a time, and a new run
+does not start in a directory that holds another: --resume it, or --overwrite.
 
 Flags:
 `
@@ -50,6 +54,7 @@ type trainFlags struct {
 	logFormat string
 	resume    string
 	auto      bool
+	overwrite bool
 	listen    string
 	tokenFile string
 	linger    time.Duration
@@ -66,6 +71,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence and backend)")
 	fs.BoolVar(&f.auto, "auto-resume", false, "resume the run in --out when it has checkpoints (a restarted container or job picks up where it stopped), else start it; the configuration given must match the run's")
+	fs.BoolVar(&f.overwrite, "overwrite", false, "start a new run even if --out holds one: the old run is moved to DIR.replaced-<time> (nothing is deleted)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
 	fs.StringVar(&f.tokenFile, "control-token-file", "", "`file` holding the bearer token of the control API (POST /v1/checkpoint, /v1/stop); the GANTRAIN_CONTROL_TOKEN environment variable works too; without a token control is off")
 	fs.Float64Var(&f.httpRate, "http-rate", 50, "most HTTP requests per second served (others wait), so that heavy scraping cannot slow training; the health probes are exempt; 0: no limit")
@@ -204,6 +210,54 @@ func (f *trainFlags) autoResume(cfg config.Config) (config.Config, error) {
 	return run, nil
 }
 
+// claimRunDir takes the run directory's lock for this process (another trainer on it
+// is refused at once, naming its PID) and keeps a new run from landing on an old one:
+// with --overwrite the old run is moved aside; with --auto-resume a run that never
+// wrote a checkpoint starts over in place if its configuration is this one; otherwise
+// the run is refused, saying what the directory holds and what to do.
+func (f *trainFlags) claimRunDir(cfg config.Config, log *slog.Logger) (*rundir.Lock, error) {
+	dir := cfg.Output.Dir
+	lock, err := rundir.Acquire(dir)
+	if errors.Is(err, rundir.ErrInUse) {
+		return nil, usageError{err}
+	}
+	if err != nil || f.resume != "" {
+		return lock, err
+	}
+	held := trainer.InspectRun(dir)
+	switch {
+	case held.Empty():
+		return lock, nil
+	case f.overwrite:
+		aside, err := rundir.MoveAside(lock, time.Now())
+		if err != nil {
+			lock.Release()
+			return nil, err
+		}
+		log.Warn("--overwrite: the old run was moved aside", "dir", dir, "moved_to", aside, "it_held", held.String())
+		return lock, nil
+	case f.auto && held.Checkpoints == 0 && held.Refused == 0:
+		// A run that stopped before its first checkpoint: nothing to resume. If it is
+		// this run (the same configuration), it starts over.
+		if run, err := config.Load(filepath.Join(dir, "config.yaml"), config.Default()); err == nil {
+			run.Train.Steps, run.Train.Epochs = cfg.Train.Steps, cfg.Train.Epochs
+			run.Output, run.Backend, run.Data.Dir = cfg.Output, cfg.Backend, cfg.Data.Dir
+			if diff := configDiff(run, cfg); diff != "" {
+				lock.Release()
+				return nil, usagef("--auto-resume: %s holds another run (%s), started with another configuration:\n%s\nchoose another --out, or --overwrite it", dir, held, diff)
+			}
+		}
+		log.Info("--auto-resume: the run has no checkpoint yet; starting it over", "dir", dir, "it_held", held.String())
+		return lock, nil
+	case f.auto:
+		lock.Release()
+		return nil, usagef("--auto-resume: %s has no usable checkpoint left (%s): look at the *.refused files (rename one back to retry it), or --overwrite the run", dir, held)
+	}
+	lock.Release()
+	return nil, usagef("%s already holds a run (%s).\nContinue it with --resume %s (or --auto-resume), start a new run there with --overwrite (the old one is moved to %s.replaced-<time>; nothing is deleted), or choose another --out",
+		dir, held, dir, filepath.Clean(dir))
+}
+
 // configDiff lists the YAML lines in which two configs differ ("" when equal).
 func configDiff(a, b config.Config) string {
 	ya, err1 := a.YAML()
@@ -266,6 +320,9 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if f.overwrite && (f.resume != "" || f.auto) {
+		return usagef("--overwrite starts a new run; it cannot be combined with --resume or --auto-resume")
+	}
 	if f.auto && f.resume == "" {
 		if cfg, err = f.autoResume(cfg); err != nil {
 			return err
@@ -275,6 +332,11 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	lock, err := f.claimRunDir(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	token, err := f.controlToken()
 	if err != nil {
 		return err
