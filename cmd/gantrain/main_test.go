@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +24,13 @@ func TestUsageErrors(t *testing.T) {
 	os.WriteFile(badCfg, []byte("train:\n  batchsize: 10\n"), 0o644)
 	badVal := filepath.Join(dir, "badval.yaml")
 	os.WriteFile(badVal, []byte("optimizer:\n  kind: rmsprop\ntrain:\n  k: 0\n"), 0o644)
+	pngs := filepath.Join(dir, "pngs") // a data set of 3 images
+	os.MkdirAll(pngs, 0o755)
+	for i := 0; i < 3; i++ {
+		if err := imageio.WritePNG(filepath.Join(pngs, fmt.Sprintf("%d.png", i)), image.NewGray(image.Rect(0, 0, 4, 4))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		args []string
 		want string // in stderr
@@ -41,6 +50,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sample"}, "--checkpoint is required"},
 		{[]string{"sample", "--checkpoint", dir, "--format", "gif"}, "--format"},
 		{[]string{"sample", "--checkpoint", dir}, "no *.safetensors"},
+		{[]string{"sample", "--checkpoint", dir, "--out", "x.bin"}, "cannot tell the format"},
+		{[]string{"sample", "--checkpoint", dir, "--format", "npy", "--out", "x.png"}, "--format npy but --out x.png"},
+		{[]string{"train", "--dataset", "images", "--data", pngs, "--batch", "10", "--listen", "off", "--out", filepath.Join(dir, "big")}, "larger than the training set"},
 	} {
 		code, _, stderr := runCmd(tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

@@ -32,7 +32,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ckpt := fs.String("checkpoint", "", "checkpoint `file`, or a run directory (its newest checkpoint)")
 	n := fs.Int("n", 64, "number of samples")
 	out := fs.String("out", "samples.png", "output `file`")
-	format := fs.String("format", "", "png or npy (default: from the --out extension, else png)")
+	format := fs.String("format", "", "png or npy (default: from the --out extension, which must agree with it)")
 	seed := fs.Uint64("seed", 1, "noise seed")
 	cols := fs.Int("cols", 0, "grid columns (0: square)")
 	raw := fs.Bool("raw-generator", false, "sample from G's parameters, not their moving average (checkpoints of runs with g_ema)")
@@ -47,14 +47,19 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *n < 1 || *n > 1_000_000 {
 		return usagef("--n must be in 1..1000000, got %d", *n)
 	}
-	if *format == "" {
-		*format = "png"
-		if strings.EqualFold(filepath.Ext(*out), ".npy") {
-			*format = "npy"
-		}
-	}
-	if *format != "png" && *format != "npy" {
+	if *format != "" && *format != "png" && *format != "npy" {
 		return usagef("unknown --format %q (want png or npy)", *format)
+	}
+	// The format and the file name must agree: a PNG named .npy (or a file whose
+	// name says neither) would be read wrongly by whatever opens it next.
+	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(*out), "."))
+	switch {
+	case *format == "" && (ext == "png" || ext == "npy"):
+		*format = ext
+	case *format == "":
+		return usagef("--out %s: cannot tell the format from the name; name it .png or .npy, or give --format", *out)
+	case ext != *format:
+		return usagef("--format %s but --out %s: name the file .%s (or give the --format its name says)", *format, *out, *format)
 	}
 	path, f, err := loadCheckpoint(*ckpt, stderr)
 	if err != nil {

@@ -379,6 +379,10 @@ func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	if need := cfg.Train.Batch * cfg.Train.K; sets.N < need {
+		return usagef("train.batch %d (times train.k %d) is larger than the training set (%d examples in %s): one iteration needs %d real examples",
+			cfg.Train.Batch, cfg.Train.K, sets.N, sets.Name, need)
+	}
 	b, err := openBackend(cfg.Backend, log)
 	if err != nil {
 		return err
