@@ -75,7 +75,16 @@ type Server struct {
 	done    chan error
 	limiter *rate.Limiter
 	waiting atomic.Int64
+	// Failed control authentication is logged, at most authLogBurst lines at once
+	// and one per authLogEvery after that, each saying how many it stands for.
+	authLog   *rate.Limiter
+	authQuiet atomic.Int64
 }
+
+const (
+	authLogEvery = 10 * time.Second
+	authLogBurst = 3
+)
 
 // maxWaiting bounds the requests queued behind the rate limit.
 const maxWaiting = 256
@@ -85,7 +94,7 @@ func New(mon *Monitor, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{mon: mon, opt: opt}
+	s := &Server{mon: mon, opt: opt, authLog: rate.NewLimiter(rate.Every(authLogEvery), authLogBurst)}
 	if opt.RateLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(opt.RateLimit), max(opt.RateBurst, 1))
 	}
@@ -260,6 +269,7 @@ func (s *Server) controlCode(w http.ResponseWriter, r *http.Request, action stri
 		return httpError(w, http.StatusForbidden, "the control API is off: start gantrain with --control-token-file or GANTRAIN_CONTROL_TOKEN to enable it")
 	}
 	if !s.authorized(r) {
+		s.authFailed(r, action)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gantrain"`)
 		return httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 	}
@@ -292,6 +302,18 @@ func (s *Server) controlCode(w http.ResponseWriter, r *http.Request, action stri
 	case <-r.Context().Done():
 		return 499 // client gone; the command still runs
 	}
+}
+
+// authFailed logs a control request refused for its token (rate-limited: a flood of
+// them must not flood the log too); the counter gantrain_control_requests_total has
+// them all.
+func (s *Server) authFailed(r *http.Request, action string) {
+	if !s.authLog.Allow() {
+		s.authQuiet.Add(1)
+		return
+	}
+	s.opt.Log.Warn("control request refused: missing or wrong bearer token", "action", action, "remote", r.RemoteAddr,
+		"refused_unlogged_since", s.authQuiet.Swap(0))
 }
 
 func (s *Server) authorized(r *http.Request) bool {

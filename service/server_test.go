@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -501,4 +503,46 @@ torn line
 	if st := mon.Status(); st.Evaluation["parzen_ll"] != 12.5 || st.EvaluationStep != 20 {
 		t.Errorf("evaluation %v at %d", st.Evaluation, st.EvaluationStep)
 	}
+}
+
+// Refused control requests are logged, not only counted, and a flood of them is logged
+// in a few lines that say how many they stand for.
+func TestControlAuthFailuresLogged(t *testing.T) {
+	var buf syncBuffer
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	commands := make(chan trainer.Command, 1)
+	srv := New(mon, Options{Addr: "127.0.0.1:0", Token: "s3cret", Commands: commands,
+		Log: slog.New(slog.NewTextHandler(&buf, nil))})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	for i := 0; i < 50; i++ {
+		if code, _ := post(t, ts.URL+"/v1/stop", "wrong", nil); code != 401 {
+			t.Fatalf("wrong token: %d, want 401", code)
+		}
+	}
+	lines := strings.Count(buf.String(), "control request refused")
+	if lines < 1 || lines > authLogBurst {
+		t.Fatalf("%d log lines for 50 refused requests, want 1..%d:\n%s", lines, authLogBurst, buf.String())
+	}
+	if !strings.Contains(buf.String(), "action=stop") || !strings.Contains(buf.String(), "remote=127.0.0.1") {
+		t.Fatalf("the log does not say what was refused, from where:\n%s", buf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

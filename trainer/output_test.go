@@ -1,9 +1,14 @@
 package trainer
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -116,5 +121,41 @@ func TestFinalCheckpointOnce(t *testing.T) {
 	}
 	if len(steps) != 2 || steps[0] != 20 || steps[1] != 40 {
 		t.Fatalf("checkpoints written at steps %v, want [20 40]", steps)
+	}
+}
+
+// The log's step lines give the learning rate to 6 significant digits and, for a
+// bounded run, how far it is and the time left (what the bar shows on a terminal).
+func TestStepLogLine(t *testing.T) {
+	c := smallConfig()
+	c.Train.Steps, c.Output.LogEvery = 20, 10
+	var buf bytes.Buffer
+	tr, err := New(c, newCPU(t), randomImages(200), slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background(), RunOptions{Dir: t.TempDir(), Shape: tr.shape}); err != nil {
+		t.Fatal(err)
+	}
+	var lines int
+	for _, line := range strings.Split(buf.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "step" {
+			continue
+		}
+		lines++
+		lr := strconv.FormatFloat(rec["lr"].(float64), 'g', -1, 64)
+		if digits := len(strings.TrimLeft(strings.ReplaceAll(lr, ".", ""), "0")); digits > 6 {
+			t.Errorf("lr %s has %d significant digits", lr, digits)
+		}
+		if rec["progress"] == nil || rec["eta"] == nil {
+			t.Errorf("step line without progress and eta: %s", line)
+		}
+		if lines == 2 && rec["progress"] != "100.0%" {
+			t.Errorf("the last step line says %v", rec["progress"])
+		}
+	}
+	if lines != 2 {
+		t.Fatalf("%d step lines, want 2:\n%s", lines, buf.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,9 +205,13 @@ loop:
 			exPerS := float64((t.step-lastStep)*int64(t.cfg.Train.Batch*t.cfg.Train.K)) / now.Sub(lastT).Seconds()
 			lastT, lastStep = now, t.step
 			bar.clear()
-			t.log.Info("step", "step", st.Step, "epoch", round(st.Epoch, 3), "d_loss", round(st.DLoss, 4),
+			args := []any{"step", st.Step, "epoch", round(st.Epoch, 3), "d_loss", round(st.DLoss, 4),
 				"g_loss", round(st.GLoss, 4), "d_real", round(st.DReal, 4), "d_fake", round(st.DFake, 4),
-				"lr", st.LR, "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS))
+				"lr", roundSig(st.LR, 6), "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS)}
+			if pct, eta, ok := bar.estimate(st.Step); ok { // where no bar is drawn, the log says how far
+				args = append(args, "progress", fmt.Sprintf("%.1f%%", pct), "eta", eta.String())
+			}
+			t.log.Info("step", args...)
 			rec, _ := json.Marshal(map[string]any{"time": now.UTC().Format(time.RFC3339Nano), "step": st.Step,
 				"epoch": st.Epoch, "d_loss": st.DLoss, "g_loss": st.GLoss, "d_real": st.DReal, "d_fake": st.DFake,
 				"lr": st.LR, "momentum": st.Mom, "examples_per_s": exPerS})
@@ -379,6 +384,16 @@ func round(x float64, digits int) float64 {
 	return math.Round(x*p) / p
 }
 
+// roundSig rounds x to digits significant digits (a decayed learning rate such as
+// 0.09999600015999361 logs as 0.099996).
+func roundSig(x float64, digits int) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', digits, 64), 64)
+	return v
+}
+
 // firstNonFinite names the first loss that is NaN or infinite.
 func firstNonFinite(st Stats) string {
 	for _, name := range []string{"d_loss", "g_loss"} {
@@ -492,6 +507,20 @@ type progress struct {
 	start     time.Time
 	startStep int64
 	line      string
+}
+
+// estimate returns how far a bounded run is at step (per cent of its steps) and the
+// time left at the rate since this process started; ok is false for an unbounded run
+// or before any step was timed.
+func (p *progress) estimate(step int64) (pct float64, eta time.Duration, ok bool) {
+	done := step - p.startStep
+	if p.total <= 0 || done <= 0 {
+		return 0, 0, false
+	}
+	pct = 100 * math.Min(float64(step)/float64(p.total), 1)
+	perStep := time.Since(p.start) / time.Duration(done)
+	eta = (time.Duration(max(p.total-step, 0)) * perStep).Round(time.Second)
+	return pct, eta, true
 }
 
 func (p *progress) update(st Stats) {

@@ -51,6 +51,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sample", "--checkpoint", dir, "--format", "gif"}, "--format"},
 		{[]string{"sample", "--checkpoint", dir}, "no *.safetensors"},
 		{[]string{"sample", "--checkpoint", dir, "--out", "x.bin"}, "cannot tell the format"},
+		{[]string{"train", "--data", filepath.Join(dir, "nowhere"), "--listen", "off", "--out", filepath.Join(dir, "r1")}, "nowhere: no such directory"},
+		{[]string{"train", "--data", badCfg, "--listen", "off", "--out", filepath.Join(dir, "r2")}, "is a file"},
 		{[]string{"sample", "--checkpoint", dir, "--format", "npy", "--out", "x.png"}, "--format npy but --out x.png"},
 		{[]string{"train", "--dataset", "images", "--data", pngs, "--batch", "10", "--listen", "off", "--out", filepath.Join(dir, "big")}, "larger than the training set"},
 	} {

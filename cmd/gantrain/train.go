@@ -436,6 +436,16 @@ func (e suiteEvaluator) Evaluate(ctx context.Context, x []float32) (map[string]f
 // loadData loads the training set the config names; for the ring it also returns the
 // mode centres (pairs) to mark on scatter plots, for MNIST all three splits.
 func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, *data.Splits, error) {
+	if dir := cfg.Data.Dir; dir != "" {
+		switch fi, err := os.Stat(dir); {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, nil, nil, usagef("--data %s: no such directory", dir)
+		case err != nil:
+			return nil, nil, nil, usagef("--data: %v", err)
+		case !fi.IsDir():
+			return nil, nil, nil, usagef("--data %s is a file; give the directory that holds the data", dir)
+		}
+	}
 	switch cfg.Data.Set {
 	case config.MNIST:
 		dir := cfg.Data.Dir
