@@ -242,7 +242,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 func (s *Server) latestPNG(w http.ResponseWriter, r *http.Request) {
 	png, step := s.mon.SamplePNG()
 	if png == nil {
-		httpError(w, http.StatusNotFound, "no sample grid yet: the first is written at the first sample_every step")
+		httpError(w, http.StatusNotFound, "no sample grid yet: the first is written when the run starts")
 		return
 	}
 	h := w.Header()

@@ -84,10 +84,10 @@ func TestRunOutlivesAFullDisk(t *testing.T) {
 			samples++
 		}
 	}
-	// Grids at steps 10, 20 and 30, and the run's final one (step 30's failed, so it
-	// is tried again).
-	if metrics != 10 || samples != 4 {
-		t.Fatalf("failures reported: %d of metrics.jsonl, %d of sample grids; want 10 and 4", metrics, samples)
+	// Grids at the start and at steps 10, 20 and 30, and the run's final one (step
+	// 30's failed, so it is tried again).
+	if metrics != 10 || samples != 5 {
+		t.Fatalf("failures reported: %d of metrics.jsonl, %d of sample grids; want 10 and 5", metrics, samples)
 	}
 	steps := metricsSteps(t, dir) // fails on a line that is not whole JSON
 	for i, s := range steps {
@@ -157,5 +157,42 @@ func TestStepLogLine(t *testing.T) {
 	}
 	if lines != 2 {
 		t.Fatalf("%d step lines, want 2:\n%s", lines, buf.String())
+	}
+}
+
+// A run's first sample grid is of its starting step: the status page shows one from
+// the start.
+func TestSampleGridAtTheStart(t *testing.T) {
+	c := smallConfig()
+	c.Train.Steps, c.Output.SampleEvery = 20, 10
+	dir := t.TempDir()
+	tr, err := New(c, newCPU(t), randomImages(200), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &sampleRecorder{}
+	if err := tr.Run(context.Background(), RunOptions{Dir: dir, Shape: tr.shape, Observer: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.steps) == 0 || rec.steps[0] != 0 || rec.beforeFirstStep != 1 {
+		t.Fatalf("sample grids at steps %v (%d before the first step); want the first at step 0, before any step", rec.steps, rec.beforeFirstStep)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "samples", "step-000000000.png")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type sampleRecorder struct {
+	nopObserver
+	steps           []int64
+	stepped         bool
+	beforeFirstStep int
+}
+
+func (r *sampleRecorder) StepDone(StepReport) { r.stepped = true }
+func (r *sampleRecorder) SamplesWritten(step int64, _ []byte) {
+	r.steps = append(r.steps, step)
+	if !r.stepped {
+		r.beforeFirstStep++
 	}
 }

@@ -46,8 +46,9 @@ type RunOptions struct {
 }
 
 // Run trains until the step or epoch limit, until ctx is cancelled or until a StopNow
-// command, writing the run directory as it goes; unless training diverged, it ends
-// with a checkpoint and a sample grid of the last step.
+// command, writing the run directory as it goes (a sample grid of the starting step
+// first); unless training diverged, it ends with a checkpoint and a sample grid of the
+// last step.
 func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	obs := opt.Observer
 	if obs == nil {
@@ -112,6 +113,15 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	}
 	lastT, lastStep := time.Now(), t.step
 	lastCkpt, lastSample := int64(-1), int64(-1)
+	// A grid of the starting generator, so that the status page and the API have one
+	// from the start rather than from the first sample_every step.
+	if err := t.writeSamples(opt, obs); err == nil {
+		lastSample = t.step
+	} else if t.b.Err() != nil {
+		return err
+	} else {
+		outputFailed("samples", err)
+	}
 	_, onDevice := t.b.(backend.MemoryReporter)
 	cheapScalars := !onDevice
 	var stopCmd *Command
