@@ -16,12 +16,13 @@ import (
 
 // Run states, as /v1/status reports them.
 const (
-	StateStarting = "starting" // loading data, building the nets
-	StateTraining = "training"
-	StateDone     = "done"     // reached its step or epoch limit
-	StateStopped  = "stopped"  // stopped on request (signal or control API), checkpoint written
-	StateDiverged = "diverged" // a loss or parameter became NaN or infinite
-	StateFailed   = "failed"   // any other error
+	StateStarting   = "starting" // loading data, building the nets
+	StateTraining   = "training"
+	StateEvaluating = "evaluating" // a periodic evaluation of G runs; the run is ready as when training
+	StateDone       = "done"       // reached its step or epoch limit
+	StateStopped    = "stopped"    // stopped on request (signal or control API), checkpoint written
+	StateDiverged   = "diverged"   // a loss or parameter became NaN or infinite
+	StateFailed     = "failed"     // any other error
 )
 
 // maxHistory bounds the loss history the status page plots: when it is full, every
@@ -123,7 +124,7 @@ func NewMonitor(info BuildInfo) *Monitor {
 func (mon *Monitor) Fail(err error) {
 	mon.mu.Lock()
 	defer mon.mu.Unlock()
-	if mon.st.State != StateStarting && mon.st.State != StateTraining {
+	if mon.st.State != StateStarting && mon.st.State != StateTraining && mon.st.State != StateEvaluating {
 		return // the run's end already said what happened (diverged, failed, stopped)
 	}
 	mon.st.State, mon.st.Error = StateFailed, err.Error()
@@ -205,6 +206,9 @@ func (mon *Monitor) StepDone(r trainer.StepReport) {
 	mon.m.learningRate.Set(r.LR)
 	mon.m.momentum.Set(r.Mom)
 	mon.st.Step, mon.st.Epoch, mon.st.LR, mon.st.Momentum = r.Step, r.Epoch, r.LR, r.Mom
+	if mon.st.State == StateEvaluating { // an evaluation that failed ends with the next step
+		mon.st.State = StateTraining
+	}
 	mon.rate.add(mon.now(), r.Step)
 	if !r.Observed {
 		return
@@ -274,6 +278,15 @@ func (mon *Monitor) OutputFailed(f trainer.OutputFailure) {
 	mon.m.outputFailures.WithLabelValues(f.File).Inc()
 }
 
+// EvaluationStarted implements trainer.Observer.
+func (mon *Monitor) EvaluationStarted(step int64) {
+	mon.mu.Lock()
+	defer mon.mu.Unlock()
+	if mon.st.State == StateTraining {
+		mon.st.State = StateEvaluating
+	}
+}
+
 // Evaluated records evaluation results (metric name → value) of a step.
 func (mon *Monitor) Evaluated(step int64, results map[string]float64) {
 	for k, v := range results {
@@ -286,6 +299,9 @@ func (mon *Monitor) Evaluated(step int64, results map[string]float64) {
 		mon.st.Evaluation[k] = v
 	}
 	mon.st.EvaluationStep = step
+	if mon.st.State == StateEvaluating {
+		mon.st.State = StateTraining
+	}
 }
 
 // RunEnded implements trainer.Observer.
@@ -310,7 +326,7 @@ func (mon *Monitor) RunEnded(step int64, stopped bool, err error) {
 func (mon *Monitor) Ready() (bool, string, string) {
 	mon.mu.Lock()
 	defer mon.mu.Unlock()
-	return mon.st.State == StateTraining, mon.st.State, mon.st.Error
+	return mon.st.State == StateTraining || mon.st.State == StateEvaluating, mon.st.State, mon.st.Error
 }
 
 // Status returns a snapshot of the run's status.
@@ -320,7 +336,7 @@ func (mon *Monitor) Status() Status {
 	s := mon.st
 	now := mon.now()
 	s.ElapsedSeconds = now.Sub(s.StartedAt).Seconds()
-	if s.State == StateTraining {
+	if s.State == StateTraining || s.State == StateEvaluating {
 		s.StepsPerSecond = mon.rate.perSecond()
 	}
 	s.ExamplesPerSecond = s.StepsPerSecond * float64(mon.examplesPS)

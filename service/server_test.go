@@ -546,3 +546,35 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// While an evaluation runs, /v1/status says evaluating and the run stays ready; the
+// results (or, after a failed evaluation, the next step) bring it back to training.
+func TestStatusEvaluating(t *testing.T) {
+	r, ts := newFakeRun(t, "")
+	r.start(0)
+	r.step(100, true)
+	state := func() string {
+		var st Status
+		_, body := get(t, ts.URL+"/v1/status")
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.State
+	}
+	r.mon.EvaluationStarted(100)
+	if s := state(); s != StateEvaluating {
+		t.Fatalf("during an evaluation: state %q", s)
+	}
+	if resp, _ := get(t, ts.URL+"/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("/readyz during an evaluation: %d", resp.StatusCode)
+	}
+	r.mon.Evaluated(100, map[string]float64{"parzen_ll": 200})
+	if s := state(); s != StateTraining {
+		t.Fatalf("after the evaluation: state %q", s)
+	}
+	r.mon.EvaluationStarted(200)
+	r.step(201, false)
+	if s := state(); s != StateTraining {
+		t.Fatalf("after a failed evaluation and a step: state %q", s)
+	}
+}

@@ -105,6 +105,7 @@ func rank(m map[string]float64) (string, float64, bool) {
 // just written) and records it as the best when it ranks above the previous best.
 func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, record func([]byte), obs Observer, haveCkpt bool) (wroteCkpt bool, err error) {
 	e.lastEpoch = t.epoch
+	obs.EvaluationStarted(t.step)
 	start := time.Now()
 	m, err := e.score(ctx, t, e.pass)
 	if err == nil && e.raw != nil {

@@ -23,13 +23,20 @@ func (e *scriptedEvaluator) Evaluate(_ context.Context, x []float32) (map[string
 	return map[string]float64{"parzen_ll": v, "eval_seconds": 0.1}, nil
 }
 
-// recordingObserver keeps the evaluations it is told about.
+// recordingObserver keeps the evaluations it is told about, and checks that each was
+// announced first.
 type recordingObserver struct {
 	nopObserver
-	evals map[int64]float64
+	evals   map[int64]float64
+	started []int64
 }
 
+func (o *recordingObserver) EvaluationStarted(step int64) { o.started = append(o.started, step) }
+
 func (o *recordingObserver) Evaluated(step int64, m map[string]float64) {
+	if len(o.started) == 0 || o.started[len(o.started)-1] != step {
+		panic("an evaluation reported without EvaluationStarted")
+	}
 	o.evals[step] = m["parzen_ll"]
 }
 

@@ -27,6 +27,9 @@ type Observer interface {
 	// OutputFailed reports a failed write to the run directory other than a
 	// checkpoint (metrics.jsonl, a sample grid): the run logs it and goes on.
 	OutputFailed(OutputFailure)
+	// EvaluationStarted says a periodic evaluation of the generator at step begins
+	// (it can take a while; Evaluated, or the next step, ends it).
+	EvaluationStarted(step int64)
 	// Evaluated reports the metrics of a periodic evaluation at step.
 	Evaluated(step int64, metrics map[string]float64)
 	// RunEnded is called once when Run returns, with its error (nil when the run
@@ -109,3 +112,4 @@ func (nopObserver) CheckpointWritten(CheckpointReport)  {}
 func (nopObserver) OutputFailed(OutputFailure)          {}
 func (nopObserver) RunEnded(int64, bool, error)         {}
 func (nopObserver) Evaluated(int64, map[string]float64) {}
+func (nopObserver) EvaluationStarted(int64)             {}
