@@ -245,8 +245,17 @@ func Load(path string, base Config) (Config, error) {
 	return Parse(raw, path, base)
 }
 
-// Parse decodes a YAML or JSON document over base; name labels errors.
+// Parse decodes a YAML or JSON document over base; name labels errors. A syntax
+// error shows the line it names; fields Config does not have and values that do not
+// fit are all listed, each with its YAML path, line and column.
 func Parse(raw []byte, name string, base Config) (Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, syntaxError(raw, err))
+	}
+	if errs := checkDocument(&doc); len(errs) > 0 {
+		return Config{}, fmt.Errorf("config %s:\n  %s", name, strings.Join(errs, "\n  "))
+	}
 	c := base
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)

@@ -50,10 +50,14 @@ func TestParse(t *testing.T) {
 		{"yaml override", "train:\n  batch: 64\n", func(c Config) bool { return c.Train.Batch == 64 && c.Train.K == 1 }, ""},
 		{"json", `{"optimizer": {"kind": "adam", "lr": 0.0002}}`, func(c Config) bool { return c.Optimizer.Kind == "adam" && c.Optimizer.LR == 0.0002 }, ""},
 		{"layers replace", "generator:\n  - {type: dense, activation: sigmoid}\n", func(c Config) bool { return len(c.Generator) == 1 }, ""},
-		{"unknown field", "train:\n  batchsize: 3\n", nil, "batchsize"},
-		{"unknown layer field", "generator:\n  - {type: dense, unit: 3}\n", nil, "unit"},
-		{"wrong type", "train:\n  batch: many\n", nil, "many"},
+		{"unknown field", "train:\n  batchsize: 3\n", nil, `train.batchsize (line 2, column 3): unknown field "batchsize"`},
+		{"unknown layer field", "generator:\n  - {type: dense, unit: 3}\n", nil, `generator[0].unit (line 2, column 19): unknown field "unit"; the fields here are activation,`},
+		{"wrong type", "train:\n  batch: many\n", nil, `train.batch (line 2, column 10): want a whole number, got "many"`},
+		{"wrong layer type", "discriminator:\n  - type: dropout\n  - type: maxout\n    pieces: [5]\n", nil, "discriminator[1].pieces (line 4, column 13): want a whole number, got a list"},
+		{"every mistake listed", "train:\n  batch: x\n  kk: 1\n", nil, "train.batch (line 2, column 10): want a whole number, got \"x\"\n  train.kk (line 3"},
+		{"not a mapping", "train: 5\n", nil, `train (line 1, column 8): want a mapping of fields, got "5"`},
 		{"syntax", "train: [\n", nil, "cfg.yaml"},
+		{"syntax shows the line", "train:\n  batch: 10\n   k: 2\n", nil, "line 3: mapping values are not allowed in this context\n    3 |    k: 2"},
 		{"eval", "eval:\n  every_epochs: 5\n  parzen: false\n", func(c Config) bool {
 			return c.Eval == Eval{EveryEpochs: 5, Parzen: false, Classifier: true, Samples: 10000}
 		}, ""},
