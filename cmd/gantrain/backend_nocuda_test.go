@@ -12,14 +12,18 @@ import (
 
 func TestNoCUDAInThisBuild(t *testing.T) {
 	for _, dev := range []string{"cuda", "cuda:1"} {
-		b, err := openBackend(config.Backend{Device: dev, BLAS: "go"}, nil)
+		c := config.Default().Backend
+		c.Device, c.BLAS = dev, "go"
+		b, err := openBackend(c, nil)
 		var ue usageError
 		if b != nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), "-tags nocuda") ||
 			!strings.Contains(err.Error(), "NVIDIA GPU") || !strings.Contains(err.Error(), dev) {
 			t.Errorf("openBackend(%q) = %v, %v; want a usage error about the nocuda build", dev, b, err)
 		}
 	}
-	b, err := openBackend(config.Backend{Device: "cpu", BLAS: "go"}, nil)
+	c := config.Default().Backend
+	c.BLAS = "go"
+	b, err := openBackend(c, nil)
 	if err != nil || b.Name() != "cpu" {
 		t.Fatalf("openBackend(cpu) = %v, %v", b, err)
 	}

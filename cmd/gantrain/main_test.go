@@ -51,6 +51,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sample", "--checkpoint", dir, "--format", "gif"}, "--format"},
 		{[]string{"sample", "--checkpoint", dir}, "no *.safetensors"},
 		{[]string{"sample", "--checkpoint", dir, "--out", "x.bin"}, "cannot tell the format"},
+		{[]string{"sample", "--checkpoint", dir, "--precision", "fp16"}, "backend.precision"},
 		{[]string{"train", "--data", filepath.Join(dir, "nowhere"), "--listen", "off", "--out", filepath.Join(dir, "r1")}, "nowhere: no such directory"},
 		{[]string{"train", "--data", badCfg, "--listen", "off", "--out", filepath.Join(dir, "r2")}, "is a file"},
 		{[]string{"sample", "--checkpoint", dir, "--format", "npy", "--out", "x.png"}, "--format npy but --out x.png"},
@@ -68,7 +69,9 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelpListsEveryFlag(t *testing.T) {
-	for _, cmd := range []string{"train", "sample"} {
+	// Every subcommand lists its flags, the backend flags (one definition) among them.
+	backendFlags := []string{"device", "blas", "threads", "precision", "cuda-graphs", "autotune", "autotune-cache"}
+	for _, cmd := range []string{"train", "sample", "eval", "classifier"} {
 		code, _, stderr := runCmd(cmd, "--help")
 		if code != 0 {
 			t.Errorf("%s --help: exit %d", cmd, code)
@@ -76,6 +79,14 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		if !strings.Contains(stderr, "Usage: gantrain "+cmd) {
 			t.Errorf("%s --help lacks a usage line: %q", cmd, stderr)
 		}
+		for _, name := range backendFlags {
+			if !strings.Contains(stderr, "  -"+name+" ") && !strings.Contains(stderr, "  -"+name+"\n") {
+				t.Errorf("%s --help does not document -%s", cmd, name)
+			}
+		}
+	}
+	if _, _, stderr := runCmd("classifier", "--help"); !strings.Contains(stderr, "  -epochs ") {
+		t.Errorf("classifier --help does not list its own flags:\n%s", stderr)
 	}
 	f := newTrainFlags(&bytes.Buffer{})
 	var buf bytes.Buffer

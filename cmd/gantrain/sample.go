@@ -36,9 +36,12 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed := fs.Uint64("seed", 1, "noise seed")
 	cols := fs.Int("cols", 0, "grid columns (0: square)")
 	raw := fs.Bool("raw-generator", false, "sample from G's parameters, not their moving average (checkpoints of runs with g_ema)")
-	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
-	blas := fs.String("blas", "auto", "CPU matrix multiply: auto, openblas or go")
+	bk := config.Default().Backend
+	bindBackendFlags(fs, &bk)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkBackend(bk); err != nil {
 		return err
 	}
 	if *ckpt == "" {
@@ -65,7 +68,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(config.Backend{Device: *device, BLAS: *blas}, nil)
+	b, err := openBackend(bk, nil)
 	if err != nil {
 		return err
 	}

@@ -107,13 +107,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.IntVar(&c.Output.KeepCheckpoints, "keep-checkpoints", c.Output.KeepCheckpoints, "keep this many newest checkpoints, besides the best-scoring one (0: keep all)")
 	fs.IntVar(&c.Output.Samples, "samples", c.Output.Samples, "images in a sample grid")
 	fs.StringVar(&c.Output.Progress, "progress", c.Output.Progress, "auto (a bar on a terminal, log lines otherwise), bar or plain")
-	fs.StringVar(&c.Backend.Device, "device", c.Backend.Device, "cpu, cuda or cuda:N")
-	fs.StringVar(&c.Backend.BLAS, "blas", c.Backend.BLAS, "CPU matrix multiply: auto (OpenBLAS if installed, else pure Go), openblas or go")
-	fs.IntVar(&c.Backend.Threads, "threads", c.Backend.Threads, "BLAS threads (0: the library's default)")
-	fs.BoolVar(&c.Backend.Graphs, "cuda-graphs", c.Backend.Graphs, "submit each training step to the GPU as one CUDA graph (bit-identical results; --cuda-graphs=false launches kernel by kernel)")
-	fs.StringVar(&c.Backend.Precision, "precision", c.Backend.Precision, "CUDA matrix products: fp32, or tf32 (tensor cores, about 3 significant digits per input)")
-	fs.StringVar(&c.Backend.Autotune, "autotune", c.Backend.Autotune, "CUDA matrix-product kernels: on (time the candidates on this run's shapes at first use, cached per device) or off (a fixed table); a resumed run keeps its checkpoint's kernels")
-	fs.StringVar(&c.Backend.AutotuneCache, "autotune-cache", c.Backend.AutotuneCache, "the autotuner's cache file (default: gantrain/autotune.json in the user's cache directory)")
+	bindBackendFlags(fs, &c.Backend)
 }
 
 // resumeFlags are the flags that may change a resumed run: its length, its output
