@@ -73,8 +73,12 @@ type Server struct {
 	srv     *http.Server
 	ln      net.Listener
 	done    chan error
-	limiter *rate.Limiter
+	limiter *rate.Limiter // the status page, the API and the sample grid
 	waiting atomic.Int64
+	// Scrapes of /metrics have a budget of their own, so that a flood of other
+	// requests cannot push a scrape past Prometheus's timeout (the probes have none).
+	scrapeLimiter *rate.Limiter
+	scrapeWaiting atomic.Int64
 	// Failed control authentication is logged, at most authLogBurst lines at once
 	// and one per authLogEvery after that, each saying how many it stands for.
 	authLog   *rate.Limiter
@@ -97,6 +101,7 @@ func New(mon *Monitor, opt Options) *Server {
 	s := &Server{mon: mon, opt: opt, authLog: rate.NewLimiter(rate.Every(authLogEvery), authLogBurst)}
 	if opt.RateLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(opt.RateLimit), max(opt.RateBurst, 1))
+		s.scrapeLimiter = rate.NewLimiter(rate.Limit(opt.RateLimit), max(opt.RateBurst, 1))
 	}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
@@ -179,24 +184,29 @@ func (s *Server) Handler() http.Handler {
 	return s.throttle(mux)
 }
 
-// throttle holds requests to the configured rate, except the probes.
+// throttle holds requests to the configured rate: /metrics in a budget of its own,
+// everything else but the probes in another.
 func (s *Server) throttle(next http.Handler) http.Handler {
 	if s.limiter == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		lim, waiting := s.limiter, &s.waiting
+		switch r.URL.Path {
+		case "/healthz", "/readyz":
 			next.ServeHTTP(w, r)
 			return
+		case "/metrics":
+			lim, waiting = s.scrapeLimiter, &s.scrapeWaiting
 		}
-		if s.waiting.Add(1) > maxWaiting {
-			s.waiting.Add(-1)
+		if waiting.Add(1) > maxWaiting {
+			waiting.Add(-1)
 			w.Header().Set("Retry-After", "1")
 			httpError(w, http.StatusServiceUnavailable, "too many requests waiting; retry in a second")
 			return
 		}
-		err := s.limiter.Wait(r.Context())
-		s.waiting.Add(-1)
+		err := lim.Wait(r.Context())
+		waiting.Add(-1)
 		if err != nil {
 			return // the client went away while it waited
 		}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -448,6 +449,41 @@ func TestRateLimit(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("50 probes took %v: probes must not be held", d)
 	}
+}
+
+// A flood of requests to the page and the API does not hold up a scrape of /metrics,
+// which has a budget of its own.
+func TestScrapesOutlastAFlood(t *testing.T) {
+	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	s := New(mon, Options{RateLimit: 20, RateBurst: 1})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ { // 100 requests at 20/s: a queue of 5 s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/v1/status", nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // the flood is queued
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		if resp, _ := get(t, ts.URL+"/metrics"); resp.StatusCode != 200 {
+			t.Fatalf("scrape %d: %d", i, resp.StatusCode)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("3 scrapes behind a flood of 100 requests took %v", d)
+	}
+	cancel()
+	wg.Wait()
 }
 
 // Scrapes within the cache's time share one gathering; later ones gather anew.

@@ -74,7 +74,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.BoolVar(&f.overwrite, "overwrite", false, "start a new run even if --out holds one: the old run is moved to DIR.replaced-<time> (nothing is deleted)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
 	fs.StringVar(&f.tokenFile, "control-token-file", "", "`file` holding the bearer token of the control API (POST /v1/checkpoint, /v1/stop); the GANTRAIN_CONTROL_TOKEN environment variable works too; without a token control is off")
-	fs.Float64Var(&f.httpRate, "http-rate", 50, "most HTTP requests per second served (others wait), so that heavy scraping cannot slow training; the health probes are exempt; 0: no limit")
+	fs.Float64Var(&f.httpRate, "http-rate", 50, "most HTTP requests per second served (others wait), so that heavy scraping cannot slow training; /metrics has a budget of its own, the health probes none; 0: no limit")
 	fs.DurationVar(&f.linger, "linger", 0, "keep serving status and metrics this long after the run ends (e.g. 5m), so the final state can be scraped")
 	defaults := config.Default()
 	bindConfigFlags(fs, &defaults)
