@@ -57,7 +57,9 @@ func TestParse(t *testing.T) {
 		{"every mistake listed", "train:\n  batch: x\n  kk: 1\n", nil, "train.batch (line 2, column 10): want a whole number, got \"x\"\n  train.kk (line 3"},
 		{"not a mapping", "train: 5\n", nil, `train (line 1, column 8): want a mapping of fields, got "5"`},
 		{"syntax", "train: [\n", nil, "cfg.yaml"},
-		{"syntax shows the line", "train:\n  batch: 10\n   k: 2\n", nil, "line 3: mapping values are not allowed in this context\n    3 |    k: 2"},
+		{"syntax: line and column", "train:\n  batch: 10\n   k: 2\n", nil, "line 3, column 5: mapping values are not allowed in this context\n    3 |    k: 2\n            ^"},
+		{"syntax: a line the decoder does not name", "a: b: c\n", nil, "line 1, column 5: mapping values are not allowed"},
+		{"syntax: a tab", "train:\n\tbatch: 1\n", nil, "line 2, column 1: found character that cannot start any token"},
 		{"eval", "eval:\n  every_epochs: 5\n  parzen: false\n", func(c Config) bool {
 			return c.Eval == Eval{EveryEpochs: 5, Parzen: false, Classifier: true, Samples: 10000}
 		}, ""},

@@ -134,16 +134,50 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
-// syntaxError adds the text of the line a YAML syntax error names, so that the
-// mistake can be seen without opening the file.
+// syntaxError adds to a YAML syntax error the column at which it arises and the text
+// of its line. The decoder names only the line; the column is found by parsing the
+// document up to each character of that line in turn: the first prefix that gives the
+// same error ends at the offending character. When no prefix does (an error that the
+// next line decides), the line alone is given.
 func syntaxError(raw []byte, err error) error {
-	var line int
-	if _, scanErr := fmt.Sscanf(strings.TrimPrefix(err.Error(), "yaml: "), "line %d:", &line); scanErr != nil || line < 1 {
-		return err
-	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	lines := bytes.Split(raw, []byte("\n"))
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr != nil {
+		line = 0 // the decoder named no line: every line is searched
+	}
 	if line > len(lines) {
 		return err
 	}
-	return fmt.Errorf("%w\n    %d | %s", err, line, bytes.TrimRight(lines[line-1], "\r"))
+	budget := 4000 // parses: a config is small, and a large document is not searched long
+	first, last := 1, len(lines)
+	if line > 0 {
+		first, last = line, line
+	}
+	for l := first; l <= last; l++ {
+		text := bytes.TrimRight(lines[l-1], "\r")
+		before := bytes.Join(lines[:l-1], []byte("\n"))
+		if l > 1 {
+			before = append(before, '\n')
+		}
+		for c := 1; c <= len(text) && budget > 0 && len(before)+c <= 1<<15; c++ {
+			budget--
+			var n yaml.Node
+			prefix := append(append([]byte(nil), before...), text[:c]...)
+			if perr := yaml.Unmarshal(prefix, &n); perr == nil || perr.Error() != err.Error() {
+				continue
+			}
+			where := fmt.Sprintf("line %d, column %d:", l, c)
+			if line > 0 {
+				msg = strings.Replace(msg, fmt.Sprintf("line %d:", line), where, 1)
+			} else {
+				msg = where + " " + msg
+			}
+			return fmt.Errorf("yaml: %s\n    %d | %s\n    %s^", msg, l, text, strings.Repeat(" ", len(fmt.Sprint(l))+3+c-1))
+		}
+	}
+	if line == 0 {
+		return err
+	}
+	return fmt.Errorf("yaml: %s\n    %d | %s", msg, line, bytes.TrimRight(lines[line-1], "\r"))
 }
