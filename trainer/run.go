@@ -113,14 +113,24 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	}
 	lastT, lastStep := time.Now(), t.step
 	lastCkpt, lastSample := int64(-1), int64(-1)
+	// samples writes a grid of the current step; only a failed backend makes its
+	// failure end the run.
+	samples := func() error {
+		err := t.writeSamples(opt, obs)
+		switch {
+		case err == nil:
+			lastSample = t.step
+		case t.b.Err() != nil:
+			return err
+		default:
+			outputFailed("samples", err)
+		}
+		return nil
+	}
 	// A grid of the starting generator, so that the status page and the API have one
 	// from the start rather than from the first sample_every step.
-	if err := t.writeSamples(opt, obs); err == nil {
-		lastSample = t.step
-	} else if t.b.Err() != nil {
+	if err := samples(); err != nil {
 		return err
-	} else {
-		outputFailed("samples", err)
 	}
 	_, onDevice := t.b.(backend.MemoryReporter)
 	cheapScalars := !onDevice
@@ -231,12 +241,8 @@ loop:
 			bar.draw()
 		}
 		if every(out.SampleEvery) {
-			if err := t.writeSamples(opt, obs); err == nil {
-				lastSample = t.step
-			} else if t.b.Err() != nil {
+			if err := samples(); err != nil {
 				return err
-			} else {
-				outputFailed("samples", err)
 			}
 		}
 		if every(out.CheckpointEvery) {
@@ -279,11 +285,8 @@ loop:
 	// just written. A sample grid that cannot be written does not keep the checkpoint
 	// from being tried.
 	if lastSample != t.step {
-		if err := t.writeSamples(opt, obs); err != nil {
-			if t.b.Err() != nil {
-				return err
-			}
-			outputFailed("samples", err)
+		if err := samples(); err != nil {
+			return err
 		}
 	}
 	var path string

@@ -194,9 +194,7 @@ func (f *trainFlags) autoResume(cfg config.Config) (config.Config, error) {
 	if err != nil {
 		return cfg, usageError{fmt.Errorf("--auto-resume: %s has checkpoints but its config.yaml is unusable: %w", dir, err)}
 	}
-	// What a resume may change comes from this invocation.
-	run.Train.Steps, run.Train.Epochs = cfg.Train.Steps, cfg.Train.Epochs
-	run.Output, run.Backend, run.Data.Dir = cfg.Output, cfg.Backend, cfg.Data.Dir
+	run = resumable(run, cfg)
 	if diff := configDiff(run, cfg); diff != "" {
 		return cfg, usagef("--auto-resume: the run in %s was started with another configuration:\n%s\nchoose another --out, or give the run's own settings", dir, diff)
 	}
@@ -234,9 +232,7 @@ func (f *trainFlags) claimRunDir(cfg config.Config, log *slog.Logger) (*rundir.L
 		// A run that stopped before its first checkpoint: nothing to resume. If it is
 		// this run (the same configuration), it starts over.
 		if run, err := config.Load(filepath.Join(dir, "config.yaml"), config.Default()); err == nil {
-			run.Train.Steps, run.Train.Epochs = cfg.Train.Steps, cfg.Train.Epochs
-			run.Output, run.Backend, run.Data.Dir = cfg.Output, cfg.Backend, cfg.Data.Dir
-			if diff := configDiff(run, cfg); diff != "" {
+			if diff := configDiff(resumable(run, cfg), cfg); diff != "" {
 				lock.Release()
 				return nil, usagef("--auto-resume: %s holds another run (%s), started with another configuration:\n%s\nchoose another --out, or --overwrite it", dir, held, diff)
 			}
@@ -250,6 +246,14 @@ func (f *trainFlags) claimRunDir(cfg config.Config, log *slog.Logger) (*rundir.L
 	lock.Release()
 	return nil, usagef("%s already holds a run (%s).\nContinue it with --resume %s (or --auto-resume), start a new run there with --overwrite (the old one is moved to %s.replaced-<time>; nothing is deleted), or choose another --out",
 		dir, held, dir, filepath.Clean(dir))
+}
+
+// resumable is a run's configuration with what a resume may change (the run length,
+// the output cadence, the backend, the data directory) taken from this invocation's.
+func resumable(run, now config.Config) config.Config {
+	run.Train.Steps, run.Train.Epochs = now.Train.Steps, now.Train.Epochs
+	run.Output, run.Backend, run.Data.Dir = now.Output, now.Backend, now.Data.Dir
+	return run
 }
 
 // configDiff lists the YAML lines in which two configs differ ("" when equal).
