@@ -43,12 +43,30 @@ var gemmConfigs = []GemmConfig{
 	{Family: "wdot"}, // one warp per element of C
 }
 
+// gemmNames and gemmByName index gemmConfigs once (they are never written after), so
+// that planning a product in every step formats no names.
+var gemmNames, gemmByName = func() (map[GemmConfig]string, map[string]GemmConfig) {
+	names, byName := map[GemmConfig]string{}, map[string]GemmConfig{}
+	for _, g := range gemmConfigs {
+		n := g.format()
+		names[g], byName[n] = n, g
+	}
+	return names, byName
+}()
+
 // GemmConfigs lists every configuration.
 func GemmConfigs() []GemmConfig { return append([]GemmConfig(nil), gemmConfigs...) }
 
 // Name identifies the configuration: tc_128x128x32_w64x32_s3, simt_64x64x16_t4x4_s3,
 // tiled_64x64x16, dot, wdot.
 func (g GemmConfig) Name() string {
+	if n, ok := gemmNames[g]; ok {
+		return n
+	}
+	return g.format()
+}
+
+func (g GemmConfig) format() string {
 	switch g.Family {
 	case "tc":
 		return fmt.Sprintf("tc_%dx%dx%d_w%dx%d_s%d", g.BM, g.BN, g.BK, g.WM, g.WN, g.Stages)
@@ -196,12 +214,8 @@ func counters(ws uint64) uint64 { return ws + partialBytes }
 func CounterRegion() (offset, bytes int) { return partialBytes, 4 * counterWords }
 
 func configByName(name string) (GemmConfig, bool) {
-	for _, g := range gemmConfigs {
-		if g.Name() == name {
-			return g, true
-		}
-	}
-	return GemmConfig{}, false
+	g, ok := gemmByName[name]
+	return g, ok
 }
 
 // kchunkFor is the depth of each of `split` slices of K for k-steps of bk: a multiple

@@ -62,8 +62,8 @@ type Tuner struct {
 	Cache  *Cache // nil: none
 	Log    *slog.Logger
 
-	chosen      map[string]*Choice
-	order       []string
+	chosen      map[kernels.GemmProblem]*Choice // by the problem itself: no key formatted per step
+	order       []kernels.GemmProblem
 	preset      map[string]kernels.GemmChoice
 	cacheFailed bool
 }
@@ -84,10 +84,10 @@ func (t *Tuner) log() *slog.Logger {
 // ChooseGemm implements kernels.GemmChooser: this run's earlier choice, else the
 // preset one, else the cached one, else the fastest candidate (or the fixed table).
 func (t *Tuner) ChooseGemm(p kernels.GemmProblem, build func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
-	key := p.String()
-	if c, ok := t.chosen[key]; ok {
+	if c, ok := t.chosen[p]; ok {
 		return c.Choice
 	}
+	key := p.String() // the key of presets, the cache and checkpoints
 	d := t.plain()
 	c := &Choice{Problem: p}
 	if pc, ok := t.preset[key]; ok && kernels.ValidGemm(d, p, pc) == nil {
@@ -116,10 +116,10 @@ func (t *Tuner) ChooseGemm(p kernels.GemmProblem, build func(kernels.GemmChoice)
 		t.log().Debug("kernel choice", "product", key, "kernel", c.Choice.String(), "source", c.Source)
 	}
 	if t.chosen == nil {
-		t.chosen = map[string]*Choice{}
+		t.chosen = map[kernels.GemmProblem]*Choice{}
 	}
-	t.chosen[key] = c
-	t.order = append(t.order, key)
+	t.chosen[p] = c
+	t.order = append(t.order, p)
 	return c.Choice
 }
 
@@ -166,8 +166,8 @@ func (t *Tuner) Choices() []Choice {
 // stores).
 func (t *Tuner) ChoiceMap() map[string]string {
 	m := make(map[string]string, len(t.chosen))
-	for k, c := range t.chosen {
-		m[k] = c.Choice.String()
+	for p, c := range t.chosen {
+		m[p.String()] = c.Choice.String()
 	}
 	return m
 }
