@@ -99,23 +99,28 @@ __device__ __forceinline__ double gt_block_sum(double v) {
   return s;
 }
 
-// gt_to_tf32 rounds x to tf32 (10 mantissa bits) to nearest, ties away from zero:
-// cvt.rna.tf32.f32 on the device, its emulation in the shim.
-__device__ __forceinline__ float gt_to_tf32(float x) {
-#if defined(__CUDA_ARCH__)
-  unsigned int r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return __uint_as_float(r);
-#else
-  return gt_shim_cvt_rna_tf32(x);
-#endif
-}
+// gt_to_tf32 is x as the tensor cores read it in tf32 mode: the top 19 bits (sign,
+// exponent, 10 mantissa bits), the low 13 dropped, that is, rounded toward zero. The
+// tensor-core kernels pass fp32 registers to mma.sync unchanged and get this reading for
+// free; the kernels that multiply on the FMA units in tf32 mode (gemm_dot_tf32, …) call
+// it so that every kernel of a tf32 run means the same by tf32. A NaN stays a NaN unless
+// its payload lies wholly in the low 13 bits (the device's own NaN, 0x7fffffff, does not).
+__device__ __forceinline__ float gt_to_tf32(float x) { return __uint_as_float(__float_as_uint(x) & 0xffffe000u); }
 
 // ---- sm_80 building blocks of the matrix products (gemm.cu) ----
 
 // gt_activate_call is gt_activate out of line: the float64 sigmoid and tanh are large,
 // and the unrolled epilogue would otherwise carry one copy per element of the tile.
 __device__ __noinline__ float gt_activate_call(float z, int act, float alpha) { return gt_activate(z, act, alpha); }
+
+// gt_activate4_call is gt_activate on four independent values out of line, in one
+// body, so that their float64 exp and divide chains overlap: an epilogue that finishes
+// a tile in a few blocks (the last block of a split-K tile) is bound by their latency,
+// and four calls of gt_activate_call would run the chains one after another.
+__device__ __noinline__ float4 gt_activate4_call(float4 z, int act, float alpha) {
+  return make_float4(gt_activate(z.x, act, alpha), gt_activate(z.y, act, alpha), gt_activate(z.z, act, alpha),
+                     gt_activate(z.w, act, alpha));
+}
 
 // gt_mma_tf32 is d += A·B for one m16n8k8 tf32 tile held in the fragment layout of the
 // PTX ISA (a: a0..a3, b: b0..b1, d: c0..c3 of each lane). The shim emulates it.
@@ -130,6 +135,23 @@ __device__ __forceinline__ void gt_mma_tf32(float d[4], const unsigned int a[4],
 #endif
 }
 
+
+// gt_ldsm_x4 is ldmatrix.sync.aligned.m8n8.x4.shared.b16 on 32-bit data: four 8×4
+// matrices of floats, each row 16 contiguous bytes of shared memory. Lane l names the
+// start of row l%8 of matrix l/8 (16-byte aligned); it receives, from each matrix i,
+// the float at row l/4, column l%4 in r[i]. That is the tf32 m16n8k8 fragment layout of
+// an operand whose contiguous dimension is k: one instruction in place of four loads.
+// All lanes of the warp must call it. The shim emulates it.
+__device__ __forceinline__ void gt_ldsm_x4(unsigned int r[4], const float* row) {
+#if defined(__CUDA_ARCH__)
+  unsigned int s = (unsigned int)__cvta_generic_to_shared(row);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+#else
+  gt_shim_ldmatrix_x4(r, row);
+#endif
+}
 
 // gt_dynamic_shared is the block's dynamic shared memory (Launch.SharedBytes), 16-byte
 // aligned. The shim provides its own.

@@ -15,17 +15,30 @@ extern "C" __global__ void __launch_bounds__(GT_COL_W* GT_COL_H)
   const int r0 = blockIdx.y * rows_per, r1 = min(n, r0 + rows_per);
   double s = 0.0;
   if (c < out) {
-    // Unrolled so that several rows' loads are in flight at once (the paper's batch puts
-    // all 200 rows in one chunk); the sum still adds the rows in order.
-#pragma unroll 8
-    for (int r = r0 + ty; r < r1; r += GT_COL_H) {
-      size_t i = (size_t)r * out + c;
-      float v = dy[i];
-      if (act != GT_ACT_IDENTITY) {
-        v = gt_act_grad(v, y[i], act, alpha);
-        dy[i] = v;
+    // Eight rows at a time, all their loads issued before any is used, so that a
+    // thread's rows (25 of them at the paper's batch, which puts all 200 rows in one
+    // chunk) cost a few memory latencies, not one each; the sum still adds the rows in
+    // order.
+    constexpr int U = 8;
+    for (int rb = r0 + ty; rb < r1; rb += U * GT_COL_H) {
+      float v[U], w[U];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        int r = rb + u * GT_COL_H;
+        size_t i = (size_t)r * out + c;
+        v[u] = r < r1 ? dy[i] : 0.0f;
+        w[u] = r < r1 && act != GT_ACT_IDENTITY ? y[i] : 0.0f;
       }
-      s += (double)v;
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        int r = rb + u * GT_COL_H;
+        if (r >= r1) break;
+        if (act != GT_ACT_IDENTITY) {
+          v[u] = gt_act_grad(v[u], w[u], act, alpha);
+          dy[(size_t)r * out + c] = v[u];
+        }
+        s += (double)v[u];
+      }
     }
   }
   if (!want_db) return;  // uniform over the grid: no thread reaches the barrier

@@ -1,8 +1,9 @@
 // gemm.cu: the dense layers' matrix products, pipelined. C (M×N, row-major) =
 // op(A)·op(B), then + bias (1×N) and an activation, like matmul.cu's kernels, in
 // configurations an autotuner chooses among (kernels/gemm.go lists them):
-//   gemm_tc_*:   tensor cores, mma.sync.m16n8k8 tf32 (inputs rounded to tf32 with
-//                cvt.rna, fp32 accumulation); a block of warps, each a WM×WN tile of C;
+//   gemm_tc_*:   tensor cores, mma.sync.m16n8k8 tf32 (fp32 inputs passed unchanged: the
+//                tensor cores read their tf32 bits, see gt_to_tf32; fp32 accumulation);
+//                a block of warps, each a WM×WN tile of C;
 //   gemm_simt_*: fp32 FMAs; each thread a TM×TN tile of C, read from shared memory in
 //                16-byte accesses.
 // Both stage BM×BK of A and BK×BN of B per step through a STAGES-deep ring in dynamic
@@ -23,19 +24,29 @@
 // launch, and the result is deterministic.
 #include "common.cuh"
 
-// Operand tiles in shared memory. A tile holds OUT stored rows of IN contiguous floats,
-// rows padded to LD: by 4 floats when the contiguous dimension is k (so that the 8
-// rows a fragment read touches start 4 banks apart), by 8 when it is m or n (so that
-// rows k and k+1..3 start 8 banks apart).
-template <int ROWS, int COLS, bool KCONTIG>
+// Operand tiles in shared memory. A tile holds OUT stored rows of IN contiguous floats.
+// Padded tiles (CPT = 0) pad a row to LD: by 4 floats when the contiguous dimension is
+// k (so that the 8 rows an ldmatrix or a fragment read touches start 4 banks apart), by
+// 8 when it is m or n (so that rows k and k+1..3 start 8 banks apart). The tensor-core
+// kernels' m- or n-contiguous tiles are swizzled instead (CPT = 1 or 2, the 16-byte
+// chunks of a row each thread reads per fragment load): unpadded, the chunk c of row r
+// stored at chunk c ^ gt_swz<CPT>(r), which keeps the 16-byte fragment loads of
+// gt_gemm_tc free of bank conflicts (see there).
+template <int CPT>
+__device__ __forceinline__ int gt_swz(int r) {
+  return CPT == 1 ? 2 * (r & 3) : CPT == 2 ? (r & 1) | ((r & 2) << 1) : 0;
+}
+
+template <int ROWS, int COLS, bool KCONTIG, int CPT = 0>
 struct gt_tile {
-  static constexpr int OUT = ROWS, IN = COLS, LD = COLS + (KCONTIG ? 4 : 8), SIZE = ROWS * LD;
+  static_assert(CPT == 0 || (!KCONTIG && COLS % 32 == 0), "swizzled tiles: m or n contiguous, whole 8-chunk groups");
+  static constexpr int OUT = ROWS, IN = COLS, LD = COLS + (CPT ? 0 : KCONTIG ? 4 : 8), SIZE = ROWS * LD, SWZ = CPT;
 };
 
 // gt_load_tile starts the cp.async copies of the tile [o0, o0+OUT) × [i0, i0+IN) of a
 // row-major operand g (row length ld) into s: rows o ≥ orows and columns i ≥ iend are
 // zero-filled (iend is a multiple of 4, so a 16-byte chunk is wholly in or out).
-template <int OUT, int IN, int LD, int THREADS>
+template <int OUT, int IN, int LD, int CPT, int THREADS>
 __device__ __forceinline__ void gt_load_tile(float* s, const float* __restrict__ g, int ld, int o0, int orows, int i0,
                                              int iend) {
   constexpr int CH = IN / 4, TOTAL = OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
@@ -46,43 +57,47 @@ __device__ __forceinline__ void gt_load_tile(float* s, const float* __restrict__
       int r = c / CH, col = (c % CH) * 4;
       int o = o0 + r, i = i0 + col;
       bool valid = o < orows && i < iend;
-      gt_cp_async16(s + r * LD + col, valid ? g + (size_t)o * ld + i : g, valid);
+      gt_cp_async16(s + r * LD + (((col >> 2) ^ gt_swz<CPT>(r)) << 2), valid ? g + (size_t)o * ld + i : g, valid);
     }
   }
 }
 
-// gt_gemm_geometry: the shared-memory layout of one pipeline stage of op(A)·op(B).
-template <bool TA, bool TB, int BM, int BN, int BK>
+// gt_gemm_geometry: the shared-memory layout of one pipeline stage of op(A)·op(B);
+// ACPT, BCPT: the swizzle of A's and B's tiles when they are m- or n-contiguous (0:
+// padded; see gt_tile).
+template <bool TA, bool TB, int BM, int BN, int BK, int ACPT = 0, int BCPT = 0>
 struct gt_gemm_geometry {
   // A: !TA stored M×K (tile BM rows of BK), TA stored K×M (BK rows of BM).
-  using At = gt_tile<TA ? BK : BM, TA ? BM : BK, !TA>;
+  using At = gt_tile<TA ? BK : BM, TA ? BM : BK, !TA, TA ? ACPT : 0>;
   // B: !TB stored K×N (BK rows of BN), TB stored N×K (BN rows of BK).
-  using Bt = gt_tile<TB ? BN : BK, TB ? BK : BN, TB>;
+  using Bt = gt_tile<TB ? BN : BK, TB ? BK : BN, TB, TB ? 0 : BCPT>;
   static constexpr int STAGE = At::SIZE + Bt::SIZE;  // floats
-
-  // a(m, k) and b(k, n) of a stage.
-  __device__ static inline float a(const float* s, int m, int k) {
-    return TA ? s[k * At::LD + m] : s[m * At::LD + k];
-  }
-  __device__ static inline float b(const float* s, int k, int n) {
-    return TB ? s[At::SIZE + n * Bt::LD + k] : s[At::SIZE + k * Bt::LD + n];
-  }
 
   // load starts the copies of k-step [k0, k0+BK) into stage s.
   template <int THREADS>
   __device__ static inline void load(float* s, const float* __restrict__ a, const float* __restrict__ b, int M,
                                               int N, int kend, int lda, int ldb, int m0, int n0, int k0) {
     if (TA)
-      gt_load_tile<At::OUT, At::IN, At::LD, THREADS>(s, a, lda, k0, kend, m0, M);
+      gt_load_tile<At::OUT, At::IN, At::LD, At::SWZ, THREADS>(s, a, lda, k0, kend, m0, M);
     else
-      gt_load_tile<At::OUT, At::IN, At::LD, THREADS>(s, a, lda, m0, M, k0, kend);
+      gt_load_tile<At::OUT, At::IN, At::LD, At::SWZ, THREADS>(s, a, lda, m0, M, k0, kend);
     if (TB)
-      gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE, b, ldb, n0, N, k0, kend);
+      gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + At::SIZE, b, ldb, n0, N, k0, kend);
     else
-      gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, THREADS>(s + At::SIZE, b, ldb, k0, kend, n0, N);
+      gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + At::SIZE, b, ldb, k0, kend, n0, N);
   }
-
 };
+
+// gt_ld_swz reads the CPT·4 floats of row r of a swizzled tile (row length LD) from
+// logical chunk c on, into v.
+template <int CPT, int LD>
+__device__ __forceinline__ void gt_ld_swz(float v[], const float* t, int r, int c) {
+#pragma unroll
+  for (int q = 0; q < CPT; q++) {
+    float4 x = gt_ld4(t + r * LD + (((c + q) ^ gt_swz<CPT>(r)) << 2));
+    v[4 * q] = x.x, v[4 * q + 1] = x.y, v[4 * q + 2] = x.z, v[4 * q + 3] = x.w;
+  }
+}
 
 // gt_gemm_mainloop runs the pipeline over this block's k range: for each k-step, wait
 // for its stage, start the copies of the step STAGES−1 ahead into the stage the last
@@ -118,6 +133,22 @@ __device__ __forceinline__ float gt_gemm_finish(float s, const float* __restrict
   if (act == GT_ACT_LEAKY_RELU) return z < 0.0f ? __fmul_rn(z, alpha) : z;
   if (act != GT_ACT_IDENTITY) return gt_activate_call(z, act, alpha);
   return z;
+}
+
+// gt_gemm_finish4 is gt_gemm_finish on the chunk e[0..3] of C's row at columns n..n+3,
+// of which those < N are in C: the float64 activations (sigmoid, tanh) of the four in
+// one call (gt_activate4_call), the others inline.
+__device__ __forceinline__ void gt_gemm_finish4(float e[4], const float* __restrict__ bias, int n, int N, int act,
+                                                float alpha) {
+  if (act == GT_ACT_IDENTITY || act == GT_ACT_RELU || act == GT_ACT_LEAKY_RELU) {
+    for (int k = 0; k < 4; k++)
+      if (n + k < N) e[k] = gt_gemm_finish(e[k], bias, n + k, act, alpha);
+    return;
+  }
+  for (int k = 0; k < 4; k++)
+    if (bias && n + k < N) e[k] = __fadd_rn(e[k], bias[n + k]);
+  float4 y = gt_activate4_call(make_float4(e[0], e[1], e[2], e[3]), act, alpha);
+  e[0] = y.x, e[1] = y.y, e[2] = y.z, e[3] = y.w;  // the columns ≥ N are not stored
 }
 
 // gt_gemm_epilogue stores the block's BM×BN tile of C. frags(f) calls f(r, c, acc) for
@@ -212,8 +243,7 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
     float* dst = c + (size_t)m * N + n;
     float4 v = gt_ld4(smem + r * LDC + cc);
     float e[4] = {v.x, v.y, v.z, v.w};
-    for (int k = 0; k < 4; k++)
-      if (n + k < N) e[k] = gt_gemm_finish(e[k], bias, n + k, act, alpha);
+    gt_gemm_finish4(e, bias, n, N, act, alpha);
     if (vec) {
       gt_st4(dst, make_float4(e[0], e[1], e[2], e[3]));
     } else {
@@ -228,12 +258,27 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
       int lda, int ldb, int kchunk, int act, float alpha
 
 // gt_gemm_tc: tensor cores. Warps are laid out (BM/WM)×(BN/WN); each holds (WM/16)×(WN/8)
-// m16n8k8 accumulators in the PTX ISA's fragment layout (see gt_mma_tf32).
-template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES>
+// m16n8k8 accumulators in the PTX ISA's fragment layout (see gt_mma_tf32). Fragments
+// come from shared memory in wide reads:
+//   - an operand whose tile is k-contiguous (A of nn and nt, B of nt): ldmatrix, one
+//     per m16 tile of A, one per two n8 tiles of B;
+//   - an m- or n-contiguous one (A of tn, B of nn and tn): with SWZ false, one 4-byte
+//     read per element from a padded tile; with SWZ true (the *_swz kernels, nn and tn
+//     only), 16-byte reads of a swizzled tile. The rows of C a warp's m16 tiles cover
+//     are then permuted so that a lane's rows
+//     g and g+8 of every tile lie next to each other: mma row g + 8h of tile i is the
+//     warp's row g·2·MI + 2i + h, and a lane reads its 2·MI values of one k in
+//     CPT = 2·MI/4 chunks; likewise n8 tile j's column g is the warp's column g·NI + j
+//     (CPT = NI/4). The sum over k is unchanged; the epilogue puts each accumulator at
+//     its permuted row and column. Of the 8 lanes (g ∈ {2p, 2p+1}, t = 0..3) that one
+//     phase of a 16-byte shared load serves, the swizzle sends each to its own 4 banks.
+template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ>
 __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
-  using G = gt_gemm_geometry<TA, TB, BM, BN, BK>;
   constexpr int WARPS_N = BN / WN, THREADS = (BM / WM) * WARPS_N * 32, MI = WM / 16, NI = WN / 8;
-  static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0 && BK % 8 == 0, "tile shape");
+  constexpr int ACPT = SWZ ? 2 * MI / 4 : 0, BCPT = SWZ ? NI / 4 : 0;  // chunks per swizzled fragment read
+  static_assert(BM % WM == 0 && BN % WN == 0 && (WM == 32 || WM == 64) && (WN == 32 || WN == 64) && BK % 8 == 0,
+                "tile shape");
+  using G = gt_gemm_geometry<TA, TB, BM, BN, BK, ACPT, BCPT>;
   float* smem = gt_dynamic_shared();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;  // groupID, threadID_in_group
@@ -249,22 +294,59 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
   gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+    const float* As = s;
+    const float* Bs = s + G::At::SIZE;
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 8) {
       unsigned int af[MI][4], bf[NI][2];
+      if (!TA) {  // lane l names row l%8 (+8 for l&8) of the m16 tile, k half l/16
 #pragma unroll
-      for (int i = 0; i < MI; i++) {
-        int r = wm + 16 * i + g;
-        af[i][0] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t)));          // (row g,   col t)
-        af[i][1] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t)));      // (row g+8, col t)
-        af[i][2] = __float_as_uint(gt_to_tf32(G::a(s, r, ks + t + 4)));      // (row g,   col t+4)
-        af[i][3] = __float_as_uint(gt_to_tf32(G::a(s, r + 8, ks + t + 4)));  // (row g+8, col t+4)
+        for (int i = 0; i < MI; i++)
+          gt_ldsm_x4(af[i], As + (wm + 16 * i + (lane & 7) + (lane & 8)) * G::At::LD + ks + (lane >> 4) * 4);
+      } else if (!SWZ) {  // A(m, k) at As[k·LD + m]
+#pragma unroll
+        for (int i = 0; i < MI; i++) {
+          const float* p = As + (ks + t) * G::At::LD + wm + 16 * i + g;
+          af[i][0] = __float_as_uint(p[0]);                      // (row g,   col t)
+          af[i][1] = __float_as_uint(p[8]);                      // (row g+8, col t)
+          af[i][2] = __float_as_uint(p[4 * G::At::LD]);          // (row g,   col t+4)
+          af[i][3] = __float_as_uint(p[4 * G::At::LD + 8]);      // (row g+8, col t+4)
+        }
+      } else {  // rows g·2MI + [0, 2MI) of the warp, at k = t and t+4
+        float v0[4 * (ACPT ? ACPT : 1)], v1[4 * (ACPT ? ACPT : 1)];
+        gt_ld_swz<ACPT, G::At::LD>(v0, As, ks + t, (wm >> 2) + g * ACPT);
+        gt_ld_swz<ACPT, G::At::LD>(v1, As, ks + t + 4, (wm >> 2) + g * ACPT);
+#pragma unroll
+        for (int i = 0; i < MI; i++) {
+          af[i][0] = __float_as_uint(v0[2 * i]);      // (row g,   col t)
+          af[i][1] = __float_as_uint(v0[2 * i + 1]);  // (row g+8, col t)
+          af[i][2] = __float_as_uint(v1[2 * i]);      // (row g,   col t+4)
+          af[i][3] = __float_as_uint(v1[2 * i + 1]);  // (row g+8, col t+4)
+        }
       }
+      if (TB) {  // lane l names n row l%8 (+8 for l/16) of two n8 tiles, k half (l/8)%2
 #pragma unroll
-      for (int j = 0; j < NI; j++) {
-        int col = wn + 8 * j + g;
-        bf[j][0] = __float_as_uint(gt_to_tf32(G::b(s, ks + t, col)));      // (row t,   col g)
-        bf[j][1] = __float_as_uint(gt_to_tf32(G::b(s, ks + t + 4, col)));  // (row t+4, col g)
+        for (int j = 0; j < NI; j += 2) {
+          unsigned int r[4];
+          gt_ldsm_x4(r, Bs + (wn + 8 * j + (lane & 7) + ((lane >> 4) << 3)) * G::Bt::LD + ks + ((lane >> 3) & 1) * 4);
+          bf[j][0] = r[0], bf[j][1] = r[1], bf[j + 1][0] = r[2], bf[j + 1][1] = r[3];
+        }
+      } else if (!SWZ) {  // B(k, n) at Bs[k·LD + n]
+#pragma unroll
+        for (int j = 0; j < NI; j++) {
+          const float* p = Bs + (ks + t) * G::Bt::LD + wn + 8 * j + g;
+          bf[j][0] = __float_as_uint(p[0]);                  // (row t,   col g)
+          bf[j][1] = __float_as_uint(p[4 * G::Bt::LD]);      // (row t+4, col g)
+        }
+      } else {  // columns g·NI + [0, NI) of the warp, at k = t and t+4
+        float v0[4 * (BCPT ? BCPT : 1)], v1[4 * (BCPT ? BCPT : 1)];
+        gt_ld_swz<BCPT, G::Bt::LD>(v0, Bs, ks + t, (wn >> 2) + g * BCPT);
+        gt_ld_swz<BCPT, G::Bt::LD>(v1, Bs, ks + t + 4, (wn >> 2) + g * BCPT);
+#pragma unroll
+        for (int j = 0; j < NI; j++) {
+          bf[j][0] = __float_as_uint(v0[j]);  // (row t,   col g)
+          bf[j][1] = __float_as_uint(v1[j]);  // (row t+4, col g)
+        }
       }
 #pragma unroll
       for (int i = 0; i < MI; i++)
@@ -273,6 +355,9 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
     }
   });
 
+  // The tile's row of mma row g + 8h of m16 tile i, and column of mma column cc of n8 tile j.
+  auto row = [&](int i, int h) { return TA && SWZ ? wm + g * 2 * MI + 2 * i + h : wm + 16 * i + g + 8 * h; };
+  auto col = [&](int j, int cc) { return !TB && SWZ ? wn + cc * NI + j : wn + 8 * j + cc; };
   gt_gemm_epilogue<BM, BN, THREADS>(
       [&](auto f) {
 #pragma unroll
@@ -281,7 +366,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
           for (int j = 0; j < NI; j++)
 #pragma unroll
             for (int r = 0; r < 4; r++)  // c0,c1: (row g, cols 2t, 2t+1); c2,c3: row g+8
-              f(wm + 16 * i + g + (r >= 2 ? 8 : 0), wn + 8 * j + 2 * t + (r & 1), acc[i][j][r]);
+              f(row(i, r >> 1), col(j, 2 * t + (r & 1)), acc[i][j][r]);
       },
       smem, c, bias, ws, counters, M, N, act, alpha);
 }
@@ -368,8 +453,8 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
 
 // gt_gemm_dot: one thread per element of C and a plain loop over k, for products too
 // small to feed a tile (D's logit layer has N = 1, its input gradient K = 1): one
-// launch, no split. TF32 rounds each input as the tensor cores would; the product of two
-// tf32 values is exact in fp32, so the FMA only rounds the sum.
+// launch, no split. TF32 reads each input as the tensor cores would (gt_to_tf32); the
+// product of two tf32 values is exact in fp32, so the FMA only rounds the sum.
 template <bool TA, bool TB, bool TF32>
 __device__ __forceinline__ void gt_gemm_dot(GT_GEMM_ARGS) {
   gt_for_each(e, (long long)M * N) {
@@ -408,19 +493,29 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
 
 #define GT_GEMM_PASS c, a, b, bias, ws, counters, M, N, K, lda, ldb, kchunk, act, alpha
 
-// One kernel per configuration and operand layout; the names are kernels/gemm.go's.
+// One kernel per configuration and operand layout; the names are kernels/gemm.go's. The
+// tensor-core configurations come with and without the swizzled tiles (_swz: nn and tn;
+// the nt kernels have no m- or n-contiguous tile, so they would be the same).
 #define GT_GEMM_TC(BM, BN, BK, WM, WN, S)                                                                          \
   extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
       gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
-    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S>(GT_GEMM_PASS);                                                 \
+    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false>(GT_GEMM_PASS);                                          \
   }                                                                                                                \
   extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
       gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
-    gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S>(GT_GEMM_PASS);                                                  \
+    gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S, false>(GT_GEMM_PASS);                                           \
   }                                                                                                                \
   extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
       gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
-    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S>(GT_GEMM_PASS);                                                  \
+    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false>(GT_GEMM_PASS);                                           \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
+      gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz(GT_GEMM_ARGS) {                                    \
+    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true>(GT_GEMM_PASS);                                           \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
+      gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz(GT_GEMM_ARGS) {                                    \
+    gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S, true>(GT_GEMM_PASS);                                            \
   }
 
 #define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                        \

@@ -22,26 +22,38 @@ type GemmConfig struct {
 	WM, WN     int    // tc: one warp's tile of C
 	TM, TN     int    // simt: one thread's tile of C
 	Stages     int    // shared-memory pipeline depth (gemm.cu)
+	// Swizzle (tc): the m- or n-contiguous operand tiles are swizzled and read 16 bytes
+	// at a time, not padded and read 4 bytes at a time (gemm.cu's gt_gemm_tc). Such a
+	// configuration serves nn and tn only: an nt product has no such tile.
+	Swizzle bool
 }
 
 // gemmConfigs are gemm.cu's instantiations (GT_GEMM_TC, GT_GEMM_SIMT), then the tiled
 // kernels of matmul.cu. TestGemmConfigsMatchPTX keeps the lists in step.
-var gemmConfigs = []GemmConfig{
-	{Family: "tc", BM: 256, BN: 128, BK: 32, WM: 64, WN: 64, Stages: 3},
-	{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 64, Stages: 3},
-	{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 32, Stages: 3},
-	{Family: "tc", BM: 128, BN: 64, BK: 32, WM: 64, WN: 32, Stages: 3},
-	{Family: "tc", BM: 64, BN: 128, BK: 32, WM: 32, WN: 64, Stages: 3},
-	{Family: "tc", BM: 64, BN: 64, BK: 32, WM: 32, WN: 32, Stages: 4},
-	{Family: "tc", BM: 32, BN: 64, BK: 32, WM: 32, WN: 32, Stages: 4},
-	{Family: "simt", BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, Stages: 3},
-	{Family: "simt", BM: 128, BN: 64, BK: 16, TM: 8, TN: 8, Stages: 3},
-	{Family: "simt", BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
-	{Family: "simt", BM: 32, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
-	{Family: "tiled", BM: tileM, BN: tileN, BK: tileK},
-	{Family: "dot"},  // one thread per element of C
-	{Family: "wdot"}, // one warp per element of C
-}
+var gemmConfigs = func() []GemmConfig {
+	tc := []GemmConfig{
+		{Family: "tc", BM: 256, BN: 128, BK: 32, WM: 64, WN: 64, Stages: 3},
+		{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 64, Stages: 3},
+		{Family: "tc", BM: 128, BN: 128, BK: 32, WM: 64, WN: 32, Stages: 3},
+		{Family: "tc", BM: 128, BN: 64, BK: 32, WM: 64, WN: 32, Stages: 3},
+		{Family: "tc", BM: 64, BN: 128, BK: 32, WM: 32, WN: 64, Stages: 3},
+		{Family: "tc", BM: 64, BN: 64, BK: 32, WM: 32, WN: 32, Stages: 4},
+		{Family: "tc", BM: 32, BN: 64, BK: 32, WM: 32, WN: 32, Stages: 4},
+	}
+	for _, g := range tc[:len(tc):len(tc)] {
+		g.Swizzle = true
+		tc = append(tc, g)
+	}
+	return append(tc,
+		GemmConfig{Family: "simt", BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, Stages: 3},
+		GemmConfig{Family: "simt", BM: 128, BN: 64, BK: 16, TM: 8, TN: 8, Stages: 3},
+		GemmConfig{Family: "simt", BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
+		GemmConfig{Family: "simt", BM: 32, BN: 64, BK: 16, TM: 4, TN: 4, Stages: 3},
+		GemmConfig{Family: "tiled", BM: tileM, BN: tileN, BK: tileK},
+		GemmConfig{Family: "dot"},  // one thread per element of C
+		GemmConfig{Family: "wdot"}, // one warp per element of C
+	)
+}()
 
 // gemmNames and gemmByName index gemmConfigs once (they are never written after), so
 // that planning a product in every step formats no names.
@@ -57,8 +69,8 @@ var gemmNames, gemmByName = func() (map[GemmConfig]string, map[string]GemmConfig
 // GemmConfigs lists every configuration.
 func GemmConfigs() []GemmConfig { return append([]GemmConfig(nil), gemmConfigs...) }
 
-// Name identifies the configuration: tc_128x128x32_w64x32_s3, simt_64x64x16_t4x4_s3,
-// tiled_64x64x16, dot, wdot.
+// Name identifies the configuration: tc_128x128x32_w64x32_s3, tc_128x128x32_w64x32_s3_swz,
+// simt_64x64x16_t4x4_s3, tiled_64x64x16, dot, wdot.
 func (g GemmConfig) Name() string {
 	if n, ok := gemmNames[g]; ok {
 		return n
@@ -69,7 +81,11 @@ func (g GemmConfig) Name() string {
 func (g GemmConfig) format() string {
 	switch g.Family {
 	case "tc":
-		return fmt.Sprintf("tc_%dx%dx%d_w%dx%d_s%d", g.BM, g.BN, g.BK, g.WM, g.WN, g.Stages)
+		n := fmt.Sprintf("tc_%dx%dx%d_w%dx%d_s%d", g.BM, g.BN, g.BK, g.WM, g.WN, g.Stages)
+		if g.Swizzle {
+			n += "_swz"
+		}
+		return n
 	case "simt":
 		return fmt.Sprintf("simt_%dx%dx%d_t%dx%d_s%d", g.BM, g.BN, g.BK, g.TM, g.TN, g.Stages)
 	case "dot", "wdot":
@@ -103,13 +119,21 @@ func (g GemmConfig) pipelined() bool { return g.Family == "tc" || g.Family == "s
 func (g GemmConfig) serves(p GemmProblem) bool {
 	switch g.Family {
 	case "tc":
-		return p.TF32 && p.Vec4
+		return p.TF32 && p.Vec4 && (!g.Swizzle || p.Kind != "nt")
 	case "simt":
 		return !p.TF32 && p.Vec4
 	case "dot", "wdot":
 		return p.tiny()
 	}
 	return true
+}
+
+// Kinds is the operand layouts the configuration has kernels for.
+func (g GemmConfig) Kinds() []string {
+	if g.Swizzle {
+		return []string{"nn", "tn"}
+	}
+	return []string{"nn", "tn", "nt"}
 }
 
 // kernel is the kernel's name for an operand layout.
@@ -137,11 +161,15 @@ func (g GemmConfig) SharedBytes(kind string) int {
 		return 0
 	}
 	ta, tb := kind == "tn", kind == "nt"
+	pad := 8 // an m- or n-contiguous tile's row padding; none where it is swizzled
+	if g.Swizzle {
+		pad = 0
+	}
 	a := g.BM * (g.BK + 4) // A stored M×K: BM rows of BK (+4)
 	if ta {
-		a = g.BK * (g.BM + 8) // K×M: BK rows of BM (+8)
+		a = g.BK * (g.BM + pad) // K×M: BK rows of BM
 	}
-	b := g.BK * (g.BN + 8) // B stored K×N
+	b := g.BK * (g.BN + pad) // B stored K×N
 	if tb {
 		b = g.BN * (g.BK + 4) // N×K
 	}

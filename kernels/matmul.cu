@@ -1,8 +1,8 @@
 // matmul.cu: the dense layers' matrix products. C (M×N, row-major) = op(A)·op(B) with
 // an epilogue that adds a bias row and applies an activation, in two precisions:
 //   matmul_f32_*: fp32 FMAs; a 64×64 tile of C per block of 256 threads, 4×4 each;
-//   matmul_tf32_*: tensor cores, mma.sync.m16n8k8 tf32 (inputs rounded to tf32 with
-//                  cvt.rna, fp32 accumulation); 64×64 per block of 4 warps, 32×32 each.
+//   matmul_tf32_*: tensor cores, mma.sync.m16n8k8 tf32 (inputs read as tf32, see
+//                  gt_to_tf32; fp32 accumulation); 64×64 per block of 4 warps, 32×32 each.
 // Suffix nn: C = A·B; tn: C = Aᵀ·B; nt: C = A·Bᵀ (A, B as stored: lda, ldb are their
 // row lengths). Blocks: grid (⌈N/64⌉, ⌈M/64⌉, split); block z computes the product over
 // k ∈ [z·kchunk, min(K, (z+1)·kchunk)) and writes it to c + z·M·N. With split-K the
@@ -12,7 +12,7 @@
 
 // gt_load_tiles stages A[m0:m0+64, k0:k0+16] into As[k][m] and B[k0:k0+16, n0:n0+64]
 // into Bs[k][n], zero outside [0,M)×[0,kend) and [0,kend)×[0,N). Each global load is
-// coalesced along the operand's stored rows. TF32 rounds each element to tf32 once.
+// coalesced along the operand's stored rows. TF32 truncates each element to tf32 once (gt_to_tf32).
 template <bool TA, bool TB, bool TF32, int THREADS>
 __device__ __forceinline__ void gt_load_tiles(float (*As)[GT_TILE_M + GT_TILE_PAD], float (*Bs)[GT_TILE_N + GT_TILE_PAD],
                                               const float* __restrict__ a, const float* __restrict__ b, int M, int N,

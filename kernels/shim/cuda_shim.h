@@ -99,6 +99,7 @@ struct gt_shim_warp {
   int lanes;
   unsigned long long slot[32][10];  // one lane's outgoing values
   unsigned int frag[2][32][6];      // mma fragments, double-buffered (gt_shim_mma_m16n8k8_tf32)
+  const float* rows[2][32];         // ldmatrix row addresses, double-buffered (gt_shim_ldmatrix_x4)
 };
 
 struct gt_shim_block {
@@ -241,16 +242,25 @@ inline void gt_shim_cp_async_wait(int n) {
   q.resize(keep);
 }
 
-// gt_shim_cvt_rna_tf32 is cvt.rna.tf32.f32: keep 10 mantissa bits, rounding to nearest
-// with ties away from zero (add half of the dropped 13 bits' range to the magnitude).
-inline float gt_shim_cvt_rna_tf32(float x) {
-  unsigned int u = __float_as_uint(x);
-  if ((u & 0x7f800000u) == 0x7f800000u) return x;  // Inf, NaN
-  u = (u + 0x1000u) & 0xffffe000u;
-  return __uint_as_float(u);
-}
-
 inline float gt_shim_tf32_bits(float x) { return __uint_as_float(__float_as_uint(x) & 0xffffe000u); }
+
+// gt_shim_ldmatrix_x4 is ldmatrix.sync.aligned.m8n8.x4.shared.b16 read as 32-bit
+// words: lane l publishes the row address it names (row l%8 of matrix l/8), then takes
+// word l%4 of row l/4 of each matrix i from the address lane 8i + l/4 published. The
+// addresses go through one of two buffers, alternating per call, for the reason
+// gt_shim_mma_m16n8k8_tf32 gives.
+inline thread_local unsigned int gt_shim_ldsm_calls = 0;
+
+inline void gt_shim_ldmatrix_x4(unsigned int r[4], const float* row) {
+  gt_shim_warp& w = gt_shim_my_warp();
+  if (w.lanes != 32) throw std::logic_error("shim: ldmatrix needs a full warp");
+  if (reinterpret_cast<uintptr_t>(row) % 16 != 0) throw std::logic_error("shim: ldmatrix row address not 16-byte aligned");
+  int lane = gt_shim_tid % 32;
+  const float** rows = w.rows[gt_shim_ldsm_calls++ & 1];
+  rows[lane] = row;
+  w.bar.arrive_and_wait();
+  for (int i = 0; i < 4; i++) std::memcpy(&r[i], rows[8 * i + lane / 4] + lane % 4, 4);
+}
 
 // gt_shim_mma_m16n8k8_tf32 is mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 with
 // d = c (in place): each lane publishes its fragments, then computes its own four
@@ -288,8 +298,7 @@ inline void gt_shim_mma_m16n8k8_tf32(float d[4], const unsigned int a[4], const 
   for (int i = 0; i < 4; i++) {
     int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
     float s = d[i];
-    // The tensor core reads only the tf32 bits of its inputs (the low 13 are ignored):
-    // a kernel that forgot cvt.rna would show its truncation error here too.
+    // The tensor core reads only the tf32 bits of its inputs (the low 13 are ignored).
     for (int k = 0; k < 8; k++) s += gt_shim_tf32_bits(A[row][k]) * gt_shim_tf32_bits(B[k][col]);
     d[i] = s;
   }

@@ -147,7 +147,7 @@ func TestGemmConfigsMatchKernels(t *testing.T) {
 		if g.Family == "tiled" {
 			continue
 		}
-		for _, kind := range []string{"nn", "tn", "nt"} {
+		for _, kind := range g.Kinds() {
 			var names []string
 			switch fam, rest, _ := strings.Cut(g.Name(), "_"); g.Family {
 			case "dot", "wdot":

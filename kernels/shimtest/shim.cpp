@@ -61,10 +61,13 @@ struct entry {
 };
 
 #define K(name) {#name, make_invoker(name)}
-// gemm.cu's configurations (GT_GEMM_TC, GT_GEMM_SIMT there), each in three layouts.
+// gemm.cu's configurations (GT_GEMM_TC, GT_GEMM_SIMT there), each in three layouts (the
+// swizzled tensor-core ones in nn and tn).
 #define K_TC(BM, BN, BK, WM, WN, S)                                                                     \
   K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S), K(gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S), \
-      K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S)
+      K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S),                                                      \
+      K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz),                                                \
+      K(gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz)
 #define K_SIMT(BM, BN, BK, TM, TN, S)                                                                        \
   K(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S), K(gemm_simt_tn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S), \
       K(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S)
@@ -149,6 +152,6 @@ void gt_go_log_batch(const double* x, double* y, int n) {
 void gt_go_cos_batch(const double* x, double* y, int n) {
   for (int i = 0; i < n; i++) y[i] = gt_go_cos(x[i]);
 }
-float gt_to_tf32_host(float x) { return gt_shim_cvt_rna_tf32(x); }
+float gt_to_tf32_host(float x) { return gt_to_tf32(x); }
 void gt_set_cp_async_eager(int eager) { gt_shim_set_cp_async_mode(eager); }
 }

@@ -144,5 +144,5 @@ func batch(xs []float64, log bool) []float64 {
 	return append([]float64(nil), unsafe.Slice((*float64)(out), n)...)
 }
 
-// ToTF32 is the shim's cvt.rna.tf32.f32.
+// ToTF32 is common.cuh's gt_to_tf32: x as the tensor cores read it in tf32 mode.
 func ToTF32(x float32) float32 { return float32(C.gt_to_tf32_host(C.float(x))) }

@@ -388,18 +388,19 @@ func TestGoMathPortsExhaustive(t *testing.T) {
 	}
 }
 
-func TestTF32Rounding(t *testing.T) {
+func TestTF32Truncation(t *testing.T) {
 	for _, c := range []struct{ in, want uint32 }{
 		{0x3f800000, 0x3f800000}, // 1
-		{0x3f800fff, 0x3f800000}, // below half: down
-		{0x3f801000, 0x3f802000}, // half: away from zero
-		{0xbf801000, 0xbf802000}, // negative half: away from zero
-		{0x3f803000, 0x3f804000}, // half, odd or even alike
-		{0x7f7fffff, 0x7f800000}, // rounds up to +Inf
-		{0x7fc00001, 0x7fc00001}, // NaN unchanged
+		{0x3f801fff, 0x3f800000}, // the low 13 bits dropped, not rounded
+		{0xbf801fff, 0xbf800000}, // toward zero for negatives too
+		{0x3f803000, 0x3f802000}, // the 10 mantissa bits kept
+		{0x7f7fffff, 0x7f7fe000}, // the largest float stays finite
+		{0x7f800000, 0x7f800000}, // +Inf
+		{0x7fffffff, 0x7fffe000}, // the device's NaN stays a NaN
+		{0x00001fff, 0x00000000}, // a subnormal below tf32's resolution: +0
 	} {
 		if got := math.Float32bits(ToTF32(math.Float32frombits(c.in))); got != c.want {
-			t.Errorf("cvt.rna.tf32(%08x) = %08x, want %08x", c.in, got, c.want)
+			t.Errorf("gt_to_tf32(%08x) = %08x, want %08x", c.in, got, c.want)
 		}
 	}
 }
