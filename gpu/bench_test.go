@@ -4,6 +4,7 @@ package gpu_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ var benchSet *data.Set
 //	                        the card's peak for the precision
 //	batch=B/P/graph/table   step graphs, the fixed table (--autotune=off)
 //
-// It reports iterations per second. The autotuner's cache is a file of the benchmark's
+// It reports iterations per second; GANTRAIN_BENCH_ONLY=batch=B/P/… runs one variant. The autotuner's cache is a file of the benchmark's
 // own, so the first variant of a shape times the candidates and the others reuse them.
 func BenchmarkIteration(b *testing.B) {
 	if benchSet == nil {
@@ -55,6 +56,12 @@ func benchIteration(b *testing.B, batch int, tf32, graphs, autotune bool, cache 
 	}
 	if !autotune {
 		name += "/table"
+	}
+	// GANTRAIN_BENCH_ONLY names the one variant to run: -test.bench cannot exclude a
+	// variant whose name is a prefix of the one wanted (batch=100/tf32 runs, and
+	// autotunes, before batch=100/tf32/graph/table), which a profiler would see first.
+	if only := os.Getenv("GANTRAIN_BENCH_ONLY"); only != "" && only != name {
+		return
 	}
 	b.Run(name, func(b *testing.B) {
 		opt := gpu.Options{Device: deviceOrdinal(b), TF32: tf32, Graphs: graphs, Autotune: autotune}

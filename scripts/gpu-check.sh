@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 4, in two halves.
+# The GPU check, in two halves.
 #
 #   scripts/gpu-check.sh build   here (Go toolchain, CUDA headers; no GPU needed):
 #                                builds the CUDA test binary and gantrain into bin/gpu-check/
@@ -13,8 +13,8 @@
 # timeout is cut to what is left of its phase, a step with no time left is reported as
 # such, and the logs and the table are always written (expect 4-6 minutes on an H100).
 #
-# Steps of `run` (phase 1 ends at budget-230 s, when the track must be done; bench at
-# budget-100 s; torch at budget-5 s):
+# Steps of `run` (phase 1 ends at budget-290 s, when the track must be done; bench at
+# budget-160 s; torch at budget-65 s; profile at budget-5 s):
 #   info        nvidia-smi -L and the card's state, tool paths, unresolved libcuda symbols
 #   oom         TestOutOfMemory alone, before anything else holds the GPU: it fills the
 #               device, so it must not overlap the track or a sanitizer run
@@ -47,6 +47,9 @@
 #               against the card's peak (after the track: nothing else runs then)
 #   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay; and
 #               cuBLAS (torch.mm) on each matrix product the bench logged
+#   profile     Nsight Compute (ncu, clocks left alone) on the step graphs' matrix products
+#               at batch 4096 (tf32) and on every kernel of a step at batch 100 (tf32):
+#               throughput against the card's, occupancy, warp stalls, per kernel
 # The table ends summary.txt; bench.json in $OUT holds the same numbers for
 # docs/bench/gpu-DATE-CARD.json.
 #
@@ -235,7 +238,7 @@ finish() {
 		for f in ops track bench torch; do
 			[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
 		done
-		for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck memcheck-gemm racecheck-gemm synccheck-gemm train; do
+		for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck memcheck-gemm racecheck-gemm synccheck-gemm train profile; do
 			[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
 		done >"$OUT/other.log"
 	fi
@@ -318,7 +321,7 @@ run() {
 	# Every gpu.New JIT-compiles the embedded PTX: keep the driver's cache where it can write.
 	export CUDA_CACHE_PATH="${CUDA_CACHE_PATH:-/tmp/gpu-check-cuda-cache}" CUDA_CACHE_MAXSIZE="${CUDA_CACHE_MAXSIZE:-1073741824}"
 	# Phase ends, in seconds from the start: the track and everything beside it; bench; torch.
-	local P1=$((BUDGET - 230)) P2=$((BUDGET - 100)) P3=$((BUDGET - 5))
+	local P1=$((BUDGET - 290)) P2=$((BUDGET - 160)) P3=$((BUDGET - 65)) P4=$((BUDGET - 5))
 	trap 'echo "== interrupted"; alongside_signal CONT; alongside_signal TERM; ROWS+=("run|INTERRUPTED|$((SECONDS - START))|signal"); FAILED=1; finish; exit 1' TERM INT
 
 	budget 30 $P1
@@ -429,6 +432,19 @@ PY"
 			'$PY' bench/torch_gemm.py '$LOGS/bench.log'"
 		grep -E '^torch-cuda' "$LOGS/torch.log" | sed 's/^/   /'
 	fi
+
+	# Hardware counters of the kernels that matter most: the large tf32 products (the fixed
+	# table's kernels, so no tuning launches come first) and a whole batch-100 step.
+	export NCU="${NCU:-$(findtool ncu /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu)}" TEST
+	budget 90 $P4
+	step profile bash -c '
+		ncu=("${NCU:-ncu}" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats
+			--section SchedulerStats --section WarpStateStats)
+		cd "$0" || exit 1
+		GANTRAIN_BENCH_ONLY=batch=4096/tf32/graph/table "${ncu[@]}" -k "regex:^gemm_tc" --launch-skip 30 --launch-count 8 \
+			"$TEST" -test.run "^\$" -test.bench "^BenchmarkIteration\$" -test.benchtime 3x &&
+		GANTRAIN_BENCH_ONLY=batch=100/tf32/graph/table "${ncu[@]}" --launch-skip 300 --launch-count 60 \
+			"$TEST" -test.run "^\$" -test.bench "^BenchmarkIteration\$" -test.benchtime 20x' "$LOGS"
 
 	alongside_signal CONT
 	[[ -n $ALONG_SID ]] && CHECK_END=$SECONDS
