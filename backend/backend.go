@@ -145,6 +145,13 @@ type Backend interface {
 	Dropout(y, mask, x Tensor, keep float32, s rng.Stream)
 	// Mul sets y = a ⊙ b elementwise (the dropout backward: dx = dy ⊙ mask). y may alias a.
 	Mul(y, a, b Tensor)
+	// MaxoutDropout is MaxoutForward followed by Dropout of its output, in one pass:
+	// arg as MaxoutForward sets it, mask and y as Dropout(y, mask, maxout(z), keep, s)
+	// sets them, bit for bit; the maxout's own output is not stored.
+	MaxoutDropout(y, arg, mask, z Tensor, pieces int, keep float32, s rng.Stream)
+	// MaxoutDropoutBackward is Mul(dy ⊙ mask) followed by MaxoutBackward, in one pass:
+	// dz[i·pieces + arg[i]] = dy[i]·mask[i], the other pieces zero.
+	MaxoutDropoutBackward(dz, dy, mask, arg Tensor, pieces int)
 
 	// SigmoidCrossEntropy is the fused, numerically stable binary cross-entropy on
 	// logits (n×1) with targets (n×1, values in [0,1]):

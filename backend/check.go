@@ -65,6 +65,22 @@ func CheckMaxoutBackward(dz, dy, arg Tensor, pieces int) error {
 	return shapeErr("MaxoutBackward", "dz %s, dy %s, arg %s, %d pieces", dz, dy, arg, pieces)
 }
 
+// CheckMaxoutDropout is the rule of Backend.MaxoutDropout.
+func CheckMaxoutDropout(y, arg, mask, z Tensor, pieces int, keep float32) error {
+	if CheckMaxoutForward(y, arg, z, pieces) == nil && same(mask, y) && keep > 0 && keep <= 1 {
+		return nil
+	}
+	return shapeErr("MaxoutDropout", "y %s, arg %s, mask %s, z %s, %d pieces, keep %g", y, arg, mask, z, pieces, keep)
+}
+
+// CheckMaxoutDropoutBackward is the rule of Backend.MaxoutDropoutBackward.
+func CheckMaxoutDropoutBackward(dz, dy, mask, arg Tensor, pieces int) error {
+	if CheckMaxoutBackward(dz, dy, arg, pieces) == nil && same(mask, dy) {
+		return nil
+	}
+	return shapeErr("MaxoutDropoutBackward", "dz %s, dy %s, mask %s, arg %s, %d pieces", dz, dy, mask, arg, pieces)
+}
+
 // CheckDropout is the rule of Backend.Dropout.
 func CheckDropout(y, mask, x Tensor, keep float32) error {
 	if same(y, x) && same(mask, x) && keep > 0 && keep <= 1 {

@@ -175,16 +175,40 @@ func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 	}
 	parallelRows(len(Y.f), pieces, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			g := Z.f[i*pieces : (i+1)*pieces]
-			best, at := g[0], 0
-			for p := 1; p < pieces; p++ {
-				if g[p] > best { // first maximum wins ties, as on the GPU
-					best, at = g[p], p
-				}
-			}
+			best, at := firstMax(Z.f[i*pieces : (i+1)*pieces])
 			Y.f[i], A.i[i] = best, int32(at)
 		}
 	})
+}
+
+// firstMax returns the largest of g and the index of its first occurrence (ties go
+// to the first, as on the GPU).
+func firstMax(g []float32) (float32, int) {
+	best, at := g[0], 0
+	for p := 1; p < len(g); p++ {
+		if g[p] > best {
+			best, at = g[p], p
+		}
+	}
+	return best, at
+}
+
+// scatterMaxout sets each group i of dz to zero but for piece arg[i], which gets
+// dy[i] (times mask[i] unless mask is nil).
+func scatterMaxout(dz, dy, mask []float32, arg []int32, pieces, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		d := dz[i*pieces : (i+1)*pieces]
+		clear(d)
+		a := int(arg[i])
+		if a < 0 || a >= pieces {
+			continue
+		}
+		if mask != nil {
+			d[a] = dy[i] * mask[i]
+		} else {
+			d[a] = dy[i]
+		}
+	}
 }
 
 // MaxoutBackward implements backend.Backend.
@@ -199,13 +223,43 @@ func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 		return
 	}
 	parallelRows(len(DY.f), pieces, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			d := DZ.f[i*pieces : (i+1)*pieces]
-			clear(d)
-			if a := int(A.i[i]); a >= 0 && a < pieces {
-				d[a] = DY.f[i]
-			}
+		scatterMaxout(DZ.f, DY.f, nil, A.i, pieces, lo, hi)
+	})
+}
+
+// MaxoutDropout implements backend.Backend.
+func (b *Backend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	ts, ok := b.f32("MaxoutDropout", y, mask, z)
+	A := b.i32("MaxoutDropout", arg)
+	if !ok || A == nil {
+		return
+	}
+	Y, M, Z := ts[0], ts[1], ts[2]
+	if !b.check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
+		return
+	}
+	parallel(len(Y.f), 4, func(lo, hi int) {
+		fillDropoutMask(M.f, lo, hi, keep, s)
+		for e := lo; e < hi; e++ {
+			best, at := firstMax(Z.f[e*pieces : (e+1)*pieces])
+			A.i[e], Y.f[e] = int32(at), best*M.f[e]
 		}
+	})
+}
+
+// MaxoutDropoutBackward implements backend.Backend.
+func (b *Backend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
+	ts, ok := b.f32("MaxoutDropoutBackward", dz, dy, mask)
+	A := b.i32("MaxoutDropoutBackward", arg)
+	if !ok || A == nil {
+		return
+	}
+	DZ, DY, M := ts[0], ts[1], ts[2]
+	if !b.check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
+		return
+	}
+	parallelRows(len(DY.f), pieces, func(lo, hi int) {
+		scatterMaxout(DZ.f, DY.f, M.f, A.i, pieces, lo, hi)
 	})
 }
 
@@ -219,21 +273,29 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
-	scale := 1 / keep
 	parallel(len(X.f), 4, func(lo, hi int) {
-		for blk := uint64(lo / 4); blk*4 < uint64(hi); blk++ {
-			words := s.Block(blk)
-			for j := uint64(0); j < 4 && int(blk*4+j) < hi; j++ {
-				e := blk*4 + j
-				m := float32(0)
-				if rng.Keep(words[j], keep) {
-					m = scale
-				}
-				M.f[e] = m
-				Y.f[e] = X.f[e] * m
-			}
+		fillDropoutMask(M.f, lo, hi, keep, s)
+		for e := lo; e < hi; e++ {
+			Y.f[e] = X.f[e] * M.f[e]
 		}
 	})
+}
+
+// fillDropoutMask sets mask[lo:hi] to 1/keep where element e is kept and 0 where it
+// is dropped: word e%4 of Philox block e/4 of s decides. lo is a multiple of 4 (the
+// blocks are not shared between workers); the GPU's dropout kernels draw the same.
+func fillDropoutMask(mask []float32, lo, hi int, keep float32, s rng.Stream) {
+	scale := 1 / keep
+	for blk := uint64(lo / 4); blk*4 < uint64(hi); blk++ {
+		words := s.Block(blk)
+		for j := uint64(0); j < 4 && int(blk*4+j) < hi; j++ {
+			m := float32(0)
+			if rng.Keep(words[j], keep) {
+				m = scale
+			}
+			mask[blk*4+j] = m
+		}
+	}
 }
 
 // SigmoidCrossEntropy implements backend.Backend. bce(σ(l), t) is computed as

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
@@ -113,6 +114,50 @@ func TestMaxoutBackward(t *testing.T) {
 				want[i*tc.pcs+int(a)] = dys[i]
 			}
 			checkBits(t, "dz", download(t, b, dz), want)
+		})
+	}
+}
+
+// TestMaxoutDropout pins the fused ops to the ops they fuse, bit for bit: MaxoutDropout
+// to MaxoutForward then Dropout, MaxoutDropoutBackward to Mul then MaxoutBackward
+// (ragged lengths, so that the last Philox block is partial; ties in z).
+func TestMaxoutDropout(t *testing.T) {
+	b := newBackend(t, "go")
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, tc := range []struct {
+		n, units, pcs int
+		keep          float32
+	}{{4, 5, 3, 0.5}, {1, 1, 1, 0.8}, {3, 7, 5, 1}, {33, 41, 5, 0.5}} {
+		t.Run(fmt.Sprintf("%dx%dx%d/keep=%g", tc.n, tc.units, tc.pcs, tc.keep), func(t *testing.T) {
+			s := rng.Stream{Seed: r.Uint64(), Offset: r.Uint64()}
+			zs := uniform(r, tc.n*tc.units*tc.pcs, -2, 2)
+			for i := range zs {
+				zs[i] = float32(math.Round(float64(zs[i]) * 2))
+			}
+			z := tensorOf(t, b, tc.n, tc.units*tc.pcs, zs)
+			ym, argWant := alloc(t, b, backend.F32, tc.n, tc.units), alloc(t, b, backend.I32, tc.n, tc.units)
+			yWant, maskWant := alloc(t, b, backend.F32, tc.n, tc.units), alloc(t, b, backend.F32, tc.n, tc.units)
+			b.MaxoutForward(ym, argWant, z, tc.pcs)
+			b.Dropout(yWant, maskWant, ym, tc.keep, s)
+			y, arg := filled(t, b, tc.n, tc.units, 9), alloc(t, b, backend.I32, tc.n, tc.units)
+			mask := filled(t, b, tc.n, tc.units, 9)
+			b.MaxoutDropout(y, arg, mask, z, tc.pcs, tc.keep, s)
+			checkNoErr(t, b)
+			checkBits(t, "y", download(t, b, y), download(t, b, yWant))
+			checkBits(t, "mask", download(t, b, mask), download(t, b, maskWant))
+			if got, want := downloadIndex(t, b, arg), downloadIndex(t, b, argWant); !slices.Equal(got, want) {
+				t.Fatalf("arg %v, want %v", got, want)
+			}
+
+			dy := tensorOf(t, b, tc.n, tc.units, uniform(r, tc.n*tc.units, -1, 1))
+			masked := alloc(t, b, backend.F32, tc.n, tc.units)
+			dzWant := alloc(t, b, backend.F32, tc.n, tc.units*tc.pcs)
+			b.Mul(masked, dy, mask)
+			b.MaxoutBackward(dzWant, masked, arg, tc.pcs)
+			dz := filled(t, b, tc.n, tc.units*tc.pcs, 9) // stale values must be cleared
+			b.MaxoutDropoutBackward(dz, dy, mask, arg, tc.pcs)
+			checkNoErr(t, b)
+			checkBits(t, "dz", download(t, b, dz), download(t, b, dzWant))
 		})
 	}
 }

@@ -60,6 +60,8 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 		{"MaxoutForward", func() { b.MaxoutForward(my, arg, z, pcs) }},
 		{"MaxoutBackward", func() { b.MaxoutBackward(z, my, arg, pcs) }},
 		{"Dropout", func() { b.Dropout(my, mask, y, 0.5, s) }},
+		{"MaxoutDropout", func() { b.MaxoutDropout(my, arg, mask, z, pcs, 0.5, s) }},
+		{"MaxoutDropoutBackward", func() { b.MaxoutDropoutBackward(z, my, mask, arg, pcs) }},
 		{"SigmoidCrossEntropy", func() { b.SigmoidCrossEntropy(dl, logits, targets, 1, loss, 0) }},
 		{"MeanSigmoid", func() { b.MeanSigmoid(logits, loss, 1) }},
 		{"SGDMomentum", func() { b.SGDMomentum(p, g, v, 0.1, 0.9) }},

@@ -66,6 +66,8 @@ func TestShapeErrors(t *testing.T) {
 		{"MaxoutForward", "z cols", func(b backend.Backend, f, i mk) { b.MaxoutForward(f(2, 3), i(2, 3), f(2, 7), 2) }},
 		{"MaxoutForward", "f32 arg", func(b backend.Backend, f, i mk) { b.MaxoutForward(f(2, 3), f(2, 3), f(2, 6), 2) }},
 		{"MaxoutBackward", "arg shape", func(b backend.Backend, f, i mk) { b.MaxoutBackward(f(2, 6), f(2, 3), i(1, 3), 2) }},
+		{"MaxoutDropout", "mask shape", func(b backend.Backend, f, i mk) { b.MaxoutDropout(f(2, 3), i(2, 3), f(3, 2), f(2, 6), 2, 0.5, s) }},
+		{"MaxoutDropoutBackward", "i32 mask", func(b backend.Backend, f, i mk) { b.MaxoutDropoutBackward(f(2, 6), f(2, 3), i(2, 3), i(2, 3), 2) }},
 		{"Dropout", "mask", func(b backend.Backend, f, i mk) { b.Dropout(f(2, 3), f(2, 4), f(2, 3), 0.5, s) }},
 		{"Dropout", "keep 0", func(b backend.Backend, f, i mk) { b.Dropout(f(2, 3), f(2, 3), f(2, 3), 0, s) }},
 		{"Dropout", "keep NaN", func(b backend.Backend, f, i mk) { b.Dropout(f(2, 3), f(2, 3), f(2, 3), float32(math.NaN()), s) }},

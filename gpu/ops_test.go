@@ -223,6 +223,35 @@ func TestMaxout(t *testing.T) {
 	}
 }
 
+func TestMaxoutDropout(t *testing.T) {
+	p := newPair(t, false)
+	for _, c := range []struct {
+		n, units, pieces int
+		keep             float32
+	}{{1, 1, 1, 0.5}, {3, 7, 3, 0.8}, {37, 13, 5, 0.5}, {200, 240, 5, 0.5}, {100, 240, 5, 1}, {4096, 240, 5, 0.5}} {
+		name := fmt.Sprintf("%s keep=%g", shape(c.n, c.units, c.pieces), c.keep)
+		s := rng.Stream{Seed: p.r.Uint64(), Offset: p.r.Uint64()}
+		z := p.uniform(c.n, c.units*c.pieces, -2, 2)
+		y, mask := p.alloc(backend.F32, c.n, c.units), p.alloc(backend.F32, c.n, c.units)
+		arg := p.alloc(backend.I32, c.n, c.units)
+		p.poison(y, mask, arg)
+		p.c.MaxoutDropout(y.c, arg.c, mask.c, z.c, c.pieces, c.keep, s)
+		p.g.MaxoutDropout(y.g, arg.g, mask.g, z.g, c.pieces, c.keep, s)
+		p.noErr()
+		p.same(name+" y", y)
+		p.same(name+" arg", arg)
+		p.same(name+" mask", mask)
+
+		dy := p.uniform(c.n, c.units, -1, 1)
+		dz := p.alloc(backend.F32, c.n, c.units*c.pieces)
+		p.poison(dz)
+		p.c.MaxoutDropoutBackward(dz.c, dy.c, mask.c, arg.c, c.pieces)
+		p.g.MaxoutDropoutBackward(dz.g, dy.g, mask.g, arg.g, c.pieces)
+		p.noErr()
+		p.same(name+" dz", dz)
+	}
+}
+
 func TestDropout(t *testing.T) {
 	p := newPair(t, false)
 	for _, c := range []struct{ rows, cols int }{{1, 1}, {1, 3}, {1, 7}, {37, 53}, {200, 784}, {200, 240}, {4096, 240}, {4096, 1200}} {

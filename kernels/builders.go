@@ -202,6 +202,21 @@ func MaxoutBackward(d Device, dz, dy, arg uint64, outputs, pieces int) []Launch 
 	return []Launch{ew("maxout_backward", d, outputs*pieces, Ptr(dz), Ptr(dy), Ptr(arg), i32(outputs), i32(pieces))}
 }
 
+// MaxoutDropout is MaxoutForward then Dropout of its output in one kernel
+// (maxout_dropout_forward, one thread per Philox block of 4 outputs): arg[i] the
+// winning piece, mask[i] = 1/keep or 0 from word i of s, y[i] = max·mask[i].
+func MaxoutDropout(d Device, y, arg, mask, z uint64, outputs, pieces int, keep float32, s rng.Stream) []Launch {
+	return []Launch{ew("maxout_dropout_forward", d, cdiv(outputs, 4), Ptr(y), Ptr(arg), Ptr(mask), Ptr(z), i32(outputs),
+		i32(pieces), Float(keep), Float(1/keep), U64(s.Seed), U64(s.Offset))}
+}
+
+// MaxoutDropoutBackward sets dz[i·pieces+p] = dy[i]·mask[i] where p = arg[i] and 0
+// elsewhere. Kernel maxout_dropout_backward (one thread per element of dz).
+func MaxoutDropoutBackward(d Device, dz, dy, mask, arg uint64, outputs, pieces int) []Launch {
+	return []Launch{ew("maxout_dropout_backward", d, outputs*pieces, Ptr(dz), Ptr(dy), Ptr(mask), Ptr(arg),
+		i32(outputs), i32(pieces))}
+}
+
 // Dropout draws the keep mask of n elements from s exactly as rng does (element e kept
 // when rng.Keep(s.Word(e), keep)), stores 0 or 1/keep in mask and sets y = x ⊙ mask;
 // y may alias x. Kernel dropout_mask_apply (one thread per Philox block of 4 words).

@@ -555,7 +555,12 @@ func (r *rig) checkMaxout(st *errStats, what string, p *Pass, lin map[int][]floa
 		}
 		ours, arg, ref := r.down(p.lin[i]), r.downI(p.aux[i]), lin[i]
 		check(r.t, st, fmt.Sprintf("%s layers.%d pre-maxout", what, i), ours, ref)
-		y := r.down(p.acts[i+1])
+		// A maxout followed by dropout runs fused in training and stores only the
+		// dropped output: the maxout value is that output over its mask.
+		y, mask := r.down(p.acts[i+1]), []float32(nil)
+		if p.droppedAfter(i) {
+			y, mask = r.down(p.acts[i+2]), r.down(p.aux[i+1])
+		}
 		P := l.spec.Pieces
 		bad, flips := 0, 0
 		for u := range arg {
@@ -566,7 +571,11 @@ func (r *rig) checkMaxout(st *errStats, what string, p *Pass, lin map[int][]floa
 					first = q
 				}
 			}
-			if int(arg[u]) != first || y[u] != grp[first] {
+			want := grp[first]
+			if mask != nil {
+				want *= mask[u]
+			}
+			if int(arg[u]) != first || y[u] != want {
 				bad++
 			}
 			rbest := 0

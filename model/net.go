@@ -322,24 +322,41 @@ func (p *Pass) Rows(b backend.Backend, row0, rows int) (*Pass, error) {
 
 // Forward runs the net on In into Out. With train set, dropout layer i draws its
 // mask from stream {s.Seed, s.Offset + i}; otherwise dropout is the identity (the
-// inverted scaling already happened in training).
+// inverted scaling already happened in training). In training, a maxout layer
+// followed by dropout runs as one MaxoutDropout, and the maxout's own output
+// (acts[i+1]) is not written: nothing after it reads that buffer.
 func (p *Pass) Forward(b backend.Backend, train bool, s rng.Stream) {
-	for i, l := range p.net.layers {
+	stream := func(i int) rng.Stream { return rng.Stream{Seed: s.Seed, Offset: s.Offset + uint64(i)} }
+	for i := 0; i < len(p.net.layers); i++ {
+		l := p.net.layers[i]
 		x, y := p.acts[i], p.acts[i+1]
 		switch l.spec.Type {
 		case Dense:
 			b.DenseForward(y, x, l.w, l.b, l.act)
 		case Maxout:
 			b.DenseForward(p.lin[i], x, l.w, l.b, backend.Act{})
+			if train && p.droppedAfter(i) {
+				b.MaxoutDropout(p.acts[i+2], p.aux[i], p.aux[i+1], p.lin[i], l.spec.Pieces,
+					p.net.layers[i+1].spec.Keep, stream(i+1))
+				i++ // the dropout layer is done
+				continue
+			}
 			b.MaxoutForward(y, p.aux[i], p.lin[i], l.spec.Pieces)
 		case Dropout:
 			if train {
-				b.Dropout(y, p.aux[i], x, l.spec.Keep, rng.Stream{Seed: s.Seed, Offset: s.Offset + uint64(i)})
+				b.Dropout(y, p.aux[i], x, l.spec.Keep, stream(i))
 			} else {
 				b.Copy(y, x)
 			}
 		}
 	}
+}
+
+// droppedAfter reports whether layer i is a maxout layer whose output goes straight
+// into a dropout layer: the pair runs as one kernel each way in training.
+func (p *Pass) droppedAfter(i int) bool {
+	ls := p.net.layers
+	return ls[i].spec.Type == Maxout && i+1 < len(ls) && ls[i+1].spec.Type == Dropout
 }
 
 // Backward back-propagates DOut (which it overwrites, as it does every internal
@@ -367,10 +384,16 @@ func (p *Pass) Backward(b backend.Backend, paramGrads, inputGrad bool) {
 		case Dense:
 			b.DenseBackward(dx, dw, db, dy, p.acts[i], p.acts[i+1], l.w, l.act)
 		case Maxout:
-			b.MaxoutBackward(p.dlin[i], dy, p.aux[i], l.spec.Pieces)
+			if p.droppedAfter(i) { // the dropout above left its gradient unmasked (below)
+				b.MaxoutDropoutBackward(p.dlin[i], p.dacts[i+2], p.aux[i+1], p.aux[i], l.spec.Pieces)
+			} else {
+				b.MaxoutBackward(p.dlin[i], dy, p.aux[i], l.spec.Pieces)
+			}
 			b.DenseBackward(dx, dw, db, p.dlin[i], p.acts[i], p.lin[i], l.w, backend.Act{})
 		case Dropout:
-			if dx != nil {
+			// Above a maxout layer the mask is applied by that layer's MaxoutDropoutBackward
+			// (the maxout runs whenever this layer's dx is wanted: it is parametric).
+			if dx != nil && !(i > 0 && p.droppedAfter(i-1)) {
 				b.Mul(dx, dy, p.aux[i])
 			}
 		}

@@ -102,6 +102,8 @@ const entry kernels[] = {
     K(bias_grad_reduce),
     K(maxout_forward),
     K(maxout_backward),
+    K(maxout_dropout_forward),
+    K(maxout_dropout_backward),
     K(dropout_mask_apply),
     K(uniform_fill),
     K(normal_fill),

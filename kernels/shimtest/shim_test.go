@@ -317,6 +317,40 @@ func TestMaxout(t *testing.T) {
 
 var streams = []rng.Stream{{Seed: 42, Offset: 3}, {Seed: 0x0123456789abcdef, Offset: 0xfedcba9876543210}}
 
+// The fused maxout and dropout kernels against the CPU's fused ops, which cpu's tests
+// pin to MaxoutForward then Dropout, and Mul then MaxoutBackward.
+func TestMaxoutDropout(t *testing.T) {
+	e := newEnv(t)
+	d := devices[0]
+	for _, s := range [][3]int{{37, 29, 5}, {1, 1, 2}, {3, 301, 3}} {
+		for _, keep := range []float32{0.5, 1} {
+			n, units, pieces := s[0], s[1], s[2]
+			st := streams[(n+units)%len(streams)]
+			name := fmt.Sprintf("%dx%d/%d pieces keep=%g", n, units, pieces, keep)
+			zv := e.floats(n*units*pieces, -2, 2)
+			for i := range zv { // ties, which the first piece must win
+				zv[i] = float32(math.Round(float64(zv[i]) * 2))
+			}
+			z, y, arg, mask := e.mem(zv), e.poisoned(n*units), e.poisoned(n*units), e.poisoned(n*units)
+			e.run(kernels.MaxoutDropout(d, y.Addr(), arg.Addr(), mask.Addr(), z.Addr(), n*units, pieces, keep, st))
+			Y, A, M := e.tensor(n, units, make([]float32, n*units)), e.tensor(n, units, make([]int32, n*units)),
+				e.tensor(n, units, make([]float32, n*units))
+			e.cpu.MaxoutDropout(Y, A, M, e.tensor(n, units*pieces, zv), pieces, keep, st)
+			same(t, name+" y", y.F32(), e.down(Y))
+			same(t, name+" mask", mask.F32(), e.down(M))
+			if !slices.Equal(arg.I32(), e.downI(A)) {
+				t.Fatalf("%s: arg = %v, want %v", name, arg.I32(), e.downI(A))
+			}
+			dyv := e.floats(n*units, -1, 1)
+			dy, dz := e.mem(dyv), e.poisoned(n*units*pieces)
+			e.run(kernels.MaxoutDropoutBackward(d, dz.Addr(), dy.Addr(), mask.Addr(), arg.Addr(), n*units, pieces))
+			DZ := e.tensor(n, units*pieces, make([]float32, n*units*pieces))
+			e.cpu.MaxoutDropoutBackward(DZ, e.tensor(n, units, dyv), M, A, pieces)
+			same(t, name+" dz", dz.F32(), e.down(DZ))
+		}
+	}
+}
+
 func TestDropout(t *testing.T) {
 	e := newEnv(t)
 	for _, n := range []int{1, 7, 1001} {

@@ -316,6 +316,35 @@ func (b *Core) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 	b.Launch("MaxoutBackward", kernels.MaxoutBackward(b.KD, DZ.ptr, DY.ptr, A.ptr, DY.Len(), pieces))
 }
 
+// MaxoutDropout implements backend.Backend.
+func (b *Core) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	ts, ok := b.f32("MaxoutDropout", y, mask, z)
+	A := b.i32("MaxoutDropout", arg)
+	if !ok || A == nil {
+		return
+	}
+	Y, M, Z := ts[0], ts[1], ts[2]
+	if !b.check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
+		return
+	}
+	A.DeviceWrote()
+	b.Launch("MaxoutDropout", kernels.MaxoutDropout(b.KD, Y.ptr, A.ptr, M.ptr, Z.ptr, Y.Len(), pieces, keep, s))
+}
+
+// MaxoutDropoutBackward implements backend.Backend.
+func (b *Core) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
+	ts, ok := b.f32("MaxoutDropoutBackward", dz, dy, mask)
+	A := b.i32("MaxoutDropoutBackward", arg)
+	if !ok || A == nil {
+		return
+	}
+	DZ, DY, M := ts[0], ts[1], ts[2]
+	if !b.check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
+		return
+	}
+	b.Launch("MaxoutDropoutBackward", kernels.MaxoutDropoutBackward(b.KD, DZ.ptr, DY.ptr, M.ptr, A.ptr, DY.Len(), pieces))
+}
+
 // Dropout implements backend.Backend.
 func (b *Core) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
 	ts, ok := b.f32("Dropout", y, mask, x)
