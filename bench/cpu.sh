@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# CPU benchmark: time of one full GAN training iteration (1 D-step + 1 G-step,
-# batch 100, paper's MNIST nets) in gantrain (Go) vs PyTorch, same machine, same run.
-# Each side is measured at several thread settings and its best is kept.
+# CPU benchmark: one full GAN training iteration (1 D-step + 1 G-step, the paper's MNIST
+# nets) in gantrain (Go) against PyTorch, same machine, same run, at each batch size.
+# Each side runs at several thread settings and its best (the median of its repeats)
+# is kept. Also printed: the machine's FMA peak (bench/peak), each side's achieved
+# GFLOP/s on the iteration's matrix products and its fraction of that peak, and
+# gantrain with each matrix library it can load (how much of a difference is the
+# library's alone).
 #
 # Usage: bench/cpu.sh
 # Environment knobs (all optional):
+#   BATCHES         batch sizes (default "100 500")
 #   TORCH_CONFIGS   torch settings "OMP:BLAS[:p]" (intra-op threads : OpenBLAS threads,
 #                   ":p" adds OMP_WAIT_POLICY=PASSIVE, which helps libgomp on a busy box);
 #                   default "1:1 N:N N:N:p 1:N" with N = nproc (duplicates dropped)
 #   GO_THREADS      GANTRAIN_THREADS values to try; default "1 N"
+#   GO_LIBS         matrix libraries for gantrain (GANTRAIN_BLAS); default "auto" plus
+#                   each of "openblas blis mkl go" that loads here, at N threads
 #   TORCH_ITERS     iterations per torch timing round (default 50)
 #   TORCH_ROUNDS    torch timing rounds, median reported (default 5)
 #   TORCH_WARMUP    torch warm-up iterations (default 20)
@@ -16,7 +23,7 @@
 #   GO_COUNT        go test -count (default 3)
 #   GO_BENCH_OUTPUT file with canned `go test -bench` output to parse instead of
 #                   running go (for testing the parser)
-#   SKIP_TORCH=1 / SKIP_GO=1  skip one side
+#   SKIP_TORCH=1 / SKIP_GO=1 / SKIP_PEAK=1  skip one part
 #   PYTHON          interpreter with torch (default /usr/bin/python3)
 #
 # Exit status: 0 on success (whatever the ratio), 2 if torch is missing,
@@ -28,6 +35,7 @@ root="$(cd "$here/.." && pwd)"
 PY="${PYTHON:-/usr/bin/python3}"  # Debian python3-torch lives here
 N="$(nproc)"
 
+BATCHES="${BATCHES:-100 500}"
 TORCH_ITERS="${TORCH_ITERS:-50}"
 TORCH_ROUNDS="${TORCH_ROUNDS:-5}"
 TORCH_WARMUP="${TORCH_WARMUP:-20}"
@@ -35,10 +43,12 @@ GO_BENCHTIME="${GO_BENCHTIME:-100x}"
 GO_COUNT="${GO_COUNT:-3}"
 SKIP_TORCH="${SKIP_TORCH:-0}"
 SKIP_GO="${SKIP_GO:-0}"
+SKIP_PEAK="${SKIP_PEAK:-0}"
 
 uniq_words() { awk '{for (i = 1; i <= NF; i++) if (!seen[$i]++) printf "%s ", $i}'; }
 TORCH_CONFIGS="$(echo "${TORCH_CONFIGS:-1:1 $N:$N $N:$N:p 1:$N}" | uniq_words)"
 GO_THREADS="$(echo "${GO_THREADS:-1 $N}" | uniq_words)"
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
 # ---------------------------------------------------------------- environment
 echo "== machine"
@@ -50,9 +60,13 @@ if awk -v l="$load1" -v n="$N" 'BEGIN { exit !(l > n * 0.5) }'; then
     echo "WARNING: machine is busy (load $load1 on $N CPUs): timings will be noisy"
 fi
 
-torch_ms=""
-torch_cfg=""
-declare -a rows=()
+peak=""
+if [[ "$SKIP_PEAK" != 1 ]]; then
+    # The widest kernel's figure on all threads: what N threads can do at most.
+    peak_out="$(cd "$root" && go run ./bench/peak -threads "$N" 2>&1)" || true
+    echo "$peak_out"
+    peak="$(echo "$peak_out" | sed -n 's/.*all_threads_gflops=\([0-9.]*\).*/\1/p' | head -n1)"
+fi
 
 if [[ "$SKIP_TORCH" != 1 ]]; then
     if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
@@ -70,100 +84,140 @@ torch.mm(torch.ones(2, 2), torch.ones(2, 2))
 libs = sorted({l.split()[-1] for l in open("/proc/self/maps")
                if len(l.split()) >= 6 and any(k in l.split()[-1] for k in ("blas", "mkl", "lapack"))})
 print(" ".join(libs) or "none found")')"
-
-    # ---------------------------------------------------------------- torch
-    echo
-    echo "== pytorch (OMP:BLAS threads in $TORCH_CONFIGS)"
-    for cfg in $TORCH_CONFIGS; do
-        IFS=: read -r omp blas policy <<<"$cfg"
-        blas="${blas:-$omp}"
-        label="$omp omp / $blas blas"
-        envs=()
-        if [[ "$policy" == p ]]; then
-            envs=(OMP_WAIT_POLICY=PASSIVE)
-            label="$label (passive)"
-        fi
-        line="$(env "${envs[@]}" "$PY" "$here/torch_step.py" --threads "$omp" \
-            --blas-threads "$blas" --iters "$TORCH_ITERS" --rounds "$TORCH_ROUNDS" --warmup "$TORCH_WARMUP")"
-        echo "$line${policy:+ (OMP_WAIT_POLICY=PASSIVE)}"
-        ms="$(echo "$line" | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"
-        if [[ -z "$ms" ]]; then
-            echo "error: cannot parse torch output: $line" >&2
-            exit 1
-        fi
-        rows+=("pytorch|$label|$ms")
-        if [[ -z "$torch_ms" ]] || awk -v a="$ms" -v b="$torch_ms" 'BEGIN { exit !(a < b) }'; then
-            torch_ms="$ms"
-            torch_cfg="$cfg"
-        fi
-    done
 fi
 
-# ---------------------------------------------------------------- gantrain
-# Prints the median ms/iter of the BenchmarkIteration lines in the given go test output.
+# Prints "median_ms runs gflops_per_iter" of the BenchmarkIteration lines in go test output.
 parse_go() {
     awk '
         $1 ~ /^BenchmarkIteration(-[0-9]+)?$/ {
-            for (i = 2; i <= NF; i++) if ($i == "ms/iter") v[n++] = $(i - 1) + 0
+            for (i = 2; i <= NF; i++) {
+                if ($i == "ms/iter") { ms = $(i - 1) + 0; v[n++] = ms }
+                if ($i == "GFLOP/s") rate = $(i - 1) + 0
+            }
+            if (rate > 0 && ms > 0) work = rate * ms / 1000
         }
         END {
             if (n == 0) exit 1
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
             m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
-            printf "%.2f %d\n", m, n
+            printf "%.2f %d %.4f\n", m, n, work
         }'
 }
 
-go_ms=""
-go_cfg=""
-if [[ "$SKIP_GO" != 1 ]]; then
-    echo
-    echo "== gantrain (GOMAXPROCS=$N, GANTRAIN_THREADS in $GO_THREADS)"
-    for t in $GO_THREADS; do
-        if [[ -n "${GO_BENCH_OUTPUT:-}" ]]; then
-            out="$(cat "$GO_BENCH_OUTPUT")"
-            rc=0
-        else
-            set +e
-            out="$(cd "$root" && GOMAXPROCS="$N" GANTRAIN_THREADS="$t" OPENBLAS_NUM_THREADS="$t" \
-                go test -tags nocuda -run XXX -bench '^BenchmarkIteration$' \
-                -benchtime "$GO_BENCHTIME" -count "$GO_COUNT" ./trainer/ 2>&1)"
-            rc=$?
-            set -e
-        fi
-        echo "$out" | grep -E '^BenchmarkIteration' || true
-        if ! res="$(echo "$out" | parse_go)"; then
-            echo "GANTRAIN_THREADS=$t: no 'ms/iter' metric from BenchmarkIteration (go test rc=$rc); output:"
-            echo "$out" | tail -n 20 | sed 's/^/    /'
-            continue
-        fi
-        ms="${res%% *}"
-        echo "gantrain threads=$t median ms_per_iter=$ms (of ${res##* } runs)"
-        rows+=("gantrain|$t blas (GOMAXPROCS=$N)|$ms")
-        if [[ -z "$go_ms" ]] || awk -v a="$ms" -v b="$go_ms" 'BEGIN { exit !(a < b) }'; then
-            go_ms="$ms"
-            go_cfg="$t"
+# go_bench THREADS LIB BATCH: prints "median_ms runs gflop_per_iter", or nothing.
+go_bench() {
+    local out rc=0
+    if [[ -n "${GO_BENCH_OUTPUT:-}" ]]; then
+        out="$(cat "$GO_BENCH_OUTPUT")"
+    else
+        set +e
+        out="$(cd "$root" && GOMAXPROCS="$N" GANTRAIN_THREADS="$1" GANTRAIN_BLAS="$2" GANTRAIN_BATCH="$3" \
+            go test -tags nocuda -run XXX -bench '^BenchmarkIteration$' \
+            -benchtime "$GO_BENCHTIME" -count "$GO_COUNT" ./trainer/ 2>&1)"
+        rc=$?
+        set -e
+    fi
+    echo "$out" | grep -E '^BenchmarkIteration|backend:' | sed 's/^/    /' | sort -u >&2 || true
+    if ! echo "$out" | parse_go; then
+        echo "GANTRAIN_THREADS=$1 GANTRAIN_BLAS=$2: no 'ms/iter' metric (go test rc=$rc); output:" >&2
+        echo "$out" | tail -n 20 | sed 's/^/    /' >&2
+    fi
+}
+
+# Which libraries load here (each named one is refused when it does not).
+libs="${GO_LIBS:-}"
+if [[ -z "$libs" && "$SKIP_GO" != 1 ]]; then
+    libs="auto"
+    for l in openblas blis mkl go; do
+        if (cd "$root" && GANTRAIN_BLAS="$l" go test -count 1 -run '^TestOpen$' ./blas/ >/dev/null 2>&1); then
+            libs="$libs $l"
         fi
     done
 fi
 
-# ---------------------------------------------------------------- summary
-echo
-echo "== one training iteration (1 D-step + 1 G-step, batch 100), CPU"
-printf '%-10s %-26s %10s\n' side threads ms/iter
-for r in "${rows[@]}"; do
-    IFS='|' read -r side thr ms <<<"$r"
-    printf '%-10s %-26s %10s\n' "$side" "$thr" "$ms"
+summary=()
+for batch in $BATCHES; do
+    echo
+    echo "======== batch $batch"
+    declare -a rows=()
+    torch_ms="" torch_cfg="" go_ms="" go_cfg="" work=""
+
+    if [[ "$SKIP_TORCH" != 1 ]]; then
+        echo "== pytorch (OMP:BLAS threads in $TORCH_CONFIGS)"
+        for cfg in $TORCH_CONFIGS; do
+            IFS=: read -r omp blas policy <<<"$cfg"
+            blas="${blas:-$omp}"
+            label="$omp omp / $blas blas"
+            envs=()
+            if [[ "$policy" == p ]]; then
+                envs=(OMP_WAIT_POLICY=PASSIVE)
+                label="$label (passive)"
+            fi
+            line="$(env "${envs[@]}" "$PY" "$here/torch_step.py" --threads "$omp" --batch "$batch" \
+                --blas-threads "$blas" --iters "$TORCH_ITERS" --rounds "$TORCH_ROUNDS" --warmup "$TORCH_WARMUP")"
+            echo "$line${policy:+ (OMP_WAIT_POLICY=PASSIVE)}"
+            ms="$(echo "$line" | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"
+            if [[ -z "$ms" ]]; then
+                echo "error: cannot parse torch output: $line" >&2
+                exit 1
+            fi
+            rows+=("pytorch|$label|$ms")
+            if [[ -z "$torch_ms" ]] || lt "$ms" "$torch_ms"; then
+                torch_ms="$ms" torch_cfg="$cfg"
+            fi
+        done
+    fi
+
+    if [[ "$SKIP_GO" != 1 ]]; then
+        echo "== gantrain (GANTRAIN_THREADS in $GO_THREADS; libraries: $libs)"
+        for lib in $libs; do
+            for t in $GO_THREADS; do
+                # Other libraries than the default only at the most threads.
+                [[ "$lib" != auto && "$t" != "$N" ]] && continue
+                res="$(go_bench "$t" "$lib" "$batch")"
+                [[ -z "$res" ]] && continue
+                read -r ms runs w <<<"$res"
+                [[ "$w" != "0.0000" ]] && work="$w"
+                echo "gantrain threads=$t blas=$lib median ms_per_iter=$ms (of $runs runs)"
+                rows+=("gantrain|$t threads, $lib|$ms")
+                if [[ "$lib" == auto ]] && { [[ -z "$go_ms" ]] || lt "$ms" "$go_ms"; }; then
+                    go_ms="$ms" go_cfg="$t"
+                fi
+            done
+        done
+    fi
+
+    echo
+    echo "== one training iteration (1 D-step + 1 G-step, batch $batch), CPU${work:+, $work GFLOP in products}"
+    printf '%-10s %-28s %10s %9s %8s\n' side setting ms/iter GFLOP/s "of peak"
+    for r in "${rows[@]}"; do
+        IFS='|' read -r side thr ms <<<"$r"
+        rate="" frac=""
+        if [[ -n "$work" ]]; then
+            rate="$(awk -v w="$work" -v ms="$ms" 'BEGIN { printf "%.1f", w / ms * 1000 }')"
+            [[ -n "$peak" ]] && frac="$(awk -v r="$rate" -v p="$peak" 'BEGIN { printf "%.0f %%", 100 * r / p }')"
+        fi
+        printf '%-10s %-28s %10s %9s %8s\n' "$side" "$thr" "$ms" "$rate" "$frac"
+    done
+    unset rows
+    echo
+    [[ -n "$torch_ms" ]] && echo "best pytorch: $torch_ms ms/iter (OMP:BLAS $torch_cfg)"
+    [[ -n "$go_ms" ]] && echo "best gantrain: $go_ms ms/iter (GANTRAIN_THREADS=$go_cfg, library chosen by auto)"
+    if [[ -n "$torch_ms" && -n "$go_ms" ]]; then
+        line="$(awk -v g="$go_ms" -v p="$torch_ms" -v b="$batch" 'BEGIN {
+            r = g / p
+            printf "batch %s: ratio gantrain/pytorch = %.2f (target <= 0.80) %s", b, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
+        }')"
+        echo "$line"
+        summary+=("$line")
+    elif [[ "$SKIP_GO" != 1 && -z "$go_ms" ]]; then
+        echo "ratio gantrain/pytorch = n/a (no Go result)"
+        exit 3
+    fi
 done
-echo
-[[ -n "$torch_ms" ]] && echo "best pytorch: $torch_ms ms/iter (OMP:BLAS $torch_cfg)"
-[[ -n "$go_ms" ]] && echo "best gantrain: $go_ms ms/iter (GANTRAIN_THREADS=$go_cfg)"
-if [[ -n "$torch_ms" && -n "$go_ms" ]]; then
-    awk -v g="$go_ms" -v p="$torch_ms" 'BEGIN {
-        r = g / p
-        printf "ratio gantrain/pytorch = %.2f (target <= 1.00) %s\n", r, (r <= 1.0 ? "OK" : "SLOWER")
-    }'
-elif [[ "$SKIP_GO" != 1 && -z "$go_ms" ]]; then
-    echo "ratio gantrain/pytorch = n/a (no Go result)"
-    exit 3
+
+if [[ ${#summary[@]} -gt 0 ]]; then
+    echo
+    echo "== summary${peak:+ (FMA peak $peak GFLOP/s on $N threads)}"
+    printf '%s\n' "${summary[@]}"
 fi

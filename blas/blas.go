@@ -1,11 +1,13 @@
-// Package blas gives the CPU backend its matrix multiply: OpenBLAS when the shared
-// library is installed (loaded at run time, so the binary needs no cgo and no
-// OpenBLAS to build or start), and gonum's pure-Go BLAS otherwise.
+// Package blas gives the CPU backend its matrix multiply: a CBLAS library (OpenBLAS,
+// BLIS or Intel MKL) when one is installed, loaded at run time so that the binary
+// needs no cgo and no library to build or start, and gonum's pure-Go BLAS otherwise.
 package blas
 
 import (
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 
 	gblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -21,37 +23,42 @@ type Sgemm interface {
 
 // Options choose the implementation.
 type Options struct {
-	// Library is "auto" (OpenBLAS if it loads, else pure Go), "openblas" (fail if it
-	// does not load) or "go".
+	// Library is "auto" (the first of OpenBLAS, BLIS and MKL that loads, else pure
+	// Go), "openblas", "blis" or "mkl" (fail if it does not load) or "go".
 	Library string
-	// Threads is the number of OpenBLAS threads; 0 leaves OpenBLAS's default.
-	Threads int
 }
 
-// Open returns the implementation the options ask for. The environment variable
-// GANTRAIN_OPENBLAS may name the OpenBLAS shared library to load.
+// Libraries are the names Options.Library accepts.
+var Libraries = []string{"auto", "openblas", "blis", "mkl", "go"}
+
+// Open returns the implementation the options ask for. A loaded library computes
+// each call on the calling thread. The environment variable GANTRAIN_BLAS_PATH may
+// name the shared library file of a named library.
 func Open(opt Options) (Sgemm, error) {
 	switch opt.Library {
-	case "", "auto", "openblas":
-		ob, err := openOpenBLAS(os.Getenv("GANTRAIN_OPENBLAS"), opt.Threads)
-		if err == nil {
-			return ob, nil
-		}
-		if opt.Library == "openblas" {
-			return nil, err
-		}
-		return &Go{}, nil
 	case "go":
 		return &Go{}, nil
+	case "", "auto":
+		for _, l := range libraries {
+			if c, err := l.load(""); err == nil {
+				return c, nil
+			}
+		}
+		return &Go{}, nil
 	}
-	return nil, fmt.Errorf("blas: unknown library %q (want auto, openblas or go)", opt.Library)
+	for _, l := range libraries {
+		if l.name == opt.Library {
+			return l.load(os.Getenv("GANTRAIN_BLAS_PATH"))
+		}
+	}
+	return nil, fmt.Errorf("blas: unknown library %q (want one of %s)", opt.Library, strings.Join(Libraries, ", "))
 }
 
 // Go is gonum's pure-Go BLAS. gonum computes A·Bᵀ with dot products, an order of
 // magnitude slower than its A·B kernel, so Go transposes B into a scratch buffer
-// first. A Go value is not safe for concurrent use.
+// first. A Go value is safe for concurrent use.
 type Go struct {
-	scratch []float32
+	scratch sync.Pool // of *[]float32
 }
 
 // Name implements Sgemm.
@@ -61,10 +68,15 @@ func (*Go) Name() string { return "gonum (pure Go)" }
 func (g *Go) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if transB && !transA && m > 1 && n > 1 && k > 1 {
 		// B is stored n×k; write Bᵀ (k×n) to scratch.
-		if cap(g.scratch) < k*n {
-			g.scratch = make([]float32, k*n)
+		buf, _ := g.scratch.Get().(*[]float32)
+		if buf == nil {
+			buf = new([]float32)
 		}
-		bt := g.scratch[:k*n]
+		if cap(*buf) < k*n {
+			*buf = make([]float32, k*n)
+		}
+		defer g.scratch.Put(buf)
+		bt := (*buf)[:k*n]
 		transpose(bt, b, n, k, ldb)
 		b, ldb, transB = bt, n, false
 	}

@@ -3,6 +3,8 @@ package blas
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -33,13 +35,21 @@ func naive(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	return out
 }
 
-func TestSgemm(t *testing.T) {
+// loaded are the implementations that open here: pure Go and each library installed.
+func loaded(tb testing.TB) []Sgemm {
 	impls := []Sgemm{&Go{}}
-	if ob, err := Open(Options{Library: "openblas"}); err == nil {
-		impls = append(impls, ob)
-	} else {
-		t.Logf("OpenBLAS not tested: %v", err)
+	for _, l := range libraries {
+		if c, err := Open(Options{Library: l.name}); err == nil {
+			impls = append(impls, c)
+		} else {
+			tb.Logf("%s not tested: %v", l.title, err)
+		}
 	}
+	return impls
+}
+
+func TestSgemm(t *testing.T) {
+	impls := loaded(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	rnd := func(n int) []float32 {
 		x := make([]float32, n)
@@ -80,14 +90,9 @@ func TestSgemm(t *testing.T) {
 }
 
 func BenchmarkSgemm100x1200x1200(b *testing.B) {
-	for _, lib := range []string{"go", "openblas"} {
-		impl, err := Open(Options{Library: lib})
-		if err != nil {
-			b.Logf("skip %s: %v", lib, err)
-			continue
-		}
+	for _, impl := range loaded(b) {
 		x, w, y := make([]float32, 100*1200), make([]float32, 1200*1200), make([]float32, 100*1200)
-		b.Run(lib, func(b *testing.B) {
+		b.Run(libName(impl), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				impl.Sgemm(false, false, 100, 1200, 1200, 1, x, 1200, w, 1200, 0, y, 1200)
 			}
@@ -111,11 +116,8 @@ func BenchmarkShapes(b *testing.B) {
 		{"dW_1200x1200x100", true, false, 1200, 1200, 100},
 		{"dX_100x1200x1200", false, true, 100, 1200, 1200},
 	}
-	for _, lib := range []string{"go", "openblas"} {
-		impl, err := Open(Options{Library: lib})
-		if err != nil {
-			continue
-		}
+	for _, impl := range loaded(b) {
+		lib := libName(impl)
 		for _, s := range shapes {
 			// Random operands: gonum skips zero elements of A, so zeros would flatter it.
 			r := rand.New(rand.NewPCG(1, 2))
@@ -141,5 +143,32 @@ func BenchmarkShapes(b *testing.B) {
 				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// libName is the first word of an implementation's name, for sub-benchmark names.
+func libName(impl Sgemm) string { return strings.Fields(impl.Name())[0] }
+
+// TestOpen checks the library names: each library opens or says why not, "auto"
+// always opens, an unknown name is refused with the list of known ones. With
+// GANTRAIN_BLAS set to a library, that one must load (bench/cpu.sh asks this way
+// which libraries it can time).
+func TestOpen(t *testing.T) {
+	for _, name := range Libraries {
+		impl, err := Open(Options{Library: name})
+		switch {
+		case err == nil:
+			t.Logf("%s: %s", name, impl.Name())
+		case name == "auto" || name == "go":
+			t.Errorf("%s: %v", name, err)
+		default:
+			t.Logf("%s: %v", name, err)
+		}
+		if want := os.Getenv("GANTRAIN_BLAS"); want == name && err != nil {
+			t.Errorf("GANTRAIN_BLAS=%s does not load: %v", name, err)
+		}
+	}
+	if _, err := Open(Options{Library: "atlas"}); err == nil || !strings.Contains(err.Error(), "openblas, blis, mkl") {
+		t.Errorf("Open(atlas) = %v, want an error listing the libraries", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -133,9 +134,11 @@ type Output struct {
 type Backend struct {
 	// Device is cpu or cuda[:N].
 	Device string `yaml:"device" json:"device"`
-	// BLAS is the CPU matrix-multiply library: auto, openblas or go.
+	// BLAS is the CPU matrix-multiply library: auto (the first of openblas, blis and
+	// mkl that loads, else go), openblas, blis, mkl or go (pure Go).
 	BLAS string `yaml:"blas" json:"blas"`
-	// Threads is the number of BLAS threads (0: the library's default).
+	// Threads is the number of threads the CPU backend computes on, its matrix
+	// products included (0: one per CPU).
 	Threads int `yaml:"threads" json:"threads"`
 	// Precision of the CUDA backend's matrix products: fp32, or tf32 (tensor cores,
 	// about 3 decimal digits per input). The CPU computes in fp32 whatever it says.
@@ -396,8 +399,8 @@ func (c *Config) Validate() error {
 	if _, err := ParseDevice(c.Backend.Device); err != nil {
 		bad("backend.device", "%v", err)
 	}
-	if b := c.Backend.BLAS; b != "auto" && b != "openblas" && b != "go" {
-		bad("backend.blas", "unknown library %q (want auto, openblas or go)", b)
+	if b := c.Backend.BLAS; !slices.Contains([]string{"auto", "openblas", "blis", "mkl", "go"}, b) {
+		bad("backend.blas", "unknown library %q (want auto, openblas, blis, mkl or go)", b)
 	}
 	if c.Backend.Threads < 0 || c.Backend.Threads > 1024 {
 		bad("backend.threads", "must be in 0..1024, got %d", c.Backend.Threads)

@@ -101,7 +101,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Optimizer.Kind = "adam"; c.Optimizer.Beta1 = 1 }, "optimizer.beta1"},
 		{func(c *Config) { c.Output.Samples = 0 }, "output.samples"},
 		{func(c *Config) { c.Backend.Device = "cuda:x" }, "backend.device"},
-		{func(c *Config) { c.Backend.BLAS = "mkl" }, "backend.blas"},
+		{func(c *Config) { c.Backend.BLAS = "atlas" }, "backend.blas"},
 		{func(c *Config) { c.Eval.EveryEpochs = -1 }, "eval.every_epochs"},
 		{func(c *Config) { c.Eval.Samples = 1 }, "eval.samples"},
 		{func(c *Config) { c.Eval.EveryEpochs = 1; c.Eval.Samples = 0 }, "eval.samples"},

@@ -9,6 +9,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/blas"
@@ -16,9 +17,10 @@ import (
 
 // Options configure the CPU backend.
 type Options struct {
-	// BLAS chooses the matrix-multiply library: "auto", "openblas" or "go".
+	// BLAS chooses the matrix-multiply library: one of blas.Libraries.
 	BLAS string
-	// Threads is the number of BLAS threads (0: the library's default).
+	// Threads is the number of threads the backend computes on, matrix products
+	// included (0: one per CPU that Go may use, GOMAXPROCS).
 	Threads int
 }
 
@@ -26,19 +28,32 @@ type Options struct {
 // stream, one goroutine drives it.
 type Backend struct {
 	gemm blas.Sgemm
+	pool *pool
 	err  error
 	acc  []float64 // scratch for column sums, grown on first use
 }
 
 var _ backend.Backend = (*Backend)(nil)
 
-// New returns a CPU backend.
+// New returns a CPU backend. Its worker goroutines end with Close (or when the
+// backend is garbage).
 func New(opt Options) (*Backend, error) {
-	g, err := blas.Open(blas.Options{Library: opt.BLAS, Threads: opt.Threads})
+	if opt.Threads < 0 {
+		return nil, fmt.Errorf("cpu backend: threads must be ≥ 0, got %d", opt.Threads)
+	}
+	// The library computes on one thread: the backend splits each product between
+	// its own workers (see gemm), so no BLAS thread pool competes with them.
+	g, err := blas.Open(blas.Options{Library: opt.BLAS})
 	if err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
-	return &Backend{gemm: g}, nil
+	workers := opt.Threads
+	if workers == 0 {
+		workers = defaultWorkers()
+	}
+	b := &Backend{gemm: g, pool: newPool(workers)}
+	runtime.AddCleanup(b, func(p *pool) { p.close() }, b.pool)
+	return b, nil
 }
 
 // tensor is the CPU tensor: a slice of its allocation.
@@ -61,7 +76,9 @@ func (t *tensor) sameShape(u *tensor) bool { return t.rows == u.rows && t.cols =
 func (b *Backend) Name() string { return "cpu" }
 
 // Describe implements backend.Backend.
-func (b *Backend) Describe() string { return "CPU, matrix products by " + b.gemm.Name() }
+func (b *Backend) Describe() string {
+	return fmt.Sprintf("CPU, %d threads, matrix products by %s", b.pool.n, b.gemm.Name())
+}
 
 // Err implements backend.Backend.
 func (b *Backend) Err() error { return b.err }
@@ -69,8 +86,12 @@ func (b *Backend) Err() error { return b.err }
 // Sync implements backend.Backend; CPU work is never queued.
 func (b *Backend) Sync() error { return b.err }
 
-// Close implements backend.Backend.
-func (b *Backend) Close() error { return nil }
+// Close implements backend.Backend: it ends the worker goroutines. The backend must
+// not be used after.
+func (b *Backend) Close() error {
+	b.pool.close()
+	return nil
+}
 
 func (b *Backend) fail(err error) {
 	if b.err == nil && err != nil {

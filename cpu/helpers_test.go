@@ -9,21 +9,23 @@ import (
 	"github.com/gantrain/gantrain/cpu"
 )
 
-// blasNames are the matrix-multiply libraries every BLAS-dependent test runs under.
-var blasNames = []string{"go", "openblas"}
+// blasNames are the matrix-multiply libraries every BLAS-dependent test runs under
+// (those that are not installed are skipped).
+var blasNames = []string{"go", "openblas", "blis", "mkl"}
 
-// newBackend returns a CPU backend using the named BLAS, skipping the test when
-// OpenBLAS does not load.
+// newBackend returns a CPU backend using the named BLAS, skipping the test when a
+// library does not load. The backend closes with the test.
 func newBackend(t *testing.T, blas string) *cpu.Backend {
 	t.Helper()
 	b, err := cpu.New(cpu.Options{BLAS: blas})
 	if err != nil {
-		if blas == "openblas" {
-			t.Log("OpenBLAS variant not tested:", err)
+		if blas != "go" {
+			t.Logf("%s variant not tested: %v", blas, err)
 			t.SkipNow()
 		}
 		t.Fatalf("cpu.New(%q): %v", blas, err)
 	}
+	t.Cleanup(func() { b.Close() })
 	return b
 }
 

@@ -86,12 +86,12 @@ func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 	if !b.check(backend.CheckDenseForward(y, x, w, bias)) {
 		return
 	}
-	b.gemm.Sgemm(false, false, n, out, in, 1, X.f, in, W.f, out, 0, Y.f, out)
-	parallelRows(n, out, func(r0, r1 int) {
-		for r := r0; r < r1; r++ {
-			biasActivate(Y.row(r), B.f, act)
-		}
-	})
+	b.multiply(&product{m: n, n: out, k: in, a: X.f, lda: in, b: W.f, ldb: out, c: Y.f, ldc: out},
+		func(r0, r1, c0, c1 int) {
+			for r := r0; r < r1; r++ {
+				biasActivate(Y.f[r*out+c0:r*out+c1], B.f[c0:c1], act)
+			}
+		})
 }
 
 // DenseBackward implements backend.Backend.
@@ -113,31 +113,54 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if act.Kind != backend.Identity {
-		parallelRows(n, out, func(r0, r1 int) {
-			activationGrad(DY.f[r0*out:r1*out], Y.f[r0*out:r1*out], act)
-		})
-	}
-	if DW != nil {
-		b.gemm.Sgemm(true, false, in, out, n, 1, X.f, in, DY.f, out, 0, DW.f, out)
-	}
-	if DB != nil {
-		if cap(b.acc) < out {
+	// First dZ, dw and db, split by columns of dZ: a worker's columns of dw and db
+	// need only its own columns of dZ. Then dx, which needs all of dZ.
+	if act.Kind != backend.Identity || DW != nil || DB != nil {
+		dw := product{transA: true, m: in, n: out, k: n, a: X.f, lda: in, b: DY.f, ldb: out}
+		if DW != nil {
+			dw.c, dw.ldc = DW.f, out
+		}
+		parts := dw.parts(b.pool.n, out)
+		if DW == nil && n*out >= minParallel {
+			parts = max(1, min(b.pool.n, out/(2*splitAlign)))
+		}
+		if DB != nil && cap(b.acc) < out {
 			b.acc = make([]float64, out)
 		}
-		acc := b.acc[:out]
-		clear(acc)
-		for r := 0; r < n; r++ {
-			for j, v := range DY.row(r) {
-				acc[j] += float64(v)
+		b.pool.run(parts, func(part int) {
+			c0, c1 := chunk(out, splitAlign, parts, part)
+			if c0 >= c1 {
+				return
 			}
-		}
-		for j, v := range acc {
-			DB.f[j] = float32(v)
-		}
+			if act.Kind != backend.Identity {
+				for r := 0; r < n; r++ {
+					activationGrad(DY.f[r*out+c0:r*out+c1], Y.f[r*out+c0:r*out+c1], act)
+				}
+			}
+			if DW != nil {
+				b.cols(&dw, c0, c1)
+			}
+			if DB != nil {
+				columnSums(DB.f[c0:c1], b.acc[c0:c1], DY.f, n, out, c0)
+			}
+		})
 	}
 	if DX != nil {
-		b.gemm.Sgemm(false, true, n, in, out, 1, DY.f, out, W.f, out, 0, DX.f, in)
+		b.multiply(&product{transB: true, m: n, n: in, k: out, a: DY.f, lda: out, b: W.f, ldb: out, c: DX.f, ldc: in}, nil)
+	}
+}
+
+// columnSums sets sum[j] to the float64 sum, rows in order, of column c0+j of the
+// n×cols matrix x, using acc (len(sum)) as scratch.
+func columnSums(sum []float32, acc []float64, x []float32, n, cols, c0 int) {
+	clear(acc)
+	for r := 0; r < n; r++ {
+		for j, v := range x[r*cols+c0 : r*cols+c0+len(sum)] {
+			acc[j] += float64(v)
+		}
+	}
+	for j, v := range acc {
+		sum[j] = float32(v)
 	}
 }
 
@@ -173,7 +196,7 @@ func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 	if !b.check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
 		return
 	}
-	parallelRows(len(Y.f), pieces, func(lo, hi int) {
+	b.parallelRows(len(Y.f), pieces, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			best, at := firstMax(Z.f[i*pieces : (i+1)*pieces])
 			Y.f[i], A.i[i] = best, int32(at)
@@ -222,7 +245,7 @@ func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 	if !b.check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
 		return
 	}
-	parallelRows(len(DY.f), pieces, func(lo, hi int) {
+	b.parallelRows(len(DY.f), pieces, func(lo, hi int) {
 		scatterMaxout(DZ.f, DY.f, nil, A.i, pieces, lo, hi)
 	})
 }
@@ -238,7 +261,7 @@ func (b *Backend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep
 	if !b.check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
 		return
 	}
-	parallel(len(Y.f), 4, func(lo, hi int) {
+	b.parallel(len(Y.f), 4, func(lo, hi int) {
 		fillDropoutMask(M.f, lo, hi, keep, s)
 		for e := lo; e < hi; e++ {
 			best, at := firstMax(Z.f[e*pieces : (e+1)*pieces])
@@ -258,7 +281,7 @@ func (b *Backend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces
 	if !b.check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
 		return
 	}
-	parallelRows(len(DY.f), pieces, func(lo, hi int) {
+	b.parallelRows(len(DY.f), pieces, func(lo, hi int) {
 		scatterMaxout(DZ.f, DY.f, M.f, A.i, pieces, lo, hi)
 	})
 }
@@ -273,7 +296,7 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
-	parallel(len(X.f), 4, func(lo, hi int) {
+	b.parallel(len(X.f), 4, func(lo, hi int) {
 		fillDropoutMask(M.f, lo, hi, keep, s)
 		for e := lo; e < hi; e++ {
 			Y.f[e] = X.f[e] * M.f[e]
@@ -348,7 +371,7 @@ func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 	if !b.check(backend.CheckSGDMomentum(p, g, v)) {
 		return
 	}
-	parallel(len(P.f), 1, func(lo, hi int) {
+	b.parallel(len(P.f), 1, func(lo, hi int) {
 		pf, gf, vf := P.f[lo:hi], G.f[lo:hi], V.f[lo:hi]
 		for i := range pf {
 			vi := mu*vf[i] - lr*gf[i]
@@ -373,7 +396,7 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 	}
 	c1 := float32(1 / (1 - math.Pow(float64(beta1), float64(t))))
 	c2 := float32(1 / (1 - math.Pow(float64(beta2), float64(t))))
-	parallel(len(P.f), 1, func(lo, hi int) {
+	b.parallel(len(P.f), 1, func(lo, hi int) {
 		pf, gf, mf, vf := P.f[lo:hi], G.f[lo:hi], M.f[lo:hi], V.f[lo:hi]
 		for i := range pf {
 			gi := gf[i]
@@ -396,7 +419,7 @@ func (b *Backend) MovingAverage(avg, x backend.Tensor, decay float32) {
 		return
 	}
 	rest := 1 - decay
-	parallel(len(A.f), 1, func(lo, hi int) {
+	b.parallel(len(A.f), 1, func(lo, hi int) {
 		af, xf := A.f[lo:hi], X.f[lo:hi]
 		for i := range af {
 			af[i] = float32(decay*af[i]) + float32(rest*xf[i]) // no fused multiply-add: the GPU rounds each product
@@ -543,7 +566,7 @@ func (b *Backend) LogSumExpRows(out, x backend.Tensor) {
 	if !b.check(backend.CheckLogSumExpRows(out, x)) {
 		return
 	}
-	parallelRows(X.rows, X.cols, func(r0, r1 int) {
+	b.parallelRows(X.rows, X.cols, func(r0, r1 int) {
 		for i := r0; i < r1; i++ {
 			row := X.row(i)
 			mx := row[0]

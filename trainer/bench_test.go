@@ -1,16 +1,24 @@
 package trainer
 
 import (
+	"cmp"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/data"
+	"github.com/gantrain/gantrain/rng"
 )
 
 // randomImages is a stand-in training set of n 28×28 images in [0, 1].
@@ -24,35 +32,183 @@ func randomImages(n int) *data.Set {
 }
 
 // BenchmarkIteration times one iteration of Algorithm 1 (one D step and one G step)
-// of the paper's MNIST nets at batch 100 on the CPU backend, and reports ms/iter.
-// GANTRAIN_THREADS sets the BLAS threads, GANTRAIN_BLAS the library. bench/cpu.sh
-// compares the result with PyTorch.
+// of the paper's MNIST nets on the CPU backend, and reports ms/iter and the
+// products' GFLOP/s. GANTRAIN_BATCH sets the minibatch (default 100),
+// GANTRAIN_THREADS the backend's threads (default one per CPU), GANTRAIN_BLAS the
+// library. bench/cpu.sh compares the result with PyTorch.
 func BenchmarkIteration(b *testing.B) {
-	threads, _ := strconv.Atoi(os.Getenv("GANTRAIN_THREADS"))
-	lib := os.Getenv("GANTRAIN_BLAS")
-	if lib == "" {
-		lib = "auto"
-	}
-	be, err := cpu.New(cpu.Options{BLAS: lib, Threads: threads})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := config.Default()
-	tr, err := New(cfg, be, randomImages(5000), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("backend: %s, threads %d", be.Describe(), threads)
-	for i := 0; i < 3; i++ { // warm up
-		if _, err := tr.Step(false); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tr, be, flops := benchTrainer(b, func(be backend.Backend) backend.Backend { return be })
+	b.Logf("backend: %s; %.3f GFLOP an iteration", be.Describe(), flops/1e9)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := tr.Step(i == b.N-1); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/iter")
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(sec*1e3, "ms/iter")
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+}
+
+// benchTrainer makes a trainer of the paper's nets on the CPU backend named by the
+// environment (see BenchmarkIteration), its backend seen through wrap, warmed up by
+// three steps. flops is what one iteration's matrix products compute.
+func benchTrainer(b *testing.B, wrap func(backend.Backend) backend.Backend) (tr *Trainer, be *cpu.Backend, flops float64) {
+	b.Helper()
+	threads, _ := strconv.Atoi(os.Getenv("GANTRAIN_THREADS"))
+	be, err := cpu.New(cpu.Options{BLAS: cmp.Or(os.Getenv("GANTRAIN_BLAS"), "auto"), Threads: threads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	cfg := config.Default()
+	if v := os.Getenv("GANTRAIN_BATCH"); v != "" {
+		if cfg.Train.Batch, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("GANTRAIN_BATCH: %v", err)
+		}
+	}
+	fc := &flopCounter{Backend: wrap(be)}
+	tr, err = New(cfg, fc, randomImages(5000), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // warm up; the last step is counted
+		fc.flops = 0
+		if _, err := tr.Step(false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fc.off = true
+	return tr, be, fc.flops
+}
+
+// flopCounter counts the floating-point operations of the matrix products (2 per
+// multiply-add) until off is set.
+type flopCounter struct {
+	backend.Backend
+	flops float64
+	off   bool
+}
+
+func (f *flopCounter) DenseForward(y, x, w, b backend.Tensor, act backend.Act) {
+	if !f.off {
+		f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
+	}
+	f.Backend.DenseForward(y, x, w, b, act)
+}
+
+func (f *flopCounter) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
+	if !f.off {
+		for _, out := range []backend.Tensor{dx, dw} {
+			if out != nil {
+				f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
+			}
+		}
+	}
+	f.Backend.DenseBackward(dx, dw, db, dy, x, y, w, act)
+}
+
+// timedBackend times every operation of a synchronous backend, by operation and
+// operand shape.
+type timedBackend struct {
+	backend.Backend
+	total map[string]time.Duration
+	calls map[string]int
+}
+
+func (t *timedBackend) time(key string, start time.Time) {
+	t.total[key] += time.Since(start)
+	t.calls[key]++
+}
+
+func dims(x backend.Tensor) string {
+	if x == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d×%d", x.Rows(), x.Cols())
+}
+
+func (t *timedBackend) DenseForward(y, x, w, b backend.Tensor, act backend.Act) {
+	defer t.time(fmt.Sprintf("DenseForward %s·%s %s", dims(x), dims(w), act.Kind), time.Now())
+	t.Backend.DenseForward(y, x, w, b, act)
+}
+
+func (t *timedBackend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
+	defer t.time(fmt.Sprintf("DenseBackward %s·%s %s dx=%v dw=%v", dims(x), dims(w), act.Kind, dx != nil, dw != nil), time.Now())
+	t.Backend.DenseBackward(dx, dw, db, dy, x, y, w, act)
+}
+
+func (t *timedBackend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	defer t.time("MaxoutDropout "+dims(z), time.Now())
+	t.Backend.MaxoutDropout(y, arg, mask, z, pieces, keep, s)
+}
+
+func (t *timedBackend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
+	defer t.time("MaxoutDropoutBackward "+dims(dz), time.Now())
+	t.Backend.MaxoutDropoutBackward(dz, dy, mask, arg, pieces)
+}
+
+func (t *timedBackend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
+	defer t.time("Dropout "+dims(x), time.Now())
+	t.Backend.Dropout(y, mask, x, keep, s)
+}
+
+func (t *timedBackend) Mul(y, a, b backend.Tensor) {
+	defer t.time("Mul "+dims(y), time.Now())
+	t.Backend.Mul(y, a, b)
+}
+
+func (t *timedBackend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
+	defer t.time("SGDMomentum "+dims(p), time.Now())
+	t.Backend.SGDMomentum(p, g, v, lr, mu)
+}
+
+func (t *timedBackend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
+	defer t.time("ClipColumnNorms "+dims(w), time.Now())
+	t.Backend.ClipColumnNorms(w, maxNorm)
+}
+
+func (t *timedBackend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
+	defer t.time("Uniform "+dims(x), time.Now())
+	t.Backend.Uniform(x, lo, hi, s)
+}
+
+func (t *timedBackend) GatherRows(dst, src, idx backend.Tensor, offset int) {
+	defer t.time("GatherRows "+dims(dst), time.Now())
+	t.Backend.GatherRows(dst, src, idx, offset)
+}
+
+func (t *timedBackend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scale float32, out backend.Tensor, slot int) {
+	defer t.time("SigmoidCrossEntropy "+dims(logits), time.Now())
+	t.Backend.SigmoidCrossEntropy(dlogits, logits, targets, scale, out, slot)
+}
+
+// BenchmarkIterationOps is BenchmarkIteration with every backend operation timed:
+// it logs the time of one iteration by operation and shape (run with -v).
+func BenchmarkIterationOps(b *testing.B) {
+	var tb *timedBackend
+	tr, be, _ := benchTrainer(b, func(be backend.Backend) backend.Backend {
+		tb = &timedBackend{Backend: be, total: map[string]time.Duration{}, calls: map[string]int{}}
+		return tb
+	})
+	clear(tb.total)
+	clear(tb.calls)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tr.Step(i == b.N-1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := b.Elapsed()
+	keys := slices.SortedFunc(maps.Keys(tb.total), func(x, y string) int { return cmp.Compare(tb.total[y], tb.total[x]) })
+	var sum time.Duration
+	var sb strings.Builder
+	for _, k := range keys {
+		sum += tb.total[k]
+		fmt.Fprintf(&sb, "\n%8.3f ms %5.1f %%  ×%-3d %s", float64(tb.total[k].Microseconds())/1e3/float64(b.N),
+			100*float64(tb.total[k])/float64(elapsed), tb.calls[k]/b.N, k)
+	}
+	b.Logf("backend: %s; one iteration %.2f ms, of which the operations above %.2f ms:%s",
+		be.Describe(), float64(elapsed.Microseconds())/1e3/float64(b.N), float64(sum.Microseconds())/1e3/float64(b.N), sb.String())
+	b.ReportMetric(float64(elapsed.Microseconds())/1e3/float64(b.N), "ms/iter")
 }
