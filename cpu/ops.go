@@ -22,10 +22,7 @@ func biasActivate(z, bias []float32, act backend.Act) {
 	case backend.LeakyReLU:
 		for i, v := range z {
 			v += bias[i]
-			if v < 0 {
-				v *= act.Alpha
-			}
-			z[i] = v
+			z[i] = pick(v < 0, v*act.Alpha, v)
 		}
 	case backend.Sigmoid:
 		for i, v := range z {
@@ -38,13 +35,32 @@ func biasActivate(z, bias []float32, act backend.Act) {
 	}
 }
 
-// sigmoid is σ(x) = 1/(1+e^{−x}), computed without overflow for any x.
+// sigmoid is σ(x) = 1/(1+e^{−x}), computed without overflow for any x. (A
+// branch-free form measured slower: the exponential, not the branch, is its cost.)
 func sigmoid(x float32) float32 {
 	if x >= 0 {
 		return float32(1 / (1 + math.Exp(-float64(x))))
 	}
 	e := math.Exp(float64(x))
 	return float32(e / (1 + e))
+}
+
+// The elementwise loops choose between values with pick rather than branch: their
+// conditions (a sign, a random mask, which piece is largest) are data that a branch
+// predictor guesses wrong about half the time, and a wrong guess costs more than
+// computing both sides. pick and pickBits compile to conditional moves.
+
+// pick returns a if c, else b.
+func pick(c bool, a, b float32) float32 {
+	return math.Float32frombits(pickBits(c, math.Float32bits(a), math.Float32bits(b)))
+}
+
+// pickBits returns a if c, else b.
+func pickBits(c bool, a, b uint32) uint32 {
+	if c {
+		return a
+	}
+	return b
 }
 
 // activationGrad sets dy ← dy ⊙ act'(z), with act' written in terms of the output y.
@@ -54,15 +70,11 @@ func activationGrad(dy, y []float32, act backend.Act) {
 	switch act.Kind {
 	case backend.ReLU:
 		for i, v := range y {
-			if v <= 0 {
-				dy[i] = 0
-			}
+			dy[i] = pick(v <= 0, 0, dy[i])
 		}
 	case backend.LeakyReLU:
 		for i, v := range y {
-			if v < 0 {
-				dy[i] *= act.Alpha
-			}
+			dy[i] = pick(v < 0, dy[i]*act.Alpha, dy[i])
 		}
 	case backend.Sigmoid:
 		for i, v := range y {
@@ -205,13 +217,13 @@ func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 }
 
 // firstMax returns the largest of g and the index of its first occurrence (ties go
-// to the first, as on the GPU).
+// to the first, as on the GPU; a NaN is never chosen after the first piece).
 func firstMax(g []float32) (float32, int) {
 	best, at := g[0], 0
 	for p := 1; p < len(g); p++ {
-		if g[p] > best {
-			best, at = g[p], p
-		}
+		gt := g[p] > best
+		best = pick(gt, g[p], best)
+		at = int(pickBits(gt, uint32(p), uint32(at)))
 	}
 	return best, at
 }
@@ -305,18 +317,23 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 }
 
 // fillDropoutMask sets mask[lo:hi] to 1/keep where element e is kept and 0 where it
-// is dropped: word e%4 of Philox block e/4 of s decides. lo is a multiple of 4 (the
-// blocks are not shared between workers); the GPU's dropout kernels draw the same.
+// is dropped: word e%4 of Philox block e/4 of s decides (rng.Keep). lo is a multiple
+// of 4 (the blocks are not shared between workers); the GPU's dropout kernels draw
+// the same.
 func fillDropoutMask(mask []float32, lo, hi int, keep float32, s rng.Stream) {
-	scale := 1 / keep
-	for blk := uint64(lo / 4); blk*4 < uint64(hi); blk++ {
-		words := s.Block(blk)
-		for j := uint64(0); j < 4 && int(blk*4+j) < hi; j++ {
-			m := float32(0)
-			if rng.Keep(words[j], keep) {
-				m = scale
-			}
-			mask[blk*4+j] = m
+	th, scale := rng.KeepThreshold(keep), math.Float32bits(1/keep)
+	m := func(w uint32) float32 { return math.Float32frombits(pickBits(w>>8 < th, scale, 0)) }
+	e := lo
+	for ; e+8 <= hi; e += 8 {
+		x, y := s.Block2(uint64(e / 4))
+		d := mask[e : e+8 : e+8]
+		d[0], d[1], d[2], d[3] = m(x[0]), m(x[1]), m(x[2]), m(x[3])
+		d[4], d[5], d[6], d[7] = m(y[0]), m(y[1]), m(y[2]), m(y[3])
+	}
+	for ; e < hi; e += 4 {
+		w := s.Block(uint64(e / 4))
+		for j := 0; j < 4 && e+j < hi; j++ {
+			mask[e+j] = m(w[j])
 		}
 	}
 }

@@ -84,3 +84,37 @@ func TestMoments(t *testing.T) {
 	check("normal variance", sn2/n, 1, 0.02)
 	check("keep fraction", kept/n, 0.8, 0.005)
 }
+
+func TestBlock2(t *testing.T) {
+	for _, s := range []Stream{{Seed: 1, Offset: 2}, {Seed: 1 << 40, Offset: 7<<33 + 5}} {
+		for _, b := range []uint64{0, 1, 1<<32 - 1, 1 << 35} {
+			x, y := s.Block2(b)
+			if x != s.Block(b) || y != s.Block(b+1) {
+				t.Errorf("%+v Block2(%d) = %v, %v; Block gives %v, %v", s, b, x, y, s.Block(b), s.Block(b+1))
+			}
+		}
+	}
+}
+
+// KeepThreshold must decide exactly as Keep: check every word class x>>8 around the
+// threshold, and a sample of all of them, for keeps of every kind (dyadic or not,
+// tiny, one).
+func TestKeepThreshold(t *testing.T) {
+	for _, keep := range []float32{1, 0.5, 0.8, 0.2, 0.75, 1.0 / 3, 0.9999999, 1e-7, math.Nextafter32(0.5, 1)} {
+		th := KeepThreshold(keep)
+		check := func(i uint32) {
+			x := i<<8 | i&0xff
+			if got, want := i < th, Keep(x, keep); got != want {
+				t.Fatalf("keep %v, word %#x: threshold %d says %v, Keep says %v", keep, x, th, got, want)
+			}
+		}
+		for d := int64(-3); d <= 3; d++ {
+			if i := int64(th) + d; i >= 0 && i < 1<<24 {
+				check(uint32(i))
+			}
+		}
+		for i := uint32(0); i < 1<<24; i += 997 {
+			check(i)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/rng"
+)
+
+// BenchmarkElementwise times the operations around the products of the paper's
+// step, on the shapes of that step, on one thread: the work the products' library
+// does not do. ns/elem is per element of the largest operand.
+func BenchmarkElementwise(b *testing.B) {
+	be, err := New(Options{BLAS: "go", Threads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	newT := func(rows, cols int) backend.Tensor {
+		t, err := be.Alloc(backend.F32, rows, cols)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range t.(*tensor).f {
+			t.(*tensor).f[i] = r.Float32()*2 - 1
+		}
+		return t
+	}
+	index := func(rows, cols int) backend.Tensor {
+		t, err := be.Alloc(backend.I32, rows, cols)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
+	}
+	s := rng.Stream{Seed: 1, Offset: 2}
+	type bench struct {
+		name  string
+		elems int
+		run   func()
+	}
+	var list []bench
+	{
+		y, m, x := newT(200, 784), newT(200, 784), newT(200, 784)
+		list = append(list, bench{"Dropout/200×784", 200 * 784, func() { be.Dropout(y, m, x, 0.8, s) }})
+	}
+	{
+		y, arg, m, z := newT(200, 240), index(200, 240), newT(200, 240), newT(200, 1200)
+		list = append(list, bench{"MaxoutDropout/200×1200", 200 * 1200, func() { be.MaxoutDropout(y, arg, m, z, 5, 0.5, s) }})
+		dz := newT(200, 1200)
+		list = append(list, bench{"MaxoutDropoutBackward/200×1200", 200 * 1200, func() { be.MaxoutDropoutBackward(dz, y, m, arg, 5) }})
+	}
+	{
+		p, g, v := newT(1, 2503984), newT(1, 2503984), newT(1, 2503984)
+		list = append(list, bench{"SGDMomentum/2503984", 2503984, func() { be.SGDMomentum(p, g, v, 0.1, 0.5) }})
+	}
+	for _, act := range []backend.Act{{Kind: backend.ReLU}, {Kind: backend.Sigmoid}} {
+		z, bias := newT(100, 784), newT(1, 784)
+		zf, bf := z.(*tensor).f, bias.(*tensor).f
+		list = append(list, bench{fmt.Sprintf("biasActivate %s/100×784", act.Kind), 100 * 784, func() {
+			for r := 0; r < 100; r++ {
+				biasActivate(zf[r*784:(r+1)*784], bf, act)
+			}
+		}})
+		y, dy := newT(100, 784), newT(100, 784)
+		list = append(list, bench{fmt.Sprintf("activationGrad %s/100×784", act.Kind), 100 * 784, func() {
+			activationGrad(dy.(*tensor).f, y.(*tensor).f, act)
+		}})
+	}
+	{
+		dy := newT(200, 1200)
+		sum, acc := make([]float32, 1200), make([]float64, 1200)
+		list = append(list, bench{"columnSums/200×1200", 200 * 1200, func() { columnSums(sum, acc, dy.(*tensor).f, 200, 1200, 0) }})
+	}
+	for _, c := range list {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				c.run()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(c.elems), "ns/elem")
+		})
+	}
+}
