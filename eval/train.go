@@ -132,14 +132,7 @@ func TrainClassifier(ctx context.Context, b backend.Backend, splits *data.Splits
 	total := opt.Epochs * steps
 	t := 0 // Adam updates so far
 	for epoch := 0; epoch < opt.Epochs; epoch++ {
-		for i := range perm {
-			perm[i] = int32(i)
-		}
-		s := rng.Stream{Seed: opt.Seed, Offset: streamOrder | uint64(epoch)}
-		for i := len(perm) - 1; i > 0; i-- {
-			j := int((uint64(s.Word(uint64(i))) * uint64(i+1)) >> 32)
-			perm[i], perm[j] = perm[j], perm[i]
-		}
+		rng.Stream{Seed: opt.Seed, Offset: streamOrder | uint64(epoch)}.Permutation(perm)
 		if err := b.Upload(order, perm); err != nil {
 			return nil, rep, fmt.Errorf("classifier training: %w", err)
 		}

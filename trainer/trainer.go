@@ -251,21 +251,11 @@ func (t *Trainer) initParams(dataMean []float32) error {
 	return nil
 }
 
-// shuffle uploads the permutation of epoch t.epoch: a Fisher–Yates shuffle driven by
-// the counter-based RNG, so it depends only on the seed and the epoch. It runs once
-// per epoch, between minibatches.
+// shuffle uploads the permutation of epoch t.epoch, which depends only on the seed
+// and the epoch. It runs once per epoch, between minibatches.
 func (t *Trainer) shuffle() error {
 	perm := make([]int32, t.nTrain)
-	for i := range perm {
-		perm[i] = int32(i)
-	}
-	s := rng.Stream{Seed: t.seed, Offset: streamOrder | uint64(t.epoch)}
-	for i := len(perm) - 1; i > 0; i-- {
-		// Lemire's multiply-shift maps a 32-bit word to [0, i]; the bias is below 2^-8 for
-		// any data set under 2^24 examples and does not matter for a shuffle.
-		j := int((uint64(s.Word(uint64(i))) * uint64(i+1)) >> 32)
-		perm[i], perm[j] = perm[j], perm[i]
-	}
+	rng.Stream{Seed: t.seed, Offset: streamOrder | uint64(t.epoch)}.Permutation(perm)
 	if err := t.b.Upload(t.order, perm); err != nil {
 		return fmt.Errorf("upload epoch %d order: %w", t.epoch, err)
 	}
