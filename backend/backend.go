@@ -229,6 +229,22 @@ type MemoryReporter interface {
 	Memory() (used, total int64)
 }
 
+// Queued is implemented by backends whose operations run after the call that
+// launches them returns, in order, on a device's queue (the CUDA backend's stream):
+// reading a result back waits until the queue has drained, which costs a step its
+// overlap with the host.
+type Queued interface {
+	Queued() bool
+}
+
+// ReadbackIsCheap reports whether reading b's results back costs next to nothing,
+// which is so unless b queues its operations (Queued): the CPU backend's operations
+// have finished when they return.
+func ReadbackIsCheap(b Backend) bool {
+	q, ok := b.(Queued)
+	return !ok || !q.Queued()
+}
+
 // StepGrouper is implemented by backends that can submit a training step's launches
 // as one unit (the CUDA backend's step graphs). The trainer calls BeginStep before a
 // step's operations and EndStep after them; EndStep returns the first error.

@@ -135,6 +135,7 @@ var (
 	_ backend.MemoryReporter = (*Backend)(nil)
 	_ backend.StepGrouper    = (*Backend)(nil)
 	_ backend.DeviceReporter = (*Backend)(nil)
+	_ backend.Queued         = (*Backend)(nil)
 )
 
 // New opens device opt.Device: its primary context, a stream, the kernels' module for
@@ -308,6 +309,10 @@ func (b *Backend) Device() backend.Device {
 	i := b.info
 	return backend.Device{ID: fmt.Sprintf("cuda:%d", i.Ordinal), Name: i.Name, Compute: i.ComputeCapability(), Memory: i.TotalMemory}
 }
+
+// Queued implements backend.Queued: operations run on the backend's stream, and a
+// Download waits for what was queued before it.
+func (b *Backend) Queued() bool { return true }
 
 // Memory returns the device memory in use (by every process) and the device's total,
 // in bytes, from cuMemGetInfo.

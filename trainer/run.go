@@ -132,8 +132,7 @@ func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
 	if err := samples(); err != nil {
 		return err
 	}
-	_, onDevice := t.b.(backend.MemoryReporter)
-	cheapScalars := !onDevice
+	cheapScalars := backend.ReadbackIsCheap(t.b)
 	var stopCmd *Command
 	if t.cfg.Train.OnDivergence == "rollback" && t.lastCheckpointStep(opt.Dir) < 0 {
 		// A rollback needs a checkpoint to return to, even before the first period.
@@ -194,8 +193,8 @@ loop:
 		}
 		// Read the scalars back only on steps that report them.
 		next := t.step + 1
-		// Where reading them costs nothing (the CPU: no device to synchronise with),
-		// every step is read, so a NaN stops the run at once.
+		// Where reading them costs nothing (no device queue to wait for), every step
+		// is read, so a NaN stops the run at once.
 		observe := (out.LogEvery > 0 && next%int64(out.LogEvery) == 0) || (bar.on && next%10 == 0) || cheapScalars
 		start := time.Now()
 		st, err := t.Step(observe)
