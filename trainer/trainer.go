@@ -29,6 +29,7 @@ import (
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/model"
+	"github.com/gantrain/gantrain/output"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -111,7 +112,7 @@ type Trainer struct {
 
 	// openOutput opens metrics.jsonl for appending (nil: the file system); tests
 	// give one that fails as a full disk does.
-	openOutput func(path string) (outputFile, int64, error)
+	openOutput output.OpenFunc
 }
 
 // New builds both nets on b, puts the training set on b, and initialises the

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/eval"
@@ -186,7 +187,7 @@ func (f *trainFlags) config() (config.Config, error) {
 // naming the fields, not a silent restart with other settings.
 func (f *trainFlags) autoResume(cfg config.Config) (config.Config, error) {
 	dir := cfg.Output.Dir
-	list, err := trainer.ListCheckpoints(dir)
+	list, err := checkpoint.List(dir)
 	if err != nil || len(list) == 0 {
 		return cfg, nil // nothing to resume: a fresh run
 	}
