@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/internal/atomicfile"
 	"github.com/gantrain/gantrain/output"
@@ -153,7 +154,7 @@ func (r *run) start() error {
 		return err
 	}
 	r.cheapScalars = backend.ReadbackIsCheap(t.b)
-	if t.cfg.Train.OnDivergence == "rollback" && t.lastCheckpointStep(r.opt.Dir) < 0 {
+	if t.cfg.Train.OnDivergence == config.OnDivergenceRollback && t.lastCheckpointStep(r.opt.Dir) < 0 {
 		// A rollback needs a checkpoint to return to, even before the first period.
 		if _, err := t.writeCheckpoint(r.opt.Dir, r.obs); err != nil {
 			return err
@@ -453,7 +454,7 @@ func (t *Trainer) stepsPerEpoch() int64 {
 // rollback_lr_factor and returns nil; otherwise it returns err.
 func (t *Trainer) rollback(dir string, err error) error {
 	c := t.cfg.Train
-	if c.OnDivergence != "rollback" {
+	if c.OnDivergence != config.OnDivergenceRollback {
 		return err
 	}
 	if t.rollbacks >= c.MaxRollbacks {

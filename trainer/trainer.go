@@ -216,7 +216,7 @@ func (t *Trainer) allocate(train *data.Set) error {
 	t.fakeLogits = t.dFake.Out
 	// Non-saturating: minimise mean BCE(D(G(z)), 1). Minimax: minimise
 	// mean log(1 − D(G(z))) = −mean BCE(D(G(z)), 0).
-	if t.cfg.Train.GLoss == "minimax" {
+	if t.cfg.Train.GLoss == config.GLossMinimax {
 		t.gScale = -1 / float32(m)
 		if t.gTargets, err = b.View(t.targets, m, m, 1); err != nil {
 			return err
@@ -266,9 +266,10 @@ func (t *Trainer) shuffle() error {
 // noise fills z from the configured distribution.
 func (t *Trainer) noise(z backend.Tensor, s rng.Stream) { fillNoise(t.b, z, t.cfg.Noise.Dist, s) }
 
-// fillNoise fills z with N(0, 1) (dist "normal") or uniform noise in ±√3 (unit variance).
+// fillNoise fills z with N(0, 1) (config.DistNormal) or uniform noise in ±√3 (unit
+// variance).
 func fillNoise(b backend.Backend, z backend.Tensor, dist string, s rng.Stream) {
-	if dist == "normal" {
+	if dist == config.DistNormal {
 		b.Normal(z, 0, 1, s)
 		return
 	}
@@ -311,7 +312,7 @@ func (t *Trainer) Step(observe bool) (Stats, error) {
 func (t *Trainer) iterate(observe bool) (Stats, error) {
 	it := t.step
 	epoch := t.epoch
-	if t.cfg.Train.Update == "simultaneous" {
+	if t.cfg.Train.Update == config.UpdateSimultaneous {
 		if err := t.simultaneousStep(it, epoch, observe); err != nil {
 			return Stats{}, err
 		}
@@ -325,7 +326,7 @@ func (t *Trainer) iterate(observe bool) (Stats, error) {
 	}
 	t.step++
 	st := Stats{Step: t.step, Epoch: t.Epoch(), LR: t.optG.lr()}
-	if t.cfg.Optimizer.Kind == "sgd" {
+	if t.cfg.Optimizer.Kind == config.OptimizerSGD {
 		st.Mom = t.optG.momentum(epoch)
 	}
 	if !observe {
