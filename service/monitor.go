@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -98,7 +99,7 @@ type BuildInfo struct {
 // run's goroutine writes; HTTP handlers read snapshots under a mutex, so no request
 // ever waits on a training step or touches the backend.
 type Monitor struct {
-	m   *metrics
+	m   *Metrics
 	now func() time.Time
 
 	mu         sync.Mutex
@@ -112,9 +113,9 @@ type Monitor struct {
 	deviceID   string // the memory gauges' device label: "cuda:0", else the backend's description
 }
 
-// NewMonitor returns a monitor in the starting state.
-func NewMonitor(info BuildInfo) *Monitor {
-	mon := &Monitor{m: newMetrics(info), now: time.Now, stride: 1}
+// NewMonitor returns a monitor in the starting state that reports through m.
+func NewMonitor(info BuildInfo, m *Metrics) *Monitor {
+	mon := &Monitor{m: m, now: time.Now, stride: 1}
 	mon.st = Status{State: StateStarting, Version: info.Version, Backend: info.Backend, StartedAt: mon.now()}
 	return mon
 }
@@ -129,6 +130,12 @@ func (mon *Monitor) Fail(err error) {
 	}
 	mon.st.State, mon.st.Error = StateFailed, err.Error()
 	mon.m.ready.Set(0)
+}
+
+// controlRequest counts a control API request by action and the HTTP status it was
+// answered with.
+func (mon *Monitor) controlRequest(action string, code int) {
+	mon.m.controlRequests.WithLabelValues(action, strconv.Itoa(code)).Inc()
 }
 
 // RunStarted implements trainer.Observer.
