@@ -208,18 +208,18 @@ func ShapeString(t Tensor) string {
 	return fmt.Sprintf("%d×%d %s", t.Rows(), t.Cols(), t.DType())
 }
 
-// Device identifies the accelerator a backend runs on, for the gantrain_device_info
+// Accelerator identifies the device a backend runs on, for the gantrain_device_info
 // metric and the memory gauges' device label.
-type Device struct {
+type Accelerator struct {
 	ID      string // the device as --device names it, e.g. "cuda:0"
 	Name    string // the product name, e.g. "NVIDIA H200"
 	Compute string // compute capability, e.g. "9.0"
 	Memory  int64  // bytes of device memory
 }
 
-// DeviceReporter is implemented by backends that run on an accelerator.
-type DeviceReporter interface {
-	Device() Device
+// AcceleratorReporter is implemented by backends that run on an accelerator.
+type AcceleratorReporter interface {
+	Accelerator() Accelerator
 }
 
 // MemoryReporter is implemented by backends whose tensors live in a device's own

@@ -28,7 +28,7 @@ func TestStatusPageShowsDeviceMemory(t *testing.T) {
 	mon := service.NewMonitor(build, service.NewMetrics(reg, build))
 	mon.RunStarted(trainer.RunInfo{
 		Config: config.Default(), Dir: tmp, Backend: "cuda", Device: "NVIDIA H200 (cuda:0)",
-		Accelerator:   backend.Device{ID: "cuda:0", Name: "NVIDIA H200", Compute: "9.0", Memory: total},
+		Accelerator:   backend.Accelerator{ID: "cuda:0", Name: "NVIDIA H200", Compute: "9.0", Memory: total},
 		StepsPerEpoch: 500, ExamplesPerStep: 100,
 	})
 	for step := int64(1); step <= 3; step++ {

@@ -223,7 +223,7 @@ func TestDeviceMetrics(t *testing.T) {
 
 	info := trainer.RunInfo{Config: config.Default(), Dir: "/runs/x", Backend: "cuda",
 		Device:        "CUDA cuda:1: NVIDIA H200, compute 9.0, 132 SMs, 139.8 GiB, fp32 matrix products, driver 13.0",
-		Accelerator:   backend.Device{ID: "cuda:1", Name: "NVIDIA H200", Compute: "9.0", Memory: 150 << 30},
+		Accelerator:   backend.Accelerator{ID: "cuda:1", Name: "NVIDIA H200", Compute: "9.0", Memory: 150 << 30},
 		StepsPerEpoch: 500, ExamplesPerStep: 100}
 	r.mon.RunStarted(info)
 	m := scrape(t, ts.URL)

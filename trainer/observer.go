@@ -41,11 +41,11 @@ type Observer interface {
 type RunInfo struct {
 	Config          config.Config
 	Dir             string
-	Backend         string         // backend name: cpu or cuda
-	Device          string         // what the backend runs on
-	Accelerator     backend.Device // the device, for backends that run on one (zero on the CPU)
-	StartStep       int64          // iterations done before this process (resumed runs)
-	StepLimit       int64          // the run's length in iterations, 0 when unbounded
+	Backend         string              // backend name: cpu or cuda
+	Device          string              // what the backend runs on
+	Accelerator     backend.Accelerator // the device, for backends that run on one (zero on the CPU)
+	StartStep       int64               // iterations done before this process (resumed runs)
+	StepLimit       int64               // the run's length in iterations, 0 when unbounded
 	StepsPerEpoch   int64
 	ExamplesPerStep int // real examples D sees per iteration (batch·k)
 }

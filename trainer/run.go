@@ -136,9 +136,9 @@ func (r *run) start() error {
 	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
 		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
 		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", r.opt.Dir)
-	var accel backend.Device
-	if d, ok := t.b.(backend.DeviceReporter); ok {
-		accel = d.Device()
+	var accel backend.Accelerator
+	if d, ok := t.b.(backend.AcceleratorReporter); ok {
+		accel = d.Accelerator()
 	}
 	r.obs.RunStarted(RunInfo{Config: t.cfg, Dir: r.opt.Dir, Backend: t.b.Name(), Device: t.b.Describe(),
 		Accelerator: accel, StartStep: t.step, StepLimit: r.bar.Total(), StepsPerEpoch: t.stepsPerEpoch(),
