@@ -516,27 +516,27 @@ func (e Eval) validate(p *problems, set string, gEMA float64) {
 	}
 }
 
-// Device is a parsed backend.device.
-type Device struct {
+// DeviceSpec is a parsed backend.device: the CPU, or CUDA device Ordinal.
+type DeviceSpec struct {
 	CUDA    bool
 	Ordinal int
 }
 
 // ParseDevice parses "cpu", "cuda" or "cuda:N".
-func ParseDevice(s string) (Device, error) {
+func ParseDevice(s string) (DeviceSpec, error) {
 	switch {
 	case s == "cpu":
-		return Device{}, nil
+		return DeviceSpec{}, nil
 	case s == "cuda":
-		return Device{CUDA: true}, nil
+		return DeviceSpec{CUDA: true}, nil
 	case strings.HasPrefix(s, "cuda:"):
 		var n int
 		if _, err := fmt.Sscanf(s, "cuda:%d", &n); err != nil || n < 0 || fmt.Sprintf("cuda:%d", n) != s {
-			return Device{}, fmt.Errorf("bad device %q (want cpu, cuda or cuda:N)", s)
+			return DeviceSpec{}, fmt.Errorf("bad device %q (want cpu, cuda or cuda:N)", s)
 		}
-		return Device{CUDA: true, Ordinal: n}, nil
+		return DeviceSpec{CUDA: true, Ordinal: n}, nil
 	}
-	return Device{}, fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", s)
+	return DeviceSpec{}, fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", s)
 }
 
 // YAML renders the config as YAML (the run's config.yaml).

@@ -161,7 +161,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 }
 
 func TestParseDevice(t *testing.T) {
-	for s, want := range map[string]Device{"cpu": {}, "cuda": {CUDA: true}, "cuda:3": {CUDA: true, Ordinal: 3}} {
+	for s, want := range map[string]DeviceSpec{"cpu": {}, "cuda": {CUDA: true}, "cuda:3": {CUDA: true, Ordinal: 3}} {
 		if got, err := ParseDevice(s); err != nil || got != want {
 			t.Errorf("ParseDevice(%q) = %v, %v; want %v", s, got, err, want)
 		}
