@@ -329,8 +329,8 @@ func (c *Config) Validate() error {
 	var p problems
 	c.Data.validate(&p, c.Train.Batch)
 	c.Noise.validate(&p)
-	p.err(model.Validate("generator", c.Generator, false))
-	p.err(model.Validate("discriminator", c.Discriminator, true))
+	p.err(model.Validate("generator", c.Generator, model.OutputHead))
+	p.err(model.Validate("discriminator", c.Discriminator, model.LogitHead))
 	c.Train.validate(&p)
 	c.Optimizer.validate(&p)
 	c.Output.validate(&p)

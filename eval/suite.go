@@ -157,7 +157,7 @@ func NewSuite(b backend.Backend, splits *data.Splits, opt Options) (*Suite, erro
 		if s.clf.Arch.In != s.d {
 			return nil, fmt.Errorf("eval: the classifier takes %d features, the images have %d", s.clf.Arch.In, s.d)
 		}
-		probs, feats, err := s.clf.Infer(context.Background(), testX, opt.TestPoints, true)
+		probs, feats, err := s.clf.Infer(context.Background(), testX, opt.TestPoints)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +222,7 @@ func (s *Suite) Evaluate(ctx context.Context, samples []float32) (Result, error)
 
 func (s *Suite) classify(ctx context.Context, samples []float32, n int) (*ClassifierResult, error) {
 	start := time.Now()
-	probs, feats, err := s.clf.Infer(ctx, samples, n, true)
+	probs, feats, err := s.clf.Infer(ctx, samples, n)
 	if err != nil {
 		return nil, err
 	}

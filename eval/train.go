@@ -148,11 +148,11 @@ func TrainClassifier(ctx context.Context, b backend.Backend, splits *data.Splits
 			}
 			b.GatherRows(x, xTrain, order, step*m)
 			drop := streamDropout | uint64(t)<<8
-			fp.Forward(b, true, rng.Stream{Seed: opt.Seed, Offset: drop})
-			hp.Forward(b, true, rng.Stream{Seed: opt.Seed, Offset: drop | 1<<4})
+			fp.Forward(b, model.Train, rng.Stream{Seed: opt.Seed, Offset: drop})
+			hp.Forward(b, model.Train, rng.Stream{Seed: opt.Seed, Offset: drop | 1<<4})
 			b.SoftmaxCrossEntropy(hp.DOut, hp.Out, labels, float32(1/float64(m)), losses, step)
-			hp.Backward(b, true, true)
-			fp.Backward(b, true, false)
+			hp.Backward(b, model.Grads{Params: true, Input: true})
+			fp.Backward(b, model.Grads{Params: true})
 			t++
 			lr := float32(opt.LR * 0.5 * (1 + math.Cos(math.Pi*float64(t-1)/float64(total))))
 			for k, n := range []*model.Net{c.Features, c.Head} {
@@ -190,7 +190,7 @@ func (c *Classifier) SetAccuracy(ctx context.Context, s *data.Set) (float64, err
 	if len(s.Labels) != s.N {
 		return 0, fmt.Errorf("classifier: %s has no labels", s.Name)
 	}
-	probs, _, err := c.Infer(ctx, s.X[:s.N*s.Dim], s.N, false)
+	probs, err := c.Probabilities(ctx, s.X[:s.N*s.Dim], s.N)
 	if err != nil {
 		return 0, fmt.Errorf("classifier on %s: %w", s.Name, err)
 	}

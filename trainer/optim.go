@@ -26,11 +26,18 @@ type optimizer struct {
 	averaged  *model.Net
 }
 
-// newOptimizer makes net's optimiser state and, when emaDecay > 0, a moving average
+// averaging is the moving average of a net's parameters an optimizer keeps: decay
+// per update (0: none), with TensorFlow's warm-up or without.
+type averaging struct {
+	decay  float64
+	warmup bool
+}
+
+// newOptimizer makes net's optimiser state and, when avg.decay > 0, a moving average
 // of its parameters (which starts at the parameters: call startAverage once they are
 // initialised).
-func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDecay float64, emaWarmup bool) (*optimizer, error) {
-	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(emaDecay), emaWarmup: emaWarmup}
+func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, avg averaging) (*optimizer, error) {
+	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(avg.decay), emaWarmup: avg.warmup}
 	n := 1
 	if cfg.Kind == config.OptimizerAdam {
 		n = 2
@@ -42,7 +49,7 @@ func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDe
 		}
 		o.state = append(o.state, s)
 	}
-	if emaDecay > 0 {
+	if avg.decay > 0 {
 		var err error
 		if o.avg, err = b.Alloc(backend.F32, 1, net.Size()); err != nil {
 			return nil, fmt.Errorf("%s parameter average: %w", net.Name, err)

@@ -127,16 +127,16 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 	}
 	t := &Trainer{cfg: cfg, b: b, log: log, seed: cfg.Train.Seed, nTrain: train.N, shape: train.Shape, host: make([]float32, numSlots)}
 	var err error
-	if t.G, err = model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, train.Dim, false); err != nil {
+	if t.G, err = model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, train.Dim, model.OutputHead); err != nil {
 		return nil, err
 	}
-	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, true); err != nil {
+	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, model.LogitHead); err != nil {
 		return nil, err
 	}
-	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, cfg.Train.GEMA, cfg.Train.GEMAWarmup); err != nil {
+	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, averaging{decay: cfg.Train.GEMA, warmup: cfg.Train.GEMAWarmup}); err != nil {
 		return nil, err
 	}
-	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, 0, false); err != nil {
+	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, averaging{}); err != nil {
 		return nil, err
 	}
 	if err := t.allocate(train); err != nil {
@@ -344,11 +344,11 @@ func (t *Trainer) iterate(observe bool) (Stats, error) {
 // and runs D over both with dropout.
 func (t *Trainer) discriminatorForward(it int64, j int, observe bool) error {
 	t.noise(t.z, stepStream(t.seed, it, j, drawNoise))
-	t.gPass.Forward(t.b, true, stepStream(t.seed, it, j, drawGDropout))
+	t.gPass.Forward(t.b, model.Train, stepStream(t.seed, it, j, drawGDropout))
 	if err := t.nextReal(); err != nil {
 		return err
 	}
-	t.dPass.Forward(t.b, true, stepStream(t.seed, it, j, drawDDropout))
+	t.dPass.Forward(t.b, model.Train, stepStream(t.seed, it, j, drawDDropout))
 	m := float32(t.cfg.Train.Batch)
 	t.b.SigmoidCrossEntropy(t.dPass.DOut, t.dPass.Out, t.dTargets, 1/(2*m), t.scalars, slotDLoss)
 	if observe {
@@ -362,15 +362,15 @@ func (t *Trainer) discriminatorStep(it int64, j, epoch int, observe bool) error 
 	if err := t.discriminatorForward(it, j, observe); err != nil {
 		return err
 	}
-	t.dPass.Backward(t.b, true, false)
+	t.dPass.Backward(t.b, model.Grads{Params: true})
 	t.optD.step(t.b, epoch)
 	return nil
 }
 
 func (t *Trainer) generatorStep(it int64, epoch int) {
 	t.noise(t.z, stepStream(t.seed, it, gSubstep, drawNoise))
-	t.gPass.Forward(t.b, true, stepStream(t.seed, it, gSubstep, drawGDropout))
-	t.dFake.Forward(t.b, true, stepStream(t.seed, it, gSubstep, drawDDropout))
+	t.gPass.Forward(t.b, model.Train, stepStream(t.seed, it, gSubstep, drawGDropout))
+	t.dFake.Forward(t.b, model.Train, stepStream(t.seed, it, gSubstep, drawDDropout))
 	t.generatorBackward()
 	t.optG.step(t.b, epoch)
 }
@@ -379,8 +379,8 @@ func (t *Trainer) generatorStep(it int64, epoch int) {
 // through D (input gradient only) and G.
 func (t *Trainer) generatorBackward() {
 	t.b.SigmoidCrossEntropy(t.dFake.DOut, t.fakeLogits, t.gTargets, t.gScale, t.scalars, slotGLoss)
-	t.dFake.Backward(t.b, false, true) // writes G's DOut
-	t.gPass.Backward(t.b, true, false)
+	t.dFake.Backward(t.b, model.Grads{Input: true}) // writes G's DOut
+	t.gPass.Backward(t.b, model.Grads{Params: true})
 }
 
 // simultaneousStep computes both nets' gradients from one minibatch (with the same
@@ -389,7 +389,7 @@ func (t *Trainer) simultaneousStep(it int64, epoch int, observe bool) error {
 	if err := t.discriminatorForward(it, 0, observe); err != nil {
 		return err
 	}
-	t.dPass.Backward(t.b, true, false)
+	t.dPass.Backward(t.b, model.Grads{Params: true})
 	t.generatorBackward()
 	t.optD.step(t.b, epoch)
 	t.optG.step(t.b, epoch)
@@ -412,7 +412,7 @@ func (t *Trainer) Done() bool {
 
 // Samples runs G (its parameter average when train.g_ema is set) on the run's fixed noise and returns the outputs (rows × data width).
 func (t *Trainer) Samples() ([]float32, error) {
-	t.samplePass.Forward(t.b, false, rng.Stream{})
+	t.samplePass.Forward(t.b, model.Infer, rng.Stream{})
 	out := make([]float32, backend.Len(t.samplePass.Out))
 	if err := t.b.Download(out, t.samplePass.Out); err != nil {
 		return nil, fmt.Errorf("samples: %w", err)
