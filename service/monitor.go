@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/output"
 	"github.com/gantrain/gantrain/trainer"
 )
 
@@ -163,7 +164,7 @@ func (mon *Monitor) RunStarted(info trainer.RunInfo) {
 	mon.m.stepLimit.Set(float64(info.StepLimit))
 	mon.m.ready.Set(1)
 	if info.StartStep > 0 && len(mon.history) == 0 {
-		mon.loadHistory(filepath.Join(info.Dir, "metrics.jsonl"), info.StartStep)
+		mon.loadHistory(filepath.Join(info.Dir, output.MetricsFile), info.StartStep)
 	}
 }
 

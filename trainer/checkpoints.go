@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/output"
 )
 
 // RunContents is what a run directory holds.
@@ -28,7 +29,7 @@ func InspectRun(dir string) RunContents {
 	if _, err := os.Stat(filepath.Join(dir, "config.yaml")); err == nil {
 		c.Config = true
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "metrics.jsonl")); err == nil && fi.Size() > 0 {
+	if fi, err := os.Stat(filepath.Join(dir, output.MetricsFile)); err == nil && fi.Size() > 0 {
 		c.Metrics = true
 	}
 	if list, err := checkpoint.List(dir); err == nil {
@@ -38,7 +39,7 @@ func InspectRun(dir string) RunContents {
 		}
 	}
 	c.Refused = len(checkpoint.ListRefused(dir))
-	pngs, _ := filepath.Glob(filepath.Join(dir, "samples", "*.png"))
+	pngs, _ := filepath.Glob(filepath.Join(dir, output.SamplesDir, "*.png"))
 	c.Samples = len(pngs)
 	return c
 }
@@ -60,7 +61,7 @@ func (c RunContents) String() string {
 		parts = append(parts, fmt.Sprintf("%d refused checkpoint(s)", c.Refused))
 	}
 	if c.Metrics {
-		parts = append(parts, "metrics.jsonl")
+		parts = append(parts, output.MetricsFile)
 	}
 	if c.Samples > 0 {
 		parts = append(parts, fmt.Sprintf("%d sample grid(s)", c.Samples))

@@ -3,7 +3,6 @@ package trainer_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -86,7 +85,7 @@ func ExampleTrainer_Run() {
 	for _, m := range data.RingModes(c.Data.RingModes, c.Data.RingRadius) {
 		marks = append(marks, float32(m[0]), float32(m[1]))
 	}
-	err = t.Run(context.Background(), trainer.RunOptions{Dir: dir, Marks: marks, Progress: io.Discard})
+	err = t.Run(context.Background(), trainer.RunOptions{Dir: dir, Marks: marks})
 	if err != nil {
 		fmt.Println(err)
 		return

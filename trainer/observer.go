@@ -72,9 +72,15 @@ type CheckpointReport struct {
 // OutputFailure is a failed write of one of a run's outputs.
 type OutputFailure struct {
 	Step int64
-	File string // "metrics" (metrics.jsonl) or "samples" (a sample grid)
+	File string // OutputMetrics or OutputSamples
 	Err  error
 }
+
+// What an OutputFailure failed to write.
+const (
+	OutputMetrics = "metrics" // a record of metrics.jsonl
+	OutputSamples = "samples" // a sample grid
+)
 
 // Command asks a running Run to do something between two steps.
 type Command struct {

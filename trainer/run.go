@@ -312,7 +312,7 @@ func stepRecord(st Stats) output.StepRecord {
 // writeMetrics appends rec to metrics.jsonl; a failure is reported and the run goes on.
 func (r *run) writeMetrics(rec any) {
 	if err := r.metrics.Write(rec); err != nil {
-		r.outputFailed("metrics", err)
+		r.outputFailed(OutputMetrics, err)
 	}
 }
 
@@ -334,7 +334,7 @@ func (r *run) samples() error {
 	case r.t.b.Err() != nil:
 		return err
 	default:
-		r.outputFailed("samples", err)
+		r.outputFailed(OutputSamples, err)
 	}
 	return nil
 }
@@ -385,7 +385,7 @@ func (r *run) diverged(cause error) error {
 		return err
 	}
 	if err := r.metrics.Close(); err != nil {
-		r.outputFailed("metrics", err)
+		r.outputFailed(OutputMetrics, err)
 	}
 	r.metrics = nil
 	var err error
