@@ -160,36 +160,64 @@ func setLen(s *data.Set) int {
 
 // allocate makes every resident buffer and wires the passes together.
 func (t *Trainer) allocate(train *data.Set) error {
-	b, m, dim := t.b, t.cfg.Train.Batch, train.Dim
+	if err := t.allocBuffers(train); err != nil {
+		return err
+	}
+	if err := t.upload(train); err != nil {
+		return err
+	}
+	if err := t.wirePasses(train.Dim); err != nil {
+		return err
+	}
+	t.noise(t.sampleZ, rng.Stream{Seed: t.seed, Offset: streamFixedNoise})
+	return t.b.Err()
+}
+
+// allocBuffers makes the buffers the trainer owns outright.
+func (t *Trainer) allocBuffers(train *data.Set) error {
+	m := t.cfg.Train.Batch
 	type buf struct {
 		dst        *backend.Tensor
 		dt         backend.DType
 		rows, cols int
 	}
 	for _, a := range []buf{
-		{&t.xTrain, backend.F32, train.N, dim},
+		{&t.xTrain, backend.F32, train.N, train.Dim},
 		{&t.order, backend.I32, 1, train.N},
-		{&t.xD, backend.F32, 2 * m, dim},
+		{&t.xD, backend.F32, 2 * m, train.Dim},
 		{&t.z, backend.F32, m, t.cfg.Noise.Dim},
 		{&t.targets, backend.F32, 3 * m, 1},
 		{&t.scalars, backend.F32, 1, numSlots},
 		{&t.sampleZ, backend.F32, t.cfg.Output.Samples, t.cfg.Noise.Dim},
 	} {
 		var err error
-		if *a.dst, err = b.Alloc(a.dt, a.rows, a.cols); err != nil {
+		if *a.dst, err = t.b.Alloc(a.dt, a.rows, a.cols); err != nil {
 			return fmt.Errorf("allocate %d×%d: %w", a.rows, a.cols, err)
 		}
 	}
-	if err := b.Upload(t.xTrain, train.X); err != nil {
+	return nil
+}
+
+// upload puts the training set and the targets on the backend.
+func (t *Trainer) upload(train *data.Set) error {
+	if err := t.b.Upload(t.xTrain, train.X); err != nil {
 		return fmt.Errorf("upload training set: %w", err)
 	}
+	m := t.cfg.Train.Batch
 	labels := make([]float32, 3*m)
 	for i := 0; i < m; i++ {
 		labels[i], labels[2*m+i] = float32(t.cfg.Train.RealLabel), 1
 	}
-	if err := b.Upload(t.targets, labels); err != nil {
+	if err := t.b.Upload(t.targets, labels); err != nil {
 		return fmt.Errorf("upload targets: %w", err)
 	}
+	return nil
+}
+
+// wirePasses makes the passes and the views that chain them: G writes the fake half
+// of D's input, and D's input gradient is G's output gradient.
+func (t *Trainer) wirePasses(dim int) error {
+	b, m := t.b, t.cfg.Train.Batch
 	var err error
 	if t.dTargets, err = b.View(t.targets, 0, 2*m, 1); err != nil {
 		return err
@@ -227,11 +255,8 @@ func (t *Trainer) allocate(train *data.Set) error {
 			return err
 		}
 	}
-	if t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{}); err != nil {
-		return err
-	}
-	t.noise(t.sampleZ, rng.Stream{Seed: t.seed, Offset: streamFixedNoise})
-	return b.Err()
+	t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{})
+	return err
 }
 
 // initParams draws both nets' initial parameters.
