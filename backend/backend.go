@@ -208,18 +208,18 @@ func ShapeString(t Tensor) string {
 	return fmt.Sprintf("%d×%d %s", t.Rows(), t.Cols(), t.DType())
 }
 
-// Device identifies the accelerator a backend runs on, for the gantrain_device_info
+// Accelerator identifies the device a backend runs on, for the gantrain_device_info
 // metric and the memory gauges' device label.
-type Device struct {
+type Accelerator struct {
 	ID      string // the device as --device names it, e.g. "cuda:0"
 	Name    string // the product name, e.g. "NVIDIA H200"
 	Compute string // compute capability, e.g. "9.0"
 	Memory  int64  // bytes of device memory
 }
 
-// DeviceReporter is implemented by backends that run on an accelerator.
-type DeviceReporter interface {
-	Device() Device
+// AcceleratorReporter is implemented by backends that run on an accelerator.
+type AcceleratorReporter interface {
+	Accelerator() Accelerator
 }
 
 // MemoryReporter is implemented by backends whose tensors live in a device's own
@@ -227,6 +227,22 @@ type DeviceReporter interface {
 // it from the goroutine that drives the backend.
 type MemoryReporter interface {
 	Memory() (used, total int64)
+}
+
+// Queued is implemented by backends whose operations run after the call that
+// launches them returns, in order, on a device's queue (the CUDA backend's stream):
+// reading a result back waits until the queue has drained, which costs a step its
+// overlap with the host.
+type Queued interface {
+	Queued() bool
+}
+
+// ReadbackIsCheap reports whether reading b's results back costs next to nothing,
+// which is so unless b queues its operations (Queued): the CPU backend's operations
+// have finished when they return.
+func ReadbackIsCheap(b Backend) bool {
+	q, ok := b.(Queued)
+	return !ok || !q.Queued()
 }
 
 // StepGrouper is implemented by backends that can submit a training step's launches

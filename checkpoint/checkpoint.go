@@ -17,6 +17,10 @@
 //
 // [WriteFile] replaces a file atomically: after it returns, a crash at any moment
 // leaves either the old or the new complete file, never a partial one.
+//
+// A training run keeps its checkpoints in the [Dir] folder of its run directory, one
+// file a step ([Path]); [List] finds them, [Prune] keeps the newest and the best one
+// ([Best]), and [SetAside] moves one that a resume refused out of the way.
 package checkpoint
 
 import "errors"

@@ -18,11 +18,69 @@ import (
 	"github.com/gantrain/gantrain/model"
 )
 
-// Dataset choices.
+// Data sets (Data.Set).
 const (
 	MNIST  = "mnist"
 	Ring   = "ring"
 	Images = "images"
+)
+
+// Noise distributions (Noise.Dist).
+const (
+	DistUniform = "uniform"
+	DistNormal  = "normal"
+)
+
+// Updates (Train.Update).
+const (
+	UpdateAlternating  = "alternating"
+	UpdateSimultaneous = "simultaneous"
+)
+
+// Generator losses (Train.GLoss).
+const (
+	GLossNonSaturating = "nonsaturating"
+	GLossMinimax       = "minimax"
+)
+
+// Answers to divergence (Train.OnDivergence).
+const (
+	OnDivergenceStop     = "stop"
+	OnDivergenceRollback = "rollback"
+)
+
+// Optimizers (Optimizer.Kind).
+const (
+	OptimizerSGD  = "sgd"
+	OptimizerAdam = "adam"
+)
+
+// Progress modes (Output.Progress).
+const (
+	ProgressAuto  = "auto"
+	ProgressBar   = "bar"
+	ProgressPlain = "plain"
+)
+
+// Matrix-product precisions (Backend.Precision).
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionTF32 = "tf32"
+)
+
+// Autotuner modes (Backend.Autotune).
+const (
+	AutotuneOn  = "on"
+	AutotuneOff = "off"
+)
+
+// CPU matrix-multiply libraries (Backend.BLAS).
+const (
+	BLASAuto     = "auto"
+	BLASOpenBLAS = "openblas"
+	BLASBLIS     = "blis"
+	BLASMKL      = "mkl"
+	BLASGo       = "go"
 )
 
 // Config is everything that defines a training run.
@@ -181,16 +239,16 @@ type Eval struct {
 func Default() Config {
 	return Config{
 		Data:          Data{Set: MNIST},
-		Noise:         Noise{Dim: 100, Dist: "uniform"},
+		Noise:         Noise{Dim: 100, Dist: DistUniform},
 		Generator:     model.PaperGenerator(),
 		Discriminator: model.PaperDiscriminator(),
-		Train: Train{Seed: 1, Batch: 100, K: 1, Update: "alternating", GLoss: "nonsaturating", RealLabel: 1, Epochs: 30,
-			OnDivergence: "stop", MaxRollbacks: 3, RollbackLRFactor: 0.5},
-		Optimizer: Optimizer{Kind: "sgd", LR: 0.1, LRDecay: 1.000004, LRFloor: 1e-6,
+		Train: Train{Seed: 1, Batch: 100, K: 1, Update: UpdateAlternating, GLoss: GLossNonSaturating, RealLabel: 1, Epochs: 30,
+			OnDivergence: OnDivergenceStop, MaxRollbacks: 3, RollbackLRFactor: 0.5},
+		Optimizer: Optimizer{Kind: OptimizerSGD, LR: 0.1, LRDecay: 1.000004, LRFloor: 1e-6,
 			MomentumStart: 0.5, MomentumEnd: 0.7, MomentumFrom: 1, MomentumUntil: 250,
 			Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
-		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, KeepCheckpoints: 5, Samples: 100, Progress: "auto"},
-		Backend: Backend{Device: "cpu", BLAS: "auto", Precision: "fp32", Graphs: true, Autotune: "on"},
+		Output:  Output{Dir: "runs/mnist", LogEvery: 100, SampleEvery: 500, CheckpointEvery: 5000, KeepCheckpoints: 5, Samples: 100, Progress: ProgressAuto},
+		Backend: Backend{Device: "cpu", BLAS: BLASAuto, Precision: PrecisionFP32, Graphs: true, Autotune: AutotuneOn},
 		Eval:    Eval{Parzen: true, Classifier: true, Samples: 10000},
 	}
 }
@@ -200,7 +258,7 @@ func Default() Config {
 // dropout masks), applied together. In gantrain's runs it is the variant of the
 // paper's nets that does not collapse (docs/RESULTS.md).
 func PublishedDefaults(c *Config) {
-	c.Train.Update = "simultaneous"
+	c.Train.Update = UpdateSimultaneous
 	c.Train.K = 1
 	c.Output.Dir = "runs/mnist-published"
 }
@@ -223,14 +281,14 @@ func RingDefaults(c *Config) {
 	// step 2000 on; at step 3000 each mode has at least 144 of 2000 samples and at
 	// most 12% of the samples are far from every mode.
 	c.Data = Data{Set: Ring, RingModes: 8, RingRadius: 2, RingStd: 0.1, RingPoints: 50000}
-	c.Noise = Noise{Dim: 4, Dist: "uniform"}
+	c.Noise = Noise{Dim: 4, Dist: DistUniform}
 	c.Generator = model.RingGenerator()
 	c.Discriminator = model.RingDiscriminator()
 	c.Train.Batch = 64
 	c.Train.K = 1
 	c.Train.Epochs = 0
 	c.Train.Steps = 3000
-	c.Optimizer.Kind = "adam"
+	c.Optimizer.Kind = OptimizerAdam
 	c.Optimizer.LR = 2e-3
 	c.Optimizer.Beta1 = 0.5
 	c.Optimizer.Beta2 = 0.999
@@ -269,186 +327,220 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 	return c, nil
 }
 
-// Validate checks every field; the error names the first one that is wrong.
+// Validate checks every field and returns all that are wrong, each error naming its
+// field (errors.Join), or nil.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	var p problems
+	c.Data.validate(&p, c.Train.Batch)
+	c.Noise.validate(&p)
+	p.err(model.Validate("generator", c.Generator, model.OutputHead))
+	p.err(model.Validate("discriminator", c.Discriminator, model.LogitHead))
+	c.Train.validate(&p)
+	c.Optimizer.validate(&p)
+	c.Output.validate(&p)
+	c.Backend.validate(&p)
+	c.Eval.validate(&p, c.Data.Set, c.Train.GEMA)
+	return errors.Join(p...)
+}
+
+// problems collects what Validate finds.
+type problems []error
+
+// add records that field is wrong.
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+// err records err unless it is nil.
+func (p *problems) err(err error) {
+	if err != nil {
+		*p = append(*p, err)
 	}
-	switch c.Data.Set {
+}
+
+// oneOf records that field, a kind of thing (what), is none of allowed.
+func (p *problems) oneOf(field, what, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		p.add(field, "unknown %s %q (want %s)", what, v, orList(allowed))
+	}
+}
+
+// within records that field is not in [lo, hi] (NaN never is).
+func (p *problems) within(field string, v, lo, hi float64) {
+	if !(v >= lo && v <= hi) {
+		p.add(field, "must be in [%g, %g], got %g", lo, hi, v)
+	}
+}
+
+// orList writes choices as "a, b or c".
+func orList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+// validate checks the data section; the ring needs at least one minibatch (batch).
+func (d Data) validate(p *problems, batch int) {
+	switch d.Set {
 	case MNIST:
 	case Images:
-		if c.Data.Dir == "" {
-			bad("data.dir", "the images data set needs a folder")
+		if d.Dir == "" {
+			p.add("data.dir", "the images data set needs a folder")
 		}
 	case Ring:
-		if c.Data.RingModes < 1 || c.Data.RingModes > 1000 {
-			bad("data.ring_modes", "must be in 1..1000, got %d", c.Data.RingModes)
+		if d.RingModes < 1 || d.RingModes > 1000 {
+			p.add("data.ring_modes", "must be in 1..1000, got %d", d.RingModes)
 		}
-		if !(c.Data.RingRadius > 0) || math.IsInf(c.Data.RingRadius, 0) {
-			bad("data.ring_radius", "must be positive, got %g", c.Data.RingRadius)
+		if !(d.RingRadius > 0) || math.IsInf(d.RingRadius, 0) {
+			p.add("data.ring_radius", "must be positive, got %g", d.RingRadius)
 		}
-		if !(c.Data.RingStd > 0) || math.IsInf(c.Data.RingStd, 0) {
-			bad("data.ring_std", "must be positive, got %g", c.Data.RingStd)
+		if !(d.RingStd > 0) || math.IsInf(d.RingStd, 0) {
+			p.add("data.ring_std", "must be positive, got %g", d.RingStd)
 		}
-		if c.Data.RingPoints < c.Train.Batch || c.Data.RingPoints > 10_000_000 {
-			bad("data.ring_points", "must be in batch..10000000, got %d", c.Data.RingPoints)
+		if d.RingPoints < batch || d.RingPoints > 10_000_000 {
+			p.add("data.ring_points", "must be in batch..10000000, got %d", d.RingPoints)
 		}
 	default:
-		bad("data.set", "unknown data set %q (want mnist, ring or images)", c.Data.Set)
+		p.oneOf("data.set", "data set", d.Set, MNIST, Ring, Images)
 	}
-	if c.Noise.Dim < 1 || c.Noise.Dim > 1<<16 {
-		bad("noise.dim", "must be in 1..65536, got %d", c.Noise.Dim)
+}
+
+func (n Noise) validate(p *problems) {
+	if n.Dim < 1 || n.Dim > 1<<16 {
+		p.add("noise.dim", "must be in 1..65536, got %d", n.Dim)
 	}
-	if c.Noise.Dist != "uniform" && c.Noise.Dist != "normal" {
-		bad("noise.dist", "unknown distribution %q (want uniform or normal)", c.Noise.Dist)
-	}
-	if err := model.Validate("generator", c.Generator, false); err != nil {
-		errs = append(errs, err)
-	}
-	if err := model.Validate("discriminator", c.Discriminator, true); err != nil {
-		errs = append(errs, err)
-	}
-	t := c.Train
+	p.oneOf("noise.dist", "distribution", n.Dist, DistUniform, DistNormal)
+}
+
+func (t Train) validate(p *problems) {
 	if t.Batch < 1 || t.Batch > 1<<16 {
-		bad("train.batch", "must be in 1..65536, got %d", t.Batch)
+		p.add("train.batch", "must be in 1..65536, got %d", t.Batch)
 	}
 	if t.K < 1 || t.K > 64 {
-		bad("train.k", "must be in 1..64, got %d", t.K)
+		p.add("train.k", "must be in 1..64, got %d", t.K)
 	}
-	switch t.Update {
-	case "alternating":
-	case "simultaneous":
-		if t.K != 1 {
-			bad("train.k", "the simultaneous update takes one discriminator step per iteration, got k=%d", t.K)
-		}
-	default:
-		bad("train.update", "unknown update %q (want alternating or simultaneous)", t.Update)
+	p.oneOf("train.update", "update", t.Update, UpdateAlternating, UpdateSimultaneous)
+	if t.Update == UpdateSimultaneous && t.K != 1 {
+		p.add("train.k", "the simultaneous update takes one discriminator step per iteration, got k=%d", t.K)
 	}
-	if t.GLoss != "nonsaturating" && t.GLoss != "minimax" {
-		bad("train.g_loss", "unknown generator loss %q (want nonsaturating or minimax)", t.GLoss)
-	}
+	p.oneOf("train.g_loss", "generator loss", t.GLoss, GLossNonSaturating, GLossMinimax)
 	if !(t.RealLabel >= 0.5 && t.RealLabel <= 1) {
-		bad("train.real_label", "must be in [0.5, 1], got %g", t.RealLabel)
+		p.add("train.real_label", "must be in [0.5, 1], got %g", t.RealLabel)
 	}
 	if !(t.GEMA == 0 || (t.GEMA >= 0.5 && t.GEMA < 1)) {
-		bad("train.g_ema", "must be 0 (off) or in [0.5, 1), got %g", t.GEMA)
+		p.add("train.g_ema", "must be 0 (off) or in [0.5, 1), got %g", t.GEMA)
 	}
 	if t.GEMAWarmup && t.GEMA == 0 {
-		bad("train.g_ema_warmup", "warms up the moving average of G, which is off (g_ema 0)")
+		p.add("train.g_ema_warmup", "warms up the moving average of G, which is off (g_ema 0)")
 	}
 	if t.Epochs < 0 || t.Steps < 0 {
-		bad("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)
+		p.add("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)
 	}
-	if t.OnDivergence != "stop" && t.OnDivergence != "rollback" {
-		bad("train.on_divergence", "unknown action %q (want stop or rollback)", t.OnDivergence)
-	}
+	p.oneOf("train.on_divergence", "action", t.OnDivergence, OnDivergenceStop, OnDivergenceRollback)
 	if t.MaxRollbacks < 0 || t.MaxRollbacks > 100 {
-		bad("train.max_rollbacks", "must be in 0..100, got %d", t.MaxRollbacks)
+		p.add("train.max_rollbacks", "must be in 0..100, got %d", t.MaxRollbacks)
 	}
 	if !(t.RollbackLRFactor > 0 && t.RollbackLRFactor < 1) {
-		bad("train.rollback_lr_factor", "must be in (0, 1), got %g", t.RollbackLRFactor)
+		p.add("train.rollback_lr_factor", "must be in (0, 1), got %g", t.RollbackLRFactor)
 	}
-	o := c.Optimizer
-	finite := func(field string, v, lo, hi float64) {
-		if !(v >= lo && v <= hi) {
-			bad(field, "must be in [%g, %g], got %g", lo, hi, v)
-		}
-	}
+}
+
+func (o Optimizer) validate(p *problems) {
 	switch o.Kind {
-	case "sgd":
-		finite("optimizer.lr_decay", o.LRDecay, 1, 2)
-		finite("optimizer.lr_floor", o.LRFloor, 0, 10)
-		finite("optimizer.momentum_start", o.MomentumStart, 0, 0.9999)
-		finite("optimizer.momentum_end", o.MomentumEnd, 0, 0.9999)
+	case OptimizerSGD:
+		p.within("optimizer.lr_decay", o.LRDecay, 1, 2)
+		p.within("optimizer.lr_floor", o.LRFloor, 0, 10)
+		p.within("optimizer.momentum_start", o.MomentumStart, 0, 0.9999)
+		p.within("optimizer.momentum_end", o.MomentumEnd, 0, 0.9999)
 		if o.MomentumFrom < 0 || o.MomentumUntil < o.MomentumFrom {
-			bad("optimizer.momentum_until", "must be ≥ momentum_from ≥ 0, got %d and %d", o.MomentumUntil, o.MomentumFrom)
+			p.add("optimizer.momentum_until", "must be ≥ momentum_from ≥ 0, got %d and %d", o.MomentumUntil, o.MomentumFrom)
 		}
-	case "adam":
-		finite("optimizer.beta1", o.Beta1, 0, 0.9999)
-		finite("optimizer.beta2", o.Beta2, 0, 0.999999)
-		finite("optimizer.eps", o.Eps, 1e-12, 1)
+	case OptimizerAdam:
+		p.within("optimizer.beta1", o.Beta1, 0, 0.9999)
+		p.within("optimizer.beta2", o.Beta2, 0, 0.999999)
+		p.within("optimizer.eps", o.Eps, 1e-12, 1)
 	default:
-		bad("optimizer.kind", "unknown optimizer %q (want sgd or adam)", o.Kind)
+		p.oneOf("optimizer.kind", "optimizer", o.Kind, OptimizerSGD, OptimizerAdam)
 	}
 	if !(o.LR > 0 && o.LR <= 10) {
-		bad("optimizer.lr", "must be in (0, 10], got %g", o.LR)
+		p.add("optimizer.lr", "must be in (0, 10], got %g", o.LR)
 	}
-	out := c.Output
-	if out.Dir == "" {
-		bad("output.dir", "must name the run directory")
+}
+
+func (o Output) validate(p *problems) {
+	if o.Dir == "" {
+		p.add("output.dir", "must name the run directory")
 	}
-	if out.LogEvery < 0 || out.SampleEvery < 0 || out.CheckpointEvery < 0 {
-		bad("output", "log_every, sample_every and checkpoint_every must be ≥ 0")
+	if o.LogEvery < 0 || o.SampleEvery < 0 || o.CheckpointEvery < 0 {
+		p.add("output", "log_every, sample_every and checkpoint_every must be ≥ 0")
 	}
-	if out.KeepCheckpoints < 0 {
-		bad("output.keep_checkpoints", "must be ≥ 0 (0 keeps every checkpoint), got %d", out.KeepCheckpoints)
+	if o.KeepCheckpoints < 0 {
+		p.add("output.keep_checkpoints", "must be ≥ 0 (0 keeps every checkpoint), got %d", o.KeepCheckpoints)
 	}
-	if out.Samples < 1 || out.Samples > 10000 {
-		bad("output.samples", "must be in 1..10000, got %d", out.Samples)
+	if o.Samples < 1 || o.Samples > 10000 {
+		p.add("output.samples", "must be in 1..10000, got %d", o.Samples)
 	}
-	if out.Progress != "auto" && out.Progress != "bar" && out.Progress != "plain" {
-		bad("output.progress", "unknown mode %q (want auto, bar or plain)", out.Progress)
+	p.oneOf("output.progress", "mode", o.Progress, ProgressAuto, ProgressBar, ProgressPlain)
+}
+
+func (b Backend) validate(p *problems) {
+	p.oneOf("backend.precision", "precision", b.Precision, PrecisionFP32, PrecisionTF32)
+	p.oneOf("backend.autotune", "mode", b.Autotune, AutotuneOn, AutotuneOff)
+	if _, err := ParseDevice(b.Device); err != nil {
+		p.add("backend.device", "%v", err)
 	}
-	if p := c.Backend.Precision; p != "fp32" && p != "tf32" {
-		bad("backend.precision", "unknown precision %q (want fp32 or tf32)", p)
+	p.oneOf("backend.blas", "library", b.BLAS, BLASAuto, BLASOpenBLAS, BLASBLIS, BLASMKL, BLASGo)
+	if b.Threads < 0 || b.Threads > 1024 {
+		p.add("backend.threads", "must be in 0..1024, got %d", b.Threads)
 	}
-	if a := c.Backend.Autotune; a != "on" && a != "off" {
-		bad("backend.autotune", "unknown mode %q (want on or off)", a)
-	}
-	if _, err := ParseDevice(c.Backend.Device); err != nil {
-		bad("backend.device", "%v", err)
-	}
-	if b := c.Backend.BLAS; !slices.Contains([]string{"auto", "openblas", "blis", "mkl", "go"}, b) {
-		bad("backend.blas", "unknown library %q (want auto, openblas, blis, mkl or go)", b)
-	}
-	if c.Backend.Threads < 0 || c.Backend.Threads > 1024 {
-		bad("backend.threads", "must be in 0..1024, got %d", c.Backend.Threads)
-	}
-	ev := c.Eval
-	if ev.EveryEpochs < 0 {
-		bad("eval.every_epochs", "must be ≥ 0 (0: no evaluation), got %d", ev.EveryEpochs)
+}
+
+// validate checks the eval section; evaluation measures MNIST generators (set), and
+// the raw generator is only other than the one evaluated with a moving average (gEMA).
+func (e Eval) validate(p *problems, set string, gEMA float64) {
+	if e.EveryEpochs < 0 {
+		p.add("eval.every_epochs", "must be ≥ 0 (0: no evaluation), got %d", e.EveryEpochs)
 	}
 	// Samples is checked when evaluation is on or the field is set (configs from
 	// before the eval section have 0).
-	if (ev.EveryEpochs > 0 || ev.Samples != 0) && (ev.Samples < 2 || ev.Samples > 60000) {
-		bad("eval.samples", "must be in 2..60000, got %d", ev.Samples)
+	if (e.EveryEpochs > 0 || e.Samples != 0) && (e.Samples < 2 || e.Samples > 60000) {
+		p.add("eval.samples", "must be in 2..60000, got %d", e.Samples)
 	}
-	if ev.EveryEpochs > 0 {
-		if !ev.Parzen && !ev.Classifier {
-			bad("eval.parzen", "evaluation is on (every_epochs %d) but parzen and classifier are both false", ev.EveryEpochs)
+	if e.EveryEpochs > 0 {
+		if !e.Parzen && !e.Classifier {
+			p.add("eval.parzen", "evaluation is on (every_epochs %d) but parzen and classifier are both false", e.EveryEpochs)
 		}
-		if c.Data.Set != MNIST {
-			bad("eval.every_epochs", "the evaluation measures MNIST generators; data.set is %s", c.Data.Set)
+		if set != MNIST {
+			p.add("eval.every_epochs", "the evaluation measures MNIST generators; data.set is %s", set)
 		}
 	}
-	if ev.RawGenerator && c.Train.GEMA == 0 {
-		bad("eval.raw_generator", "needs train.g_ema: without a moving average the evaluation measures G's own parameters already")
+	if e.RawGenerator && gEMA == 0 {
+		p.add("eval.raw_generator", "needs train.g_ema: without a moving average the evaluation measures G's own parameters already")
 	}
-	return errors.Join(errs...)
 }
 
-// Device is a parsed backend.device.
-type Device struct {
+// DeviceSpec is a parsed backend.device: the CPU, or CUDA device Ordinal.
+type DeviceSpec struct {
 	CUDA    bool
 	Ordinal int
 }
 
 // ParseDevice parses "cpu", "cuda" or "cuda:N".
-func ParseDevice(s string) (Device, error) {
+func ParseDevice(s string) (DeviceSpec, error) {
 	switch {
 	case s == "cpu":
-		return Device{}, nil
+		return DeviceSpec{}, nil
 	case s == "cuda":
-		return Device{CUDA: true}, nil
+		return DeviceSpec{CUDA: true}, nil
 	case strings.HasPrefix(s, "cuda:"):
 		var n int
 		if _, err := fmt.Sscanf(s, "cuda:%d", &n); err != nil || n < 0 || fmt.Sprintf("cuda:%d", n) != s {
-			return Device{}, fmt.Errorf("bad device %q (want cpu, cuda or cuda:N)", s)
+			return DeviceSpec{}, fmt.Errorf("bad device %q (want cpu, cuda or cuda:N)", s)
 		}
-		return Device{CUDA: true, Ordinal: n}, nil
+		return DeviceSpec{CUDA: true, Ordinal: n}, nil
 	}
-	return Device{}, fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", s)
+	return DeviceSpec{}, fmt.Errorf("unknown device %q (want cpu, cuda or cuda:N)", s)
 }
 
 // YAML renders the config as YAML (the run's config.yaml).

@@ -90,7 +90,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Noise.Dim = 0 }, "noise.dim"},
 		{func(c *Config) { c.Noise.Dist = "cauchy" }, "noise.dist"},
 		{func(c *Config) { c.Train.Batch = -1 }, "train.batch"},
-		{func(c *Config) { c.Train.K = 2; c.Train.Update = "simultaneous" }, "train.k"},
+		{func(c *Config) { c.Train.K = 2; c.Train.Update = UpdateSimultaneous }, "train.k"},
 		{func(c *Config) { c.Train.GLoss = "wasserstein" }, "train.g_loss"},
 		{func(c *Config) { c.Train.GEMA = 1 }, "train.g_ema"},
 		{func(c *Config) { c.Train.GEMA = 0.3 }, "train.g_ema"},
@@ -98,7 +98,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Train.GEMAWarmup = true }, "train.g_ema_warmup"},
 		{func(c *Config) { c.Optimizer.LR = 0 }, "optimizer.lr"},
 		{func(c *Config) { c.Optimizer.MomentumEnd = 1.5 }, "optimizer.momentum_end"},
-		{func(c *Config) { c.Optimizer.Kind = "adam"; c.Optimizer.Beta1 = 1 }, "optimizer.beta1"},
+		{func(c *Config) { c.Optimizer.Kind = OptimizerAdam; c.Optimizer.Beta1 = 1 }, "optimizer.beta1"},
 		{func(c *Config) { c.Output.Samples = 0 }, "output.samples"},
 		{func(c *Config) { c.Backend.Device = "cuda:x" }, "backend.device"},
 		{func(c *Config) { c.Backend.BLAS = "atlas" }, "backend.blas"},
@@ -122,8 +122,46 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 }
 
+// A value that is none of a field's choices is named with the choices.
+func TestValidateListsTheChoices(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Data.Set = "cifar" }, `data.set: unknown data set "cifar" (want mnist, ring or images)`},
+		{func(c *Config) { c.Noise.Dist = "cauchy" }, `noise.dist: unknown distribution "cauchy" (want uniform or normal)`},
+		{func(c *Config) { c.Train.Update = "lazy" }, `train.update: unknown update "lazy" (want alternating or simultaneous)`},
+		{func(c *Config) { c.Train.GLoss = "wasserstein" }, `train.g_loss: unknown generator loss "wasserstein" (want nonsaturating or minimax)`},
+		{func(c *Config) { c.Train.OnDivergence = "retry" }, `train.on_divergence: unknown action "retry" (want stop or rollback)`},
+		{func(c *Config) { c.Optimizer.Kind = "rmsprop" }, `optimizer.kind: unknown optimizer "rmsprop" (want sgd or adam)`},
+		{func(c *Config) { c.Output.Progress = "dots" }, `output.progress: unknown mode "dots" (want auto, bar or plain)`},
+		{func(c *Config) { c.Backend.Precision = "fp16" }, `backend.precision: unknown precision "fp16" (want fp32 or tf32)`},
+		{func(c *Config) { c.Backend.Autotune = "yes" }, `backend.autotune: unknown mode "yes" (want on or off)`},
+		{func(c *Config) { c.Backend.BLAS = "atlas" }, `backend.blas: unknown library "atlas" (want auto, openblas, blis, mkl or go)`},
+		{func(c *Config) { c.Optimizer.LRDecay = 3 }, `optimizer.lr_decay: must be in [1, 2], got 3`},
+	} {
+		c := Default()
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || err.Error() != tc.want {
+			t.Errorf("got %v, want %s", err, tc.want)
+		}
+	}
+}
+
+// Every wrong field is reported, not only the first.
+func TestValidateReportsEveryField(t *testing.T) {
+	c := Default()
+	c.Noise.Dim, c.Train.Batch, c.Output.Dir, c.Backend.Threads = 0, 0, "", -1
+	err := c.Validate()
+	for _, field := range []string{"noise.dim", "train.batch", "output.dir", "backend.threads"} {
+		if err == nil || !strings.Contains(err.Error(), field+":") {
+			t.Errorf("got %v, want an error naming %s", err, field)
+		}
+	}
+}
+
 func TestParseDevice(t *testing.T) {
-	for s, want := range map[string]Device{"cpu": {}, "cuda": {CUDA: true}, "cuda:3": {CUDA: true, Ordinal: 3}} {
+	for s, want := range map[string]DeviceSpec{"cpu": {}, "cuda": {CUDA: true}, "cuda:3": {CUDA: true, Ordinal: 3}} {
 		if got, err := ParseDevice(s); err != nil || got != want {
 			t.Errorf("ParseDevice(%q) = %v, %v; want %v", s, got, err, want)
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/service"
@@ -21,10 +23,12 @@ func TestStatusPageShowsDeviceMemory(t *testing.T) {
 	chromium := needTool(t, "chromium", "chromium")
 	tmp := t.TempDir()
 	const used, total = 3_500_000_000, 150_121_480_192 // an H200 with 3.3 GiB in use
-	mon := service.NewMonitor(service.BuildInfo{Version: "test", Backend: "cuda"})
+	build := service.BuildInfo{Version: "test", Backend: "cuda"}
+	reg := prometheus.NewRegistry()
+	mon := service.NewMonitor(build, service.NewMetrics(reg, build))
 	mon.RunStarted(trainer.RunInfo{
 		Config: config.Default(), Dir: tmp, Backend: "cuda", Device: "NVIDIA H200 (cuda:0)",
-		Accelerator:   backend.Device{ID: "cuda:0", Name: "NVIDIA H200", Compute: "9.0", Memory: total},
+		Accelerator:   backend.Accelerator{ID: "cuda:0", Name: "NVIDIA H200", Compute: "9.0", Memory: total},
 		StepsPerEpoch: 500, ExamplesPerStep: 100,
 	})
 	for step := int64(1); step <= 3; step++ {
@@ -33,7 +37,7 @@ func TestStatusPageShowsDeviceMemory(t *testing.T) {
 			Observed: true, Duration: time.Millisecond, MemoryUsed: used, MemoryTotal: total,
 		})
 	}
-	srv := service.New(mon, service.Options{Addr: "127.0.0.1:0"})
+	srv := service.New(mon, reg, service.Options{Addr: "127.0.0.1:0"})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -107,11 +107,11 @@ func NewClassifier(b backend.Backend, a ClassifierArch) (*Classifier, error) {
 		return 0
 	}
 	nf := lastUnits(a.Features)
-	f, err := model.Build(b, "features", a.Features, a.In, nf, false)
+	f, err := model.Build(b, "features", a.Features, a.In, nf, model.OutputHead)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
-	h, err := model.Build(b, "head", a.Head, f.Out, a.Classes, false)
+	h, err := model.Build(b, "head", a.Head, f.Out, a.Classes, model.OutputHead)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
@@ -136,10 +136,21 @@ func (c *Classifier) Init(seed uint64) error {
 func (c *Classifier) NumFeatures() int { return c.Features.Out }
 
 // Infer runs the classifier (dropout off) on the n rows of x (n×In, row-major) and
-// returns p(y|x) (n×Classes, softmax of the logits in float64) and, with
-// wantFeatures, the penultimate features (n×NumFeatures). It runs in batches of 500
-// rows and stops between batches when ctx is done.
-func (c *Classifier) Infer(ctx context.Context, x []float32, n int, wantFeatures bool) (probs, feats []float64, err error) {
+// returns p(y|x) (n×Classes, softmax of the logits in float64) and the penultimate
+// features (n×NumFeatures). It runs in batches of 500 rows and stops between batches
+// when ctx is done.
+func (c *Classifier) Infer(ctx context.Context, x []float32, n int) (probs, feats []float64, err error) {
+	return c.infer(ctx, x, n, true)
+}
+
+// Probabilities is Infer without the features: p(y|x) only.
+func (c *Classifier) Probabilities(ctx context.Context, x []float32, n int) ([]float64, error) {
+	probs, _, err := c.infer(ctx, x, n, false)
+	return probs, err
+}
+
+// infer is Infer, which downloads the features only when wantFeatures is set.
+func (c *Classifier) infer(ctx context.Context, x []float32, n int, wantFeatures bool) (probs, feats []float64, err error) {
 	in, C, F := c.Arch.In, c.Arch.Classes, c.Features.Out
 	if n < 0 || len(x) != n*in {
 		return nil, nil, fmt.Errorf("classifier: %d values for %d rows of %d features", len(x), n, in)
@@ -161,8 +172,8 @@ func (c *Classifier) Infer(ctx context.Context, x []float32, n int, wantFeatures
 		if err := c.b.Upload(c.x, c.hostX); err != nil {
 			return nil, nil, fmt.Errorf("classifier: %w", err)
 		}
-		c.fpass.Forward(c.b, false, rng.Stream{})
-		c.hpass.Forward(c.b, false, rng.Stream{})
+		c.fpass.Forward(c.b, model.Infer, rng.Stream{})
+		c.hpass.Forward(c.b, model.Infer, rng.Stream{})
 		if err := c.b.Download(c.hostLogits, c.hpass.Out); err != nil {
 			return nil, nil, fmt.Errorf("classifier: %w", err)
 		}

@@ -69,7 +69,7 @@ func trainTiny(t *testing.T) *Classifier {
 func TestTrainSaveLoadClassifier(t *testing.T) {
 	c := trainTiny(t)
 	s := tinySplits().Test
-	probs, feats, err := c.Infer(context.Background(), s.X, s.N, true)
+	probs, feats, err := c.Infer(context.Background(), s.X, s.N)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestTrainSaveLoadClassifier(t *testing.T) {
 	if c2.Meta[MetaClassifierSeed] != "3" || c2.Arch.String() != c.Arch.String() {
 		t.Errorf("loaded meta %v, arch %s", c2.Meta, c2.Arch)
 	}
-	probs2, feats2, err := c2.Infer(context.Background(), s.X, s.N, true)
+	probs2, feats2, err := c2.Infer(context.Background(), s.X, s.N)
 	if err != nil {
 		t.Fatal(err)
 	}

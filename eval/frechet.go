@@ -48,9 +48,21 @@ func FitGaussian(x []float64, n, d int) (*Gaussian, error) {
 }
 
 // sqrtm returns the symmetric positive semi-definite square root of the symmetric
-// matrix a, V·diag(√max(λ, 0))·Vᵀ from its eigendecomposition, and the sum of those
-// square roots (the trace of the root).
-func sqrtm(a mat.Symmetric, wantMatrix bool) (*mat.SymDense, float64, error) {
+// matrix a, V·diag(√max(λ, 0))·Vᵀ from its eigendecomposition.
+func sqrtm(a mat.Symmetric) (*mat.SymDense, error) {
+	root, _, err := eigenSqrt(a, true)
+	return root, err
+}
+
+// traceSqrtm returns the trace of sqrtm(a): the sum of the square roots of a's
+// eigenvalues (no eigenvectors needed).
+func traceSqrtm(a mat.Symmetric) (float64, error) {
+	_, trace, err := eigenSqrt(a, false)
+	return trace, err
+}
+
+// eigenSqrt returns sqrtm(a), when wantMatrix, and its trace.
+func eigenSqrt(a mat.Symmetric, wantMatrix bool) (*mat.SymDense, float64, error) {
 	var eig mat.EigenSym
 	if !eig.Factorize(a, wantMatrix) {
 		return nil, 0, errors.New("frechet: the eigendecomposition did not converge")
@@ -90,7 +102,7 @@ func FrechetDistance(a, b *Gaussian) (float64, error) {
 	}
 	if a.sqrt == nil {
 		var err error
-		if a.sqrt, _, err = sqrtm(a.Cov, true); err != nil {
+		if a.sqrt, err = sqrtm(a.Cov); err != nil {
 			return 0, err
 		}
 	}
@@ -109,7 +121,7 @@ func FrechetDistance(a, b *Gaussian) (float64, error) {
 			ms.SetSym(i, j, (m.At(i, j)+m.At(j, i))/2)
 		}
 	}
-	_, trRoot, err := sqrtm(ms, false)
+	trRoot, err := traceSqrtm(ms)
 	if err != nil {
 		return 0, err
 	}

@@ -98,8 +98,30 @@ func (r Result) Metrics() map[string]float64 {
 // selection) and splits.Test: it uploads those images to b, loads the classifier
 // and computes the statistics of the real test images' features.
 func NewSuite(b backend.Backend, splits *data.Splits, opt Options) (*Suite, error) {
+	opt, err := opt.resolve(splits)
+	if err != nil {
+		return nil, err
+	}
+	test := splits.Test
+	s := &Suite{b: b, opt: opt, d: test.Dim}
+	testX := test.X[:opt.TestPoints*test.Dim]
+	if opt.Parzen {
+		if err := s.prepareParzen(splits.Valid, test, testX); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Classifier {
+		if err := s.prepareClassifier(test, testX); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// resolve fills in the options left zero and checks them against splits.
+func (opt Options) resolve(splits *data.Splits) (Options, error) {
 	if !opt.Parzen && !opt.Classifier {
-		return nil, errors.New("eval: nothing to evaluate (enable Parzen or Classifier)")
+		return opt, errors.New("eval: nothing to evaluate (enable Parzen or Classifier)")
 	}
 	if opt.Samples == 0 {
 		opt.Samples = 10000
@@ -114,65 +136,69 @@ func NewSuite(b backend.Backend, splits *data.Splits, opt Options) (*Suite, erro
 		opt.Sigmas = PaperSigmas()
 	}
 	if opt.Samples < 2 || opt.ValidPoints < 1 || opt.TestPoints < 0 || opt.Batch < 1 {
-		return nil, fmt.Errorf("eval: samples %d, validation points %d, test points %d, batch %d: want ≥ 2, ≥ 1, ≥ 0 (0: all), ≥ 1",
+		return opt, fmt.Errorf("eval: samples %d, validation points %d, test points %d, batch %d: want ≥ 2, ≥ 1, ≥ 0 (0: all), ≥ 1",
 			opt.Samples, opt.ValidPoints, opt.TestPoints, opt.Batch)
 	}
 	if splits == nil || splits.Test == nil || splits.Test.N == 0 || (opt.Parzen && (splits.Valid == nil || splits.Valid.N == 0)) {
-		return nil, errors.New("eval: need the test split (and the validation split for the Parzen window)")
+		return opt, errors.New("eval: need the test split (and the validation split for the Parzen window)")
 	}
-	test := splits.Test
-	if opt.TestPoints == 0 || opt.TestPoints > test.N {
-		opt.TestPoints = test.N
+	if opt.TestPoints == 0 || opt.TestPoints > splits.Test.N {
+		opt.TestPoints = splits.Test.N
 	}
 	if opt.TestPoints < 2 {
-		return nil, fmt.Errorf("eval: %d test points, need at least 2", opt.TestPoints)
+		return opt, fmt.Errorf("eval: %d test points, need at least 2", opt.TestPoints)
 	}
-	s := &Suite{b: b, opt: opt, d: test.Dim}
-	testX := test.X[:opt.TestPoints*test.Dim]
-	if opt.Parzen {
-		valid := splits.Valid
-		if valid.Dim != test.Dim {
-			return nil, fmt.Errorf("eval: validation images have %d features, test images %d", valid.Dim, test.Dim)
-		}
-		nv := min(opt.ValidPoints, valid.N)
+	return opt, nil
+}
+
+// prepareParzen puts the Parzen window's validation and test points (testX, the
+// test set's first opt.TestPoints rows) on the backend.
+func (s *Suite) prepareParzen(valid, test *data.Set, testX []float32) error {
+	if valid.Dim != test.Dim {
+		return fmt.Errorf("eval: validation images have %d features, test images %d", valid.Dim, test.Dim)
+	}
+	nv := min(s.opt.ValidPoints, valid.N)
+	var err error
+	if s.parzen, err = NewParzen(s.b, s.d, s.opt.Samples, s.opt.Batch); err != nil {
+		return err
+	}
+	if s.valid, err = NewPoints(s.b, valid.Name, valid.X[:nv*valid.Dim], nv, valid.Dim); err != nil {
+		return err
+	}
+	s.test, err = NewPoints(s.b, test.Name, testX, s.opt.TestPoints, test.Dim)
+	return err
+}
+
+// prepareClassifier loads the classifier and computes what generated samples are
+// compared with: the test points' (testX) feature Gaussian, classifier score and
+// accuracy.
+func (s *Suite) prepareClassifier(test *data.Set, testX []float32) error {
+	s.clf = s.opt.Model
+	if s.clf == nil {
 		var err error
-		if s.parzen, err = NewParzen(b, s.d, opt.Samples, opt.Batch); err != nil {
-			return nil, err
-		}
-		if s.valid, err = NewPoints(b, valid.Name, valid.X[:nv*valid.Dim], nv, valid.Dim); err != nil {
-			return nil, err
-		}
-		if s.test, err = NewPoints(b, test.Name, testX, opt.TestPoints, test.Dim); err != nil {
-			return nil, err
+		if s.clf, err = LoadDefaultClassifier(s.b); err != nil {
+			return err
 		}
 	}
-	if opt.Classifier {
-		s.clf = opt.Model
-		if s.clf == nil {
-			var err error
-			if s.clf, err = LoadDefaultClassifier(b); err != nil {
-				return nil, err
-			}
-		}
-		if s.clf.Arch.In != s.d {
-			return nil, fmt.Errorf("eval: the classifier takes %d features, the images have %d", s.clf.Arch.In, s.d)
-		}
-		probs, feats, err := s.clf.Infer(context.Background(), testX, opt.TestPoints, true)
-		if err != nil {
-			return nil, err
-		}
-		if s.real, err = FitGaussian(feats, opt.TestPoints, s.clf.NumFeatures()); err != nil {
-			return nil, err
-		}
-		if s.realScore, err = ClassifierScore(probs, opt.TestPoints, s.clf.Arch.Classes); err != nil {
-			return nil, err
-		}
-		s.realAcc = math.NaN()
-		if len(test.Labels) >= opt.TestPoints {
-			s.realAcc = Accuracy(probs, s.clf.Arch.Classes, test.Labels[:opt.TestPoints])
-		}
+	if s.clf.Arch.In != s.d {
+		return fmt.Errorf("eval: the classifier takes %d features, the images have %d", s.clf.Arch.In, s.d)
 	}
-	return s, nil
+	n := s.opt.TestPoints
+	probs, feats, err := s.clf.Infer(context.Background(), testX, n)
+	if err != nil {
+		return err
+	}
+	if s.real, err = FitGaussian(feats, n, s.clf.NumFeatures()); err != nil {
+		return err
+	}
+	if s.realScore, err = ClassifierScore(probs, n, s.clf.Arch.Classes); err != nil {
+		return err
+	}
+	s.realAcc = math.NaN()
+	if len(test.Labels) >= n {
+		s.realAcc = Accuracy(probs, s.clf.Arch.Classes, test.Labels[:n])
+	}
+	return nil
 }
 
 // Options returns the suite's options with the defaults filled in.
@@ -222,7 +248,7 @@ func (s *Suite) Evaluate(ctx context.Context, samples []float32) (Result, error)
 
 func (s *Suite) classify(ctx context.Context, samples []float32, n int) (*ClassifierResult, error) {
 	start := time.Now()
-	probs, feats, err := s.clf.Infer(ctx, samples, n, true)
+	probs, feats, err := s.clf.Infer(ctx, samples, n)
 	if err != nil {
 		return nil, err
 	}

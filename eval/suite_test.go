@@ -39,10 +39,10 @@ func TestSuite(t *testing.T) {
 	}
 	// The classifier part: the score of the samples' predictions, the FD against the
 	// test images' features.
-	probs, feats, _ := c.Infer(context.Background(), samples, 120, true)
+	probs, feats, _ := c.Infer(context.Background(), samples, 120)
 	score, _ := ClassifierScore(probs, 120, 3)
 	g, _ := FitGaussian(feats, 120, 16)
-	_, tf, _ := c.Infer(context.Background(), sp.Test.X, sp.Test.N, true)
+	_, tf, _ := c.Infer(context.Background(), sp.Test.X, sp.Test.N)
 	real, _ := FitGaussian(tf, sp.Test.N, 16)
 	fd, _ := FrechetDistance(real, g)
 	if !near(res.Classifier.Score, score, 1e-12) || !near(res.Classifier.FrechetDistance, fd, 1e-9) {

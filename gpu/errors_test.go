@@ -222,9 +222,9 @@ func TestMemory(t *testing.T) {
 	if info.Name == "" || info.SMs <= 0 || info.Major < 8 || info.TotalMemory <= 0 {
 		t.Errorf("DeviceInfo() = %+v (Memory total %d)", info, total)
 	}
-	want := backend.Device{ID: fmt.Sprintf("cuda:%d", info.Ordinal), Name: info.Name, Compute: fmt.Sprintf("%d.%d", info.Major, info.Minor), Memory: info.TotalMemory}
-	if d := b.Device(); d != want {
-		t.Errorf("Device() = %+v, want %+v", d, want)
+	want := backend.Accelerator{ID: fmt.Sprintf("cuda:%d", info.Ordinal), Name: info.Name, Compute: fmt.Sprintf("%d.%d", info.Major, info.Minor), Memory: info.TotalMemory}
+	if d := b.Accelerator(); d != want {
+		t.Errorf("Accelerator() = %+v, want %+v", d, want)
 	}
 	t.Logf("%s", b.Describe())
 }

@@ -131,10 +131,11 @@ type Backend struct {
 }
 
 var (
-	_ backend.Backend        = (*Backend)(nil)
-	_ backend.MemoryReporter = (*Backend)(nil)
-	_ backend.StepGrouper    = (*Backend)(nil)
-	_ backend.DeviceReporter = (*Backend)(nil)
+	_ backend.Backend             = (*Backend)(nil)
+	_ backend.MemoryReporter      = (*Backend)(nil)
+	_ backend.StepGrouper         = (*Backend)(nil)
+	_ backend.AcceleratorReporter = (*Backend)(nil)
+	_ backend.Queued              = (*Backend)(nil)
 )
 
 // New opens device opt.Device: its primary context, a stream, the kernels' module for
@@ -303,11 +304,15 @@ func (b *Backend) Describe() string {
 // DeviceInfo returns what the backend runs on (for logs and metrics).
 func (b *Backend) DeviceInfo() DeviceInfo { return b.info }
 
-// Device implements backend.DeviceReporter.
-func (b *Backend) Device() backend.Device {
+// Accelerator implements backend.AcceleratorReporter.
+func (b *Backend) Accelerator() backend.Accelerator {
 	i := b.info
-	return backend.Device{ID: fmt.Sprintf("cuda:%d", i.Ordinal), Name: i.Name, Compute: i.ComputeCapability(), Memory: i.TotalMemory}
+	return backend.Accelerator{ID: fmt.Sprintf("cuda:%d", i.Ordinal), Name: i.Name, Compute: i.ComputeCapability(), Memory: i.TotalMemory}
 }
+
+// Queued implements backend.Queued: operations run on the backend's stream, and a
+// Download waits for what was queued before it.
+func (b *Backend) Queued() bool { return true }
 
 // Memory returns the device memory in use (by every process) and the device's total,
 // in bytes, from cuMemGetInfo.

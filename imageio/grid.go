@@ -28,21 +28,34 @@ const GridGutterGray = 64
 // The result is an *image.Gray when c is 1 and an opaque *image.RGBA
 // when c is 3.
 func Grid(x []float32, n, h, w, c, cols int) (image.Image, error) {
+	cols, rect, err := gridLayout(len(x), n, h, w, c, cols)
+	if err != nil {
+		return nil, err
+	}
+	if c == 1 {
+		return grayGrid(x, n, h, w, cols, rect), nil
+	}
+	return rgbGrid(x, n, h, w, cols, rect), nil
+}
+
+// gridLayout checks Grid's arguments against size, the length of x, and returns the
+// number of columns and the bounds of the grid.
+func gridLayout(size, n, h, w, c, cols int) (int, image.Rectangle, error) {
 	if n <= 0 || h <= 0 || w <= 0 {
-		return nil, fmt.Errorf("imageio: grid: n, h and w must be positive, got n=%d h=%d w=%d", n, h, w)
+		return 0, image.Rectangle{}, fmt.Errorf("imageio: grid: n, h and w must be positive, got n=%d h=%d w=%d", n, h, w)
 	}
 	if c != 1 && c != 3 {
-		return nil, fmt.Errorf("imageio: grid: channel count must be 1 or 3, got %d", c)
+		return 0, image.Rectangle{}, fmt.Errorf("imageio: grid: channel count must be 1 or 3, got %d", c)
 	}
 	if cols < 0 {
-		return nil, fmt.Errorf("imageio: grid: negative column count %d", cols)
+		return 0, image.Rectangle{}, fmt.Errorf("imageio: grid: negative column count %d", cols)
 	}
 	want, ok := product(n, h, w, c)
 	if !ok {
-		return nil, fmt.Errorf("imageio: grid: size %d×%d×%d×%d overflows int", n, h, w, c)
+		return 0, image.Rectangle{}, fmt.Errorf("imageio: grid: size %d×%d×%d×%d overflows int", n, h, w, c)
 	}
-	if len(x) != want {
-		return nil, fmt.Errorf("imageio: grid: len(x) = %d, want n*h*w*c = %d*%d*%d*%d = %d", len(x), n, h, w, c, want)
+	if size != want {
+		return 0, image.Rectangle{}, fmt.Errorf("imageio: grid: len(x) = %d, want n*h*w*c = %d*%d*%d*%d = %d", size, n, h, w, c, want)
 	}
 	if cols == 0 {
 		cols = ceilSqrt(n)
@@ -55,31 +68,35 @@ func Grid(x []float32, n, h, w, c, cols int) (image.Image, error) {
 	width, ok1 := span(cols, w)
 	height, ok2 := span(rows, h)
 	if !ok1 || !ok2 {
-		return nil, errors.New("imageio: grid: output image dimensions overflow int")
+		return 0, image.Rectangle{}, errors.New("imageio: grid: output image dimensions overflow int")
 	}
 	if _, ok := product(width, height, 4); !ok {
-		return nil, errors.New("imageio: grid: output image too large")
+		return 0, image.Rectangle{}, errors.New("imageio: grid: output image too large")
 	}
-	rect := image.Rect(0, 0, width, height)
+	return cols, image.Rect(0, 0, width, height), nil
+}
 
-	if c == 1 {
-		img := image.NewGray(rect)
-		for i := range img.Pix {
-			img.Pix[i] = GridGutterGray
-		}
-		for k := range n {
-			x0, y0 := cellOrigin(k, cols, h, w)
-			src := x[k*h*w:]
-			for y := range h {
-				row := img.Pix[(y0+y)*img.Stride+x0:]
-				for xx := range w {
-					row[xx] = toByte(src[y*w+xx])
-				}
+// grayGrid draws the n grayscale h×w images of x in cols columns.
+func grayGrid(x []float32, n, h, w, cols int, rect image.Rectangle) *image.Gray {
+	img := image.NewGray(rect)
+	for i := range img.Pix {
+		img.Pix[i] = GridGutterGray
+	}
+	for k := range n {
+		x0, y0 := cellOrigin(k, cols, h, w)
+		src := x[k*h*w:]
+		for y := range h {
+			row := img.Pix[(y0+y)*img.Stride+x0:]
+			for xx := range w {
+				row[xx] = toByte(src[y*w+xx])
 			}
 		}
-		return img, nil
 	}
+	return img
+}
 
+// rgbGrid draws the n RGB h×w images of x in cols columns, opaque.
+func rgbGrid(x []float32, n, h, w, cols int, rect image.Rectangle) *image.RGBA {
 	img := image.NewRGBA(rect)
 	for i := 0; i < len(img.Pix); i += 4 {
 		img.Pix[i+0] = GridGutterGray
@@ -102,7 +119,7 @@ func Grid(x []float32, n, h, w, c, cols int) (image.Image, error) {
 			}
 		}
 	}
-	return img, nil
+	return img
 }
 
 // cellOrigin returns the top-left pixel of cell k in a grid of cols

@@ -426,10 +426,10 @@ func newRig(t *testing.T, b backend.Backend, c gradCase, minimax bool, src *rand
 	t.Helper()
 	r := &rig{t: t, b: b, c: c}
 	var err error
-	if r.G, err = Build(b, "generator", c.gSpecs, c.noise, c.dim, false); err != nil {
+	if r.G, err = Build(b, "generator", c.gSpecs, c.noise, c.dim, OutputHead); err != nil {
 		t.Fatal(err)
 	}
-	if r.D, err = Build(b, "discriminator", c.dSpecs, c.dim, 0, true); err != nil {
+	if r.D, err = Build(b, "discriminator", c.dSpecs, c.dim, 0, LogitHead); err != nil {
 		t.Fatal(err)
 	}
 	if c.paperInit {
@@ -707,10 +707,10 @@ func runGradCase(t *testing.T, b backend.Backend, c gradCase, minimax bool, st *
 	r.up(r.realX, real)
 	r.nanGrads(r.D)
 	r.nanGrads(r.G)
-	r.gPass.Forward(b, true, sG1)
-	r.dPass.Forward(b, true, sD1)
+	r.gPass.Forward(b, Train, sG1)
+	r.dPass.Forward(b, Train, sD1)
 	b.SigmoidCrossEntropy(r.dPass.DOut, r.dPass.Out, r.targets, 1/(2*float32(m)), r.scalars, 0)
-	r.dPass.Backward(b, true, false)
+	r.dPass.Backward(b, Grads{Params: true})
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -731,9 +731,9 @@ func runGradCase(t *testing.T, b backend.Backend, c gradCase, minimax bool, st *
 	// --- The simultaneous update's G backward: same minibatch, same masks, after D's backward.
 	r.nanGrads(r.G)
 	b.SigmoidCrossEntropy(r.dFake.DOut, r.dFake.Out, r.gTgt, r.gScale, r.scalars, 1)
-	r.dFake.Backward(b, false, true)
+	r.dFake.Backward(b, Grads{Input: true})
 	dIn := r.down(r.dFake.DIn)
-	r.gPass.Backward(b, true, false)
+	r.gPass.Backward(b, Grads{Params: true})
 	ref = r.refGStep(z1, gMasks1, half(dMasks1), r.down(r.gPass.Out))
 	check(t, st, "sim "+gLoss+" loss", r.down(r.scalars)[1:2], ref.loss)
 	check(t, st, "sim "+gLoss+" D dIn (=G DOut)", dIn, ref.dIn)
@@ -746,12 +746,12 @@ func runGradCase(t *testing.T, b backend.Backend, c gradCase, minimax bool, st *
 	z2 := uniform(src, m*c.noise, -sqrt3, sqrt3)
 	r.up(r.z, z2)
 	r.nanGrads(r.G)
-	r.gPass.Forward(b, true, sG2)
-	r.dFake.Forward(b, true, sD2)
+	r.gPass.Forward(b, Train, sG2)
+	r.dFake.Forward(b, Train, sD2)
 	b.SigmoidCrossEntropy(r.dFake.DOut, r.dFake.Out, r.gTgt, r.gScale, r.scalars, 1)
-	r.dFake.Backward(b, false, true)
+	r.dFake.Backward(b, Grads{Input: true})
 	dIn = r.down(r.dFake.DIn)
-	r.gPass.Backward(b, true, false)
+	r.gPass.Backward(b, Grads{Params: true})
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}

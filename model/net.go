@@ -41,16 +41,16 @@ type Net struct {
 	Params, Grads backend.Tensor
 }
 
-// Build validates specs and allocates a net with input width in. A generator's last
-// layer with Units 0 gets width dataWidth; one with another width must match it.
-func Build(b backend.Backend, name string, specs []LayerSpec, in, dataWidth int, discriminator bool) (*Net, error) {
-	if err := Validate(name, specs, discriminator); err != nil {
+// Build validates specs and allocates a net with input width in. With an OutputHead
+// a last layer with Units 0 gets width dataWidth; one with another width must match it.
+func Build(b backend.Backend, name string, specs []LayerSpec, in, dataWidth int, head Head) (*Net, error) {
+	if err := Validate(name, specs, head); err != nil {
 		return nil, err
 	}
 	if in <= 0 {
 		return nil, fmt.Errorf("%s: input width must be positive, got %d", name, in)
 	}
-	if !discriminator {
+	if head == OutputHead {
 		specs = append([]LayerSpec(nil), specs...)
 		last := &specs[len(specs)-1]
 		if last.Units == 0 {
@@ -320,12 +320,23 @@ func (p *Pass) Rows(b backend.Backend, row0, rows int) (*Pass, error) {
 	return q, nil
 }
 
-// Forward runs the net on In into Out. With train set, dropout layer i draws its
-// mask from stream {s.Seed, s.Offset + i}; otherwise dropout is the identity (the
+// Mode says whether a pass trains or infers.
+type Mode bool
+
+const (
+	// Infer runs dropout layers as the identity.
+	Infer Mode = false
+	// Train draws dropout masks.
+	Train Mode = true
+)
+
+// Forward runs the net on In into Out. In Train mode, dropout layer i draws its
+// mask from stream {s.Seed, s.Offset + i}; in Infer mode dropout is the identity (the
 // inverted scaling already happened in training). In training, a maxout layer
 // followed by dropout runs as one MaxoutDropout, and the maxout's own output
 // (acts[i+1]) is not written: nothing after it reads that buffer.
-func (p *Pass) Forward(b backend.Backend, train bool, s rng.Stream) {
+func (p *Pass) Forward(b backend.Backend, mode Mode, s rng.Stream) {
+	train := mode == Train
 	stream := func(i int) rng.Stream { return rng.Stream{Seed: s.Seed, Offset: s.Offset + uint64(i)} }
 	for i := 0; i < len(p.net.layers); i++ {
 		l := p.net.layers[i]
@@ -359,11 +370,17 @@ func (p *Pass) droppedAfter(i int) bool {
 	return ls[i].spec.Type == Maxout && i+1 < len(ls) && ls[i+1].spec.Type == Dropout
 }
 
+// Grads says which gradients a Backward writes.
+type Grads struct {
+	Params bool // the net's Grads
+	Input  bool // the pass's DIn (the pass must have been made with InputGrad)
+}
+
 // Backward back-propagates DOut (which it overwrites, as it does every internal
-// gradient buffer) through the layers of the last training Forward. paramGrads says
-// whether the net's Grads are written, inputGrad whether DIn is (the pass must have
-// been made with InputGrad).
-func (p *Pass) Backward(b backend.Backend, paramGrads, inputGrad bool) {
+// gradient buffer) through the layers of the last training Forward, writing the
+// gradients want names.
+func (p *Pass) Backward(b backend.Backend, want Grads) {
+	paramGrads, inputGrad := want.Params, want.Input
 	for i := len(p.net.layers) - 1; i >= 0; i-- {
 		l := p.net.layers[i]
 		dx, dy := p.dacts[i], p.dacts[i+1]

@@ -18,11 +18,11 @@ func TestWithParams(t *testing.T) {
 		{Type: Dense, Units: 9, Activation: "relu", InitRange: 0.5},
 		{Type: Dense, Units: 4, Activation: "sigmoid", InitRange: 0.5},
 	}
-	n, err := Build(b, "generator", specs, 5, 4, false)
+	n, err := Build(b, "generator", specs, 5, 4, OutputHead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := Build(b, "generator", specs, 5, 4, false)
+	other, err := Build(b, "generator", specs, 5, 4, OutputHead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestWithParams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Forward(b, false, rng.Stream{})
+		p.Forward(b, Infer, rng.Stream{})
 		v := make([]float32, 12)
 		if err := b.Download(v, p.Out); err != nil {
 			t.Fatal(err)

@@ -103,9 +103,20 @@ func RingDiscriminator() []LayerSpec {
 	}
 }
 
-// Validate checks a net's layers; role is "generator" or "discriminator" for errors,
-// and a discriminator must end in a single linear unit (its logit).
-func Validate(role string, layers []LayerSpec, discriminator bool) error {
+// Head is what a net's last layer is.
+type Head bool
+
+const (
+	// OutputHead is a last layer as wide as the net's output (a generator's data, a
+	// classifier's classes); in a spec, units 0 follows that width.
+	OutputHead Head = false
+	// LogitHead is a single linear unit, the discriminator's logit.
+	LogitHead Head = true
+)
+
+// Validate checks a net's layers; role names the net in errors ("generator",
+// "discriminator"), and head says what its last layer must be.
+func Validate(role string, layers []LayerSpec, head Head) error {
 	if len(layers) == 0 {
 		return fmt.Errorf("%s: no layers", role)
 	}
@@ -115,7 +126,7 @@ func Validate(role string, layers []LayerSpec, discriminator bool) error {
 		switch l.Type {
 		case Dense, Maxout:
 			hasParams = true
-			dataWidth := !discriminator && i == len(layers)-1 && l.Units == 0
+			dataWidth := head == OutputHead && i == len(layers)-1 && l.Units == 0
 			if !dataWidth && (l.Units <= 0 || l.Units > 1<<20) {
 				return fmt.Errorf("%s: units must be in 1..%d, got %d", where, 1<<20, l.Units)
 			}
@@ -141,7 +152,7 @@ func Validate(role string, layers []LayerSpec, discriminator bool) error {
 			switch l.BiasInit {
 			case "", BiasZero:
 			case BiasDataMean:
-				if discriminator || i != len(layers)-1 || l.Type != Dense {
+				if head == LogitHead || i != len(layers)-1 || l.Type != Dense {
 					return fmt.Errorf("%s: bias_init data_mean is only for a generator's last (dense) layer", where)
 				}
 			default:
@@ -162,7 +173,7 @@ func Validate(role string, layers []LayerSpec, discriminator bool) error {
 		return fmt.Errorf("%s: no dense or maxout layer", role)
 	}
 	last := layers[len(layers)-1]
-	if discriminator {
+	if head == LogitHead {
 		if last.Type != Dense || last.Units != 1 || (last.Activation != "identity" && last.Activation != "" && last.Activation != "linear") {
 			return fmt.Errorf("%s: the last layer must be dense with 1 unit and activation identity (the logit; the sigmoid is fused into the loss)", role)
 		}

@@ -116,3 +116,18 @@ func (s Stream) NormalAt(e uint64) float32 {
 	j := 2 * (e % 2)
 	return ToNormal(blk[j], blk[j+1])
 }
+
+// Permutation fills perm with a permutation of 0, 1, …, len(perm)−1 drawn from the
+// stream: a Fisher–Yates shuffle in which step i (from the top down) takes word i.
+// It depends only on the stream and the length, so every run, backend and resumed run
+// draws the same order. Lemire's multiply-shift maps a word to [0, i]; its bias is
+// below 2^-8 for lengths under 2^24 and does not matter for a shuffle.
+func (s Stream) Permutation(perm []int32) {
+	for i := range perm {
+		perm[i] = int32(i)
+	}
+	for i := len(perm) - 1; i > 0; i-- {
+		j := int((uint64(s.Word(uint64(i))) * uint64(i+1)) >> 32)
+		perm[i], perm[j] = perm[j], perm[i]
+	}
+}

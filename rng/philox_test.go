@@ -2,6 +2,7 @@ package rng
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -116,5 +117,38 @@ func TestKeepThreshold(t *testing.T) {
 		for i := uint32(0); i < 1<<24; i += 997 {
 			check(i)
 		}
+	}
+}
+
+// The orders are pinned: training data order and a resumed run's order depend on them.
+func TestPermutation(t *testing.T) {
+	s := Stream{Seed: 42, Offset: 1<<62 | 3}
+	for _, tc := range []struct {
+		n    int
+		want []int32
+	}{
+		{0, []int32{}},
+		{1, []int32{0}},
+		{2, []int32{1, 0}},
+		{5, []int32{3, 0, 1, 4, 2}},
+		{10, []int32{3, 6, 1, 5, 7, 4, 8, 2, 9, 0}},
+	} {
+		got := make([]int32, tc.n)
+		for i := range got {
+			got[i] = -1 // the previous contents must not matter
+		}
+		s.Permutation(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("Permutation of %d = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+	p := make([]int32, 1000)
+	s.Permutation(p)
+	seen := make([]bool, len(p))
+	for _, v := range p {
+		if v < 0 || int(v) >= len(p) || seen[v] {
+			t.Fatalf("Permutation of %d repeats or leaves out %d", len(p), v)
+		}
+		seen[v] = true
 	}
 }

@@ -18,11 +18,11 @@ import (
 func TestShippedRulesAndDashboardNameExportedMetrics(t *testing.T) {
 	r, ts := newFakeRun(t, "")
 	r.mon.RunStarted(trainer.RunInfo{Config: config.Default(), Dir: "/runs/x", Backend: "cuda", Device: "test GPU",
-		Accelerator: backend.Device{ID: "cuda:0", Name: "Test GPU", Compute: "9.0", Memory: 1 << 30}, StepsPerEpoch: 500, ExamplesPerStep: 100})
+		Accelerator: backend.Accelerator{ID: "cuda:0", Name: "Test GPU", Compute: "9.0", Memory: 1 << 30}, StepsPerEpoch: 500, ExamplesPerStep: 100})
 	r.mon.StepDone(trainer.StepReport{Stats: trainer.Stats{Step: 1}, Observed: true, MemoryUsed: 1 << 20, MemoryTotal: 1 << 30})
 	r.mon.CheckpointWritten(trainer.CheckpointReport{Step: 1, Path: "/runs/x/c", Duration: time.Millisecond, Time: time.Now()})
 	r.mon.Evaluated(1, map[string]float64{"parzen_ll": 1})
-	r.mon.m.controlRequests.WithLabelValues("stop", "200").Inc()
+	r.mon.controlRequest("stop", 200)
 	exported := map[string]bool{}
 	for k := range scrape(t, ts.URL) {
 		name := k

@@ -7,10 +7,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/output"
 	"github.com/gantrain/gantrain/trainer"
 )
 
@@ -98,7 +100,7 @@ type BuildInfo struct {
 // run's goroutine writes; HTTP handlers read snapshots under a mutex, so no request
 // ever waits on a training step or touches the backend.
 type Monitor struct {
-	m   *metrics
+	m   *Metrics
 	now func() time.Time
 
 	mu         sync.Mutex
@@ -112,9 +114,9 @@ type Monitor struct {
 	deviceID   string // the memory gauges' device label: "cuda:0", else the backend's description
 }
 
-// NewMonitor returns a monitor in the starting state.
-func NewMonitor(info BuildInfo) *Monitor {
-	mon := &Monitor{m: newMetrics(info), now: time.Now, stride: 1}
+// NewMonitor returns a monitor in the starting state that reports through m.
+func NewMonitor(info BuildInfo, m *Metrics) *Monitor {
+	mon := &Monitor{m: m, now: time.Now, stride: 1}
 	mon.st = Status{State: StateStarting, Version: info.Version, Backend: info.Backend, StartedAt: mon.now()}
 	return mon
 }
@@ -129,6 +131,12 @@ func (mon *Monitor) Fail(err error) {
 	}
 	mon.st.State, mon.st.Error = StateFailed, err.Error()
 	mon.m.ready.Set(0)
+}
+
+// controlRequest counts a control API request by action and the HTTP status it was
+// answered with.
+func (mon *Monitor) controlRequest(action string, code int) {
+	mon.m.controlRequests.WithLabelValues(action, strconv.Itoa(code)).Inc()
 }
 
 // RunStarted implements trainer.Observer.
@@ -156,7 +164,7 @@ func (mon *Monitor) RunStarted(info trainer.RunInfo) {
 	mon.m.stepLimit.Set(float64(info.StepLimit))
 	mon.m.ready.Set(1)
 	if info.StartStep > 0 && len(mon.history) == 0 {
-		mon.loadHistory(filepath.Join(info.Dir, "metrics.jsonl"), info.StartStep)
+		mon.loadHistory(filepath.Join(info.Dir, output.MetricsFile), info.StartStep)
 	}
 }
 

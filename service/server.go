@@ -69,6 +69,7 @@ type Options struct {
 // Server is the HTTP service of one run.
 type Server struct {
 	mon     *Monitor
+	metrics prometheus.Gatherer
 	opt     Options
 	srv     *http.Server
 	ln      net.Listener
@@ -93,12 +94,13 @@ const (
 // maxWaiting bounds the requests queued behind the rate limit.
 const maxWaiting = 256
 
-// New returns a server for mon; Start makes it listen.
-func New(mon *Monitor, opt Options) *Server {
+// New returns a server for mon whose /metrics serves what metrics gathers (the
+// registry mon's Metrics are registered with); Start makes it listen.
+func New(mon *Monitor, metrics prometheus.Gatherer, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{mon: mon, opt: opt, authLog: rate.NewLimiter(rate.Every(authLogEvery), authLogBurst)}
+	s := &Server{mon: mon, metrics: metrics, opt: opt, authLog: rate.NewLimiter(rate.Every(authLogEvery), authLogBurst)}
 	if opt.RateLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(opt.RateLimit), max(opt.RateBurst, 1))
 		s.scrapeLimiter = rate.NewLimiter(rate.Limit(opt.RateLimit), max(opt.RateBurst, 1))
@@ -156,7 +158,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Handler returns the service's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	var gather prometheus.Gatherer = s.mon.m.reg
+	gather := s.metrics
 	if s.opt.MetricsTTL > 0 {
 		gather = &cachedGatherer{g: gather, ttl: s.opt.MetricsTTL, now: time.Now}
 	}
@@ -271,7 +273,7 @@ func (s *Server) latestPNG(w http.ResponseWriter, r *http.Request) {
 // control authorises a control request and hands the command to the run.
 func (s *Server) control(w http.ResponseWriter, r *http.Request, action string, kind trainer.CommandKind) {
 	code := s.controlCode(w, r, action, kind)
-	s.mon.m.controlRequests.WithLabelValues(action, strconv.Itoa(code)).Inc()
+	s.mon.controlRequest(action, code)
 }
 
 func (s *Server) controlCode(w http.ResponseWriter, r *http.Request, action string, kind trainer.CommandKind) int {

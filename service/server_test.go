@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -32,11 +33,18 @@ type fakeRun struct {
 	commands chan trainer.Command
 }
 
+// newMonitor returns the monitor of a test build and the registry of its metrics.
+func newMonitor() (*Monitor, *prometheus.Registry) {
+	reg := prometheus.NewRegistry()
+	info := BuildInfo{Version: "test", Backend: "cpu"}
+	return NewMonitor(info, NewMetrics(reg, info)), reg
+}
+
 func newFakeRun(t *testing.T, token string) (*fakeRun, *httptest.Server) {
 	t.Helper()
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	mon, reg := newMonitor()
 	r := &fakeRun{mon: mon, commands: make(chan trainer.Command, 1)}
-	srv := New(mon, Options{Addr: "127.0.0.1:0", Token: token, Commands: r.commands})
+	srv := New(mon, reg, Options{Addr: "127.0.0.1:0", Token: token, Commands: r.commands})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return r, ts
@@ -215,7 +223,7 @@ func TestDeviceMetrics(t *testing.T) {
 
 	info := trainer.RunInfo{Config: config.Default(), Dir: "/runs/x", Backend: "cuda",
 		Device:        "CUDA cuda:1: NVIDIA H200, compute 9.0, 132 SMs, 139.8 GiB, fp32 matrix products, driver 13.0",
-		Accelerator:   backend.Device{ID: "cuda:1", Name: "NVIDIA H200", Compute: "9.0", Memory: 150 << 30},
+		Accelerator:   backend.Accelerator{ID: "cuda:1", Name: "NVIDIA H200", Compute: "9.0", Memory: 150 << 30},
 		StepsPerEpoch: 500, ExamplesPerStep: 100}
 	r.mon.RunStarted(info)
 	m := scrape(t, ts.URL)
@@ -403,8 +411,8 @@ func TestControl(t *testing.T) {
 }
 
 func TestServerLifecycle(t *testing.T) {
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
-	s := New(mon, Options{Addr: "127.0.0.1:0"})
+	mon, reg := newMonitor()
+	s := New(mon, reg, Options{Addr: "127.0.0.1:0"})
 	if s.srv.ReadHeaderTimeout == 0 || s.srv.ReadTimeout == 0 || s.srv.WriteTimeout == 0 || s.srv.IdleTimeout == 0 || s.srv.MaxHeaderBytes == 0 {
 		t.Errorf("server limits unset: %+v", s.srv)
 	}
@@ -416,7 +424,7 @@ func TestServerLifecycle(t *testing.T) {
 		t.Errorf("healthz %d", resp.StatusCode)
 	}
 	// A second server on the same port fails with an error naming the address.
-	s2 := New(mon, Options{Addr: s.Addr()})
+	s2 := New(mon, reg, Options{Addr: s.Addr()})
 	if err := s2.Start(); err == nil || !strings.Contains(err.Error(), s.Addr()) {
 		t.Errorf("second listen: %v", err)
 	}
@@ -427,8 +435,8 @@ func TestServerLifecycle(t *testing.T) {
 
 // Requests beyond the rate limit wait their turn (none fails); the probes do not.
 func TestRateLimit(t *testing.T) {
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
-	s := New(mon, Options{RateLimit: 20, RateBurst: 1})
+	mon, reg := newMonitor()
+	s := New(mon, reg, Options{RateLimit: 20, RateBurst: 1})
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	start := time.Now()
@@ -454,8 +462,8 @@ func TestRateLimit(t *testing.T) {
 // A flood of requests to the page and the API does not hold up a scrape of /metrics,
 // which has a budget of its own.
 func TestScrapesOutlastAFlood(t *testing.T) {
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
-	s := New(mon, Options{RateLimit: 20, RateBurst: 1})
+	mon, reg := newMonitor()
+	s := New(mon, reg, Options{RateLimit: 20, RateBurst: 1})
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -488,9 +496,9 @@ func TestScrapesOutlastAFlood(t *testing.T) {
 
 // Scrapes within the cache's time share one gathering; later ones gather anew.
 func TestMetricsCache(t *testing.T) {
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	mon, reg := newMonitor()
 	now := time.Unix(0, 0)
-	c := &cachedGatherer{g: mon.m.reg, ttl: time.Second, now: func() time.Time { return now }}
+	c := &cachedGatherer{g: reg, ttl: time.Second, now: func() time.Time { return now }}
 	read := func() float64 {
 		mfs, err := c.Gather()
 		if err != nil {
@@ -530,7 +538,7 @@ torn line
 	if err := os.WriteFile(filepath.Join(dir, "metrics.jsonl"), []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	mon, _ := newMonitor()
 	mon.RunStarted(trainer.RunInfo{Config: config.Default(), Dir: dir, StartStep: 20})
 	h := mon.History()
 	if len(h) != 2 || h[1].Step != 20 || h[1].GLoss != 1.1 || h[1].DFake != 0.3 {
@@ -545,9 +553,9 @@ torn line
 // in a few lines that say how many they stand for.
 func TestControlAuthFailuresLogged(t *testing.T) {
 	var buf syncBuffer
-	mon := NewMonitor(BuildInfo{Version: "test", Backend: "cpu"})
+	mon, reg := newMonitor()
 	commands := make(chan trainer.Command, 1)
-	srv := New(mon, Options{Addr: "127.0.0.1:0", Token: "s3cret", Commands: commands,
+	srv := New(mon, reg, Options{Addr: "127.0.0.1:0", Token: "s3cret", Commands: commands,
 		Log: slog.New(slog.NewTextHandler(&buf, nil))})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -61,7 +61,7 @@ func TestDivergenceStops(t *testing.T) {
 		t.Fatalf("Run: %v, want a divergence naming the NaN", err)
 	}
 	// No checkpoint of a diverged state: any checkpoint on disk is finite.
-	list, _ := ListCheckpoints(c.Output.Dir)
+	list, _ := checkpoint.List(c.Output.Dir)
 	for _, e := range list {
 		f, err := checkpoint.ReadFile(e.Path, checkpoint.DecodeOptions{})
 		if err != nil {
@@ -93,7 +93,7 @@ func TestDivergenceRollsBack(t *testing.T) {
 			t.Fatalf("metrics steps not continuous after rollback: %v", steps)
 		}
 	}
-	f, err := checkpoint.ReadFile(CheckpointPath(c.Output.Dir, 300), checkpoint.DecodeOptions{})
+	f, err := checkpoint.ReadFile(checkpoint.Path(c.Output.Dir, 300), checkpoint.DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,15 @@ package trainer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/model"
+	"github.com/gantrain/gantrain/output"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -74,7 +75,7 @@ func (e *evaluation) generate(t *Trainer, pass *model.Pass) ([]float32, error) {
 	chunk := make([]float32, rows*w)
 	for c, done := 0, 0; done < e.n; c, done = c+1, done+rows {
 		t.noise(e.z, rng.Stream{Seed: t.seed, Offset: streamEval | uint64(c)})
-		pass.Forward(t.b, false, rng.Stream{})
+		pass.Forward(t.b, model.Infer, rng.Stream{})
 		if err := t.b.Download(chunk, pass.Out); err != nil {
 			return nil, fmt.Errorf("evaluation samples: %w", err)
 		}
@@ -101,9 +102,9 @@ func rank(m map[string]float64) (string, float64, bool) {
 }
 
 // evaluate runs an evaluation at the current step, logs and reports it (record
-// appends its line to metrics.jsonl), writes a checkpoint of the step (unless one was
+// appends its record to metrics.jsonl), writes a checkpoint of the step (unless one was
 // just written) and records it as the best when it ranks above the previous best.
-func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, record func([]byte), obs Observer, haveCkpt bool) (wroteCkpt bool, err error) {
+func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, record func(any), obs Observer, haveCkpt bool) (wroteCkpt bool, err error) {
 	e.lastEpoch = t.epoch
 	obs.EvaluationStarted(t.step)
 	start := time.Now()
@@ -127,15 +128,13 @@ func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, recor
 		args = append(args, k, round(m[k], 4))
 	}
 	t.log.Info("evaluation", args...)
-	rec, _ := json.Marshal(map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "step": t.step,
-		"epoch": t.Epoch(), "eval": finiteOnly(m)})
-	record(append(rec, '\n'))
+	record(output.EvalRecord{Time: time.Now().UTC(), Step: t.step, Epoch: t.Epoch(), Eval: finiteOnly(m)})
 	obs.Evaluated(t.step, m)
 	name, score, ok := rank(m)
 	if !ok {
 		return false, nil
 	}
-	best, err := readBest(dir)
+	best, err := checkpoint.ReadBest(dir)
 	if err != nil {
 		t.log.Warn("best checkpoint record unreadable; replacing it", "err", err)
 		best = nil
@@ -149,7 +148,7 @@ func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, recor
 		}
 		wroteCkpt = true
 	}
-	if err := writeBest(dir, Best{Step: t.step, Metric: name, Score: score}); err != nil {
+	if err := checkpoint.WriteBest(dir, checkpoint.Best{Step: t.step, Metric: name, Score: score}); err != nil {
 		return wroteCkpt, fmt.Errorf("record best checkpoint: %w", err)
 	}
 	t.log.Info("best checkpoint so far", "step", t.step, "metric", name, "score", round(score, 4))

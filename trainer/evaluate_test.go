@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/gantrain/gantrain/checkpoint"
 )
 
 // scriptedEvaluator returns the next of its scores as parzen_ll and keeps what it saw.
@@ -69,11 +71,11 @@ func TestPeriodicEvaluationKeepsBest(t *testing.T) {
 	if reflect.DeepEqual(ev.seen[0], ev.seen[1]) {
 		t.Error("G's samples did not change between evaluations")
 	}
-	best, err := readBest(c.Output.Dir)
+	best, err := checkpoint.ReadBest(c.Output.Dir)
 	if err != nil || best == nil || best.Step != 20 || best.Score != 3 || best.Metric != "parzen_ll" {
 		t.Fatalf("best = %+v, %v; want step 20, parzen_ll 3", best, err)
 	}
-	list, _ := ListCheckpoints(c.Output.Dir)
+	list, _ := checkpoint.List(c.Output.Dir)
 	var steps []int64
 	for _, e := range list {
 		steps = append(steps, e.Step)
@@ -106,7 +108,7 @@ func TestPeriodicEvaluationKeepsBest(t *testing.T) {
 // without the average evaluates (the average does not change training), their
 // results are reported as raw_<metric>, and the best checkpoint follows the average.
 func TestEvaluationOfRawGenerator(t *testing.T) {
-	run := func(ema bool, scores []float64) (*scriptedEvaluator, *Best, []map[string]float64) {
+	run := func(ema bool, scores []float64) (*scriptedEvaluator, *checkpoint.Best, []map[string]float64) {
 		c := smallConfig()
 		c.Eval.EveryEpochs, c.Eval.Parzen, c.Eval.Samples = 1, true, 300
 		if ema {
@@ -123,7 +125,7 @@ func TestEvaluationOfRawGenerator(t *testing.T) {
 		if err := tr.Run(context.Background(), RunOptions{Dir: c.Output.Dir, Evaluator: ev}); err != nil {
 			t.Fatal(err)
 		}
-		best, err := readBest(c.Output.Dir)
+		best, err := checkpoint.ReadBest(c.Output.Dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ func (b *tuningCPU) PresetKernelChoices(m map[string]string) error {
 	b.preset = m
 	return nil
 }
-func (b *tuningCPU) Device() backend.Device { return backend.Device{Name: b.device} }
+func (b *tuningCPU) Accelerator() backend.Accelerator { return backend.Accelerator{Name: b.device} }
 
 // A checkpoint carries the backend's kernel choices; a run resumed from it on the same
 // kind of device presets them, on another device does not, and a corrupt record is an

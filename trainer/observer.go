@@ -41,11 +41,11 @@ type Observer interface {
 type RunInfo struct {
 	Config          config.Config
 	Dir             string
-	Backend         string         // backend name: cpu or cuda
-	Device          string         // what the backend runs on
-	Accelerator     backend.Device // the device, for backends that run on one (zero on the CPU)
-	StartStep       int64          // iterations done before this process (resumed runs)
-	StepLimit       int64          // the run's length in iterations, 0 when unbounded
+	Backend         string              // backend name: cpu or cuda
+	Device          string              // what the backend runs on
+	Accelerator     backend.Accelerator // the device, for backends that run on one (zero on the CPU)
+	StartStep       int64               // iterations done before this process (resumed runs)
+	StepLimit       int64               // the run's length in iterations, 0 when unbounded
 	StepsPerEpoch   int64
 	ExamplesPerStep int // real examples D sees per iteration (batch·k)
 }
@@ -72,9 +72,15 @@ type CheckpointReport struct {
 // OutputFailure is a failed write of one of a run's outputs.
 type OutputFailure struct {
 	Step int64
-	File string // "metrics" (metrics.jsonl) or "samples" (a sample grid)
+	File string // OutputMetrics or OutputSamples
 	Err  error
 }
+
+// What an OutputFailure failed to write.
+const (
+	OutputMetrics = "metrics" // a record of metrics.jsonl
+	OutputSamples = "samples" // a sample grid
+)
 
 // Command asks a running Run to do something between two steps.
 type Command struct {

@@ -13,8 +13,8 @@ type onDevice struct {
 	*cpu.Backend
 }
 
-func (onDevice) Device() backend.Device {
-	return backend.Device{ID: "cuda:3", Name: "Test GPU", Compute: "9.0", Memory: 1 << 30}
+func (onDevice) Accelerator() backend.Accelerator {
+	return backend.Accelerator{ID: "cuda:3", Name: "Test GPU", Compute: "9.0", Memory: 1 << 30}
 }
 
 // startObserver keeps the RunInfo it is told about.
@@ -30,10 +30,10 @@ func TestRunInfoNamesTheAccelerator(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		b    backend.Backend
-		want backend.Device
+		want backend.Accelerator
 	}{
-		{"cpu", newCPU(t), backend.Device{}},
-		{"device", onDevice{newCPU(t)}, backend.Device{ID: "cuda:3", Name: "Test GPU", Compute: "9.0", Memory: 1 << 30}},
+		{"cpu", newCPU(t), backend.Accelerator{}},
+		{"device", onDevice{newCPU(t)}, backend.Accelerator{ID: "cuda:3", Name: "Test GPU", Compute: "9.0", Memory: 1 << 30}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := smallConfig()

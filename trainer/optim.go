@@ -26,13 +26,20 @@ type optimizer struct {
 	averaged  *model.Net
 }
 
-// newOptimizer makes net's optimiser state and, when emaDecay > 0, a moving average
+// averaging is the moving average of a net's parameters an optimizer keeps: decay
+// per update (0: none), with TensorFlow's warm-up or without.
+type averaging struct {
+	decay  float64
+	warmup bool
+}
+
+// newOptimizer makes net's optimiser state and, when avg.decay > 0, a moving average
 // of its parameters (which starts at the parameters: call startAverage once they are
 // initialised).
-func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDecay float64, emaWarmup bool) (*optimizer, error) {
-	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(emaDecay), emaWarmup: emaWarmup}
+func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, avg averaging) (*optimizer, error) {
+	o := &optimizer{cfg: cfg, net: net, scale: 1, emaDecay: float32(avg.decay), emaWarmup: avg.warmup}
 	n := 1
-	if cfg.Kind == "adam" {
+	if cfg.Kind == config.OptimizerAdam {
 		n = 2
 	}
 	for i := 0; i < n; i++ {
@@ -42,7 +49,7 @@ func newOptimizer(b backend.Backend, cfg config.Optimizer, net *model.Net, emaDe
 		}
 		o.state = append(o.state, s)
 	}
-	if emaDecay > 0 {
+	if avg.decay > 0 {
 		var err error
 		if o.avg, err = b.Alloc(backend.F32, 1, net.Size()); err != nil {
 			return nil, fmt.Errorf("%s parameter average: %w", net.Name, err)
@@ -73,7 +80,7 @@ func (o *optimizer) sampler() *model.Net {
 // state, with the suffix that names each in checkpoints ("" for the parameters).
 func (o *optimizer) arenas() ([]backend.Tensor, []string) {
 	names := []string{"", "velocity"}
-	if o.cfg.Kind == "adam" {
+	if o.cfg.Kind == config.OptimizerAdam {
 		names = []string{"", "adam_m", "adam_v"}
 	}
 	arenas := append([]backend.Tensor{o.net.Params}, o.state...)
@@ -89,7 +96,7 @@ const suffixEMA = "ema"
 // lr is the learning rate of the next update: the paper's exponential decay per
 // minibatch for SGD (0.1 / 1.000004^t, floored), constant for Adam.
 func (o *optimizer) lr() float64 {
-	if o.cfg.Kind != "sgd" {
+	if o.cfg.Kind != config.OptimizerSGD {
 		return o.scale * o.cfg.LR
 	}
 	return o.scale * math.Max(o.cfg.LR/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
@@ -118,9 +125,9 @@ func (o *optimizer) step(b backend.Backend, epoch int) {
 	lr := float32(o.lr())
 	o.t++
 	switch o.cfg.Kind {
-	case "sgd":
+	case config.OptimizerSGD:
 		b.SGDMomentum(o.net.Params, o.net.Grads, o.state[0], lr, float32(o.momentum(epoch)))
-	case "adam":
+	case config.OptimizerAdam:
 		b.Adam(o.net.Params, o.net.Grads, o.state[0], o.state[1], lr,
 			float32(o.cfg.Beta1), float32(o.cfg.Beta2), float32(o.cfg.Eps), o.t)
 	}

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/output"
 )
 
 // recorder is an Observer that keeps what the tests look at.
@@ -62,8 +65,8 @@ func TestRunOutlivesAFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.openOutput = func(path string) (outputFile, int64, error) {
-		f, size, err := openAppend(path)
+	tr.openOutput = func(path string) (output.AppendFile, int64, error) {
+		f, size, err := output.OpenAppend(path)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -98,7 +101,7 @@ func TestRunOutlivesAFullDisk(t *testing.T) {
 	if len(steps) != 30 {
 		t.Fatalf("metrics.jsonl has %d records, want 30", len(steps))
 	}
-	if list, _ := ListCheckpoints(dir); len(list) == 0 || list[0].Step != 30 {
+	if list, _ := checkpoint.List(dir); len(list) == 0 || list[0].Step != 30 {
 		t.Fatalf("checkpoints %v: want the final one of step 30", list)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gantrain/gantrain/checkpoint"
 )
 
 // A sound checkpoint of another configuration is left alone, and the resume names what
@@ -41,7 +43,7 @@ func TestResumeRefusesOnlyDamagedCheckpoints(t *testing.T) {
 		t.Fatalf("after the refused resume: %+v; want both checkpoints in place, none set aside", got)
 	}
 	// Damage both: each is set aside, and the error says so.
-	list, _ := ListCheckpoints(dir)
+	list, _ := checkpoint.List(dir)
 	for _, e := range list {
 		raw, _ := os.ReadFile(e.Path)
 		os.WriteFile(e.Path, raw[:len(raw)/2], 0o644)

@@ -1,26 +1,22 @@
 package trainer
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
-	"github.com/gantrain/gantrain/imageio"
 	"github.com/gantrain/gantrain/internal/atomicfile"
+	"github.com/gantrain/gantrain/output"
 )
 
 // RunOptions say how Run reports and how it is controlled.
@@ -50,260 +46,381 @@ type RunOptions struct {
 // first); unless training diverged, it ends with a checkpoint and a sample grid of the
 // last step.
 func (t *Trainer) Run(ctx context.Context, opt RunOptions) (err error) {
-	obs := opt.Observer
-	if obs == nil {
-		obs = nopObserver{}
+	r := &run{t: t, ctx: ctx, opt: opt, obs: opt.Observer, lastCkpt: -1, lastSample: -1}
+	if r.obs == nil {
+		r.obs = nopObserver{}
 	}
-	stopped := false
-	defer func() { obs.RunEnded(t.step, stopped, err) }()
-	for _, d := range []string{opt.Dir, filepath.Join(opt.Dir, "samples"), filepath.Join(opt.Dir, checkpointDir)} {
+	defer func() { r.obs.RunEnded(t.step, r.stopped, err) }()
+	if err := r.prepareDir(); err != nil {
+		return err
+	}
+	var bar io.Writer
+	if opt.Bar {
+		bar = opt.Progress
+	}
+	r.bar = output.NewProgress(bar, t.totalSteps(), t.step)
+	if r.metrics, err = output.OpenMetricsLog(r.metricsPath(), t.step, t.openOutput); err != nil {
+		return err
+	}
+	defer r.closeMetrics()
+	if err := r.start(); err != nil {
+		return err
+	}
+	if err := r.loop(); err != nil {
+		return err
+	}
+	return r.finish()
+}
+
+// run is one call of Trainer.Run: what its loop keeps between steps.
+type run struct {
+	t       *Trainer
+	ctx     context.Context
+	opt     RunOptions
+	obs     Observer
+	bar     *output.Progress
+	metrics *output.MetricsLog
+	ev      *evaluation
+
+	// cheapScalars: reading a step's scalars back costs nothing, so every step is read.
+	cheapScalars bool
+	// The examples/s of a log line are counted from the previous one.
+	lastLogTime time.Time
+	lastLogStep int64
+	// The steps of the newest checkpoint and sample grid this run wrote (-1: none).
+	lastCkpt, lastSample int64
+
+	stopped bool     // stopped on request (a signal, StopNow)
+	stopCmd *Command // the StopNow to answer when the run has ended
+}
+
+// prepareDir makes the run directory and its folders, removes what interrupted
+// checkpoint writes left and writes the effective config.
+func (r *run) prepareDir() error {
+	dir := r.opt.Dir
+	for _, d := range []string{dir, filepath.Join(dir, output.SamplesDir), filepath.Join(dir, checkpoint.Dir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("run directory: %w", err)
 		}
 	}
-	removeStaleTemps(opt.Dir)
-	cfgYAML, err := t.cfg.YAML()
+	checkpoint.RemoveStaleTemps(dir)
+	cfgYAML, err := r.t.cfg.YAML()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(opt.Dir, "config.yaml"), func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(dir, "config.yaml"), func(w io.Writer) error {
 		_, err := w.Write(cfgYAML)
 		return err
 	}); err != nil {
 		return fmt.Errorf("write effective config: %w", err)
 	}
-	bar := &progress{w: opt.Progress, on: opt.Bar, total: t.totalSteps(), start: time.Now(), startStep: t.step}
-	metricsPath := filepath.Join(opt.Dir, "metrics.jsonl")
-	openFile := t.openOutput
-	if openFile == nil {
-		openFile = openAppend
-	}
-	metrics, err := openMetricsLog(metricsPath, t.step, openFile)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := metrics.Close(); err != nil {
-			t.log.Error("metrics log: records could not be written", "err", err)
-		}
-	}()
-	// outputFailed logs a failed write of metrics.jsonl or a sample grid and counts
-	// it: like a failed periodic checkpoint, it does not end the run.
-	outputFailed := func(file string, err error) {
-		bar.clear()
-		t.log.Error("writing the run directory failed; training continues", "file", file, "step", t.step, "err", err)
-		obs.OutputFailed(OutputFailure{Step: t.step, File: file, Err: err})
-	}
+	return nil
+}
 
-	out := t.cfg.Output
-	every := func(n int) bool { return n > 0 && t.step%int64(n) == 0 }
+func (r *run) metricsPath() string { return filepath.Join(r.opt.Dir, output.MetricsFile) }
+
+// closeMetrics writes what waits in the metrics log and closes it.
+func (r *run) closeMetrics() {
+	if r.metrics == nil {
+		return
+	}
+	if err := r.metrics.Close(); err != nil {
+		r.t.log.Error("metrics log: records could not be written", "err", err)
+	}
+}
+
+// start announces the run, sets up its evaluation and writes what the run has from
+// its first step: a sample grid and, for a run that may roll back, a checkpoint.
+func (r *run) start() error {
+	t := r.t
 	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
 		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
-		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", opt.Dir)
-	var accel backend.Device
-	if d, ok := t.b.(backend.DeviceReporter); ok {
-		accel = d.Device()
+		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", r.opt.Dir)
+	var accel backend.Accelerator
+	if d, ok := t.b.(backend.AcceleratorReporter); ok {
+		accel = d.Accelerator()
 	}
-	obs.RunStarted(RunInfo{Config: t.cfg, Dir: opt.Dir, Backend: t.b.Name(), Device: t.b.Describe(),
-		Accelerator: accel, StartStep: t.step, StepLimit: bar.total, StepsPerEpoch: t.stepsPerEpoch(),
+	r.obs.RunStarted(RunInfo{Config: t.cfg, Dir: r.opt.Dir, Backend: t.b.Name(), Device: t.b.Describe(),
+		Accelerator: accel, StartStep: t.step, StepLimit: r.bar.Total(), StepsPerEpoch: t.stepsPerEpoch(),
 		ExamplesPerStep: t.cfg.Train.Batch * t.cfg.Train.K})
-	ev, err := t.newEvaluation(opt.Evaluator)
-	if err != nil {
+	var err error
+	if r.ev, err = t.newEvaluation(r.opt.Evaluator); err != nil {
 		return err
 	}
-	lastT, lastStep := time.Now(), t.step
-	lastCkpt, lastSample := int64(-1), int64(-1)
-	// samples writes a grid of the current step; only a failed backend makes its
-	// failure end the run.
-	samples := func() error {
-		err := t.writeSamples(opt, obs)
-		switch {
-		case err == nil:
-			lastSample = t.step
-		case t.b.Err() != nil:
-			return err
-		default:
-			outputFailed("samples", err)
-		}
-		return nil
-	}
+	r.lastLogTime, r.lastLogStep = time.Now(), t.step
 	// A grid of the starting generator, so that the status page and the API have one
 	// from the start rather than from the first sample_every step.
-	if err := samples(); err != nil {
+	if err := r.samples(); err != nil {
 		return err
 	}
-	_, onDevice := t.b.(backend.MemoryReporter)
-	cheapScalars := !onDevice
-	var stopCmd *Command
-	if t.cfg.Train.OnDivergence == "rollback" && t.lastCheckpointStep(opt.Dir) < 0 {
+	r.cheapScalars = backend.ReadbackIsCheap(t.b)
+	if t.cfg.Train.OnDivergence == config.OnDivergenceRollback && t.lastCheckpointStep(r.opt.Dir) < 0 {
 		// A rollback needs a checkpoint to return to, even before the first period.
-		if _, err := t.writeCheckpoint(opt.Dir, obs); err != nil {
+		if _, err := t.writeCheckpoint(r.opt.Dir, r.obs); err != nil {
 			return err
 		}
-		lastCkpt = t.step
+		r.lastCkpt = t.step
 	}
-	// diverged rolls back (when configured and allowed) and reopens the metrics log
-	// truncated to the restored step; otherwise it returns err.
-	diverged := func(err error) error {
-		bar.clear()
-		if err := t.rollback(opt.Dir, err); err != nil {
-			return err
-		}
-		if err := metrics.Close(); err != nil {
-			outputFailed("metrics", err)
-		}
-		if metrics, err = openMetricsLog(metricsPath, t.step, openFile); err != nil {
-			return err
-		}
-		lastCkpt, lastSample, lastStep, lastT = t.step, -1, t.step, time.Now()
-		return nil
-	}
-loop:
+	return nil
+}
+
+// loop runs steps until the run is done, stopped or failed.
+func (r *run) loop() error {
+	t := r.t
 	for !t.Done() {
-		if ctx.Err() != nil {
-			bar.clear()
+		if r.ctx.Err() != nil {
+			r.bar.Clear()
 			t.log.Info("stopping on request", "step", t.step)
-			stopped = true
-			break
+			r.stopped = true
+			return nil
 		}
-		select {
-		case cmd := <-opt.Commands:
-			switch cmd.Kind {
-			case CheckpointNow:
-				bar.clear()
-				path, err := t.writeCheckpoint(opt.Dir, obs)
-				if err == nil {
-					lastCkpt = t.step
-				}
-				reply(cmd, CommandResult{Step: t.step, Path: path, Err: err})
-				if errors.Is(err, ErrDiverged) {
-					if err := diverged(err); err != nil {
-						return err
-					}
-					continue
-				}
-			case StopNow:
-				bar.clear()
-				t.log.Info("stopping on request", "step", t.step, "by", "control API")
-				stopped, stopCmd = true, &cmd
-				break loop
-			default:
-				reply(cmd, CommandResult{Step: t.step, Err: fmt.Errorf("unknown command %d", cmd.Kind)})
-			}
-		default:
-		}
-		// Read the scalars back only on steps that report them.
-		next := t.step + 1
-		// Where reading them costs nothing (the CPU: no device to synchronise with),
-		// every step is read, so a NaN stops the run at once.
-		observe := (out.LogEvery > 0 && next%int64(out.LogEvery) == 0) || (bar.on && next%10 == 0) || cheapScalars
-		start := time.Now()
-		st, err := t.Step(observe)
-		if err != nil {
-			bar.clear()
+		switch next, err := r.serveCommand(); {
+		case err != nil:
 			return err
+		case next == stopRun:
+			return nil
+		case next == startOver:
+			continue
 		}
-		if observe {
-			if bad := firstNonFinite(st); bad != "" {
-				err := fmt.Errorf("step %d: %s is %v: %w (the last checkpoint, step %d, is kept)", st.Step, bad, st.value(bad), ErrDiverged, t.lastCheckpointStep(opt.Dir))
-				if err := diverged(err); err != nil {
-					return err
-				}
-				continue
-			}
-			if st.Step%10 == 0 {
-				bar.update(st)
-			}
-		}
-		rep := StepReport{Stats: st, Observed: observe, Duration: time.Since(start)}
-		if mr, ok := t.b.(backend.MemoryReporter); ok && observe {
-			rep.MemoryUsed, rep.MemoryTotal = mr.Memory()
-		}
-		obs.StepDone(rep)
-		if every(out.LogEvery) {
-			now := time.Now()
-			exPerS := float64((t.step-lastStep)*int64(t.cfg.Train.Batch*t.cfg.Train.K)) / now.Sub(lastT).Seconds()
-			lastT, lastStep = now, t.step
-			bar.clear()
-			args := []any{"step", st.Step, "epoch", round(st.Epoch, 3), "d_loss", round(st.DLoss, 4),
-				"g_loss", round(st.GLoss, 4), "d_real", round(st.DReal, 4), "d_fake", round(st.DFake, 4),
-				"lr", roundSig(st.LR, 6), "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS)}
-			if pct, eta, ok := bar.estimate(st.Step); ok { // where no bar is drawn, the log says how far
-				args = append(args, "progress", fmt.Sprintf("%.1f%%", pct), "eta", eta.String())
-			}
-			t.log.Info("step", args...)
-			rec, _ := json.Marshal(map[string]any{"time": now.UTC().Format(time.RFC3339Nano), "step": st.Step,
-				"epoch": st.Epoch, "d_loss": st.DLoss, "g_loss": st.GLoss, "d_real": st.DReal, "d_fake": st.DFake,
-				"lr": st.LR, "momentum": st.Mom, "examples_per_s": exPerS})
-			if err := metrics.write(append(rec, '\n')); err != nil {
-				outputFailed("metrics", err)
-			}
-			bar.draw()
-		}
-		if every(out.SampleEvery) {
-			if err := samples(); err != nil {
-				return err
-			}
-		}
-		if every(out.CheckpointEvery) {
-			// A failed periodic write (a full disk, say) is logged and counted, and
-			// training goes on: the previous checkpoints are intact and the next
-			// period retries. Divergence found in the parameters ends the run.
-			if _, err := t.writeCheckpoint(opt.Dir, obs); err == nil {
-				lastCkpt = t.step
-			} else if errors.Is(err, ErrDiverged) {
-				if err := diverged(err); err != nil {
-					return err
-				}
-				continue
-			} else {
-				bar.clear()
-				t.log.Error("checkpoint failed; training continues", "step", t.step, "err", err)
-			}
-		}
-		if ev.due(t) {
-			bar.clear()
-			record := func(rec []byte) {
-				if err := metrics.write(rec); err != nil {
-					outputFailed("metrics", err)
-				}
-			}
-			wrote, err := t.evaluate(ctx, ev, opt.Dir, record, obs, lastCkpt == t.step)
-			if wrote {
-				lastCkpt = t.step
-			}
-			if err != nil {
-				if t.b.Err() != nil || errors.Is(err, ErrDiverged) {
-					return err
-				}
-				t.log.Error("evaluation failed; training continues", "step", t.step, "err", err)
-			}
-		}
-	}
-	bar.clear()
-	// The run ends with samples and a checkpoint of its last step, unless they were
-	// just written. A sample grid that cannot be written does not keep the checkpoint
-	// from being tried.
-	if lastSample != t.step {
-		if err := samples(); err != nil {
+		if err := r.iterate(); err != nil {
 			return err
 		}
 	}
-	var path string
-	if lastCkpt != t.step {
-		if path, err = t.writeCheckpoint(opt.Dir, obs); err != nil {
-			if stopCmd != nil {
-				reply(*stopCmd, CommandResult{Step: t.step, Err: err})
+	return nil
+}
+
+// afterCommand is what the loop does after serving a command.
+type afterCommand uint8
+
+const (
+	goOn      afterCommand = iota // run the step
+	startOver                     // the run rolled back: begin the iteration again
+	stopRun                       // end the run
+)
+
+// serveCommand serves a command that waits, if any.
+func (r *run) serveCommand() (afterCommand, error) {
+	t := r.t
+	var cmd Command
+	select {
+	case cmd = <-r.opt.Commands:
+	default:
+		return goOn, nil
+	}
+	switch cmd.Kind {
+	case CheckpointNow:
+		r.bar.Clear()
+		path, err := t.writeCheckpoint(r.opt.Dir, r.obs)
+		if err == nil {
+			r.lastCkpt = t.step
+		}
+		reply(cmd, CommandResult{Step: t.step, Path: path, Err: err})
+		if errors.Is(err, ErrDiverged) {
+			return startOver, r.diverged(err)
+		}
+	case StopNow:
+		r.bar.Clear()
+		t.log.Info("stopping on request", "step", t.step, "by", "control API")
+		r.stopped, r.stopCmd = true, &cmd
+		return stopRun, nil
+	default:
+		reply(cmd, CommandResult{Step: t.step, Err: fmt.Errorf("unknown command %d", cmd.Kind)})
+	}
+	return goOn, nil
+}
+
+// iterate runs one step and writes what falls due after it.
+func (r *run) iterate() error {
+	t := r.t
+	observe := r.observes(t.step + 1)
+	start := time.Now()
+	st, err := t.Step(observe)
+	if err != nil {
+		r.bar.Clear()
+		return err
+	}
+	if observe {
+		if bad := firstNonFinite(st); bad != "" {
+			return r.diverged(fmt.Errorf("step %d: %s is %v: %w (the last checkpoint, step %d, is kept)",
+				st.Step, bad, st.value(bad), ErrDiverged, t.lastCheckpointStep(r.opt.Dir)))
+		}
+		if st.Step%10 == 0 {
+			r.bar.Update(stepRecord(st))
+		}
+	}
+	rep := StepReport{Stats: st, Observed: observe, Duration: time.Since(start)}
+	if mr, ok := t.b.(backend.MemoryReporter); ok && observe {
+		rep.MemoryUsed, rep.MemoryTotal = mr.Memory()
+	}
+	r.obs.StepDone(rep)
+	out := t.cfg.Output
+	if r.due(out.LogEvery) {
+		r.logStep(st)
+	}
+	if r.due(out.SampleEvery) {
+		if err := r.samples(); err != nil {
+			return err
+		}
+	}
+	if r.due(out.CheckpointEvery) {
+		if rolledBack, err := r.periodicCheckpoint(); rolledBack || err != nil {
+			return err
+		}
+	}
+	if r.ev.due(t) {
+		return r.evaluate()
+	}
+	return nil
+}
+
+// observes reports whether step reads its scalars back: on steps that report them,
+// and on every step where that costs nothing, so that a NaN stops the run at once.
+func (r *run) observes(step int64) bool {
+	return (r.t.cfg.Output.LogEvery > 0 && step%int64(r.t.cfg.Output.LogEvery) == 0) ||
+		(r.bar.On() && step%10 == 0) || r.cheapScalars
+}
+
+// due reports whether an output every n steps (0: never) falls on the current step.
+func (r *run) due(n int) bool { return n > 0 && r.t.step%int64(n) == 0 }
+
+// logStep logs the step and appends its record to metrics.jsonl.
+func (r *run) logStep(st Stats) {
+	t := r.t
+	now := time.Now()
+	exPerS := float64((t.step-r.lastLogStep)*int64(t.cfg.Train.Batch*t.cfg.Train.K)) / now.Sub(r.lastLogTime).Seconds()
+	r.lastLogTime, r.lastLogStep = now, t.step
+	r.bar.Clear()
+	args := []any{"step", st.Step, "epoch", round(st.Epoch, 3), "d_loss", round(st.DLoss, 4),
+		"g_loss", round(st.GLoss, 4), "d_real", round(st.DReal, 4), "d_fake", round(st.DFake, 4),
+		"lr", roundSig(st.LR, 6), "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS)}
+	if pct, eta, ok := r.bar.Estimate(st.Step); ok { // where no bar is drawn, the log says how far
+		args = append(args, "progress", fmt.Sprintf("%.1f%%", pct), "eta", eta.String())
+	}
+	t.log.Info("step", args...)
+	rec := stepRecord(st)
+	rec.Time, rec.ExamplesPerS = now.UTC(), exPerS
+	r.writeMetrics(rec)
+	r.bar.Draw()
+}
+
+// stepRecord is st as metrics.jsonl and the progress bar take it.
+func stepRecord(st Stats) output.StepRecord {
+	return output.StepRecord{Step: st.Step, Epoch: st.Epoch, DLoss: st.DLoss, GLoss: st.GLoss,
+		DReal: st.DReal, DFake: st.DFake, LR: st.LR, Momentum: st.Mom}
+}
+
+// writeMetrics appends rec to metrics.jsonl; a failure is reported and the run goes on.
+func (r *run) writeMetrics(rec any) {
+	if err := r.metrics.Write(rec); err != nil {
+		r.outputFailed(OutputMetrics, err)
+	}
+}
+
+// outputFailed logs a failed write of metrics.jsonl or a sample grid and counts it:
+// like a failed periodic checkpoint, it does not end the run.
+func (r *run) outputFailed(file string, err error) {
+	r.bar.Clear()
+	r.t.log.Error("writing the run directory failed; training continues", "file", file, "step", r.t.step, "err", err)
+	r.obs.OutputFailed(OutputFailure{Step: r.t.step, File: file, Err: err})
+}
+
+// samples writes a grid of the current step; only a failed backend makes its failure
+// end the run.
+func (r *run) samples() error {
+	err := r.t.writeSamples(r.opt, r.obs)
+	switch {
+	case err == nil:
+		r.lastSample = r.t.step
+	case r.t.b.Err() != nil:
+		return err
+	default:
+		r.outputFailed(OutputSamples, err)
+	}
+	return nil
+}
+
+// periodicCheckpoint writes the checkpoint of a checkpoint_every step. A failed write
+// (a full disk, say) is logged and counted, and training goes on: the previous
+// checkpoints are intact and the next period retries. Divergence found in the
+// parameters rolls the run back (rolledBack) or ends it.
+func (r *run) periodicCheckpoint() (rolledBack bool, err error) {
+	t := r.t
+	_, err = t.writeCheckpoint(r.opt.Dir, r.obs)
+	switch {
+	case err == nil:
+		r.lastCkpt = t.step
+	case errors.Is(err, ErrDiverged):
+		return true, r.diverged(err)
+	default:
+		r.bar.Clear()
+		t.log.Error("checkpoint failed; training continues", "step", t.step, "err", err)
+	}
+	return false, nil
+}
+
+// evaluate runs the evaluation that is due; only a failed backend or divergence
+// makes its failure end the run.
+func (r *run) evaluate() error {
+	t := r.t
+	r.bar.Clear()
+	wrote, err := t.evaluate(r.ctx, r.ev, r.opt.Dir, r.writeMetrics, r.obs, r.lastCkpt == t.step)
+	if wrote {
+		r.lastCkpt = t.step
+	}
+	if err != nil {
+		if t.b.Err() != nil || errors.Is(err, ErrDiverged) {
+			return err
+		}
+		t.log.Error("evaluation failed; training continues", "step", t.step, "err", err)
+	}
+	return nil
+}
+
+// diverged rolls the run back (when configured and allowed) and reopens the metrics
+// log cut back to the restored step; otherwise it returns cause.
+func (r *run) diverged(cause error) error {
+	t := r.t
+	r.bar.Clear()
+	if err := t.rollback(r.opt.Dir, cause); err != nil {
+		return err
+	}
+	if err := r.metrics.Close(); err != nil {
+		r.outputFailed(OutputMetrics, err)
+	}
+	r.metrics = nil
+	var err error
+	if r.metrics, err = output.OpenMetricsLog(r.metricsPath(), t.step, t.openOutput); err != nil {
+		return err
+	}
+	r.lastCkpt, r.lastSample, r.lastLogStep, r.lastLogTime = t.step, -1, t.step, time.Now()
+	return nil
+}
+
+// finish ends the run with samples and a checkpoint of its last step, unless they
+// were just written, and answers a StopNow. A sample grid that cannot be written does
+// not keep the checkpoint from being tried.
+func (r *run) finish() error {
+	t := r.t
+	r.bar.Clear()
+	if r.lastSample != t.step {
+		if err := r.samples(); err != nil {
+			return err
+		}
+	}
+	path := checkpoint.Path(r.opt.Dir, t.step)
+	if r.lastCkpt != t.step {
+		var err error
+		if path, err = t.writeCheckpoint(r.opt.Dir, r.obs); err != nil {
+			if r.stopCmd != nil {
+				reply(*r.stopCmd, CommandResult{Step: t.step, Err: err})
 			}
 			return err
 		}
-	} else {
-		path = CheckpointPath(opt.Dir, t.step)
 	}
-	if stopCmd != nil {
-		reply(*stopCmd, CommandResult{Step: t.step, Path: path})
+	if r.stopCmd != nil {
+		reply(*r.stopCmd, CommandResult{Step: t.step, Path: path})
 	}
-	t.log.Info("done", "step", t.step, "epoch", round(t.Epoch(), 3), "elapsed", time.Since(bar.start).Round(time.Second).String())
+	t.log.Info("done", "step", t.step, "epoch", round(t.Epoch(), 3), "elapsed", r.bar.Elapsed().Round(time.Second).String())
 	return nil
 }
 
@@ -320,7 +437,7 @@ func reply(cmd Command, r CommandResult) {
 
 // lastCheckpointStep is the step of the newest checkpoint on disk, or -1.
 func (t *Trainer) lastCheckpointStep(dir string) int64 {
-	list, err := ListCheckpoints(dir)
+	list, err := checkpoint.List(dir)
 	if err != nil || len(list) == 0 {
 		return -1
 	}
@@ -337,7 +454,7 @@ func (t *Trainer) stepsPerEpoch() int64 {
 // rollback_lr_factor and returns nil; otherwise it returns err.
 func (t *Trainer) rollback(dir string, err error) error {
 	c := t.cfg.Train
-	if c.OnDivergence != "rollback" {
+	if c.OnDivergence != config.OnDivergenceRollback {
 		return err
 	}
 	if t.rollbacks >= c.MaxRollbacks {
@@ -351,44 +468,6 @@ func (t *Trainer) rollback(dir string, err error) error {
 	t.optG.scale, t.optD.scale, t.rollbacks = scale, scale, n
 	t.log.Warn("training diverged; rolled back to the newest checkpoint with lower learning rates",
 		"at_step", from, "to_step", rep.Step, "lr_scale", scale, "rollback", n, "max", c.MaxRollbacks, "cause", err)
-	return nil
-}
-
-// truncateMetrics drops the records of metrics.jsonl past step: a run resumed from
-// a checkpoint repeats those steps and writes them again.
-func truncateMetrics(path string, step int64) error {
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("metrics log: %w", err)
-	}
-	var keep []byte
-	cut := false
-	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
-		var rec struct {
-			Step *int64 `json:"step"`
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		// A torn last line (a crash mid-write) or a record past step goes.
-		if json.Unmarshal(line, &rec) != nil || rec.Step == nil || *rec.Step > step || line[len(line)-1] != '\n' {
-			cut = true
-			continue
-		}
-		keep = append(keep, line...)
-	}
-	if !cut {
-		return nil
-	}
-	if err := atomicfile.Write(path, func(w io.Writer) error {
-		_, err := w.Write(keep)
-		return err
-	}); err != nil {
-		return fmt.Errorf("metrics log: %w", err)
-	}
 	return nil
 }
 
@@ -438,54 +517,29 @@ func (t *Trainer) totalSteps() int64 {
 	return total
 }
 
-// writeSamples writes the fixed-noise samples as samples/step-N.png and latest.png.
+// writeSamples writes the grid of the fixed-noise samples of the current step and
+// tells obs.
 func (t *Trainer) writeSamples(opt RunOptions, obs Observer) error {
 	x, err := t.Samples()
 	if err != nil {
 		return err
 	}
-	n := t.cfg.Output.Samples
-	var img image.Image
-	if opt.Shape.IsImage() {
-		img, err = imageio.Grid(x, n, opt.Shape.H, opt.Shape.W, opt.Shape.C, 0)
-	} else if t.G.Out == 2 {
-		img, err = imageio.Scatter(x, opt.Marks, scatterExtent(opt.Marks), 512)
-	} else {
-		return nil // nothing to draw for other point data
+	png, err := output.SampleGrid(x, t.cfg.Output.Samples, opt.Shape, t.G.Out, opt.Marks)
+	if err != nil || png == nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("sample grid: %w", err)
+	if err := output.WriteSamples(opt.Dir, t.step, png); err != nil {
+		return err
 	}
-	var png bytes.Buffer
-	if err := imageio.EncodePNG(&png, img); err != nil {
-		return fmt.Errorf("sample grid: %w", err)
-	}
-	dir := filepath.Join(opt.Dir, "samples")
-	for _, name := range []string{fmt.Sprintf("step-%09d.png", t.step), "latest.png"} {
-		if err := atomicfile.Write(filepath.Join(dir, name), func(w io.Writer) error {
-			_, err := w.Write(png.Bytes())
-			return err
-		}); err != nil {
-			return fmt.Errorf("sample grid: %w", err)
-		}
-	}
-	obs.SamplesWritten(t.step, png.Bytes())
+	obs.SamplesWritten(t.step, png)
 	return nil
-}
-
-func scatterExtent(marks []float32) float64 {
-	r := 1.0
-	for _, m := range marks {
-		r = math.Max(r, math.Abs(float64(m)))
-	}
-	return 1.5 * r
 }
 
 // writeCheckpoint saves the full state as checkpoints/step-N.safetensors, after
 // checking that every parameter is finite, then prunes old checkpoints.
 func (t *Trainer) writeCheckpoint(dir string, obs Observer) (string, error) {
 	start := time.Now()
-	path := CheckpointPath(dir, t.step)
+	path := checkpoint.Path(dir, t.step)
 	f, err := t.Checkpoint()
 	if err == nil {
 		if err = checkFinite(f); err != nil {
@@ -502,72 +556,12 @@ func (t *Trainer) writeCheckpoint(dir string, obs Observer) (string, error) {
 		return "", err
 	}
 	t.log.Info("checkpoint", "step", t.step, "path", path, "seconds", round(time.Since(start).Seconds(), 3))
-	best, err := readBest(dir)
+	best, err := checkpoint.ReadBest(dir)
 	if err != nil {
 		t.log.Warn("best checkpoint record unreadable; pruning spares nothing extra", "err", err)
 	}
-	if _, err := prune(dir, t.cfg.Output.KeepCheckpoints, best); err != nil {
+	if _, err := checkpoint.Prune(dir, t.cfg.Output.KeepCheckpoints, best); err != nil {
 		t.log.Warn("pruning old checkpoints failed", "err", err)
 	}
 	return path, nil
-}
-
-// progress draws a one-line progress bar on a terminal.
-type progress struct {
-	w         io.Writer
-	on        bool
-	total     int64
-	start     time.Time
-	startStep int64
-	line      string
-}
-
-// estimate returns how far a bounded run is at step (per cent of its steps) and the
-// time left at the rate since this process started; ok is false for an unbounded run
-// or before any step was timed.
-func (p *progress) estimate(step int64) (pct float64, eta time.Duration, ok bool) {
-	done := step - p.startStep
-	if p.total <= 0 || done <= 0 {
-		return 0, 0, false
-	}
-	pct = 100 * math.Min(float64(step)/float64(p.total), 1)
-	perStep := time.Since(p.start) / time.Duration(done)
-	eta = (time.Duration(max(p.total-step, 0)) * perStep).Round(time.Second)
-	return pct, eta, true
-}
-
-func (p *progress) update(st Stats) {
-	if !p.on {
-		return
-	}
-	elapsed := time.Since(p.start).Seconds()
-	rate := float64(st.Step-p.startStep) / math.Max(elapsed, 1e-9)
-	var b strings.Builder
-	if p.total > 0 {
-		frac := math.Min(float64(st.Step)/float64(p.total), 1)
-		const width = 24
-		full := int(frac * width)
-		fmt.Fprintf(&b, "%d/%d [%s%s] %5.1f%% ", st.Step, p.total, strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*frac)
-		if rate > 0 {
-			eta := time.Duration(float64(p.total-st.Step) / rate * float64(time.Second))
-			fmt.Fprintf(&b, "ETA %s ", eta.Round(time.Second))
-		}
-	} else {
-		fmt.Fprintf(&b, "step %d ", st.Step)
-	}
-	fmt.Fprintf(&b, "| epoch %.2f | D %.3f G %.3f | D(x) %.2f D(G(z)) %.2f | %.1f it/s", st.Epoch, st.DLoss, st.GLoss, st.DReal, st.DFake, rate)
-	p.line = b.String()
-	p.draw()
-}
-
-func (p *progress) draw() {
-	if p.on && p.line != "" {
-		fmt.Fprintf(p.w, "\r\x1b[K%s", p.line)
-	}
-}
-
-func (p *progress) clear() {
-	if p.on && p.line != "" {
-		fmt.Fprint(p.w, "\r\x1b[K")
-	}
 }

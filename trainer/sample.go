@@ -47,7 +47,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 	if err := json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
 	}
-	g, err := model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, arch.DataWidth, false)
+	g, err := model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, arch.DataWidth, model.OutputHead)
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
@@ -67,7 +67,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
-	pass.Forward(b, false, rng.Stream{})
+	pass.Forward(b, model.Infer, rng.Stream{})
 	out := make([]float32, n*g.Out)
 	if err := b.Download(out, pass.Out); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)

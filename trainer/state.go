@@ -117,8 +117,8 @@ func (t *Trainer) kernelChoices() (string, bool) {
 		return "", false
 	}
 	rec := kernelRecord{Choices: kt.KernelChoiceMap()}
-	if dr, ok := t.b.(backend.DeviceReporter); ok {
-		rec.Device = dr.Device().Name
+	if dr, ok := t.b.(backend.AcceleratorReporter); ok {
+		rec.Device = dr.Accelerator().Name
 	}
 	raw, err := json.Marshal(rec)
 	return string(raw), err == nil
@@ -137,7 +137,7 @@ func (t *Trainer) presetKernels(f *checkpoint.File) error {
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return fmt.Errorf("%w: metadata %s: %v", checkpoint.ErrInvalid, metaKernels, err)
 	}
-	if dr, ok := t.b.(backend.DeviceReporter); !ok || dr.Device().Name != rec.Device {
+	if dr, ok := t.b.(backend.AcceleratorReporter); !ok || dr.Accelerator().Name != rec.Device {
 		return nil // chosen for another device: this one chooses its own
 	}
 	if err := kt.PresetKernelChoices(rec.Choices); err != nil {

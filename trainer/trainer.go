@@ -29,6 +29,7 @@ import (
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/model"
+	"github.com/gantrain/gantrain/output"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -111,7 +112,7 @@ type Trainer struct {
 
 	// openOutput opens metrics.jsonl for appending (nil: the file system); tests
 	// give one that fails as a full disk does.
-	openOutput func(path string) (outputFile, int64, error)
+	openOutput output.OpenFunc
 }
 
 // New builds both nets on b, puts the training set on b, and initialises the
@@ -126,16 +127,16 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 	}
 	t := &Trainer{cfg: cfg, b: b, log: log, seed: cfg.Train.Seed, nTrain: train.N, shape: train.Shape, host: make([]float32, numSlots)}
 	var err error
-	if t.G, err = model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, train.Dim, false); err != nil {
+	if t.G, err = model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, train.Dim, model.OutputHead); err != nil {
 		return nil, err
 	}
-	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, true); err != nil {
+	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, model.LogitHead); err != nil {
 		return nil, err
 	}
-	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, cfg.Train.GEMA, cfg.Train.GEMAWarmup); err != nil {
+	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, averaging{decay: cfg.Train.GEMA, warmup: cfg.Train.GEMAWarmup}); err != nil {
 		return nil, err
 	}
-	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, 0, false); err != nil {
+	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, averaging{}); err != nil {
 		return nil, err
 	}
 	if err := t.allocate(train); err != nil {
@@ -159,36 +160,64 @@ func setLen(s *data.Set) int {
 
 // allocate makes every resident buffer and wires the passes together.
 func (t *Trainer) allocate(train *data.Set) error {
-	b, m, dim := t.b, t.cfg.Train.Batch, train.Dim
+	if err := t.allocBuffers(train); err != nil {
+		return err
+	}
+	if err := t.upload(train); err != nil {
+		return err
+	}
+	if err := t.wirePasses(train.Dim); err != nil {
+		return err
+	}
+	t.noise(t.sampleZ, rng.Stream{Seed: t.seed, Offset: streamFixedNoise})
+	return t.b.Err()
+}
+
+// allocBuffers makes the buffers the trainer owns outright.
+func (t *Trainer) allocBuffers(train *data.Set) error {
+	m := t.cfg.Train.Batch
 	type buf struct {
 		dst        *backend.Tensor
 		dt         backend.DType
 		rows, cols int
 	}
 	for _, a := range []buf{
-		{&t.xTrain, backend.F32, train.N, dim},
+		{&t.xTrain, backend.F32, train.N, train.Dim},
 		{&t.order, backend.I32, 1, train.N},
-		{&t.xD, backend.F32, 2 * m, dim},
+		{&t.xD, backend.F32, 2 * m, train.Dim},
 		{&t.z, backend.F32, m, t.cfg.Noise.Dim},
 		{&t.targets, backend.F32, 3 * m, 1},
 		{&t.scalars, backend.F32, 1, numSlots},
 		{&t.sampleZ, backend.F32, t.cfg.Output.Samples, t.cfg.Noise.Dim},
 	} {
 		var err error
-		if *a.dst, err = b.Alloc(a.dt, a.rows, a.cols); err != nil {
+		if *a.dst, err = t.b.Alloc(a.dt, a.rows, a.cols); err != nil {
 			return fmt.Errorf("allocate %d×%d: %w", a.rows, a.cols, err)
 		}
 	}
-	if err := b.Upload(t.xTrain, train.X); err != nil {
+	return nil
+}
+
+// upload puts the training set and the targets on the backend.
+func (t *Trainer) upload(train *data.Set) error {
+	if err := t.b.Upload(t.xTrain, train.X); err != nil {
 		return fmt.Errorf("upload training set: %w", err)
 	}
+	m := t.cfg.Train.Batch
 	labels := make([]float32, 3*m)
 	for i := 0; i < m; i++ {
 		labels[i], labels[2*m+i] = float32(t.cfg.Train.RealLabel), 1
 	}
-	if err := b.Upload(t.targets, labels); err != nil {
+	if err := t.b.Upload(t.targets, labels); err != nil {
 		return fmt.Errorf("upload targets: %w", err)
 	}
+	return nil
+}
+
+// wirePasses makes the passes and the views that chain them: G writes the fake half
+// of D's input, and D's input gradient is G's output gradient.
+func (t *Trainer) wirePasses(dim int) error {
+	b, m := t.b, t.cfg.Train.Batch
 	var err error
 	if t.dTargets, err = b.View(t.targets, 0, 2*m, 1); err != nil {
 		return err
@@ -215,7 +244,7 @@ func (t *Trainer) allocate(train *data.Set) error {
 	t.fakeLogits = t.dFake.Out
 	// Non-saturating: minimise mean BCE(D(G(z)), 1). Minimax: minimise
 	// mean log(1 − D(G(z))) = −mean BCE(D(G(z)), 0).
-	if t.cfg.Train.GLoss == "minimax" {
+	if t.cfg.Train.GLoss == config.GLossMinimax {
 		t.gScale = -1 / float32(m)
 		if t.gTargets, err = b.View(t.targets, m, m, 1); err != nil {
 			return err
@@ -226,11 +255,8 @@ func (t *Trainer) allocate(train *data.Set) error {
 			return err
 		}
 	}
-	if t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{}); err != nil {
-		return err
-	}
-	t.noise(t.sampleZ, rng.Stream{Seed: t.seed, Offset: streamFixedNoise})
-	return b.Err()
+	t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{})
+	return err
 }
 
 // initParams draws both nets' initial parameters.
@@ -251,21 +277,11 @@ func (t *Trainer) initParams(dataMean []float32) error {
 	return nil
 }
 
-// shuffle uploads the permutation of epoch t.epoch: a Fisher–Yates shuffle driven by
-// the counter-based RNG, so it depends only on the seed and the epoch. It runs once
-// per epoch, between minibatches.
+// shuffle uploads the permutation of epoch t.epoch, which depends only on the seed
+// and the epoch. It runs once per epoch, between minibatches.
 func (t *Trainer) shuffle() error {
 	perm := make([]int32, t.nTrain)
-	for i := range perm {
-		perm[i] = int32(i)
-	}
-	s := rng.Stream{Seed: t.seed, Offset: streamOrder | uint64(t.epoch)}
-	for i := len(perm) - 1; i > 0; i-- {
-		// Lemire's multiply-shift maps a 32-bit word to [0, i]; the bias is below 2^-8 for
-		// any data set under 2^24 examples and does not matter for a shuffle.
-		j := int((uint64(s.Word(uint64(i))) * uint64(i+1)) >> 32)
-		perm[i], perm[j] = perm[j], perm[i]
-	}
+	rng.Stream{Seed: t.seed, Offset: streamOrder | uint64(t.epoch)}.Permutation(perm)
 	if err := t.b.Upload(t.order, perm); err != nil {
 		return fmt.Errorf("upload epoch %d order: %w", t.epoch, err)
 	}
@@ -275,9 +291,10 @@ func (t *Trainer) shuffle() error {
 // noise fills z from the configured distribution.
 func (t *Trainer) noise(z backend.Tensor, s rng.Stream) { fillNoise(t.b, z, t.cfg.Noise.Dist, s) }
 
-// fillNoise fills z with N(0, 1) (dist "normal") or uniform noise in ±√3 (unit variance).
+// fillNoise fills z with N(0, 1) (config.DistNormal) or uniform noise in ±√3 (unit
+// variance).
 func fillNoise(b backend.Backend, z backend.Tensor, dist string, s rng.Stream) {
-	if dist == "normal" {
+	if dist == config.DistNormal {
 		b.Normal(z, 0, 1, s)
 		return
 	}
@@ -320,7 +337,7 @@ func (t *Trainer) Step(observe bool) (Stats, error) {
 func (t *Trainer) iterate(observe bool) (Stats, error) {
 	it := t.step
 	epoch := t.epoch
-	if t.cfg.Train.Update == "simultaneous" {
+	if t.cfg.Train.Update == config.UpdateSimultaneous {
 		if err := t.simultaneousStep(it, epoch, observe); err != nil {
 			return Stats{}, err
 		}
@@ -334,7 +351,7 @@ func (t *Trainer) iterate(observe bool) (Stats, error) {
 	}
 	t.step++
 	st := Stats{Step: t.step, Epoch: t.Epoch(), LR: t.optG.lr()}
-	if t.cfg.Optimizer.Kind == "sgd" {
+	if t.cfg.Optimizer.Kind == config.OptimizerSGD {
 		st.Mom = t.optG.momentum(epoch)
 	}
 	if !observe {
@@ -352,11 +369,11 @@ func (t *Trainer) iterate(observe bool) (Stats, error) {
 // and runs D over both with dropout.
 func (t *Trainer) discriminatorForward(it int64, j int, observe bool) error {
 	t.noise(t.z, stepStream(t.seed, it, j, drawNoise))
-	t.gPass.Forward(t.b, true, stepStream(t.seed, it, j, drawGDropout))
+	t.gPass.Forward(t.b, model.Train, stepStream(t.seed, it, j, drawGDropout))
 	if err := t.nextReal(); err != nil {
 		return err
 	}
-	t.dPass.Forward(t.b, true, stepStream(t.seed, it, j, drawDDropout))
+	t.dPass.Forward(t.b, model.Train, stepStream(t.seed, it, j, drawDDropout))
 	m := float32(t.cfg.Train.Batch)
 	t.b.SigmoidCrossEntropy(t.dPass.DOut, t.dPass.Out, t.dTargets, 1/(2*m), t.scalars, slotDLoss)
 	if observe {
@@ -370,15 +387,15 @@ func (t *Trainer) discriminatorStep(it int64, j, epoch int, observe bool) error 
 	if err := t.discriminatorForward(it, j, observe); err != nil {
 		return err
 	}
-	t.dPass.Backward(t.b, true, false)
+	t.dPass.Backward(t.b, model.Grads{Params: true})
 	t.optD.step(t.b, epoch)
 	return nil
 }
 
 func (t *Trainer) generatorStep(it int64, epoch int) {
 	t.noise(t.z, stepStream(t.seed, it, gSubstep, drawNoise))
-	t.gPass.Forward(t.b, true, stepStream(t.seed, it, gSubstep, drawGDropout))
-	t.dFake.Forward(t.b, true, stepStream(t.seed, it, gSubstep, drawDDropout))
+	t.gPass.Forward(t.b, model.Train, stepStream(t.seed, it, gSubstep, drawGDropout))
+	t.dFake.Forward(t.b, model.Train, stepStream(t.seed, it, gSubstep, drawDDropout))
 	t.generatorBackward()
 	t.optG.step(t.b, epoch)
 }
@@ -387,8 +404,8 @@ func (t *Trainer) generatorStep(it int64, epoch int) {
 // through D (input gradient only) and G.
 func (t *Trainer) generatorBackward() {
 	t.b.SigmoidCrossEntropy(t.dFake.DOut, t.fakeLogits, t.gTargets, t.gScale, t.scalars, slotGLoss)
-	t.dFake.Backward(t.b, false, true) // writes G's DOut
-	t.gPass.Backward(t.b, true, false)
+	t.dFake.Backward(t.b, model.Grads{Input: true}) // writes G's DOut
+	t.gPass.Backward(t.b, model.Grads{Params: true})
 }
 
 // simultaneousStep computes both nets' gradients from one minibatch (with the same
@@ -397,7 +414,7 @@ func (t *Trainer) simultaneousStep(it int64, epoch int, observe bool) error {
 	if err := t.discriminatorForward(it, 0, observe); err != nil {
 		return err
 	}
-	t.dPass.Backward(t.b, true, false)
+	t.dPass.Backward(t.b, model.Grads{Params: true})
 	t.generatorBackward()
 	t.optD.step(t.b, epoch)
 	t.optG.step(t.b, epoch)
@@ -420,7 +437,7 @@ func (t *Trainer) Done() bool {
 
 // Samples runs G (its parameter average when train.g_ema is set) on the run's fixed noise and returns the outputs (rows × data width).
 func (t *Trainer) Samples() ([]float32, error) {
-	t.samplePass.Forward(t.b, false, rng.Stream{})
+	t.samplePass.Forward(t.b, model.Infer, rng.Stream{})
 	out := make([]float32, backend.Len(t.samplePass.Out))
 	if err := t.b.Download(out, t.samplePass.Out); err != nil {
 		return nil, fmt.Errorf("samples: %w", err)

@@ -20,7 +20,7 @@ const backendsBuilt = "cpu, cuda"
 // openCUDA opens CUDA device dev.Ordinal. Autotuning is on only where the config asks
 // for it ("on", train's default); the other commands leave it empty and use the fixed
 // table.
-func openCUDA(c config.Backend, dev config.Device, log *slog.Logger) (backend.Backend, error) {
+func openCUDA(c config.Backend, dev config.DeviceSpec, log *slog.Logger) (backend.Backend, error) {
 	opt := gpu.Options{Device: dev.Ordinal, TF32: c.Precision == "tf32", Graphs: c.Graphs, Log: log,
 		Autotune: c.Autotune == "on"}
 	if opt.Autotune {

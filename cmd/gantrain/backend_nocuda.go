@@ -13,6 +13,6 @@ import (
 const backendsBuilt = "cpu"
 
 // openCUDA refuses: this build has no CUDA backend.
-func openCUDA(c config.Backend, dev config.Device, _ *slog.Logger) (backend.Backend, error) {
+func openCUDA(c config.Backend, dev config.DeviceSpec, _ *slog.Logger) (backend.Backend, error) {
 	return nil, usagef("device %q: this binary was built with -tags nocuda; use the default build on a machine with an NVIDIA GPU (backends here: %s)", c.Device, backendsBuilt)
 }

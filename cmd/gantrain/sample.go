@@ -126,7 +126,7 @@ func loadCheckpoint(path string, stderr io.Writer) (string, *checkpoint.File, er
 		return path, f, err
 	}
 	var candidates []string
-	if list, err := trainer.ListCheckpoints(path); err == nil {
+	if list, err := checkpoint.List(path); err == nil {
 		for _, c := range list {
 			candidates = append(candidates, c.Path)
 		}

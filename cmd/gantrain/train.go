@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
+	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/eval"
@@ -186,7 +188,7 @@ func (f *trainFlags) config() (config.Config, error) {
 // naming the fields, not a silent restart with other settings.
 func (f *trainFlags) autoResume(cfg config.Config) (config.Config, error) {
 	dir := cfg.Output.Dir
-	list, err := trainer.ListCheckpoints(dir)
+	list, err := checkpoint.List(dir)
 	if err != nil || len(list) == 0 {
 		return cfg, nil // nothing to resume: a fresh run
 	}
@@ -339,13 +341,15 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	mon := service.NewMonitor(service.BuildInfo{Version: version, Backend: backendName(cfg.Backend)})
+	build := service.BuildInfo{Version: version, Backend: backendName(cfg.Backend)}
+	reg := prometheus.NewRegistry()
+	mon := service.NewMonitor(build, service.NewMetrics(reg, build))
 	commands := make(chan trainer.Command, 1)
 	if f.listen != "off" && f.listen != "" {
 		if f.httpRate < 0 {
 			return usagef("--http-rate must be ≥ 0, got %g", f.httpRate)
 		}
-		srv := service.New(mon, service.Options{Addr: f.listen, Token: token, Commands: commands, Log: log,
+		srv := service.New(mon, reg, service.Options{Addr: f.listen, Token: token, Commands: commands, Log: log,
 			RateLimit: f.httpRate, RateBurst: max(1, int(f.httpRate/5)), MetricsTTL: 500 * time.Millisecond})
 		if err := srv.Start(); err != nil {
 			return fmt.Errorf("%w (choose another with --listen, or --listen off)", err)
