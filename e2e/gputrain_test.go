@@ -19,10 +19,10 @@ import (
 	"github.com/gantrain/gantrain/data"
 )
 
-// scripts/gpu-train.sh runs only on a lent GPU machine, where a broken script costs
-// device time. Here it runs on the CPU (GPU_TRAIN_DEVICE=cpu) through a whole cycle:
-// a run that brings its checkpoint back in parts, then a second call that carries the
-// parts and continues the run from them. The first call packs its small files into
+// scripts/gpu-train.sh runs only on a GPU machine, where a broken script costs
+// GPU time. Here it runs on the CPU (GPU_TRAIN_DEVICE=cpu) through a whole cycle:
+// a run that brings its checkpoint back in parts, then a second run that is given the
+// parts and continues the training from them. The first run packs its small files into
 // train.tar.gz (GPU_TRAIN_PACK=1), and the second resumes from that archive.
 func TestGPUTrainScriptStartsAndResumes(t *testing.T) {
 	if testing.Short() {
@@ -68,8 +68,8 @@ func TestGPUTrainScriptStartsAndResumes(t *testing.T) {
 		return string(log)
 	}
 
-	// The first call packs its small files (as beside gpu-check.sh, where the tool's 8
-	// files are few): the parts and train.tar.gz come back, nothing else.
+	// The first run packs its small files (as beside gpu-check.sh, where few files may
+	// come back): the parts and train.tar.gz come back, nothing else.
 	first := filepath.Join(tmp, "out1")
 	log := call(first, []string{"GPU_TRAIN_PACK=1"}, "120", "--preset", "published", "--steps", "30")
 	if !strings.Contains(log, "msg=done step=30 ") {
@@ -84,16 +84,16 @@ func TestGPUTrainScriptStartsAndResumes(t *testing.T) {
 	}
 	for _, p := range parts {
 		if st, err := os.Stat(p); err != nil || st.Size() > 15<<20 {
-			t.Errorf("%s: %v, want at most 15 MiB (the device tool brings back 16 MiB a file)", p, err)
+			t.Errorf("%s: %v, want at most 15 MiB (a file that comes back from the GPU machine is at most 16 MiB)", p, err)
 		}
 	}
 	if got, _ := filepath.Glob(filepath.Join(first, "*")); len(got) != 3 {
 		t.Errorf("GPU_TRAIN_PACK=1 left %d files, want the 2 parts and train.tar.gz: %v", len(got), names(got))
 	}
 
-	// The second call carries what the first brought back, as the script's comment says.
-	carried := filepath.Join(tmp, "gpu-resume")
-	if err := os.MkdirAll(carried, 0o755); err != nil {
+	// The second run is given what the first brought back, as the script's comment says.
+	resume := filepath.Join(tmp, "gpu-resume")
+	if err := os.MkdirAll(resume, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range append([]string{"train.tar.gz"}, names(parts)...) {
@@ -101,12 +101,12 @@ func TestGPUTrainScriptStartsAndResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(carried, name), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(resume, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	second := filepath.Join(tmp, "out2")
-	log = call(second, []string{"GPU_TRAIN_RESUME=" + carried}, "120", "--steps", "60")
+	log = call(second, []string{"GPU_TRAIN_RESUME=" + resume}, "120", "--steps", "60")
 	if !regexp.MustCompile(`msg=resuming step=30 checkpoint=\S+step-000000030\.safetensors`).MatchString(log) {
 		t.Errorf("the second call did not resume from step 30:\n%s", tail(log, 3000))
 	}

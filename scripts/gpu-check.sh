@@ -5,11 +5,11 @@
 #                                builds the CUDA test binary and gantrain into bin/gpu-check/
 #                                (ignored by git), copies MNIST there, checks what they link.
 #   scripts/gpu-check.sh run     on the GPU machine (no Go there), from the repository root,
-#                                with bin/gpu-check carried: every step below with its own
+#                                with bin/gpu-check copied there: every step below with its own
 #                                timeout, logs under $OUT (or ./gpu-check-out), a table last.
 #
-# Through the device tool: run(command="bash scripts/gpu-check.sh run", carry=["bin/gpu-check"],
-# timeout_s=600). The whole run is held to GPU_CHECK_BUDGET seconds (480): every step's
+# On the GPU machine, with bin/gpu-check copied there: bash scripts/gpu-check.sh run
+# (about 10 minutes at most). The whole run is held to GPU_CHECK_BUDGET seconds (480): every step's
 # timeout is cut to what is left of its phase, a step with no time left is reported as
 # such, and the logs and the table are always written (expect 4-6 minutes on an H100).
 #
@@ -56,14 +56,14 @@
 # Environment: GANTRAIN_TRACK_STEPS (2000), SKIP="step step" to leave steps out,
 # GPU_CHECK_BUDGET (480 seconds), COMPUTE_SANITIZER and PYTHON (tool paths), and
 # GPU_CHECK_ALONGSIDE, a command line to run beside the check (a long training, say):
-#   started after oom in its own session with OUT=$OUT/alongside, stopped (SIGSTOP)
+#   started after oom under setsid with OUT=$OUT/alongside, stopped (SIGSTOP)
 #   while bench and torch time the card and continued after them; `run` then waits for
-#   it to end by itself, and its exit status is the "alongside" row. A device session
-#   that must run the check spends its ~6 minutes training too:
+#   it to end by itself, and its exit status is the "alongside" row. The GPU machine's
+#   ~6 minutes of checking then train too:
 #     GPU_CHECK_BUDGET=540 GPU_CHECK_ALONGSIDE="GPU_TRAIN_PACK=1 bash scripts/gpu-train.sh 545 \
-#       --preset published --epochs 6000" bash scripts/gpu-check.sh run        (timeout_s=600)
-#   $OUT then gets only summary.txt and logs.tar.gz from the check (the tool brings back
-#   8 files), and what the command writes under $OUT/alongside.
+#       --preset published --epochs 6000" bash scripts/gpu-check.sh run
+#   $OUT then gets only summary.txt and logs.tar.gz from the check (at most 8 files come
+#   back from the GPU machine), and what the command writes under $OUT/alongside.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${GPU_CHECK_BIN:-bin/gpu-check}"
@@ -96,8 +96,8 @@ build() {
 		echo "    newest glibc symbol: $(objdump -T "$f" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1)"
 	done
 	du -sh "$BIN"
-	echo "travels: $(($(git ls-files -z | xargs -0 cat 2>/dev/null | wc -c) / 1048576)) MiB tracked + $(($(du -sb "$BIN" | cut -f1) / 1048576)) MiB carried (limit 64 MiB)"
-	echo "run(command=\"bash scripts/gpu-check.sh run\", carry=[\"$BIN\"], timeout_s=600)"
+	echo "to the GPU machine: $(($(git ls-files -z | xargs -0 cat 2>/dev/null | wc -c) / 1048576)) MiB tracked + $(($(du -sb "$BIN" | cut -f1) / 1048576)) MiB of $BIN (limit 64 MiB)"
+	echo "next, on the GPU machine with $BIN copied there: bash scripts/gpu-check.sh run"
 }
 
 # ---------------------------------------------------------------------------- run
@@ -232,8 +232,8 @@ finish() {
 
 	cp "$LOGS/summary.txt" "$OUT/"
 	[[ -f $LOGS/bench.json ]] && cp "$LOGS/bench.json" "$OUT/"
-	# Beside a GPU_CHECK_ALONGSIDE command, the archive alone carries the logs: the tool
-	# brings back 8 files, and the alongside command needs room for its own.
+	# Beside a GPU_CHECK_ALONGSIDE command, the archive alone holds the logs: 8 files
+	# come back, and the alongside command needs room for its own.
 	if [[ -z ${GPU_CHECK_ALONGSIDE:-} ]]; then
 		for f in ops track bench torch; do
 			[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
@@ -307,7 +307,7 @@ run() {
 	mkdir -p "$OUT"
 	for f in "$BIN/gpu.test" "$BIN/gantrain" "$BIN/mnist/train-images-idx3-ubyte.gz"; do
 		if [[ ! -e $f ]]; then
-			echo "error: $f missing: run 'scripts/gpu-check.sh build' here and carry $BIN" >&2
+			echo "error: $f missing: run 'scripts/gpu-check.sh build' on the build machine and copy $BIN here" >&2
 			exit 2
 		fi
 	done

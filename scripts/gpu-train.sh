@@ -1,30 +1,27 @@
 #!/usr/bin/env bash
-# A long training run on the GPU machine, for docs/RESULTS.md: one call of the device
-# tool, with the gantrain binary and MNIST of `scripts/gpu-check.sh build` carried.
+# A long training run on the GPU machine, for docs/RESULTS.md, with the gantrain binary
+# and MNIST of `scripts/gpu-check.sh build` copied there (bin/gpu-check/{gantrain,mnist}):
 #
-#   run(command="bash scripts/gpu-train.sh SECONDS [train flags]",
-#       carry=["bin/gpu-check/gantrain", "bin/gpu-check/mnist"], timeout_s=SECONDS+90)
+#   bash scripts/gpu-train.sh SECONDS [train flags]
 #
 # Trains `gantrain train --preset best` (or what the flags say: --preset published, say)
 # with scripts/gpu-train.yaml over it (an evaluation every 25 epochs, of the average and of G's own parameters) for
 # SECONDS of wall time, then stops it with SIGTERM (it finishes its step and writes a
 # checkpoint) and copies metrics.jsonl, config.yaml, the log and the newest sample grid to
 # $OUT, and the newest checkpoint too, split into checkpoint.part-NN files of 15 MiB
-# (the device tool brings back files of at most 16 MiB). If the run fails in its first
+# (no file that comes back from the GPU machine may exceed 16 MiB). If the run fails in its first
 # 90 s (the evaluation on the device, say), it is run again without periodic evaluation;
 # with no evaluation in the log, the last checkpoint is evaluated once at the end.
 #
-# Continuing a run in a later call (a later session's device time): put what a call
-# brought back into an ignored folder here and carry it,
+# Continuing a training in a later run: put what came back under $OUT into a folder
+# beside bin/gpu-check and copy both to the GPU machine,
 #
-#   mkdir -p gpu-resume && cp FILES_AT/{checkpoint.part-*,checkpoint.name,config.yaml,metrics.jsonl} gpu-resume/
-#   grep -qx '/gpu-resume/' .git/info/exclude || echo /gpu-resume/ >> .git/info/exclude
-#   run(command="GPU_TRAIN_RESUME=gpu-resume bash scripts/gpu-train.sh SECONDS --epochs N",
-#       carry=["bin/gpu-check/gantrain", "bin/gpu-check/mnist", "gpu-resume"], timeout_s=SECONDS+120)
+#   mkdir -p gpu-resume && cp OUT/{checkpoint.part-*,checkpoint.name,config.yaml,metrics.jsonl} gpu-resume/
+#   GPU_TRAIN_RESUME=gpu-resume bash scripts/gpu-train.sh SECONDS --epochs N
 #
 # The run directory is rebuilt from those files and `gantrain train --resume` continues it
 # (the checkpoint's SHA-256 proves the parts were joined right); only the flags that a
-# resume allows may be given. What travels must stay under 64 MiB: 6 MiB of repository,
+# resume allows may be given. What goes to the GPU machine must stay under 64 MiB: 6 MiB of repository,
 # 14 MiB of gantrain, 11 MiB of MNIST and the checkpoint, 29 MiB for --preset published
 # (38 MiB for --preset best, which does not fit).
 #
@@ -32,8 +29,8 @@
 # /tmp/gpu-train-run; removed first), GPU_TRAIN_DEVICE (cuda; cpu tries the script
 # here with a -tags nocuda gantrain), GPU_TRAIN_RESUME (above), GPU_TRAIN_KEEP=0 (bring no
 # checkpoint back), GPU_TRAIN_PACK=1 (everything but the checkpoint's parts in one
-# train.tar.gz, for a call whose other files leave few of the tool's 8; GPU_TRAIN_RESUME
-# takes a folder with that archive and the parts too).
+# train.tar.gz, for a run where few files may come back: beside scripts/gpu-check.sh;
+# GPU_TRAIN_RESUME takes a folder with that archive and the parts too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${GPU_CHECK_BIN:-bin/gpu-check}"
@@ -52,7 +49,7 @@ else
 fi
 t0=$SECONDS
 if [[ -n $RESUME ]]; then
-	# Rebuild the run directory from what an earlier call brought back.
+	# Rebuild the run directory from what an earlier run brought back.
 	parts=("$RESUME"/checkpoint.part-*)
 	if [[ -f $RESUME/train.tar.gz && ! -f $RESUME/config.yaml ]]; then
 		# What GPU_TRAIN_PACK=1 brought back: unpack it beside a copy of the parts.
