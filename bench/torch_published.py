@@ -7,8 +7,8 @@ time, by hand, on another framework, with its own random numbers.
   /usr/bin/python3 bench/torch_published.py --epochs 100 --save-every 10 --out-dir /tmp/tp
   for f in /tmp/tp/samples-epoch*.npy; do gantrain eval --npy $f --json; done
 
-The configuration is the authors' published MNIST one (docs/RESULTS.md, "Checked
-against the published code"):
+The configuration is the authors' published MNIST one
+(docs/log/audit-published-code-2026-11-27.md):
   - data: the first 50,000 training images /255, reshuffled every epoch, batch 100;
   - noise: 100 dimensions, uniform in (−√3, √3), fresh each minibatch;
   - G: 100 → 1200 ReLU → 1200 ReLU → 784 sigmoid, weights U(±0.05), hidden biases 0,
