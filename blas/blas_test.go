@@ -172,3 +172,19 @@ func TestOpen(t *testing.T) {
 		t.Errorf("Open(atlas) = %v, want an error listing the libraries", err)
 	}
 }
+
+// "auto" prefers MKL on Intel CPUs and OpenBLAS elsewhere, and tries every library.
+func TestAutoOrder(t *testing.T) {
+	for vendor, first := range map[string]string{"GenuineIntel": "mkl", "AuthenticAMD": "openblas", "": "openblas"} {
+		order := autoOrder(vendor)
+		if order[0] != first || len(order) != len(libraries) {
+			t.Errorf("autoOrder(%q) = %v, want %s first and every library", vendor, order, first)
+		}
+		for _, name := range order {
+			if libraryNamed(name).name != name {
+				t.Errorf("autoOrder(%q) names %q, which is no library", vendor, name)
+			}
+		}
+	}
+	t.Logf("this CPU: %q", cpuVendor())
+}

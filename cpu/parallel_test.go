@@ -51,3 +51,14 @@ func TestParallelSplitMatchesSpec(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPoolRun is the cost of handing out one job to two workers and waiting:
+// what every split operation pays on top of its work.
+func BenchmarkPoolRun(b *testing.B) {
+	p := newPool(2)
+	defer p.close()
+	var sink [2]int
+	for i := 0; i < b.N; i++ {
+		p.run(2, func(part int) { sink[part]++ })
+	}
+}
