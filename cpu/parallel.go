@@ -2,38 +2,126 @@ package cpu
 
 import (
 	"runtime"
-	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // minParallel is the smallest elementwise job worth splitting across the workers:
 // below it handing out the parts costs more than the memory traffic it hides.
 const minParallel = 1 << 16
 
+// spinFor is how long a worker out of work, or a caller waiting for its workers,
+// polls before it sleeps. The operations of a step follow each other within tens of
+// microseconds; waking a sleeping thread costs about that much again on a virtual
+// machine, and a step hands out about a hundred jobs.
+const spinFor = 200 * time.Microsecond
+
 // pool is the backend's workers: goroutines started once with the backend, each
 // waiting for its part of the next job, and the calling goroutine, which does part
 // 0. One pool serves every operation (products included), so the step's threads are
-// exactly these: no goroutine is started per operation and no BLAS thread pool spins
-// beside them.
+// exactly these: no goroutine is started per operation and no BLAS thread pool
+// competes with them.
 type pool struct {
-	n    int
-	work []chan func(part int) // one per worker goroutine (parts 1..n-1)
-	wg   sync.WaitGroup
+	n       int
+	workers []*worker    // parts 1..n-1
+	pending atomic.Int32 // worker parts of the current job not yet done
+	waiting atomic.Bool  // the caller sleeps until pending is 0
+	done    chan struct{}
+	closed  atomic.Bool
+}
+
+// worker is one goroutine of the pool.
+type worker struct {
+	job      atomic.Pointer[func(part int)]
+	sleeping atomic.Bool
+	wake     chan struct{}
 }
 
 // newPool starts workers-1 goroutines (a pool of one worker starts none).
 func newPool(workers int) *pool {
-	p := &pool{n: max(workers, 1)}
+	p := &pool{n: max(workers, 1), done: make(chan struct{}, 1)}
 	for part := 1; part < p.n; part++ {
-		ch := make(chan func(int))
-		p.work = append(p.work, ch)
+		w := &worker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, w)
 		go func() {
-			for job := range ch {
-				job(part)
-				p.wg.Done()
+			for {
+				job := w.next(&p.closed)
+				if job == nil {
+					return
+				}
+				(*job)(part)
+				if p.pending.Add(-1) == 0 && p.waiting.Load() {
+					signal(p.done)
+				}
 			}
 		}()
 	}
 	return p
+}
+
+// signal leaves a token in ch (buffered, size 1) unless one is there.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// spin calls ready until it reports true or spinFor has passed, and says which.
+func spin(ready func() bool) bool {
+	start := time.Now()
+	for i := 1; ; i++ {
+		if ready() {
+			return true
+		}
+		if i%64 == 0 {
+			if time.Since(start) > spinFor {
+				return false
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
+// next waits for the worker's next job: nil when the pool is closed. A token left
+// in wake by an earlier hand-over only costs one more look.
+func (w *worker) next(closed *atomic.Bool) *func(int) {
+	var job *func(int)
+	take := func() bool {
+		if w.job.Load() == nil {
+			return false
+		}
+		job = w.job.Swap(nil)
+		return job != nil
+	}
+	if spin(take) {
+		return job
+	}
+	for {
+		// Announce the sleep, then look once more: a job handed over before the
+		// announcement is seen here, one after it comes with a token.
+		w.sleeping.Store(true)
+		if take() {
+			w.sleeping.Store(false)
+			return job
+		}
+		if closed.Load() {
+			return nil
+		}
+		<-w.wake
+		w.sleeping.Store(false)
+		if take() {
+			return job
+		}
+	}
+}
+
+// give hands job to the worker.
+func (w *worker) give(job *func(int)) {
+	w.job.Store(job)
+	if w.sleeping.Load() {
+		signal(w.wake)
+	}
 }
 
 // run calls job(part) for every part in [0, parts) at once, one part per worker
@@ -44,21 +132,37 @@ func (p *pool) run(parts int, job func(part int)) {
 		job(0)
 		return
 	}
-	p.wg.Add(parts - 1)
-	for part := 1; part < parts; part++ {
-		p.work[part-1] <- job
+	p.pending.Store(int32(parts - 1))
+	for _, w := range p.workers[:parts-1] {
+		w.give(&job)
 	}
 	job(0)
-	p.wg.Wait()
+	idle := func() bool { return p.pending.Load() == 0 }
+	if spin(idle) {
+		return
+	}
+	for {
+		p.waiting.Store(true)
+		if idle() {
+			p.waiting.Store(false)
+			return
+		}
+		<-p.done
+		p.waiting.Store(false)
+		if idle() {
+			return
+		}
+	}
 }
 
 // close ends the worker goroutines; the pool then runs every job on the caller. The
 // pool must be idle.
 func (p *pool) close() {
-	for _, ch := range p.work {
-		close(ch)
+	p.closed.Store(true)
+	for _, w := range p.workers {
+		signal(w.wake)
 	}
-	p.work, p.n = nil, 1
+	p.workers, p.n = nil, 1
 }
 
 // chunk is part's share [lo, hi) of [0, n) split into parts chunks whose starts are
