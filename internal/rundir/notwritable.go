@@ -21,11 +21,15 @@ type NotWritableError struct {
 }
 
 func (e *NotWritableError) Error() string {
+	// Running as the owner is a fix to offer unless the owner is root.
+	asOwner := ""
+	if e.Owner > 0 {
+		asOwner = fmt.Sprintf(", run gantrain as uid %d (docker run --user %d:%d)", e.Owner, e.Owner, e.Group)
+	}
 	return fmt.Sprintf("%v: %s belongs to uid %d gid %d (%v) and gantrain runs as uid %d gid %d. "+
-		"Make it writable for uid %d (chown %d:%d %s; for a container's bind mount, chown the host directory), "+
-		"run gantrain as uid %d (docker run --user %d:%d), or choose another --out",
-		e.Err, e.Dir, e.Owner, e.Group, e.Mode, e.UID, e.GID,
-		e.UID, e.UID, e.GID, e.Dir, e.Owner, e.Owner, e.Group)
+		"Make it writable for uid %d (chown %d:%d %s; for a container's bind mount, chown the host directory)%s, "+
+		"or choose another --out",
+		e.Err, e.Dir, e.Owner, e.Group, e.Mode, e.UID, e.GID, e.UID, e.UID, e.GID, e.Dir, asOwner)
 }
 
 func (e *NotWritableError) Unwrap() error { return e.Err }

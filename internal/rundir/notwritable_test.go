@@ -93,3 +93,27 @@ func TestAcquireNotWritable(t *testing.T) {
 		t.Fatalf("Acquire under a read-only dir: %v; want a NotWritableError about %s", err, parent)
 	}
 }
+
+// The message offers running as the directory's owner, unless that is root.
+func TestNotWritableMessage(t *testing.T) {
+	denied := &fs.PathError{Op: "mkdir", Path: "/runs/mnist", Err: syscall.EACCES}
+	tests := []struct {
+		owner, group  int
+		want, wantNot string
+	}{
+		{0, 0, "belongs to uid 0 gid 0", "--user"},
+		{1000, 1000, "run gantrain as uid 1000 (docker run --user 1000:1000)", ""},
+	}
+	for _, tt := range tests {
+		e := &NotWritableError{Dir: "/runs", Owner: tt.owner, Group: tt.group, Mode: fs.ModeDir | 0o755, UID: 10001, GID: 10001, Err: denied}
+		msg := e.Error()
+		for _, want := range []string{tt.want, "mkdir /runs/mnist: permission denied: /runs", "chown 10001:10001 /runs", "or choose another --out"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("owner %d: message %q lacks %q", tt.owner, msg, want)
+			}
+		}
+		if tt.wantNot != "" && strings.Contains(msg, tt.wantNot) {
+			t.Errorf("owner %d: message %q offers %q", tt.owner, msg, tt.wantNot)
+		}
+	}
+}
