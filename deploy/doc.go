@@ -5,7 +5,7 @@
 //
 // The tests decode every manifest strictly into the Kubernetes API types (and the
 // Prometheus Operator's, for the PodMonitor and the PrometheusRule), build each
-// kustomize overlay with kustomize's library, and check the
+// of gpu/run, gpu/sweep, cpu/run and cpu/sweep with kustomize's library, and check the
 // manifests against gantrain itself: every flag they pass exists in `gantrain train
 // --help`, the ports and probe paths are the ones a running gantrain serves, the user
 // is the image's, and every metric the rules name is one gantrain exports.

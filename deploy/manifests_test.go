@@ -28,11 +28,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the generated PrometheusRule")
 
-// kustomization is the part of kustomize's Kustomization that the manifests use.
+// kustomization is the part of kustomize's Kustomization (and Component) that the
+// manifests use.
 type kustomization struct {
 	APIVersion string   `json:"apiVersion"`
 	Kind       string   `json:"kind"`
 	Resources  []string `json:"resources"`
+	Components []string `json:"components"`
 	Patches    []struct {
 		Path   string `json:"path"`
 		Target struct {
@@ -82,7 +84,7 @@ func decodeAll(t *testing.T) manifests {
 		case "PrometheusRule":
 			m.rule = new(monitoringv1.PrometheusRule)
 			obj = m.rule
-		case "Kustomization":
+		case "Kustomization", "Component":
 			k := new(kustomization)
 			m.kustoms[path], obj = k, k
 		default:
@@ -98,9 +100,9 @@ func decodeAll(t *testing.T) manifests {
 	}
 	for path, k := range m.kustoms {
 		dir := filepath.Dir(path)
-		for _, r := range k.Resources {
+		for _, r := range append(k.Resources, k.Components...) {
 			if _, err := os.Stat(filepath.Join(dir, r)); err != nil {
-				t.Errorf("%s: resource %s: %v", path, r, err)
+				t.Errorf("%s: %s: %v", path, r, err)
 			}
 		}
 		for _, p := range k.Patches {
@@ -209,7 +211,7 @@ func TestJobsFitGantrain(t *testing.T) {
 	bases := 0
 	for path, job := range m.jobs {
 		if m.patchFor[path] != "" {
-			continue // an overlay's patch: TestOverlays
+			continue // a component's patch: TestOverlays
 		}
 		bases++
 		t.Run(path, func(t *testing.T) {
@@ -284,19 +286,21 @@ func TestJobsFitGantrain(t *testing.T) {
 	}
 }
 
-// Each overlay, built by kustomize, gives Jobs that still fit gantrain, with a backend
-// the entrypoint accepts; the GPU overlay reserves one GPU per pod.
+// Each of gpu/run, gpu/sweep, cpu/run and cpu/sweep, built by kustomize, gives one Job
+// that still fits gantrain, with the backend of its kind of node; on GPU nodes each pod
+// reserves one GPU.
 func TestOverlays(t *testing.T) {
 	entrypoint, err := os.ReadFile("../docker/entrypoint.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	overlays, err := filepath.Glob("kubernetes/overlays/*")
-	if err != nil || len(overlays) < 2 {
-		t.Fatalf("overlays %v, %v; want the CPU and the GPU overlay", overlays, err)
+	overlays, err := filepath.Glob("kubernetes/[cg]pu/*")
+	if err != nil || len(overlays) != 4 {
+		t.Fatalf("overlays %v, %v; want run and sweep for GPU and CPU nodes", overlays, err)
 	}
 	for _, dir := range overlays {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+		wantBackend := map[string]string{"gpu": "cuda", "cpu": "cpu"}[filepath.Base(filepath.Dir(dir))]
+		t.Run(dir, func(t *testing.T) {
 			res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 			if err != nil {
 				t.Fatalf("kustomize build %s: %v", dir, err)
@@ -326,8 +330,8 @@ func TestOverlays(t *testing.T) {
 						backend = e.Value
 					}
 				}
-				if backend == "" || !bytes.Contains(entrypoint, []byte(backend+" | ")) && !bytes.Contains(entrypoint, []byte("| "+backend+")")) {
-					t.Errorf("%s: GANTRAIN_BACKEND %q is not one the entrypoint accepts", job.Name, backend)
+				if backend != wantBackend || !bytes.Contains(entrypoint, []byte(backend+" | ")) && !bytes.Contains(entrypoint, []byte("| "+backend+")")) {
+					t.Errorf("%s: GANTRAIN_BACKEND %q; want %q, which the entrypoint accepts", job.Name, backend, wantBackend)
 				}
 				gpus := c.Resources.Limits[corev1.ResourceName("nvidia.com/gpu")]
 				if want := map[string]int64{"cuda": 1, "cpu": 0}[backend]; gpus.Value() != want {
@@ -337,8 +341,8 @@ func TestOverlays(t *testing.T) {
 					t.Errorf("%s: the patch lost the base's arguments or probes: %+v", job.Name, c)
 				}
 			}
-			if jobs != 2 {
-				t.Errorf("%d Jobs built; want the single run and the sweep", jobs)
+			if jobs != 1 {
+				t.Errorf("%d Jobs built; want one", jobs)
 			}
 		})
 	}
