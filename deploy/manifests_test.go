@@ -273,6 +273,14 @@ func TestJobsFitGantrain(t *testing.T) {
 				t.Error("no GANTRAIN_CONTROL_TOKEN from a Secret")
 			}
 			if job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion {
+				index := false
+				for _, e := range c.Env {
+					index = index || (e.Name == "JOB_COMPLETION_INDEX" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
+						e.ValueFrom.FieldRef.FieldPath == "metadata.annotations['batch.kubernetes.io/job-completion-index']")
+				}
+				if !index {
+					t.Error("indexed Job: JOB_COMPLETION_INDEX is not declared from the completion-index annotation")
+				}
 				for _, f := range []string{"seed", "out"} {
 					if !strings.Contains(flagValue(c.Args, f), "$(JOB_COMPLETION_INDEX)") {
 						t.Errorf("indexed Job: --%s does not use the completion index", f)
