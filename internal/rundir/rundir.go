@@ -28,15 +28,17 @@ type Lock struct {
 }
 
 // Acquire creates dir if need be and takes its lock, without waiting: when another
-// process holds it, the error wraps ErrInUse and names that process's PID.
+// process holds it, the error wraps ErrInUse and names that process's PID; when this
+// process may not write there, it is a *NotWritableError saying what to do. Both are
+// checked before a run loads anything, so a wrong volume fails at once.
 func Acquire(dir string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("run directory: %w", err)
+		return nil, fmt.Errorf("run directory: %w", explainDenied(err))
 	}
 	path := filepath.Join(dir, LockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("run directory lock: %w", err)
+		return nil, fmt.Errorf("run directory lock: %w", explainDenied(err))
 	}
 	if err := lockFile(f); err != nil {
 		holder := "unknown"
