@@ -3,6 +3,8 @@ package cpu
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
@@ -10,10 +12,15 @@ import (
 )
 
 // BenchmarkElementwise times the operations around the products of the paper's
-// step, on the shapes of that step, on one thread: the work the products' library
-// does not do. ns/elem is per element of the largest operand.
+// step, on the shapes of that step (batch 100, and 500 for maxout), on one thread
+// (GANTRAIN_THREADS sets others): the work the products' library does not do.
+// ns/elem is per element of the largest operand.
 func BenchmarkElementwise(b *testing.B) {
-	be, err := New(Options{BLAS: "go", Threads: 1})
+	threads := 1
+	if v := os.Getenv("GANTRAIN_THREADS"); v != "" {
+		threads, _ = strconv.Atoi(v)
+	}
+	be, err := New(Options{BLAS: "go", Threads: threads})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,6 +53,10 @@ func BenchmarkElementwise(b *testing.B) {
 	{
 		y, m, x := newT(200, 784), newT(200, 784), newT(200, 784)
 		list = append(list, bench{"Dropout/200×784", 200 * 784, func() { be.Dropout(y, m, x, 0.8, s) }})
+	}
+	{
+		y, arg, m, z := newT(1000, 240), index(1000, 240), newT(1000, 240), newT(1000, 1200)
+		list = append(list, bench{"MaxoutDropout/1000×1200", 1000 * 1200, func() { be.MaxoutDropout(y, arg, m, z, 5, 0.5, s) }})
 	}
 	{
 		y, arg, m, z := newT(200, 240), index(200, 240), newT(200, 240), newT(200, 1200)

@@ -273,7 +273,7 @@ func (b *Backend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep
 	if !b.check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
 		return
 	}
-	b.parallel(len(Y.f), 4, func(lo, hi int) {
+	b.parallelWork(len(Y.f), len(Z.f)+philoxWork*len(Y.f), 4, func(lo, hi int) {
 		fillDropoutMask(M.f, lo, hi, keep, s)
 		for e := lo; e < hi; e++ {
 			best, at := firstMax(Z.f[e*pieces : (e+1)*pieces])
@@ -308,7 +308,7 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
-	b.parallel(len(X.f), 4, func(lo, hi int) {
+	b.parallelWork(len(X.f), (1+philoxWork)*len(X.f), 4, func(lo, hi int) {
 		fillDropoutMask(M.f, lo, hi, keep, s)
 		for e := lo; e < hi; e++ {
 			Y.f[e] = X.f[e] * M.f[e]
@@ -487,14 +487,19 @@ func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 		return
 	}
 	f := ts[0].f
-	n := uint64(len(f))
-	for blk := uint64(0); blk*4 < n; blk++ {
-		words := s.Block(blk)
-		for j := uint64(0); j < 4 && blk*4+j < n; j++ {
-			f[blk*4+j] = rng.ToUniform(words[j], lo, hi)
+	b.parallelWork(len(f), (1+philoxWork)*len(f), 4, func(e0, e1 int) {
+		for e := e0; e < e1; e += 4 {
+			words := s.Block(uint64(e / 4))
+			for j := 0; j < 4 && e+j < e1; j++ {
+				f[e+j] = rng.ToUniform(words[j], lo, hi)
+			}
 		}
-	}
+	})
 }
+
+// philoxWork is a Philox draw's cost, per word, in memory passes over an element (a
+// block of four words takes about as long as 40 passes).
+const philoxWork = 10
 
 // Normal implements backend.Backend.
 func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {

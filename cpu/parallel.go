@@ -179,8 +179,15 @@ func chunk(n, align, parts, part int) (lo, hi int) {
 // Only for elementwise work: each element is computed alone, so the result does not
 // depend on the split.
 func (b *Backend) parallel(n, align int, body func(lo, hi int)) {
+	b.parallelWork(n, n, align, body)
+}
+
+// parallelWork is parallel for elements that cost more than a memory pass: work is
+// the job's cost in such passes over one element (e.g. the pieces of a maxout unit,
+// or a share of a Philox block), and decides whether splitting pays.
+func (b *Backend) parallelWork(n, work, align int, body func(lo, hi int)) {
 	parts := b.pool.n
-	if n < minParallel {
+	if work < minParallel {
 		parts = 1
 	}
 	b.pool.run(parts, func(part int) {

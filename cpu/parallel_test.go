@@ -39,6 +39,15 @@ func TestParallelSplitMatchesSpec(t *testing.T) {
 			t.Fatalf("dropout element %d = %g, want %g", e, v, want)
 		}
 	}
+	b.Uniform(y, -2, 3, s)
+	if err := b.Download(got, y); err != nil {
+		t.Fatal(err)
+	}
+	for e, v := range got {
+		if want := rng.ToUniform(s.Word(uint64(e)), -2, 3); v != want {
+			t.Fatalf("uniform element %d = %g, want %g", e, v, want)
+		}
+	}
 	p, g, vel := alloc(1), alloc(0.5), alloc(0.25)
 	b.SGDMomentum(p, g, vel, 0.1, 0.9)
 	if err := b.Download(got, p); err != nil {
