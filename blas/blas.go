@@ -108,14 +108,14 @@ func trans(t bool) gblas.Transpose {
 
 // autoOrder is the order in which "auto" tries the libraries on a CPU of the given
 // vendor (as /proc/cpuinfo names it), a rule from measurement on the paper's
-// products, one thread (docs/PERFORMANCE.md, "CPU"): on an Intel Xeon MKL's
-// sequential layer was the fastest by far; on an AMD EPYC the three were within a
-// few percent, and OpenBLAS is what Debian's PyTorch uses.
+// products (docs/PERFORMANCE.md, "CPU"): on an Intel Xeon, MKL's sequential layer
+// was the fastest by far and BLIS the slowest; on an AMD EPYC, BLIS gave the fastest
+// iterations with the backend's split products, then OpenBLAS.
 func autoOrder(vendor string) []string {
 	if vendor == "GenuineIntel" {
 		return []string{"mkl", "openblas", "blis"}
 	}
-	return []string{"openblas", "blis", "mkl"}
+	return []string{"blis", "openblas", "mkl"}
 }
 
 // libraryNamed is the library of that name, or the zero library.

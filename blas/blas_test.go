@@ -173,9 +173,9 @@ func TestOpen(t *testing.T) {
 	}
 }
 
-// "auto" prefers MKL on Intel CPUs and OpenBLAS elsewhere, and tries every library.
+// "auto" prefers MKL on Intel CPUs and BLIS elsewhere, and tries every library.
 func TestAutoOrder(t *testing.T) {
-	for vendor, first := range map[string]string{"GenuineIntel": "mkl", "AuthenticAMD": "openblas", "": "openblas"} {
+	for vendor, first := range map[string]string{"GenuineIntel": "mkl", "AuthenticAMD": "blis", "": "blis"} {
 		order := autoOrder(vendor)
 		if order[0] != first || len(order) != len(libraries) {
 			t.Errorf("autoOrder(%q) = %v, want %s first and every library", vendor, order, first)

@@ -192,8 +192,8 @@ type Output struct {
 type Backend struct {
 	// Device is cpu or cuda[:N].
 	Device string `yaml:"device" json:"device"`
-	// BLAS is the CPU matrix-multiply library: auto (the first of openblas, blis and
-	// mkl that loads, else go), openblas, blis, mkl or go (pure Go).
+	// BLAS is the CPU matrix-multiply library: auto (the fastest installed one for
+	// this CPU's vendor, else go), openblas, blis, mkl or go (pure Go).
 	BLAS string `yaml:"blas" json:"blas"`
 	// Threads is the number of threads the CPU backend computes on, its matrix
 	// products included (0: one per CPU).
