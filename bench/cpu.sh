@@ -21,6 +21,8 @@
 #   TORCH_WARMUP    torch warm-up iterations (default 20)
 #   GO_BENCHTIME    go test -benchtime (default 100x)
 #   GO_COUNT        go test -count (default 3)
+#   PAIRS           rounds of the paired comparison (default 7; 0 skips it): each side's
+#                   best setting, alternately, so that the machine's drift hits both
 #   GO_BENCH_OUTPUT file with canned `go test -bench` output to parse instead of
 #                   running go (for testing the parser)
 #   SKIP_TORCH=1 / SKIP_GO=1 / SKIP_PEAK=1  skip one part
@@ -44,6 +46,7 @@ GO_COUNT="${GO_COUNT:-3}"
 SKIP_TORCH="${SKIP_TORCH:-0}"
 SKIP_GO="${SKIP_GO:-0}"
 SKIP_PEAK="${SKIP_PEAK:-0}"
+PAIRS="${PAIRS:-7}"
 
 uniq_words() { awk '{for (i = 1; i <= NF; i++) if (!seen[$i]++) printf "%s ", $i}'; }
 TORCH_CONFIGS="$(echo "${TORCH_CONFIGS:-1:1 $N:$N $N:$N:p 1:$N}" | uniq_words)"
@@ -139,6 +142,44 @@ if [[ -z "$libs" && "$SKIP_GO" != 1 ]]; then
     done
 fi
 
+# The machine's speed drifts (other tenants of a virtual machine's host) over the
+# minutes between the two sides' timings above. paired BATCH TORCH_CFG GO_THREADS
+# times each side's best setting PAIRS times, alternately, a few seconds each, and
+# reports the median of each and their ratio.
+paired() {
+    local batch="$1" omp blas policy t="$3" i tms gms
+    IFS=: read -r omp blas policy <<<"$2"
+    blas="${blas:-$omp}"
+    local envs=()
+    [[ "$policy" == p ]] && envs=(OMP_WAIT_POLICY=PASSIVE)
+    local iters=$(( 3000 / batch + 5 ))
+    local tl=() gl=()
+    for ((i = 0; i < PAIRS; i++)); do
+        tms="$(env "${envs[@]}" "$PY" "$here/torch_step.py" --threads "$omp" --blas-threads "$blas" --batch "$batch" \
+            --iters "$iters" --rounds 1 --warmup 5 | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"
+        gms="$(cd "$root/trainer" && GOMAXPROCS="$N" GANTRAIN_THREADS="$t" GANTRAIN_BATCH="$batch" "$testbin" \
+            -test.run XXX -test.bench '^BenchmarkIteration$' -test.benchtime "${iters}x" 2>&1 | parse_go | cut -d' ' -f1)"
+        tl+=("$tms") gl+=("$gms")
+    done
+    echo "paired, $PAIRS rounds of $iters iterations alternately: pytorch ${tl[*]}; gantrain ${gl[*]}"
+    local line
+    line="$(printf '%s\n' "${tl[@]}" | sort -g | awk '{v[n++] = $1} END {print v[int(n / 2)]}')"
+    local gmed
+    gmed="$(printf '%s\n' "${gl[@]}" | sort -g | awk '{v[n++] = $1} END {print v[int(n / 2)]}')"
+    line="$(awk -v g="$gmed" -v p="$line" -v b="$batch" 'BEGIN {
+        r = g / p
+        printf "batch %s, paired: pytorch %.2f ms, gantrain %.2f ms (medians): ratio %.2f (target <= 0.80) %s", b, p, g, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
+    }')"
+    echo "$line"
+    summary+=("$line")
+}
+
+testbin=""
+if [[ "$SKIP_GO" != 1 && "$SKIP_TORCH" != 1 && "$PAIRS" -gt 0 && -z "${GO_BENCH_OUTPUT:-}" ]]; then
+    testbin="$(mktemp -d)/trainer.test"
+    (cd "$root" && go test -tags nocuda -c -o "$testbin" ./trainer/)
+fi
+
 summary=()
 for batch in $BATCHES; do
     echo
@@ -215,6 +256,9 @@ for batch in $BATCHES; do
         }')"
         echo "$line"
         summary+=("$line")
+        if [[ "$PAIRS" -gt 0 && -z "${GO_BENCH_OUTPUT:-}" ]]; then
+            paired "$batch" "$torch_cfg" "$go_cfg"
+        fi
         if [[ -n "$openblas_ms" ]]; then
             # PyTorch computes its products with OpenBLAS: what is left of the ratio
             # with the same library is gantrain's own.
