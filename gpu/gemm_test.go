@@ -49,7 +49,7 @@ func TestGemmCandidates(t *testing.T) {
 			sw := &switchChooser{}
 			p := &pair{t: t, c: newCPU(t), g: newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Gemm: sw}), r: newRand(t)}
 			info := p.g.DeviceInfo()
-			plan := kernels.Device{SMs: info.SMs, TF32: prec.tf32, MaxSharedBytes: info.MaxShared}
+			plan := kernels.Target{SMs: info.SMs, TF32: prec.tf32, MaxSharedBytes: info.MaxShared}
 			total := 0
 			for _, s := range gemmCases() {
 				n, in, out := s[0], s[1], s[2]
@@ -162,7 +162,7 @@ func TestAutotune(t *testing.T) {
 			third := newGPUWith(t, opt)
 			pr := first[0].Problem
 			var other kernels.GemmChoice
-			for _, c := range kernels.GemmCandidates(kernels.Device{SMs: p.g.DeviceInfo().SMs, TF32: prec.tf32}, pr) {
+			for _, c := range kernels.GemmCandidates(kernels.Target{SMs: p.g.DeviceInfo().SMs, TF32: prec.tf32}, pr) {
 				if c != first[0].Choice {
 					other = c
 					break

@@ -196,13 +196,13 @@ func New(opt Options) (*Backend, error) {
 	}
 	b.tuneT.b = b
 	b.tune = &tune.Tuner{Timing: opt.Autotune, Timer: &b.tuneT, Log: opt.Log,
-		Device: kernels.Device{SMs: info.SMs, TF32: opt.TF32, MaxSharedBytes: info.MaxShared}}
+		Device: kernels.Target{SMs: info.SMs, TF32: opt.TF32, MaxSharedBytes: info.MaxShared}}
 	kd := b.tune.Device
 	kd.Gemm = b.tune
 	if opt.Gemm != nil {
 		kd.Gemm = opt.Gemm
 	}
-	b.Core = ops.Core{Kind: "CUDA", KD: kd, Launch: b.run}
+	b.Core = ops.Core{Kind: "CUDA", Target: kd, Launch: b.run}
 	if opt.TuneCache != "" {
 		c, err := tune.OpenCache(opt.TuneCache, tune.Identity(info.Name, info.ComputeCapability(), info.Driver, ptx))
 		if err != nil && opt.Log != nil {
@@ -246,12 +246,12 @@ func (b *Backend) setup(ptx string) error {
 			return fmt.Errorf("%s: %w", b.where(), err)
 		}
 	}
-	if n := kernels.WorkspaceBytes(b.KD); n > 0 {
+	if n := kernels.WorkspaceBytes(b.Target); n > 0 {
 		p, err := b.mem.alloc(b, int64(n), "the kernels' workspace")
 		if err != nil {
 			return err
 		}
-		b.WS = p
+		b.Workspace = p
 		// The split-K tile counters start at zero; every kernel leaves them so.
 		off, bytes := kernels.CounterRegion()
 		if err := cu.MemsetD32(cu.DevicePtr(p+uint64(off)), 0, int64(bytes/4)); err != nil {

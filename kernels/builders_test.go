@@ -10,7 +10,7 @@ import (
 // Every plan has grids and blocks a device accepts, and split-K slices that cover K
 // exactly once with partials that fit in the workspace.
 func TestPlansWithinLimits(t *testing.T) {
-	for _, d := range []Device{{}, {SMs: 1}, {SMs: 132}, {SMs: 132, TF32: true}, {SMs: 10000}} {
+	for _, d := range []Target{{}, {SMs: 1}, {SMs: 132}, {SMs: 132, TF32: true}, {SMs: 10000}} {
 		for _, s := range [][3]int{{1, 1, 1}, {100, 784, 1200}, {100, 1200, 1}, {4096, 1200, 1200}, {37, 53, 29}, {200000, 784, 240}, {3, 100000, 5}} {
 			n, in, out := s[0], s[1], s[2]
 			act := backend.Act{Kind: backend.ReLU}
@@ -42,7 +42,7 @@ func TestPlansWithinLimits(t *testing.T) {
 
 // A batch-100 layer on an H100 is split so that the device is busy.
 func TestSmallLayerFillsDevice(t *testing.T) {
-	d := Device{SMs: 132}
+	d := Target{SMs: 132}
 	ls := DenseForward(d, 1, 2, 3, 4, 100, 1200, 1200, backend.Act{}, 5)
 	g := ls[0].Grid
 	if blocks := g[0] * g[1] * g[2]; blocks < 132 || len(ls) != 2 {

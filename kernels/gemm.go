@@ -11,7 +11,7 @@ import (
 // A matrix product C = op(A)·op(B) can run as any of several kernel configurations
 // (gemm.cu's pipelined tensor-core and FMA kernels, matmul.cu's first-generation tiled
 // kernels) with K split over several blocks or not. Which is fastest depends on the
-// device and the shape, so the builders ask the Device's GemmChooser (the GPU
+// device and the shape, so the builders ask the Target's GemmChooser (the GPU
 // backend's autotuner times the candidates) and fall back to DefaultGemm, a fixed
 // table.
 
@@ -260,7 +260,7 @@ func kchunkFor(k, split, bk int) (kchunk, actual int) {
 // configuration that does not exist, does not serve the problem's precision or
 // operands, needs more shared memory than the device allows, or a split the workspace
 // cannot hold.
-func ValidGemm(d Device, p GemmProblem, c GemmChoice) error {
+func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 	g, ok := configByName(c.Config)
 	switch {
 	case !ok:
@@ -294,7 +294,7 @@ func ValidGemm(d Device, p GemmProblem, c GemmChoice) error {
 // configuration that serves it, each unsplit and split so that the blocks fill the
 // device about once, twice and four times; the tiled kernels with their own split
 // (splitK), so that a tuned run is never slower than the first-generation kernels.
-func GemmCandidates(d Device, p GemmProblem) []GemmChoice {
+func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 	var out []GemmChoice
 	seen := map[GemmChoice]bool{}
 	add := func(c GemmChoice) {
@@ -337,7 +337,7 @@ func GemmCandidates(d Device, p GemmProblem) []GemmChoice {
 // operands gemm.cu can read on its 128-row tiles when M reaches 2048 rows, else on
 // 64×64 tiles (tf32) or 64- and 32-row tiles (fp32), K split so that the blocks about
 // fill the device, each slice at least four k-steps deep; the rest on the tiled kernels.
-func DefaultGemm(d Device, p GemmProblem) GemmChoice {
+func DefaultGemm(d Target, p GemmProblem) GemmChoice {
 	if p.N < 8 || p.K < 8 { // one launch, a warp per output where K is long
 		if p.K >= 64 {
 			return GemmChoice{Config: "wdot", Split: 1}
@@ -393,7 +393,7 @@ func vec4(kind matmulKind, a, b uint64, m, n, k, lda, ldb int) bool {
 }
 
 // gemmLaunches are the launches of choice c for C (M×N) = op(A)·op(B) (+ bias, act).
-func gemmLaunches(d Device, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64) []Launch {
+func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64) []Launch {
 	g, _ := configByName(c.Config)
 	kind := matmulKind(p.Kind)
 	switch g.Family {

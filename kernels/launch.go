@@ -19,7 +19,7 @@
 //     lists may reuse it because one stream serialises them.
 //   - Only gemm.cu's kernels use dynamic shared memory (Launch.SharedBytes) and atomics
 //     (one counter per tile of a split product, to find the block that finishes it):
-//     every result, reductions included, is deterministic for a given Device and
+//     every result, reductions included, is deterministic for a given Target and
 //     matrix-product choice.
 package kernels
 
@@ -91,8 +91,8 @@ func (l Launch) String() string {
 		l.Grid[0], l.Grid[1], l.Grid[2], l.Block[0], l.Block[1], l.Block[2], len(l.Args))
 }
 
-// Device is what a launch plan is built for.
-type Device struct {
+// Target is the device a launch plan is built for.
+type Target struct {
 	// SMs is the number of streaming multiprocessors; split-K and grid sizes are chosen
 	// to give every one of them work. Zero means "unknown" and plans for one.
 	SMs int
@@ -111,7 +111,7 @@ type Device struct {
 // for the builders (split-K partial products, per-block partial sums of reductions,
 // column norms, and the split-K tile counters of CounterRegion, which must start
 // zero). Every builder's plan fits in it.
-func WorkspaceBytes(d Device) int {
+func WorkspaceBytes(d Target) int {
 	return partialBytes + 4*counterWords
 }
 

@@ -51,7 +51,7 @@ func vec4(p kernels.GemmProblem) bool {
 var gemmShapes = [][3]int{{44, 196, 72}, {36, 40, 76}, {4, 4, 4}, {40, 96, 1}, {44, 50, 72}}
 
 // gemmDevice is small, so that the candidates include splits of K.
-func gemmDevice(tf32 bool) kernels.Device { return kernels.Device{SMs: 6, TF32: tf32} }
+func gemmDevice(tf32 bool) kernels.Target { return kernels.Target{SMs: 6, TF32: tf32} }
 
 // TestGemmCandidates runs every candidate configuration and split of every matrix
 // product of a dense layer (forward nn, dW tn, dX nt) against the CPU backend, with

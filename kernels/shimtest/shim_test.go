@@ -28,7 +28,7 @@ const (
 
 // devices are the plans every op is tested under: an H100-sized one (split-K and row
 // splits kick in for small shapes), an unknown device (no splits), and tf32.
-var devices = []kernels.Device{{SMs: 132}, {SMs: 0}, {SMs: 132, TF32: true}}
+var devices = []kernels.Target{{SMs: 132}, {SMs: 0}, {SMs: 132, TF32: true}}
 
 // env holds the CPU backend (the specification) and the shim's workspace.
 type env struct {
@@ -48,7 +48,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws := Alloc(kernels.WorkspaceBytes(kernels.Device{}) / 4)
+	ws := Alloc(kernels.WorkspaceBytes(kernels.Target{}) / 4)
 	t.Cleanup(ws.Free)
 	return &env{t: t, cpu: b, ws: ws, rnd: rand.New(rand.NewPCG(1, 2))}
 }
@@ -182,7 +182,7 @@ func same(t *testing.T, what string, got, want []float32) {
 	}
 }
 
-func tol(d kernels.Device) float64 {
+func tol(d kernels.Target) float64 {
 	if d.TF32 {
 		return tolTF32
 	}

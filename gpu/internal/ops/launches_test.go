@@ -25,7 +25,7 @@ func TestLaunchesPerStep(t *testing.T) {
 	for _, update := range []string{"alternating", "simultaneous"} {
 		cfg := config.Default()
 		cfg.Train.Update = update
-		sh := newShim(t, kernels.Device{SMs: 132, MaxSharedBytes: 227 << 10})
+		sh := newShim(t, kernels.Target{SMs: 132, MaxSharedBytes: 227 << 10})
 		counts := map[string]int{}
 		total := 0
 		sh.Core.Launch = func(op string, ls []kernels.Launch) { // count only: the shim would take minutes

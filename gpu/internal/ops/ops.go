@@ -20,10 +20,10 @@ import (
 type Core struct {
 	// Kind names the backend in errors about foreign tensors ("CUDA").
 	Kind string
-	// KD is the device the kernels plan launches for.
-	KD kernels.Device
-	// WS is the address of the kernels' workspace (kernels.WorkspaceBytes).
-	WS uint64
+	// Target is the device the kernels plan launches for.
+	Target kernels.Target
+	// Workspace is the address of the kernels' workspace (kernels.WorkspaceBytes).
+	Workspace uint64
 	// Launch queues the launches of op in order; it records its own failures with Fail.
 	Launch func(op string, ls []kernels.Launch)
 
@@ -234,7 +234,7 @@ func (b *Core) Fill(x backend.Tensor, v float32) {
 	if !ok {
 		return
 	}
-	b.Launch("Fill", kernels.Fill(b.KD, ts[0].ptr, ts[0].Len(), v))
+	b.Launch("Fill", kernels.Fill(b.Target, ts[0].ptr, ts[0].Len(), v))
 }
 
 // Copy implements backend.Backend.
@@ -243,7 +243,7 @@ func (b *Core) Copy(dst, src backend.Tensor) {
 	if !ok || !b.check(backend.CheckCopy(dst, src)) {
 		return
 	}
-	b.Launch("Copy", kernels.Copy(b.KD, ts[0].ptr, ts[1].ptr, ts[0].Len()))
+	b.Launch("Copy", kernels.Copy(b.Target, ts[0].ptr, ts[1].ptr, ts[0].Len()))
 }
 
 // Mul implements backend.Backend.
@@ -252,7 +252,7 @@ func (b *Core) Mul(y, a, c backend.Tensor) {
 	if !ok || !b.check(backend.CheckMul(y, a, c)) {
 		return
 	}
-	b.Launch("Mul", kernels.Mul(b.KD, ts[0].ptr, ts[1].ptr, ts[2].ptr, ts[0].Len()))
+	b.Launch("Mul", kernels.Mul(b.Target, ts[0].ptr, ts[1].ptr, ts[2].ptr, ts[0].Len()))
 }
 
 // DenseForward implements backend.Backend.
@@ -266,7 +266,7 @@ func (b *Core) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 	if !b.check(backend.CheckDenseForward(y, x, w, bias)) {
 		return
 	}
-	b.Launch("DenseForward", kernels.DenseForward(b.KD, Y.ptr, X.ptr, W.ptr, B.ptr, n, in, out, act, b.WS))
+	b.Launch("DenseForward", kernels.DenseForward(b.Target, Y.ptr, X.ptr, W.ptr, B.ptr, n, in, out, act, b.Workspace))
 }
 
 // DenseBackward implements backend.Backend.
@@ -283,8 +283,8 @@ func (b *Core) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend
 	if !okx || !okw || !okb || !b.check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
 		return
 	}
-	b.Launch("DenseBackward", kernels.DenseBackward(b.KD, addr(DX), addr(DW), addr(DB), DY.ptr, X.ptr, Y.ptr, W.ptr,
-		n, in, out, act, b.WS))
+	b.Launch("DenseBackward", kernels.DenseBackward(b.Target, addr(DX), addr(DW), addr(DB), DY.ptr, X.ptr, Y.ptr, W.ptr,
+		n, in, out, act, b.Workspace))
 }
 
 // MaxoutForward implements backend.Backend.
@@ -299,7 +299,7 @@ func (b *Core) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 		return
 	}
 	A.DeviceWrote()
-	b.Launch("MaxoutForward", kernels.MaxoutForward(b.KD, Y.ptr, A.ptr, Z.ptr, Y.Len(), pieces))
+	b.Launch("MaxoutForward", kernels.MaxoutForward(b.Target, Y.ptr, A.ptr, Z.ptr, Y.Len(), pieces))
 }
 
 // MaxoutBackward implements backend.Backend.
@@ -313,7 +313,7 @@ func (b *Core) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 	if !b.check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
 		return
 	}
-	b.Launch("MaxoutBackward", kernels.MaxoutBackward(b.KD, DZ.ptr, DY.ptr, A.ptr, DY.Len(), pieces))
+	b.Launch("MaxoutBackward", kernels.MaxoutBackward(b.Target, DZ.ptr, DY.ptr, A.ptr, DY.Len(), pieces))
 }
 
 // MaxoutDropout implements backend.Backend.
@@ -328,7 +328,7 @@ func (b *Core) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep fl
 		return
 	}
 	A.DeviceWrote()
-	b.Launch("MaxoutDropout", kernels.MaxoutDropout(b.KD, Y.ptr, A.ptr, M.ptr, Z.ptr, Y.Len(), pieces, keep, s))
+	b.Launch("MaxoutDropout", kernels.MaxoutDropout(b.Target, Y.ptr, A.ptr, M.ptr, Z.ptr, Y.Len(), pieces, keep, s))
 }
 
 // MaxoutDropoutBackward implements backend.Backend.
@@ -342,7 +342,7 @@ func (b *Core) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces in
 	if !b.check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
 		return
 	}
-	b.Launch("MaxoutDropoutBackward", kernels.MaxoutDropoutBackward(b.KD, DZ.ptr, DY.ptr, M.ptr, A.ptr, DY.Len(), pieces))
+	b.Launch("MaxoutDropoutBackward", kernels.MaxoutDropoutBackward(b.Target, DZ.ptr, DY.ptr, M.ptr, A.ptr, DY.Len(), pieces))
 }
 
 // Dropout implements backend.Backend.
@@ -355,7 +355,7 @@ func (b *Core) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
 	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
-	b.Launch("Dropout", kernels.Dropout(b.KD, Y.ptr, M.ptr, X.ptr, X.Len(), keep, s))
+	b.Launch("Dropout", kernels.Dropout(b.Target, Y.ptr, M.ptr, X.ptr, X.Len(), keep, s))
 }
 
 // SigmoidCrossEntropy implements backend.Backend.
@@ -369,7 +369,7 @@ func (b *Core) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scal
 	if !ok || !b.check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
 		return
 	}
-	b.Launch("SigmoidCrossEntropy", kernels.SigmoidCrossEntropy(b.KD, addr(D), L.ptr, T.ptr, L.Len(), scale, O.ptr, slot, b.WS))
+	b.Launch("SigmoidCrossEntropy", kernels.SigmoidCrossEntropy(b.Target, addr(D), L.ptr, T.ptr, L.Len(), scale, O.ptr, slot, b.Workspace))
 }
 
 // MeanSigmoid implements backend.Backend.
@@ -382,7 +382,7 @@ func (b *Core) MeanSigmoid(logits, out backend.Tensor, slot int) {
 	if !b.check(backend.CheckMeanSigmoid(logits, out, slot)) {
 		return
 	}
-	b.Launch("MeanSigmoid", kernels.MeanSigmoid(b.KD, L.ptr, L.Len(), O.ptr, slot, b.WS))
+	b.Launch("MeanSigmoid", kernels.MeanSigmoid(b.Target, L.ptr, L.Len(), O.ptr, slot, b.Workspace))
 }
 
 // SoftmaxCrossEntropy implements backend.Backend. Labels the host uploaded are checked
@@ -407,7 +407,7 @@ func (b *Core) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale
 			}
 		}
 	}
-	b.Launch("SoftmaxCrossEntropy", kernels.SoftmaxCrossEntropy(b.KD, addr(D), L.ptr, Y.ptr, L.rows, L.cols, scale, O.ptr, slot, b.WS))
+	b.Launch("SoftmaxCrossEntropy", kernels.SoftmaxCrossEntropy(b.Target, addr(D), L.ptr, Y.ptr, L.rows, L.cols, scale, O.ptr, slot, b.Workspace))
 }
 
 // LogSumExpRows implements backend.Backend.
@@ -420,7 +420,7 @@ func (b *Core) LogSumExpRows(out, x backend.Tensor) {
 	if !b.check(backend.CheckLogSumExpRows(out, x)) {
 		return
 	}
-	b.Launch("LogSumExpRows", kernels.LogSumExpRows(b.KD, O.ptr, X.ptr, X.rows, X.cols))
+	b.Launch("LogSumExpRows", kernels.LogSumExpRows(b.Target, O.ptr, X.ptr, X.rows, X.cols))
 }
 
 // SGDMomentum implements backend.Backend.
@@ -433,7 +433,7 @@ func (b *Core) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 	if !b.check(backend.CheckSGDMomentum(p, g, v)) {
 		return
 	}
-	b.Launch("SGDMomentum", kernels.SGDMomentum(b.KD, P.ptr, G.ptr, V.ptr, P.Len(), lr, mu))
+	b.Launch("SGDMomentum", kernels.SGDMomentum(b.Target, P.ptr, G.ptr, V.ptr, P.Len(), lr, mu))
 }
 
 // Adam implements backend.Backend.
@@ -446,7 +446,7 @@ func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t 
 	if !b.check(backend.CheckAdam(p, g, m, v, t)) {
 		return
 	}
-	b.Launch("Adam", kernels.Adam(b.KD, P.ptr, G.ptr, M.ptr, V.ptr, P.Len(), lr, beta1, beta2, eps, t))
+	b.Launch("Adam", kernels.Adam(b.Target, P.ptr, G.ptr, M.ptr, V.ptr, P.Len(), lr, beta1, beta2, eps, t))
 }
 
 // MovingAverage implements backend.Backend.
@@ -459,7 +459,7 @@ func (b *Core) MovingAverage(avg, x backend.Tensor, decay float32) {
 	if !b.check(backend.CheckMovingAverage(avg, x, decay)) {
 		return
 	}
-	b.Launch("MovingAverage", kernels.MovingAverage(b.KD, A.ptr, X.ptr, A.Len(), decay))
+	b.Launch("MovingAverage", kernels.MovingAverage(b.Target, A.ptr, X.ptr, A.Len(), decay))
 }
 
 // ClipColumnNorms implements backend.Backend.
@@ -469,7 +469,7 @@ func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 		return
 	}
 	W := ts[0]
-	b.Launch("ClipColumnNorms", kernels.ClipColumnNorms(b.KD, W.ptr, W.rows, W.cols, maxNorm, b.WS))
+	b.Launch("ClipColumnNorms", kernels.ClipColumnNorms(b.Target, W.ptr, W.rows, W.cols, maxNorm, b.Workspace))
 }
 
 // Uniform implements backend.Backend.
@@ -478,7 +478,7 @@ func (b *Core) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 	if !ok || !b.check(backend.CheckUniform(lo, hi)) {
 		return
 	}
-	b.Launch("Uniform", kernels.Uniform(b.KD, ts[0].ptr, ts[0].Len(), lo, hi, s))
+	b.Launch("Uniform", kernels.Uniform(b.Target, ts[0].ptr, ts[0].Len(), lo, hi, s))
 }
 
 // Normal implements backend.Backend.
@@ -487,7 +487,7 @@ func (b *Core) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
 	if !ok {
 		return
 	}
-	b.Launch("Normal", kernels.Normal(b.KD, ts[0].ptr, ts[0].Len(), mean, std, s))
+	b.Launch("Normal", kernels.Normal(b.Target, ts[0].ptr, ts[0].Len(), mean, std, s))
 }
 
 // GatherRows implements backend.Backend. Indices the host uploaded are checked here,
@@ -512,5 +512,5 @@ func (b *Core) GatherRows(dst, src, idx backend.Tensor, offset int) {
 			}
 		}
 	}
-	b.Launch("GatherRows", kernels.GatherRows(b.KD, D.ptr, S.ptr, I.ptr, D.rows, D.cols, S.rows, offset))
+	b.Launch("GatherRows", kernels.GatherRows(b.Target, D.ptr, S.ptr, I.ptr, D.rows, D.cols, S.rows, offset))
 }

@@ -38,11 +38,11 @@ type shim struct {
 	mems []*shimtest.Mem // sorted by address
 }
 
-func newShim(t testing.TB, d kernels.Device) *shim {
+func newShim(t testing.TB, d kernels.Target) *shim {
 	b := &shim{}
 	ws := shimtest.Alloc(kernels.WorkspaceBytes(d) / 4)
 	b.mems = append(b.mems, ws)
-	b.Core = ops.Core{Kind: "CUDA", KD: d, WS: ws.Addr(), Launch: func(op string, ls []kernels.Launch) {
+	b.Core = ops.Core{Kind: "CUDA", Target: d, Workspace: ws.Addr(), Launch: func(op string, ls []kernels.Launch) {
 		if b.Failed() != nil {
 			return
 		}
@@ -144,9 +144,9 @@ var _ backend.Backend = (*shim)(nil)
 // shapes), and its TF32 path.
 var plans = []struct {
 	name string
-	d    kernels.Device
+	d    kernels.Target
 	tol  float64
-}{{"fp32", kernels.Device{SMs: 132}, 1e-5}, {"tf32", kernels.Device{SMs: 132, TF32: true}, 3e-3}}
+}{{"fp32", kernels.Target{SMs: 132}, 1e-5}, {"tf32", kernels.Target{SMs: 132, TF32: true}, 3e-3}}
 
 type pair struct {
 	t    *testing.T
@@ -156,7 +156,7 @@ type pair struct {
 
 type twin struct{ c, g backend.Tensor }
 
-func newPair(t *testing.T, d kernels.Device) *pair {
+func newPair(t *testing.T, d kernels.Target) *pair {
 	c, err := cpu.New(cpu.Options{BLAS: "go"})
 	if err != nil {
 		t.Fatal(err)
@@ -416,7 +416,7 @@ func TestErrorsOnShim(t *testing.T) {
 			t.Fatal(err)
 		}
 		var msgs []string
-		for _, b := range []backend.Backend{c, newShim(t, kernels.Device{SMs: 132})} {
+		for _, b := range []backend.Backend{c, newShim(t, kernels.Target{SMs: 132})} {
 			f := func(r, c int) backend.Tensor { x, _ := b.Alloc(backend.F32, r, c); return x }
 			i := func(r, c int) backend.Tensor { x, _ := b.Alloc(backend.I32, r, c); return x }
 			tc.call(b, f, i)
@@ -460,7 +460,7 @@ func TestTrainerOnShim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := trainer.New(cfg, newShim(t, kernels.Device{SMs: 132}), set, log)
+	ts, err := trainer.New(cfg, newShim(t, kernels.Target{SMs: 132}), set, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ type Timer interface {
 // Tuner is a kernels.GemmChooser.
 type Tuner struct {
 	// Device is the plan device (its Gemm field is ignored).
-	Device kernels.Device
+	Device kernels.Target
 	// Timing times the candidates of a product that neither a preset nor the cache
 	// has a choice for; off, such products get kernels.DefaultGemm.
 	Timing bool
@@ -68,7 +68,7 @@ type Tuner struct {
 	cacheFailed bool
 }
 
-func (t *Tuner) plain() kernels.Device {
+func (t *Tuner) plain() kernels.Target {
 	d := t.Device
 	d.Gemm = nil
 	return d

@@ -48,7 +48,7 @@ func (f *fakeTimer) Time(ls []kernels.Launch) (float64, error) {
 }
 
 // h100 is the plan device of the tests.
-var h100 = kernels.Device{SMs: 132, TF32: true, MaxSharedBytes: 227 << 10}
+var h100 = kernels.Target{SMs: 132, TF32: true, MaxSharedBytes: 227 << 10}
 
 var paperProduct = kernels.GemmProblem{Kind: "nn", M: 100, N: 1200, K: 1200, LDA: 1200, LDB: 1200, TF32: true, Vec4: true}
 
