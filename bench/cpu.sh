@@ -162,11 +162,10 @@ paired() {
         tl+=("$tms") gl+=("$gms")
     done
     echo "paired, $PAIRS rounds of $iters iterations alternately: pytorch ${tl[*]}; gantrain ${gl[*]}"
-    local line
-    line="$(printf '%s\n' "${tl[@]}" | sort -g | awk '{v[n++] = $1} END {print v[int(n / 2)]}')"
-    local gmed
-    gmed="$(printf '%s\n' "${gl[@]}" | sort -g | awk '{v[n++] = $1} END {print v[int(n / 2)]}')"
-    line="$(awk -v g="$gmed" -v p="$line" -v b="$batch" 'BEGIN {
+    median() { printf '%s\n' "$@" | sort -g | awk '{v[n++] = $1} END {print v[int(n / 2)]}'; }
+    local tmed gmed line
+    tmed="$(median "${tl[@]}")" gmed="$(median "${gl[@]}")"
+    line="$(awk -v g="$gmed" -v p="$tmed" -v b="$batch" 'BEGIN {
         r = g / p
         printf "batch %s, paired: pytorch %.2f ms, gantrain %.2f ms (medians): ratio %.2f (target <= 0.80) %s", b, p, g, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
     }')"

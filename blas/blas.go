@@ -28,8 +28,14 @@ type Options struct {
 	Library string
 }
 
-// Libraries are the names Options.Library accepts.
-var Libraries = []string{"auto", "openblas", "blis", "mkl", "go"}
+// Libraries returns the names Options.Library accepts.
+func Libraries() []string {
+	names := []string{"auto"}
+	for _, l := range libraries {
+		names = append(names, l.name)
+	}
+	return append(names, "go")
+}
 
 // Open returns the implementation the options ask for. A loaded library computes
 // each call on the calling thread. The environment variable GANTRAIN_BLAS_PATH may
@@ -49,7 +55,7 @@ func Open(opt Options) (Sgemm, error) {
 	if l := libraryNamed(opt.Library); l.name != "" {
 		return l.load(os.Getenv("GANTRAIN_BLAS_PATH"))
 	}
-	return nil, fmt.Errorf("blas: unknown library %q (want one of %s)", opt.Library, strings.Join(Libraries, ", "))
+	return nil, fmt.Errorf("blas: unknown library %q (want one of %s)", opt.Library, strings.Join(Libraries(), ", "))
 }
 
 // Go is gonum's pure-Go BLAS. gonum computes A·Bᵀ with dot products, an order of

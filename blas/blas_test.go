@@ -154,7 +154,7 @@ func libName(impl Sgemm) string { return strings.Fields(impl.Name())[0] }
 // GANTRAIN_BLAS set to a library, that one must load (bench/cpu.sh asks this way
 // which libraries it can time).
 func TestOpen(t *testing.T) {
-	for _, name := range Libraries {
+	for _, name := range Libraries() {
 		impl, err := Open(Options{Library: name})
 		switch {
 		case err == nil:

@@ -17,7 +17,7 @@ import (
 
 // Options configure the CPU backend.
 type Options struct {
-	// BLAS chooses the matrix-multiply library: one of blas.Libraries.
+	// BLAS chooses the matrix-multiply library: one of blas.Libraries().
 	BLAS string
 	// Threads is the number of threads the backend computes on, matrix products
 	// included (0: one per CPU that Go may use, GOMAXPROCS).

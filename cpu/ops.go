@@ -132,8 +132,11 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 		if DW != nil {
 			dw.c, dw.ldc = DW.f, out
 		}
-		parts := dw.parts(b.pool.n, out)
-		if DW == nil && n*out >= minParallel {
+		parts := 1 // with dw, as the product splits; without, as elementwise work does
+		switch {
+		case DW != nil:
+			parts = dw.parts(b.pool.n, out)
+		case n*out >= minParallel:
 			parts = max(1, min(b.pool.n, out/(2*splitAlign)))
 		}
 		if DB != nil && cap(b.acc) < out {

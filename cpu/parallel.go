@@ -182,9 +182,10 @@ func (b *Backend) parallel(n, align int, body func(lo, hi int)) {
 	b.parallelWork(n, n, align, body)
 }
 
-// parallelWork is parallel for elements that cost more than a memory pass: work is
-// the job's cost in such passes over one element (e.g. the pieces of a maxout unit,
-// or a share of a Philox block), and decides whether splitting pays.
+// parallelWork is parallel for elements that cost more (or less) than one memory
+// pass each: work is the whole job's cost counted in such passes (e.g. n·pieces for
+// maxout, or a share of a Philox block per element), and decides whether splitting
+// pays.
 func (b *Backend) parallelWork(n, work, align int, body func(lo, hi int)) {
 	parts := b.pool.n
 	if work < minParallel {
@@ -200,15 +201,7 @@ func (b *Backend) parallelWork(n, work, align int, body func(lo, hi int)) {
 // parallelRows runs body over the rows [0, rows) of a rows×cols job in chunks of
 // whole rows, split as parallel splits elements.
 func (b *Backend) parallelRows(rows, cols int, body func(r0, r1 int)) {
-	parts := b.pool.n
-	if rows*cols < minParallel {
-		parts = 1
-	}
-	b.pool.run(parts, func(part int) {
-		if r0, r1 := chunk(rows, 1, parts, part); r0 < r1 {
-			body(r0, r1)
-		}
-	})
+	b.parallelWork(rows, rows*cols, 1, body)
 }
 
 // defaultWorkers is one worker per CPU the Go scheduler may use.
