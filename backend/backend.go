@@ -153,6 +153,38 @@ type Backend interface {
 	// dz[i·pieces + arg[i]] = dy[i]·mask[i], the other pieces zero.
 	MaxoutDropoutBackward(dz, dy, mask, arg Tensor, pieces int)
 
+	// Im2Col lays out the receptive fields of the NHWC images x (n×g.InSize()) as the
+	// rows of cols ((n·g.Positions())×g.Patch()): row (i, oy, ox), column (ky, kx, c)
+	// holds x[i, oy·StrideH − PadH + ky, ox·StrideW − PadW + kx, c], or 0 where that
+	// falls in the padding.
+	Im2Col(cols, x Tensor, g ConvGeom)
+	// Col2Im is the adjoint of Im2Col: it overwrites x with, at each input element, the
+	// sum of the elements of cols that Im2Col would copy from it (the input gradient of
+	// a convolution, and the forward pass of a transposed one). Each element is summed
+	// in the order of its (ky, kx) taps, so results do not depend on scheduling.
+	Col2Im(x, cols Tensor, g ConvGeom)
+	// BiasActivation sets y = act(y + b) in place, b (1×C) added to every row of y (m×C).
+	BiasActivation(y, b Tensor, act Act)
+	// BiasActivationBackward overwrites dy (m×C) with dZ = dy ⊙ act'(z), act' computed
+	// from the activation's output y, and sets db = Σ_rows dZ unless db is nil.
+	BiasActivationBackward(db, dy, y Tensor, act Act)
+	// BatchNorm normalises each column of x (m×C, one column per channel) by its batch
+	// statistics: mean and variance (1×C, the biased variance) are written, and
+	//   y = act(gamma·(x − mean)/√(variance + eps) + beta).
+	// Unless runMean and runVar are nil, it also updates them as running averages:
+	// run ← (1 − momentum)·run + momentum·batch, with the unbiased variance
+	// (variance·m/(m−1); the biased one when m = 1). y must not alias x.
+	BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar Tensor, eps, momentum float32, act Act)
+	// BatchNormInfer is BatchNorm with the running statistics in place of the batch's:
+	// y = act(gamma·(x − runMean)/√(runVar + eps) + beta). y may alias x.
+	BatchNormInfer(y, x, gamma, beta, runMean, runVar Tensor, eps float32, act Act)
+	// BatchNormBackward back-propagates through a BatchNorm that read x and wrote y,
+	// mean and variance. On entry dy holds dL/dy; it is overwritten with
+	// dZ = dy ⊙ act'(y). Then, with x̂ = (x − mean)/√(variance + eps) and m rows,
+	//   dbeta = Σ dZ,  dgamma = Σ dZ ⊙ x̂,  dx = gamma/√(variance + eps) ⊙ (dZ − dbeta/m − x̂ ⊙ dgamma/m)
+	// (the sums over rows); any of dx, dgamma, dbeta may be nil to skip it.
+	BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance Tensor, eps float32, act Act)
+
 	// SigmoidCrossEntropy is the fused, numerically stable binary cross-entropy on
 	// logits (n×1) with targets (n×1, values in [0,1]):
 	//   out[slot] = scale · Σ_i bce(σ(logits_i), t_i),  dlogits_i = scale · (σ(logits_i) − t_i).

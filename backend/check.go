@@ -13,7 +13,9 @@ import "fmt"
 
 func shapeErr(op, format string, args ...any) error {
 	for i, a := range args {
-		if t, ok := a.(Tensor); ok {
+		if a == nil {
+			args[i] = "nil"
+		} else if t, ok := a.(Tensor); ok {
 			args[i] = ShapeString(t)
 		}
 	}

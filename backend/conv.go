@@ -1,0 +1,141 @@
+package backend
+
+import "fmt"
+
+// Images are stored one per row, NHWC: a tensor of n images of H×W×C is n×(H·W·C),
+// row-major, channels interleaved (the data package's layout). A convolution is then
+// a matrix product: Im2Col lays out each output position's receptive field as a row,
+// and the rows times a (KH·KW·C)×F weight matrix give an (n·OutH·OutW)×F matrix that
+// is the NHWC output itself. So a convolution reuses DenseForward and DenseBackward
+// with their fused bias and activation, on every backend, and per-channel operations
+// (bias, batch normalisation, maxout over channels) act on the (n·H·W)×C view.
+
+// ConvGeom is the geometry of a 2-D convolution over NHWC images: an InH×InW×InC
+// input, a KH×KW kernel moved by StrideH, StrideW, with PadH rows and PadW columns of
+// zeros on each side. A transposed convolution is described by the geometry of the
+// convolution it transposes: its input has the convolution's output size and its
+// output the convolution's input size.
+type ConvGeom struct {
+	InH, InW, InC    int
+	KH, KW           int
+	StrideH, StrideW int
+	PadH, PadW       int
+}
+
+// OutH is the number of output rows: (InH + 2·PadH − KH)/StrideH + 1.
+func (g ConvGeom) OutH() int { return (g.InH+2*g.PadH-g.KH)/g.StrideH + 1 }
+
+// OutW is the number of output columns: (InW + 2·PadW − KW)/StrideW + 1.
+func (g ConvGeom) OutW() int { return (g.InW+2*g.PadW-g.KW)/g.StrideW + 1 }
+
+// InSize is the number of values in one input image, InH·InW·InC.
+func (g ConvGeom) InSize() int { return g.InH * g.InW * g.InC }
+
+// Patch is the width of one receptive field, KH·KW·InC: a column row's width.
+func (g ConvGeom) Patch() int { return g.KH * g.KW * g.InC }
+
+// Positions is the number of output positions of one image, OutH·OutW.
+func (g ConvGeom) Positions() int { return g.OutH() * g.OutW() }
+
+// Valid reports whether g describes a convolution: every size positive, padding
+// smaller than the kernel, the kernel fitting the padded input, and every size small
+// enough that no index overflows an int32 (the device kernels' index type).
+func (g ConvGeom) Valid() error {
+	const most = 1 << 15
+	for _, v := range []int{g.InH, g.InW, g.InC, g.KH, g.KW, g.StrideH, g.StrideW} {
+		if v <= 0 || v > most {
+			return fmt.Errorf("convolution %v: sizes, kernel and stride must be in 1..%d", g, most)
+		}
+	}
+	if g.PadH < 0 || g.PadW < 0 || g.PadH >= g.KH || g.PadW >= g.KW {
+		return fmt.Errorf("convolution %v: padding must be in 0..kernel−1", g)
+	}
+	if g.InH+2*g.PadH < g.KH || g.InW+2*g.PadW < g.KW {
+		return fmt.Errorf("convolution %v: the %d×%d kernel is larger than the padded %d×%d input", g, g.KH, g.KW, g.InH+2*g.PadH, g.InW+2*g.PadW)
+	}
+	if int64(g.InSize()) >= 1<<31 || int64(g.Patch())*int64(g.Positions()) >= 1<<31 {
+		return fmt.Errorf("convolution %v: too large", g)
+	}
+	return nil
+}
+
+func (g ConvGeom) String() string {
+	return fmt.Sprintf("%d×%d×%d k%d×%d s%d×%d p%d×%d", g.InH, g.InW, g.InC, g.KH, g.KW, g.StrideH, g.StrideW, g.PadH, g.PadW)
+}
+
+// CheckIm2Col is the rule of Backend.Im2Col.
+func CheckIm2Col(cols, x Tensor, g ConvGeom) error {
+	if err := g.Valid(); err != nil {
+		return shapeErr("Im2Col", "%v", err)
+	}
+	n := x.Rows()
+	if n > 0 && x.Cols() == g.InSize() && cols.Rows() == n*g.Positions() && cols.Cols() == g.Patch() {
+		return nil
+	}
+	return shapeErr("Im2Col", "cols %s, x %s, geometry %v (want x n×%d, cols n·%d×%d)", cols, x, g, g.InSize(), g.Positions(), g.Patch())
+}
+
+// CheckCol2Im is the rule of Backend.Col2Im.
+func CheckCol2Im(x, cols Tensor, g ConvGeom) error {
+	if err := g.Valid(); err != nil {
+		return shapeErr("Col2Im", "%v", err)
+	}
+	n := x.Rows()
+	if n > 0 && x.Cols() == g.InSize() && cols.Rows() == n*g.Positions() && cols.Cols() == g.Patch() {
+		return nil
+	}
+	return shapeErr("Col2Im", "x %s, cols %s, geometry %v (want x n×%d, cols n·%d×%d)", x, cols, g, g.InSize(), g.Positions(), g.Patch())
+}
+
+// CheckBiasActivation is the rule of Backend.BiasActivation.
+func CheckBiasActivation(y, b Tensor) error {
+	if Len(y) > 0 && y.Cols() > 0 && Len(b) == y.Cols() {
+		return nil
+	}
+	return shapeErr("BiasActivation", "y %s, b %s", y, b)
+}
+
+// CheckBiasActivationBackward is the rule of Backend.BiasActivationBackward; db may be nil.
+func CheckBiasActivationBackward(db, dy, y Tensor) error {
+	if Len(y) > 0 && same(dy, y) && (db == nil || Len(db) == y.Cols()) {
+		return nil
+	}
+	return shapeErr("BiasActivationBackward", "db %s, dy %s, y %s", db, dy, y)
+}
+
+// CheckBatchNorm is the rule of Backend.BatchNorm; runMean and runVar may be nil
+// together.
+func CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar Tensor, eps, momentum float32) error {
+	c := x.Cols()
+	ok := x.Rows() > 0 && c > 0 && same(y, x) && Len(mean) == c && Len(variance) == c &&
+		Len(gamma) == c && Len(beta) == c && eps > 0 && momentum >= 0 && momentum <= 1 &&
+		(runMean == nil) == (runVar == nil) && (runMean == nil || Len(runMean) == c && Len(runVar) == c)
+	if ok {
+		return nil
+	}
+	return shapeErr("BatchNorm", "y %s, mean %s, variance %s, x %s, gamma %s, beta %s, running %s and %s, eps %g, momentum %g",
+		y, mean, variance, x, gamma, beta, runMean, runVar, eps, momentum)
+}
+
+// CheckBatchNormInfer is the rule of Backend.BatchNormInfer.
+func CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar Tensor, eps float32) error {
+	c := x.Cols()
+	if x.Rows() > 0 && c > 0 && same(y, x) && Len(gamma) == c && Len(beta) == c && Len(runMean) == c && Len(runVar) == c && eps > 0 {
+		return nil
+	}
+	return shapeErr("BatchNormInfer", "y %s, x %s, gamma %s, beta %s, running %s and %s, eps %g", y, x, gamma, beta, runMean, runVar, eps)
+}
+
+// CheckBatchNormBackward is the rule of Backend.BatchNormBackward; dx, dgamma and
+// dbeta may be nil.
+func CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance Tensor, eps float32) error {
+	c := x.Cols()
+	ok := x.Rows() > 0 && c > 0 && same(dy, x) && same(y, x) && Len(gamma) == c && Len(mean) == c &&
+		Len(variance) == c && eps > 0 && (dx == nil || same(dx, x)) &&
+		(dgamma == nil || Len(dgamma) == c) && (dbeta == nil || Len(dbeta) == c)
+	if ok {
+		return nil
+	}
+	return shapeErr("BatchNormBackward", "dx %s, dgamma %s, dbeta %s, dy %s, x %s, y %s, gamma %s, mean %s, variance %s, eps %g",
+		dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, eps)
+}

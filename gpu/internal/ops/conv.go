@@ -1,0 +1,26 @@
+package ops
+
+import (
+	"errors"
+
+	"github.com/gantrain/gantrain/backend"
+)
+
+// Placeholders while the convolution operations are built; each records an error.
+var errConvPending = errors.New("convolution operations are not built yet")
+
+func (b *Core) Im2Col(cols, x backend.Tensor, g backend.ConvGeom)      { b.Fail(errConvPending) }
+func (b *Core) Col2Im(x, cols backend.Tensor, g backend.ConvGeom)      { b.Fail(errConvPending) }
+func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) { b.Fail(errConvPending) }
+func (b *Core) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
+	b.Fail(errConvPending)
+}
+func (b *Core) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, eps, momentum float32, act backend.Act) {
+	b.Fail(errConvPending)
+}
+func (b *Core) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor, eps float32, act backend.Act) {
+	b.Fail(errConvPending)
+}
+func (b *Core) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, eps float32, act backend.Act) {
+	b.Fail(errConvPending)
+}
