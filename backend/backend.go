@@ -168,22 +168,29 @@ type Backend interface {
 	// BiasActivationBackward overwrites dy (m×C) with dZ = dy ⊙ act'(z), act' computed
 	// from the activation's output y, and sets db = Σ_rows dZ unless db is nil.
 	BiasActivationBackward(db, dy, y Tensor, act Act)
-	// BatchNorm normalises each column of x (m×C, one column per channel) by its batch
-	// statistics: mean and variance (1×C, the biased variance) are written, and
-	//   y = act(gamma·(x − mean)/√(variance + eps) + beta).
-	// Unless runMean and runVar are nil, it also updates them as running averages:
-	// run ← (1 − momentum)·run + momentum·batch, with the unbiased variance
-	// (variance·m/(m−1); the biased one when m = 1). y must not alias x.
-	BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar Tensor, eps, momentum float32, act Act)
+	// BatchNorm normalises each column of x (m×C, one column per channel) by batch
+	// statistics. x's rows are `groups` equal consecutive groups (groups divides m),
+	// each normalised by its own statistics, as if each were a separate call (the
+	// discriminator's real and fake halves): mean and variance (groups×C, the biased
+	// variance) are written, and in group g
+	//   y = act(gamma·(x − mean_g)/√(variance_g + eps) + beta).
+	// Unless runMean and runVar are nil, it also updates them as running averages, once
+	// per group in order: run ← (1 − momentum)·run + momentum·batch_g, with the unbiased
+	// variance (variance·r/(r−1) for r rows a group; the biased one when r = 1).
+	// y must not alias x.
+	BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar Tensor, groups int, eps, momentum float32, act Act)
 	// BatchNormInfer is BatchNorm with the running statistics in place of the batch's:
 	// y = act(gamma·(x − runMean)/√(runVar + eps) + beta). y may alias x.
 	BatchNormInfer(y, x, gamma, beta, runMean, runVar Tensor, eps float32, act Act)
 	// BatchNormBackward back-propagates through a BatchNorm that read x and wrote y,
-	// mean and variance. On entry dy holds dL/dy; it is overwritten with
-	// dZ = dy ⊙ act'(y). Then, with x̂ = (x − mean)/√(variance + eps) and m rows,
-	//   dbeta = Σ dZ,  dgamma = Σ dZ ⊙ x̂,  dx = gamma/√(variance + eps) ⊙ (dZ − dbeta/m − x̂ ⊙ dgamma/m)
-	// (the sums over rows); any of dx, dgamma, dbeta may be nil to skip it.
-	BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance Tensor, eps float32, act Act)
+	// mean and variance in `groups` groups. On entry dy holds dL/dy; it is overwritten
+	// with dZ = dy ⊙ act'(y). Then, in each group g of r rows, with
+	// x̂ = (x − mean_g)/√(variance_g + eps) and the sums over the group's rows
+	// Sβ_g = Σ dZ, Sγ_g = Σ dZ ⊙ x̂:
+	//   dx = gamma/√(variance_g + eps) ⊙ (dZ − Sβ_g/r − x̂ ⊙ Sγ_g/r),
+	// and dbeta = Σ_g Sβ_g, dgamma = Σ_g Sγ_g. Any of dx, dgamma, dbeta may be nil to
+	// skip it.
+	BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance Tensor, groups int, eps float32, act Act)
 
 	// SigmoidCrossEntropy is the fused, numerically stable binary cross-entropy on
 	// logits (n×1) with targets (n×1, values in [0,1]):

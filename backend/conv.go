@@ -105,16 +105,16 @@ func CheckBiasActivationBackward(db, dy, y Tensor) error {
 
 // CheckBatchNorm is the rule of Backend.BatchNorm; runMean and runVar may be nil
 // together.
-func CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar Tensor, eps, momentum float32) error {
+func CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar Tensor, groups int, eps, momentum float32) error {
 	c := x.Cols()
-	ok := x.Rows() > 0 && c > 0 && same(y, x) && Len(mean) == c && Len(variance) == c &&
+	ok := x.Rows() > 0 && c > 0 && groups > 0 && x.Rows()%groups == 0 && same(y, x) && Len(mean) == groups*c && Len(variance) == groups*c &&
 		Len(gamma) == c && Len(beta) == c && eps > 0 && momentum >= 0 && momentum <= 1 &&
 		(runMean == nil) == (runVar == nil) && (runMean == nil || Len(runMean) == c && Len(runVar) == c)
 	if ok {
 		return nil
 	}
-	return shapeErr("BatchNorm", "y %s, mean %s, variance %s, x %s, gamma %s, beta %s, running %s and %s, eps %g, momentum %g",
-		y, mean, variance, x, gamma, beta, runMean, runVar, eps, momentum)
+	return shapeErr("BatchNorm", "y %s, mean %s, variance %s, x %s, gamma %s, beta %s, running %s and %s, %d groups, eps %g, momentum %g",
+		y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum)
 }
 
 // CheckBatchNormInfer is the rule of Backend.BatchNormInfer.
@@ -128,14 +128,14 @@ func CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar Tensor, eps float32)
 
 // CheckBatchNormBackward is the rule of Backend.BatchNormBackward; dx, dgamma and
 // dbeta may be nil.
-func CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance Tensor, eps float32) error {
+func CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance Tensor, groups int, eps float32) error {
 	c := x.Cols()
-	ok := x.Rows() > 0 && c > 0 && same(dy, x) && same(y, x) && Len(gamma) == c && Len(mean) == c &&
-		Len(variance) == c && eps > 0 && (dx == nil || same(dx, x)) &&
+	ok := x.Rows() > 0 && c > 0 && groups > 0 && x.Rows()%groups == 0 && same(dy, x) && same(y, x) && Len(gamma) == c &&
+		Len(mean) == groups*c && Len(variance) == groups*c && eps > 0 && (dx == nil || same(dx, x)) &&
 		(dgamma == nil || Len(dgamma) == c) && (dbeta == nil || Len(dbeta) == c)
 	if ok {
 		return nil
 	}
-	return shapeErr("BatchNormBackward", "dx %s, dgamma %s, dbeta %s, dy %s, x %s, y %s, gamma %s, mean %s, variance %s, eps %g",
-		dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, eps)
+	return shapeErr("BatchNormBackward", "dx %s, dgamma %s, dbeta %s, dy %s, x %s, y %s, gamma %s, mean %s, variance %s, %d groups, eps %g",
+		dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps)
 }

@@ -15,12 +15,12 @@ func (b *Backend) BiasActivation(y, bias backend.Tensor, act backend.Act) { b.fa
 func (b *Backend) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
 	b.fail(errConvPending)
 }
-func (b *Backend) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, eps, momentum float32, act backend.Act) {
+func (b *Backend) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, groups int, eps, momentum float32, act backend.Act) {
 	b.fail(errConvPending)
 }
 func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor, eps float32, act backend.Act) {
 	b.fail(errConvPending)
 }
-func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, eps float32, act backend.Act) {
+func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
 	b.fail(errConvPending)
 }

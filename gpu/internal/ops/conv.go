@@ -15,12 +15,12 @@ func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) { b.Fail(
 func (b *Core) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
 	b.Fail(errConvPending)
 }
-func (b *Core) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, eps, momentum float32, act backend.Act) {
+func (b *Core) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, groups int, eps, momentum float32, act backend.Act) {
 	b.Fail(errConvPending)
 }
 func (b *Core) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor, eps float32, act backend.Act) {
 	b.Fail(errConvPending)
 }
-func (b *Core) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, eps float32, act backend.Act) {
+func (b *Core) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
 	b.Fail(errConvPending)
 }
