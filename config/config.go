@@ -43,6 +43,12 @@ const (
 	GLossMinimax       = "minimax"
 )
 
+// How G's batchnorm layers normalise samples (Train.SampleBatchNorm; "" is running).
+const (
+	SampleBatchNormRunning = "running"
+	SampleBatchNormBatch   = "batch"
+)
+
 // Answers to divergence (Train.OnDivergence).
 const (
 	OnDivergenceStop     = "stop"
@@ -140,6 +146,11 @@ type Train struct {
 	// is below GEMA (TensorFlow's ExponentialMovingAverage with num_updates), so that a
 	// long average (0.9999: about 10,000 updates) forgets the first, poor generators.
 	GEMAWarmup bool `yaml:"g_ema_warmup" json:"g_ema_warmup,omitempty"`
+	// SampleBatchNorm is how G's batchnorm layers normalise when it draws samples
+	// (sample grids, evaluations, gantrain sample): running (the running averages of
+	// training, the default) or batch (each batch of samples by its own statistics, as
+	// in training; evaluations then draw in batches of 1,000).
+	SampleBatchNorm string `yaml:"sample_batchnorm,omitempty" json:"sample_batchnorm,omitempty"`
 	// Epochs and Steps bound the run (0: no bound); the first reached ends it.
 	Epochs int   `yaml:"epochs" json:"epochs"`
 	Steps  int64 `yaml:"steps" json:"steps"`
@@ -433,6 +444,9 @@ func (t Train) validate(p *problems) {
 	}
 	if t.GEMAWarmup && t.GEMA == 0 {
 		p.add("train.g_ema_warmup", "warms up the moving average of G, which is off (g_ema 0)")
+	}
+	if t.SampleBatchNorm != "" {
+		p.oneOf("train.sample_batchnorm", "batchnorm mode", t.SampleBatchNorm, SampleBatchNormRunning, SampleBatchNormBatch)
 	}
 	if t.Epochs < 0 || t.Steps < 0 {
 		p.add("train", "epochs and steps must be ≥ 0, got %d and %d", t.Epochs, t.Steps)

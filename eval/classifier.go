@@ -107,11 +107,11 @@ func NewClassifier(b backend.Backend, a ClassifierArch) (*Classifier, error) {
 		return 0
 	}
 	nf := lastUnits(a.Features)
-	f, err := model.Build(b, "features", a.Features, a.In, nf, model.OutputHead)
+	f, err := model.Build(b, "features", a.Features, model.Flat(a.In), model.Flat(nf), model.OutputHead)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
-	h, err := model.Build(b, "head", a.Head, f.Out, a.Classes, model.OutputHead)
+	h, err := model.Build(b, "head", a.Head, model.Flat(f.Out), model.Flat(a.Classes), model.OutputHead)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}

@@ -23,7 +23,7 @@ func Example() {
 		{Type: model.Dense, Activation: "tanh", InitRange: 0.5}, // units 0: the data's width
 	}
 	fmt.Println(model.DescribeLayers(specs))
-	g, err := model.Build(b, "generator", specs, 4, 2, model.OutputHead)
+	g, err := model.Build(b, "generator", specs, model.Flat(4), model.Flat(2), model.OutputHead)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -199,11 +199,11 @@ type refNet struct {
 func (r *refGraph) net(n *Net, host []float32) *refNet {
 	rn := &refNet{net: n, w: make([]*gg.Node, len(n.layers)), b: make([]*gg.Node, len(n.layers))}
 	for i, l := range n.layers {
-		if l.lin == 0 {
+		if !l.params {
 			continue
 		}
-		rn.w[i] = r.leaf(fmt.Sprintf("%s.%d.w", n.Name, i), l.in, l.lin, host[l.wOff:l.wOff+l.in*l.lin])
-		rn.b[i] = r.leaf(fmt.Sprintf("%s.%d.b", n.Name, i), 1, l.lin, host[l.bOff:l.bOff+l.lin])
+		rn.w[i] = r.leaf(fmt.Sprintf("%s.%d.w", n.Name, i), l.wRows, l.wCols, host[l.wOff:l.wOff+l.wRows*l.wCols])
+		rn.b[i] = r.leaf(fmt.Sprintf("%s.%d.b", n.Name, i), 1, l.bLen, host[l.bOff:l.bOff+l.bLen])
 		rn.params = append(rn.params, rn.w[i], rn.b[i])
 	}
 	return rn
@@ -230,7 +230,7 @@ func (r *refGraph) forward(rn *refNet, x *gg.Node, rows int, masks map[int][]flo
 				// product overwrites it, and Max's gradient, which compares its output
 				// with its input, then routes nothing.)
 				lin[i] = z
-				z = r.must(gg.Reshape(z, tensor.Shape{rows, l.out, l.spec.Pieces}))
+				z = r.must(gg.Reshape(z, tensor.Shape{rows, l.out.Size(), l.spec.Pieces}))
 				x = r.must(gg.Max(z, 2))
 				continue
 			}
@@ -253,7 +253,7 @@ func (r *refGraph) forward(rn *refNet, x *gg.Node, rows int, masks map[int][]flo
 			if !ok {
 				r.t.Fatalf("%s layer %d: no dropout mask", rn.net.Name, i)
 			}
-			x = r.must(gg.HadamardProd(x, r.leaf(fmt.Sprintf("%s.%d.mask", rn.net.Name, i), rows, l.out, m)))
+			x = r.must(gg.HadamardProd(x, r.leaf(fmt.Sprintf("%s.%d.mask", rn.net.Name, i), rows, l.out.Size(), m)))
 		}
 	}
 	return x, lin
@@ -426,10 +426,10 @@ func newRig(t *testing.T, b backend.Backend, c gradCase, minimax bool, src *rand
 	t.Helper()
 	r := &rig{t: t, b: b, c: c}
 	var err error
-	if r.G, err = Build(b, "generator", c.gSpecs, c.noise, c.dim, OutputHead); err != nil {
+	if r.G, err = Build(b, "generator", c.gSpecs, Flat(c.noise), Flat(c.dim), OutputHead); err != nil {
 		t.Fatal(err)
 	}
-	if r.D, err = Build(b, "discriminator", c.dSpecs, c.dim, 0, LogitHead); err != nil {
+	if r.D, err = Build(b, "discriminator", c.dSpecs, Flat(c.dim), Shape{}, LogitHead); err != nil {
 		t.Fatal(err)
 	}
 	if c.paperInit {
@@ -493,14 +493,14 @@ func newRig(t *testing.T, b backend.Backend, c gradCase, minimax bool, src *rand
 func randomParams(n *Net, wr float32, src *rand.Rand) []float32 {
 	p := make([]float32, n.Size())
 	for _, l := range n.layers {
-		if l.lin == 0 {
+		if !l.params {
 			continue
 		}
-		r := wr * float32(math.Sqrt(3/float64(l.in)))
-		for e := 0; e < l.in*l.lin; e++ {
+		r := wr * float32(math.Sqrt(3/float64(l.wRows)))
+		for e := 0; e < l.wRows*l.wCols; e++ {
 			p[l.wOff+e] = r * (2*src.Float32() - 1)
 		}
-		for e := 0; e < l.lin; e++ {
+		for e := 0; e < l.bLen; e++ {
 			p[l.bOff+e] = 0.2 * (2*src.Float32() - 1)
 		}
 	}

@@ -26,7 +26,7 @@ func TestInitialParamsDataMeanBias(t *testing.T) {
 			{Type: Dense, Units: 3, Activation: "relu", InitRange: 0.5},
 			{Type: Dense, Activation: c.act, InitRange: 0.5, BiasInit: BiasDataMean},
 		}
-		n, err := Build(b, "generator", specs, 2, len(mean), OutputHead)
+		n, err := Build(b, "generator", specs, Flat(2), Flat(len(mean)), OutputHead)
 		if err != nil {
 			t.Fatal(err)
 		}

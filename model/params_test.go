@@ -18,11 +18,11 @@ func TestWithParams(t *testing.T) {
 		{Type: Dense, Units: 9, Activation: "relu", InitRange: 0.5},
 		{Type: Dense, Units: 4, Activation: "sigmoid", InitRange: 0.5},
 	}
-	n, err := Build(b, "generator", specs, 5, 4, OutputHead)
+	n, err := Build(b, "generator", specs, Flat(5), Flat(4), OutputHead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := Build(b, "generator", specs, 5, 4, OutputHead)
+	other, err := Build(b, "generator", specs, Flat(5), Flat(4), OutputHead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,10 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 
 	"github.com/gantrain/gantrain/backend"
@@ -22,6 +24,22 @@ const (
 	Dense   = "dense"
 	Maxout  = "maxout"
 	Dropout = "dropout"
+	// Conv2D is a 2-D convolution over NHWC images (a maxout over channels with pieces > 1).
+	Conv2D = "conv2d"
+	// ConvTranspose2D is the transpose of a 2-D convolution: a generator's upsampling.
+	ConvTranspose2D = "conv_transpose2d"
+	// BatchNorm normalises each channel by batch statistics (running averages in
+	// inference), then applies a learnt scale and shift and an activation.
+	BatchNorm = "batchnorm"
+	// Reshape reads its input as an image of Shape [H, W, C]; Flatten as a vector.
+	Reshape = "reshape"
+	Flatten = "flatten"
+)
+
+// Batch normalisation defaults (PyTorch's).
+const (
+	DefaultBatchNormMomentum = 0.1
+	DefaultBatchNormEps      = 1e-5
 )
 
 // Bias initialisations.
@@ -53,6 +71,59 @@ type LayerSpec struct {
 	MaxColNorm float32 `yaml:"max_col_norm,omitempty" json:"max_col_norm,omitempty"`
 	// BiasInit is zero (default) or data_mean (output layers of generators only).
 	BiasInit string `yaml:"bias_init,omitempty" json:"bias_init,omitempty"`
+
+	// Filters is a convolution's number of output channels (conv2d, conv_transpose2d).
+	// A generator's last conv_transpose2d may leave it 0: it then takes the data's
+	// channels.
+	Filters int `yaml:"filters,omitempty" json:"filters,omitempty"`
+	// Kernel is a convolution's square kernel size.
+	Kernel int `yaml:"kernel,omitempty" json:"kernel,omitempty"`
+	// Stride of a convolution (0: 1).
+	Stride int `yaml:"stride,omitempty" json:"stride,omitempty"`
+	// Padding is the zero padding on each side of a convolution's input; for a
+	// transposed convolution, the padding of the convolution it transposes.
+	Padding int `yaml:"padding,omitempty" json:"padding,omitempty"`
+	// OutputPadding adds rows and columns to one side of a transposed convolution's
+	// output (less than the stride), choosing among the sizes a stride maps alike.
+	OutputPadding int `yaml:"output_padding,omitempty" json:"output_padding,omitempty"`
+	// Shape is a reshape's image shape, [H, W, C].
+	Shape []int `yaml:"shape,omitempty" json:"shape,omitempty"`
+	// Momentum of a batchnorm layer's running averages (0: 0.1).
+	Momentum float32 `yaml:"momentum,omitempty" json:"momentum,omitempty"`
+	// Eps is added to a batchnorm layer's variance (0: 1e-5).
+	Eps float32 `yaml:"eps,omitempty" json:"eps,omitempty"`
+}
+
+// stride is the spec's stride with its default.
+func (l LayerSpec) stride() int { return max(l.Stride, 1) }
+
+// bnMomentum and bnEps are a batchnorm layer's momentum and eps with their defaults.
+func (l LayerSpec) bnMomentum() float32 {
+	if l.Momentum == 0 {
+		return DefaultBatchNormMomentum
+	}
+	return l.Momentum
+}
+
+func (l LayerSpec) bnEps() float32 {
+	if l.Eps == 0 {
+		return DefaultBatchNormEps
+	}
+	return l.Eps
+}
+
+// pieces is the number of linear pieces a unit or channel takes the max over (1: none).
+func (l LayerSpec) pieces() int {
+	if l.isMaxout() {
+		return l.Pieces
+	}
+	return 1
+}
+
+// isMaxout reports whether the layer takes a max over pieces: a maxout layer, or a
+// convolution with pieces > 1.
+func (l LayerSpec) isMaxout() bool {
+	return l.Type == Maxout || (l.Type == Conv2D && l.Pieces > 1)
 }
 
 // PaperGenerator is the MNIST generator of the 2014 paper's published configuration:
@@ -123,50 +194,47 @@ func Validate(role string, layers []LayerSpec, head Head) error {
 	hasParams := false
 	for i, l := range layers {
 		where := fmt.Sprintf("%s layer %d (%s)", role, i, l.Type)
+		last := i == len(layers)-1
+		var err error
 		switch l.Type {
 		case Dense, Maxout:
 			hasParams = true
-			dataWidth := head == OutputHead && i == len(layers)-1 && l.Units == 0
-			if !dataWidth && (l.Units <= 0 || l.Units > 1<<20) {
-				return fmt.Errorf("%s: units must be in 1..%d, got %d", where, 1<<20, l.Units)
-			}
-			if l.Type == Maxout && (l.Pieces < 1 || l.Pieces > 64 || l.Units*l.Pieces > 1<<20) {
-				return fmt.Errorf("%s: pieces must be in 1..64 (units×pieces ≤ %d), got %d", where, 1<<20, l.Pieces)
-			}
-			if l.Type == Dense {
-				if _, err := backend.ParseActivation(l.Activation); err != nil {
-					return fmt.Errorf("%s: %w", where, err)
-				}
-			} else if l.Activation != "" {
-				return fmt.Errorf("%s: a maxout layer takes no activation (got %q)", where, l.Activation)
-			}
-			if l.Activation == "leaky_relu" && !(l.Alpha > 0 && l.Alpha < 1) {
-				return fmt.Errorf("%s: leaky_relu needs alpha in (0, 1), got %g", where, l.Alpha)
-			}
-			if !(l.MaxColNorm >= 0) || math.IsInf(float64(l.MaxColNorm), 0) {
-				return fmt.Errorf("%s: max_col_norm must be ≥ 0 (0: none), got %g", where, l.MaxColNorm)
-			}
-			if !(l.InitRange >= 0) || math.IsInf(float64(l.InitRange), 0) {
-				return fmt.Errorf("%s: init_range must be ≥ 0, got %g", where, l.InitRange)
-			}
-			switch l.BiasInit {
-			case "", BiasZero:
-			case BiasDataMean:
-				if head == LogitHead || i != len(layers)-1 || l.Type != Dense {
-					return fmt.Errorf("%s: bias_init data_mean is only for a generator's last (dense) layer", where)
-				}
-			default:
-				return fmt.Errorf("%s: unknown bias_init %q (want zero or data_mean)", where, l.BiasInit)
-			}
+			err = validateDense(l, head == OutputHead && last && l.Units == 0)
+		case Conv2D, ConvTranspose2D:
+			hasParams = true
+			err = validateConv(l, head == OutputHead && last && l.Filters == 0)
+		case BatchNorm:
+			hasParams = true
+			err = validateBatchNorm(l)
 		case Dropout:
 			if !(l.Keep > 0 && l.Keep <= 1) {
-				return fmt.Errorf("%s: keep must be in (0, 1], got %g", where, l.Keep)
+				err = fmt.Errorf("keep must be in (0, 1], got %g", l.Keep)
+			} else if !l.only(LayerSpec{Type: l.Type, Keep: l.Keep}) {
+				err = errors.New("dropout takes only keep")
 			}
-			if l.Units != 0 || l.Pieces != 0 || l.Activation != "" || l.MaxColNorm != 0 {
-				return fmt.Errorf("%s: dropout takes only keep", where)
+		case Reshape:
+			if len(l.Shape) != 3 || l.Shape[0] <= 0 || l.Shape[1] <= 0 || l.Shape[2] <= 0 {
+				err = fmt.Errorf("shape must be [H, W, C], each positive, got %v", l.Shape)
+			} else if !l.only(LayerSpec{Type: l.Type, Shape: l.Shape}) {
+				err = errors.New("reshape takes only shape")
+			}
+		case Flatten:
+			if !l.only(LayerSpec{Type: l.Type}) {
+				err = errors.New("flatten takes nothing")
 			}
 		default:
-			return fmt.Errorf("%s: unknown layer type %q (want dense, maxout or dropout)", where, l.Type)
+			err = fmt.Errorf("unknown layer type %q (want %s)", l.Type, orList(layerTypes))
+		}
+		if err == nil && l.BiasInit != "" && l.BiasInit != BiasZero {
+			switch {
+			case l.BiasInit != BiasDataMean:
+				err = fmt.Errorf("unknown bias_init %q (want zero or data_mean)", l.BiasInit)
+			case head == LogitHead || !last || (l.Type != Dense && l.Type != ConvTranspose2D):
+				err = errors.New("bias_init data_mean is only for a generator's last (dense or conv_transpose2d) layer")
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	if !hasParams {
@@ -177,8 +245,122 @@ func Validate(role string, layers []LayerSpec, head Head) error {
 		if last.Type != Dense || last.Units != 1 || (last.Activation != "identity" && last.Activation != "" && last.Activation != "linear") {
 			return fmt.Errorf("%s: the last layer must be dense with 1 unit and activation identity (the logit; the sigmoid is fused into the loss)", role)
 		}
-	} else if last.Type == Dropout {
-		return fmt.Errorf("%s: the last layer must not be dropout", role)
+	} else if last.Type != Dense && last.Type != Maxout && last.Type != ConvTranspose2D && last.Type != Conv2D && last.Type != BatchNorm {
+		return fmt.Errorf("%s: the last layer must compute something (dense, maxout, a convolution or batchnorm), not %s", role, last.Type)
+	}
+	return nil
+}
+
+var layerTypes = []string{Dense, Maxout, Dropout, Conv2D, ConvTranspose2D, BatchNorm, Reshape, Flatten}
+
+func orList(s []string) string {
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+// only reports whether l sets no field that want leaves zero (want holds the fields
+// its type takes, copied from l).
+func (l LayerSpec) only(want LayerSpec) bool {
+	return reflect.DeepEqual(l, want)
+}
+
+// validateActivation checks a layer's activation name and leaky_relu's alpha.
+func validateActivation(l LayerSpec) error {
+	if _, err := backend.ParseActivation(l.Activation); err != nil {
+		return err
+	}
+	if l.Activation == "leaky_relu" && !(l.Alpha > 0 && l.Alpha < 1) {
+		return fmt.Errorf("leaky_relu needs alpha in (0, 1), got %g", l.Alpha)
+	}
+	return nil
+}
+
+// validateWeights checks init_range and max_col_norm.
+func validateWeights(l LayerSpec) error {
+	if !(l.MaxColNorm >= 0) || math.IsInf(float64(l.MaxColNorm), 0) {
+		return fmt.Errorf("max_col_norm must be ≥ 0 (0: none), got %g", l.MaxColNorm)
+	}
+	if !(l.InitRange >= 0) || math.IsInf(float64(l.InitRange), 0) {
+		return fmt.Errorf("init_range must be ≥ 0, got %g", l.InitRange)
+	}
+	return nil
+}
+
+func validateDense(l LayerSpec, dataWidth bool) error {
+	if !dataWidth && (l.Units <= 0 || l.Units > 1<<20) {
+		return fmt.Errorf("units must be in 1..%d, got %d", 1<<20, l.Units)
+	}
+	if l.Type == Maxout {
+		if l.Pieces < 1 || l.Pieces > 64 || l.Units*l.Pieces > 1<<20 {
+			return fmt.Errorf("pieces must be in 1..64 (units×pieces ≤ %d), got %d", 1<<20, l.Pieces)
+		}
+		if l.Activation != "" {
+			return fmt.Errorf("a maxout layer takes no activation (got %q)", l.Activation)
+		}
+	} else if err := validateActivation(l); err != nil {
+		return err
+	}
+	if l.Filters != 0 || l.Kernel != 0 || l.Stride != 0 || l.Padding != 0 || l.OutputPadding != 0 || l.Shape != nil || l.Momentum != 0 || l.Eps != 0 {
+		return fmt.Errorf("a %s layer takes no filters, kernel, stride, padding, output_padding, shape, momentum or eps", l.Type)
+	}
+	return validateWeights(l)
+}
+
+func validateConv(l LayerSpec, dataChannels bool) error {
+	if !dataChannels && (l.Filters <= 0 || l.Filters > 1<<15) {
+		return fmt.Errorf("filters must be in 1..%d, got %d", 1<<15, l.Filters)
+	}
+	if l.Kernel <= 0 || l.Kernel > 64 {
+		return fmt.Errorf("kernel must be in 1..64, got %d", l.Kernel)
+	}
+	if l.Stride < 0 || l.Stride > 64 {
+		return fmt.Errorf("stride must be in 1..64 (0: 1), got %d", l.Stride)
+	}
+	if l.Padding < 0 || l.Padding >= l.Kernel {
+		return fmt.Errorf("padding must be in 0..kernel−1 (%d), got %d", l.Kernel-1, l.Padding)
+	}
+	if l.Type == Conv2D {
+		if l.OutputPadding != 0 {
+			return errors.New("output_padding is for conv_transpose2d")
+		}
+		if l.Pieces < 0 || l.Pieces > 64 || l.Filters*max(l.Pieces, 1) > 1<<15 {
+			return fmt.Errorf("pieces must be in 1..64 (0: no maxout; filters×pieces ≤ %d), got %d", 1<<15, l.Pieces)
+		}
+		if l.Pieces > 1 && l.Activation != "" {
+			return fmt.Errorf("a maxout convolution (pieces %d) takes no activation (got %q)", l.Pieces, l.Activation)
+		}
+	} else {
+		if l.OutputPadding < 0 || l.OutputPadding >= l.stride() {
+			return fmt.Errorf("output_padding must be in 0..stride−1 (%d), got %d", l.stride()-1, l.OutputPadding)
+		}
+		if l.Pieces != 0 {
+			return errors.New("a conv_transpose2d layer takes no pieces")
+		}
+		if l.MaxColNorm != 0 {
+			return errors.New("max_col_norm is not defined for conv_transpose2d (its weight columns are not one channel's filter)")
+		}
+	}
+	if err := validateActivation(l); err != nil {
+		return err
+	}
+	if l.Units != 0 || l.Keep != 0 || l.Shape != nil || l.Momentum != 0 || l.Eps != 0 {
+		return fmt.Errorf("a %s layer takes no units, keep, shape, momentum or eps", l.Type)
+	}
+	return validateWeights(l)
+}
+
+func validateBatchNorm(l LayerSpec) error {
+	if err := validateActivation(l); err != nil {
+		return err
+	}
+	if !(l.Momentum >= 0 && l.Momentum <= 1) {
+		return fmt.Errorf("momentum must be in (0, 1] (0: %g), got %g", DefaultBatchNormMomentum, l.Momentum)
+	}
+	if !(l.Eps >= 0) || math.IsInf(float64(l.Eps), 0) {
+		return fmt.Errorf("eps must be positive (0: %g), got %g", DefaultBatchNormEps, l.Eps)
+	}
+	want := LayerSpec{Type: l.Type, Activation: l.Activation, Alpha: l.Alpha, Momentum: l.Momentum, Eps: l.Eps}
+	if !l.only(want) {
+		return errors.New("batchnorm takes only activation, alpha, momentum and eps")
 	}
 	return nil
 }
@@ -196,6 +378,21 @@ func DescribeLayers(ls []LayerSpec) string {
 			fmt.Fprintf(&b, "dropout(%g)", l.Keep)
 		case Maxout:
 			fmt.Fprintf(&b, "maxout(%d×%d)", l.Units, l.Pieces)
+		case Conv2D, ConvTranspose2D:
+			fmt.Fprintf(&b, "%s(%d k%d s%d p%d", l.Type, l.Filters, l.Kernel, l.stride(), l.Padding)
+			if l.Pieces > 1 {
+				fmt.Fprintf(&b, " ×%d", l.Pieces)
+			}
+			if l.Activation != "" {
+				fmt.Fprintf(&b, " %s", l.Activation)
+			}
+			b.WriteString(")")
+		case BatchNorm:
+			fmt.Fprintf(&b, "batchnorm(%s)", l.Activation)
+		case Reshape:
+			fmt.Fprintf(&b, "reshape(%v)", l.Shape)
+		case Flatten:
+			b.WriteString("flatten")
 		default:
 			fmt.Fprintf(&b, "dense(%d %s)", l.Units, l.Activation)
 		}

@@ -75,7 +75,7 @@ func (e *evaluation) generate(t *Trainer, pass *model.Pass) ([]float32, error) {
 	chunk := make([]float32, rows*w)
 	for c, done := 0, 0; done < e.n; c, done = c+1, done+rows {
 		t.noise(e.z, rng.Stream{Seed: t.seed, Offset: streamEval | uint64(c)})
-		pass.Forward(t.b, model.Infer, rng.Stream{})
+		pass.Forward(t.b, sampleMode(t.cfg), rng.Stream{})
 		if err := t.b.Download(chunk, pass.Out); err != nil {
 			return nil, fmt.Errorf("evaluation samples: %w", err)
 		}

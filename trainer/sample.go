@@ -47,7 +47,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 	if err := json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("%w: %s: %v", checkpoint.ErrInvalid, metaArchitecture, err)
 	}
-	g, err := model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, arch.DataWidth, model.OutputHead)
+	g, err := model.Build(b, "generator", cfg.Generator, model.Flat(cfg.Noise.Dim), dataShape(shape, arch.DataWidth), model.OutputHead)
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
@@ -56,6 +56,9 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 		suffix = suffixEMA
 	}
 	if err := importArena(b, g.Params, f, g, suffix); err != nil {
+		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+	}
+	if err := importState(b, f, g); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
 	z, err := b.Alloc(backend.F32, n, cfg.Noise.Dim)
@@ -67,7 +70,7 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
-	pass.Forward(b, model.Infer, rng.Stream{})
+	pass.Forward(b, sampleMode(cfg), rng.Stream{})
 	out := make([]float32, n*g.Out)
 	if err := b.Download(out, pass.Out); err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)

@@ -76,6 +76,15 @@ func (t *Trainer) Checkpoint() (*checkpoint.File, error) {
 				f.Tensors = append(f.Tensors, exportParam(tensorName(opt.net, p, suffixes[k]), p, host))
 			}
 		}
+		if st := opt.net.StateList(); len(st) > 0 {
+			host := make([]float32, backend.Len(opt.net.State))
+			if err := t.b.Download(host, opt.net.State); err != nil {
+				return nil, fmt.Errorf("checkpoint %s batchnorm statistics: %w", opt.net.Name, err)
+			}
+			for _, p := range st {
+				f.Tensors = append(f.Tensors, exportParam(tensorName(opt.net, p, ""), p, host))
+			}
+		}
 	}
 	cfgJSON, err := json.Marshal(t.cfg)
 	if err != nil {
@@ -176,40 +185,40 @@ func importArena(b backend.Backend, arena backend.Tensor, f *checkpoint.File, ne
 	return nil
 }
 
-// exportParam copies parameter p out of a host copy of its arena, transposing
-// weights from gantrain's in×out to PyTorch's out×in.
+// exportParam copies parameter p out of a host copy of its arena in PyTorch's layout
+// (a dense weight from gantrain's in×out to PyTorch's out×in).
 func exportParam(name string, p model.Param, arena []float32) checkpoint.Tensor {
-	src := arena[p.Offset : p.Offset+p.Rows*p.Cols]
-	if p.IsBias {
-		return checkpoint.Tensor{Name: name, Shape: []int{p.Cols}, F32: append([]float32(nil), src...)}
-	}
-	dst := make([]float32, len(src))
-	for i := 0; i < p.Rows; i++ {
-		for j := 0; j < p.Cols; j++ {
-			dst[j*p.Rows+i] = src[i*p.Cols+j]
-		}
-	}
-	return checkpoint.Tensor{Name: name, Shape: []int{p.Cols, p.Rows}, F32: dst}
+	return checkpoint.Tensor{Name: name, Shape: p.TorchShape(), F32: p.ToTorch(arena)}
 }
 
 // importParam is exportParam's inverse into a host arena.
 func importParam(t *checkpoint.Tensor, p model.Param, arena []float32) error {
-	want := []int{p.Cols}
-	if !p.IsBias {
-		want = []int{p.Cols, p.Rows}
-	}
-	if t.F32 == nil || !reflect.DeepEqual(t.Shape, want) {
+	if want := p.TorchShape(); t.F32 == nil || !reflect.DeepEqual(t.Shape, want) {
 		return fmt.Errorf("%w: tensor %s has shape %v %s, want %v F32", ErrArchitecture, t.Name, t.Shape, t.DType(), want)
 	}
-	dst := arena[p.Offset : p.Offset+p.Rows*p.Cols]
-	if p.IsBias {
-		copy(dst, t.F32)
+	p.FromTorch(t.F32, arena)
+	return nil
+}
+
+// importState fills net's batchnorm statistics from the checkpoint's tensors.
+func importState(b backend.Backend, f *checkpoint.File, net *model.Net) error {
+	st := net.StateList()
+	if len(st) == 0 {
 		return nil
 	}
-	for i := 0; i < p.Rows; i++ {
-		for j := 0; j < p.Cols; j++ {
-			dst[i*p.Cols+j] = t.F32[j*p.Rows+i]
+	host := make([]float32, backend.Len(net.State))
+	for _, p := range st {
+		name := tensorName(net, p, "")
+		ct, ok := f.Tensor(name)
+		if !ok {
+			return fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
 		}
+		if err := importParam(ct, p, host); err != nil {
+			return err
+		}
+	}
+	if err := b.Upload(net.State, host); err != nil {
+		return fmt.Errorf("restore %s batchnorm statistics: %w", net.Name, err)
 	}
 	return nil
 }
@@ -276,6 +285,9 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 			if err := importArena(t.b, arena, f, opt.net, suffixes[k]); err != nil {
 				return err
 			}
+		}
+		if err := importState(t.b, f, opt.net); err != nil {
+			return err
 		}
 	}
 	t.step, t.epoch, t.pos = step, int(epoch), int(pos)

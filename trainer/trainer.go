@@ -127,10 +127,11 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 	}
 	t := &Trainer{cfg: cfg, b: b, log: log, seed: cfg.Train.Seed, nTrain: train.N, shape: train.Shape, host: make([]float32, numSlots)}
 	var err error
-	if t.G, err = model.Build(b, "generator", cfg.Generator, cfg.Noise.Dim, train.Dim, model.OutputHead); err != nil {
+	shape := dataShape(train.Shape, train.Dim)
+	if t.G, err = model.Build(b, "generator", cfg.Generator, model.Flat(cfg.Noise.Dim), shape, model.OutputHead); err != nil {
 		return nil, err
 	}
-	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, train.Dim, 0, model.LogitHead); err != nil {
+	if t.D, err = model.Build(b, "discriminator", cfg.Discriminator, shape, model.Shape{}, model.LogitHead); err != nil {
 		return nil, err
 	}
 	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, averaging{decay: cfg.Train.GEMA, warmup: cfg.Train.GEMAWarmup}); err != nil {
@@ -149,6 +150,15 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
 	return t, b.Sync()
+}
+
+// dataShape is the model's shape of one example: its image shape, or a vector of
+// width values.
+func dataShape(s data.Shape, width int) model.Shape {
+	if s.IsImage() {
+		return model.Shape{H: s.H, W: s.W, C: s.C}
+	}
+	return model.Flat(width)
 }
 
 func setLen(s *data.Set) int {
@@ -222,7 +232,8 @@ func (t *Trainer) wirePasses(dim int) error {
 	if t.dTargets, err = b.View(t.targets, 0, 2*m, 1); err != nil {
 		return err
 	}
-	if t.dPass, err = t.D.NewPass(b, t.xD, model.PassBuffers{InputGrad: true}); err != nil {
+	// Batchnorm in D normalises the real and the fake half apart, as two passes would.
+	if t.dPass, err = t.D.NewPass(b, t.xD, model.PassBuffers{InputGrad: true, Groups: 2}); err != nil {
 		return err
 	}
 	if t.dFake, err = t.dPass.Rows(b, m, m); err != nil {
@@ -271,6 +282,11 @@ func (t *Trainer) initParams(dataMean []float32) error {
 		}
 		if err := t.b.Upload(x.net.Params, p); err != nil {
 			return fmt.Errorf("upload %s parameters: %w", x.net.Name, err)
+		}
+		if x.net.HasBatchNorm() {
+			if err := t.b.Upload(x.net.State, x.net.InitialState()); err != nil {
+				return fmt.Errorf("upload %s batchnorm statistics: %w", x.net.Name, err)
+			}
 		}
 	}
 	t.optG.startAverage(t.b)
@@ -421,6 +437,15 @@ func (t *Trainer) simultaneousStep(it int64, epoch int, observe bool) error {
 	return nil
 }
 
+// sampleMode is the mode G draws samples in: batchnorm with its running statistics,
+// or with each batch's own (train.sample_batchnorm).
+func sampleMode(c config.Config) model.Mode {
+	if c.Train.SampleBatchNorm == config.SampleBatchNormBatch {
+		return model.InferBatchStats
+	}
+	return model.Infer
+}
+
 // Epoch is the number of epochs completed, fractional.
 func (t *Trainer) Epoch() float64 {
 	return float64(t.epoch) + float64(t.pos)/float64(t.nTrain)
@@ -437,7 +462,7 @@ func (t *Trainer) Done() bool {
 
 // Samples runs G (its parameter average when train.g_ema is set) on the run's fixed noise and returns the outputs (rows × data width).
 func (t *Trainer) Samples() ([]float32, error) {
-	t.samplePass.Forward(t.b, model.Infer, rng.Stream{})
+	t.samplePass.Forward(t.b, sampleMode(t.cfg), rng.Stream{})
 	out := make([]float32, backend.Len(t.samplePass.Out))
 	if err := t.b.Download(out, t.samplePass.Out); err != nil {
 		return nil, fmt.Errorf("samples: %w", err)
