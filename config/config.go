@@ -308,6 +308,22 @@ func RingDefaults(c *Config) {
 	c.Output.SampleEvery = 1000
 }
 
+// DCGANMNISTDefaults turns c into a DCGAN-style run on MNIST: a convolutional G
+// (dense to 7×7×128, two transposed convolutions to 28×28) and D (two strided
+// convolutions), batchnorm, Adam at 2e-4 with β1 0.5, batch 64, normal noise.
+func DCGANMNISTDefaults(c *Config) {
+	c.Noise = Noise{Dim: 100, Dist: DistNormal}
+	c.Generator = model.DCGANGenerator(28, 28, 128, 2)
+	c.Discriminator = model.DCGANDiscriminator(64, 2)
+	c.Train.Batch = 64
+	c.Train.K = 1
+	c.Train.Update = UpdateAlternating
+	c.Train.Epochs = 20
+	c.Optimizer = Optimizer{Kind: OptimizerAdam, LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8}
+	c.Output.Dir = "runs/dcgan-mnist"
+	c.Output.CheckpointEvery = 2000
+}
+
 // Load reads a YAML or JSON config (JSON is YAML) over base, refusing unknown fields.
 func Load(path string, base Config) (Config, error) {
 	raw, err := os.ReadFile(path)

@@ -174,6 +174,43 @@ func RingDiscriminator() []LayerSpec {
 	}
 }
 
+// DCGANGenerator is a DCGAN-style generator (Radford et al. 2015) for h×w×c images
+// with h and w divisible by 2^ups: a dense layer to an (h/2^ups)×(w/2^ups)×base
+// image, then ups transposed convolutions (kernel 4, stride 2, padding 1) that double
+// its size and halve its channels, each but the last followed by batchnorm and ReLU;
+// the last gives the data's channels through a sigmoid (the data lie in [0, 1]: the
+// sigmoid is DCGAN's tanh output for data in [−1, 1], rescaled). Weights U(±0.035):
+// the standard deviation 0.02 of DCGAN's normal initialisation.
+func DCGANGenerator(h, w, base, ups int) []LayerSpec {
+	const r = 0.035
+	sh, sw := h>>ups, w>>ups
+	ls := []LayerSpec{
+		{Type: Dense, Units: sh * sw * base, Activation: "identity", InitRange: r},
+		{Type: BatchNorm, Activation: "relu"},
+		{Type: Reshape, Shape: []int{sh, sw, base}},
+	}
+	for u := 1; u < ups; u++ {
+		ls = append(ls,
+			LayerSpec{Type: ConvTranspose2D, Filters: base >> u, Kernel: 4, Stride: 2, Padding: 1, Activation: "identity", InitRange: r},
+			LayerSpec{Type: BatchNorm, Activation: "relu"})
+	}
+	return append(ls, LayerSpec{Type: ConvTranspose2D, Kernel: 4, Stride: 2, Padding: 1, Activation: "sigmoid", InitRange: r, BiasInit: BiasDataMean})
+}
+
+// DCGANDiscriminator is the DCGAN-style discriminator matching DCGANGenerator: downs
+// convolutions (kernel 4, stride 2, padding 1) from `first` channels, doubling them,
+// with leaky ReLU (slope 0.2), batchnorm on all but the first, then the logit.
+func DCGANDiscriminator(first, downs int) []LayerSpec {
+	const r = 0.035
+	ls := []LayerSpec{{Type: Conv2D, Filters: first, Kernel: 4, Stride: 2, Padding: 1, Activation: "leaky_relu", Alpha: 0.2, InitRange: r}}
+	for d := 1; d < downs; d++ {
+		ls = append(ls,
+			LayerSpec{Type: Conv2D, Filters: first << d, Kernel: 4, Stride: 2, Padding: 1, Activation: "identity", InitRange: r},
+			LayerSpec{Type: BatchNorm, Activation: "leaky_relu", Alpha: 0.2})
+	}
+	return append(ls, LayerSpec{Type: Flatten}, LayerSpec{Type: Dense, Units: 1, Activation: "identity", InitRange: r})
+}
+
 // Head is what a net's last layer is.
 type Head bool
 

@@ -68,7 +68,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs := f.fs
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, trainUsage); fs.PrintDefaults() }
-	fs.StringVar(&f.preset, "preset", "paper", "starting configuration: paper (the 2014 paper's MNIST GAN, Algorithm 1), published (the same with the simultaneous update of the authors' published code), best (published, sampling from a moving average of G's parameters: gantrain's best MNIST results) or ring (8-Gaussian ring toy set, small nets, Adam)")
+	fs.StringVar(&f.preset, "preset", "paper", "starting configuration: paper (the 2014 paper's MNIST GAN, Algorithm 1), published (the same with the simultaneous update of the authors' published code), best (published, sampling from a moving average of G's parameters: gantrain's best MNIST results), ring (8-Gaussian ring toy set, small nets, Adam) or dcgan-mnist (convolutional G and D with batchnorm, Adam)")
 	fs.StringVar(&f.cfgPath, "config", "", "YAML or JSON config `file` applied over the preset (unknown fields are errors)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence and backend)")
@@ -152,8 +152,10 @@ func (f *trainFlags) config() (config.Config, error) {
 			config.BestDefaults(&c)
 		case "ring":
 			config.RingDefaults(&c)
+		case "dcgan-mnist":
+			config.DCGANMNISTDefaults(&c)
 		default:
-			return c, usagef("unknown --preset %q (want paper, published, best or ring)", f.preset)
+			return c, usagef("unknown --preset %q (want paper, published, best, ring or dcgan-mnist)", f.preset)
 		}
 		if f.cfgPath != "" {
 			var err error
