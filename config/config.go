@@ -324,6 +324,31 @@ func DCGANMNISTDefaults(c *Config) {
 	c.Output.CheckpointEvery = 2000
 }
 
+// Presets are the names ApplyPreset knows, in the order help texts list them.
+var presets = []struct {
+	name  string
+	apply func(*Config)
+}{
+	{"paper", func(*Config) {}},
+	{"published", PublishedDefaults},
+	{"best", BestDefaults},
+	{"ring", RingDefaults},
+	{"dcgan-mnist", DCGANMNISTDefaults},
+}
+
+// ApplyPreset turns the default configuration c into the named preset's.
+func ApplyPreset(c *Config, name string) error {
+	var names []string
+	for _, p := range presets {
+		if p.name == name {
+			p.apply(c)
+			return nil
+		}
+		names = append(names, p.name)
+	}
+	return fmt.Errorf("unknown --preset %q (want %s)", name, orList(names))
+}
+
 // Load reads a YAML or JSON config (JSON is YAML) over base, refusing unknown fields.
 func Load(path string, base Config) (Config, error) {
 	raw, err := os.ReadFile(path)

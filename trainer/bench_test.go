@@ -32,8 +32,9 @@ func randomImages(n int) *data.Set {
 }
 
 // BenchmarkIteration times one iteration of Algorithm 1 (one D step and one G step)
-// of the paper's MNIST nets on the CPU backend, and reports ms/iter and the
-// products' GFLOP/s. GANTRAIN_BATCH sets the minibatch (default 100),
+// of the paper's MNIST nets (or those of the preset GANTRAIN_PRESET names) on the CPU
+// backend, and reports ms/iter and the products' GFLOP/s. GANTRAIN_BATCH sets the
+// minibatch (default: the preset's),
 // GANTRAIN_THREADS the backend's threads (default one per CPU), GANTRAIN_BLAS the
 // library. bench/cpu.sh compares the result with PyTorch.
 func BenchmarkIteration(b *testing.B) {
@@ -62,6 +63,9 @@ func benchTrainer(b *testing.B, wrap func(backend.Backend) backend.Backend) (tr 
 	}
 	b.Cleanup(func() { be.Close() })
 	cfg := config.Default()
+	if err := config.ApplyPreset(&cfg, cmp.Or(os.Getenv("GANTRAIN_PRESET"), "paper")); err != nil {
+		b.Fatalf("GANTRAIN_PRESET: %v", err)
+	}
 	if v := os.Getenv("GANTRAIN_BATCH"); v != "" {
 		if cfg.Train.Batch, err = strconv.Atoi(v); err != nil {
 			b.Fatalf("GANTRAIN_BATCH: %v", err)

@@ -144,18 +144,8 @@ func (f *trainFlags) config() (config.Config, error) {
 		}
 		c.Output.Dir = f.resume
 	} else {
-		switch f.preset {
-		case "paper":
-		case "published":
-			config.PublishedDefaults(&c)
-		case "best":
-			config.BestDefaults(&c)
-		case "ring":
-			config.RingDefaults(&c)
-		case "dcgan-mnist":
-			config.DCGANMNISTDefaults(&c)
-		default:
-			return c, usagef("unknown --preset %q (want paper, published, best, ring or dcgan-mnist)", f.preset)
+		if err := config.ApplyPreset(&c, f.preset); err != nil {
+			return c, usageError{err}
 		}
 		if f.cfgPath != "" {
 			var err error
