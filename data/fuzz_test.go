@@ -108,6 +108,14 @@ func FuzzDecodeImageFolder(f *testing.F) {
 		if s.N != 1 || !s.Shape.IsImage() || (s.Shape.C != 1 && s.Shape.C != 3) {
 			t.Fatalf("N %d Shape %+v", s.N, s.Shape)
 		}
+		r, err := LoadImageFolderSized(dir, 5)
+		if err != nil {
+			t.Fatalf("loads at its own size but not resized: %v", err)
+		}
+		checkSet(t, r)
+		if r.N != 1 || r.Shape != (Shape{5, 5, s.Shape.C}) {
+			t.Fatalf("resized: N %d Shape %+v, unresized C %d", r.N, r.Shape, s.Shape.C)
+		}
 	})
 }
 
