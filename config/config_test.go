@@ -64,6 +64,8 @@ func TestParse(t *testing.T) {
 			return c.Eval == Eval{EveryEpochs: 5, Parzen: false, Classifier: true, Samples: 10000}
 		}, ""},
 		{"unknown eval field", "eval:\n  every: 5\n", nil, "every"},
+		{"cifar10", "data: {set: cifar10, dir: /d}\n", func(c Config) bool { return c.Data.Set == CIFAR10 && c.Data.Dir == "/d" }, ""},
+		{"image size", "data: {set: images, dir: /d, image_size: 64}\n", func(c Config) bool { return c.Data.ImageSize == 64 }, ""},
 		{"step graphs on by default", "", func(c Config) bool { return c.Backend.Graphs }, ""},
 		{"step graphs off", "backend:\n  cuda_graphs: false\n", func(c Config) bool { return !c.Backend.Graphs }, ""},
 	} {
@@ -87,6 +89,10 @@ func TestValidateNamesTheField(t *testing.T) {
 	}{
 		{func(c *Config) { c.Data.Set = "cifar" }, "data.set"},
 		{func(c *Config) { c.Data.Set = Images }, "data.dir"},
+		{func(c *Config) { c.Data.Set = CIFAR10 }, "data.dir: CIFAR-10 cannot be downloaded by gantrain; pass --data DIR"},
+		{func(c *Config) { c.Data.ImageSize = 64 }, "data.image_size: applies to the images data set only"},
+		{func(c *Config) { c.Data.Set, c.Data.Dir, c.Data.ImageSize = Images, "x", -1 }, "data.image_size: must be in 1..1024"},
+		{func(c *Config) { c.Data.Set, c.Data.Dir, c.Data.ImageSize = Images, "x", 2000 }, "data.image_size"},
 		{func(c *Config) { c.Noise.Dim = 0 }, "noise.dim"},
 		{func(c *Config) { c.Noise.Dist = "cauchy" }, "noise.dist"},
 		{func(c *Config) { c.Train.Batch = -1 }, "train.batch"},
@@ -128,7 +134,7 @@ func TestValidateListsTheChoices(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{func(c *Config) { c.Data.Set = "cifar" }, `data.set: unknown data set "cifar" (want mnist, ring or images)`},
+		{func(c *Config) { c.Data.Set = "cifar" }, `data.set: unknown data set "cifar" (want mnist, cifar10, ring or images)`},
 		{func(c *Config) { c.Noise.Dist = "cauchy" }, `noise.dist: unknown distribution "cauchy" (want uniform or normal)`},
 		{func(c *Config) { c.Train.Update = "lazy" }, `train.update: unknown update "lazy" (want alternating or simultaneous)`},
 		{func(c *Config) { c.Train.GLoss = "wasserstein" }, `train.g_loss: unknown generator loss "wasserstein" (want nonsaturating or minimax)`},

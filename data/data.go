@@ -1,7 +1,7 @@
 // Package data loads the data sets that gantrain trains on: MNIST from its
 // original idx files (Goodfellow et al. 2014 use the 50,000/10,000/10,000
-// train/validation/test split), a 2-D ring of Gaussians for quick experiments,
-// and folders of PNG/JPEG images.
+// train/validation/test split), CIFAR-10 from its binary batch files, a 2-D
+// ring of Gaussians for quick experiments, and folders of PNG/JPEG images.
 //
 // Every loader returns a Set: N examples of Dim float32 features stored
 // row-major in one slice, ready to be uploaded to a backend in a single copy.

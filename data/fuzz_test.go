@@ -108,5 +108,44 @@ func FuzzDecodeImageFolder(f *testing.F) {
 		if s.N != 1 || !s.Shape.IsImage() || (s.Shape.C != 1 && s.Shape.C != 3) {
 			t.Fatalf("N %d Shape %+v", s.N, s.Shape)
 		}
+		r, err := LoadImageFolderSized(dir, 5)
+		if err != nil {
+			t.Fatalf("loads at its own size but not resized: %v", err)
+		}
+		checkSet(t, r)
+		if r.N != 1 || r.Shape != (Shape{5, 5, s.Shape.C}) {
+			t.Fatalf("resized: N %d Shape %+v, unresized C %d", r.N, r.Shape, s.Shape.C)
+		}
+	})
+}
+
+func FuzzReadCIFAR10(f *testing.F) {
+	f.Add(cifarBatch(1, []byte{3}))
+	f.Add(cifarBatch(2, []byte{0, 9}))
+	f.Add(cifarBatch(1, []byte{10}))
+	f.Add(cifarBatch(1, []byte{1})[:100])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ReadCIFAR10(bytes.NewReader(b), "fuzz")
+		if err != nil {
+			if s != nil {
+				t.Fatalf("got a Set and an error: %v", err)
+			}
+			return
+		}
+		checkSet(t, s)
+		if s.Shape != (Shape{32, 32, 3}) || s.N*CIFAR10RecordSize != len(b) || len(s.Labels) != s.N {
+			t.Fatalf("Shape %+v, N %d, %d labels from %d bytes", s.Shape, s.N, len(s.Labels), len(b))
+		}
+		for i := range s.N {
+			rec := b[i*CIFAR10RecordSize:]
+			if s.Labels[i] != rec[0] || s.Labels[i] > 9 {
+				t.Fatalf("label %d = %d, byte %d", i, s.Labels[i], rec[0])
+			}
+			// The last pixel's blue value comes from the blue plane's last byte.
+			if got, want := s.Row(i)[3071], float32(rec[3072])/255; got != want {
+				t.Fatalf("example %d: last value %v, want %v", i, got, want)
+			}
+		}
 	})
 }

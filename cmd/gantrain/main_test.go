@@ -92,7 +92,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	var buf bytes.Buffer
 	f.fs.SetOutput(&buf)
 	f.fs.PrintDefaults()
-	for _, name := range []string{"preset", "config", "dataset", "data", "out", "seed", "epochs", "steps", "batch", "k",
+	for _, name := range []string{"preset", "config", "dataset", "data", "image-size", "out", "seed", "epochs", "steps", "batch", "k",
 		"update", "g-loss", "optimizer", "lr", "noise", "log-every", "sample-every", "checkpoint-every", "device", "blas", "threads"} {
 		if !strings.Contains(buf.String(), "-"+name+" ") && !strings.Contains(buf.String(), "-"+name+"\n") {
 			t.Errorf("train --help does not document -%s", name)

