@@ -334,6 +334,66 @@ func DCGANMNISTDefaults(c *Config) {
 	c.Output.CheckpointEvery = 2000
 }
 
+// DCGANCIFAR10Defaults turns c into a DCGAN-style run on CIFAR-10 (Radford et al.
+// 2015's nets at 32×32): G from a dense 4×4×256 image through three transposed
+// convolutions, D through three strided convolutions, batchnorm, Adam at 2e-4 with
+// β1 0.5, batch 128. The data must be given (data.dir): gantrain cannot download it.
+func DCGANCIFAR10Defaults(c *Config) {
+	c.Data = Data{Set: CIFAR10}
+	c.Noise = Noise{Dim: 100, Dist: DistNormal}
+	c.Generator = model.DCGANGenerator(32, 32, 256, 3)
+	c.Discriminator = model.DCGANDiscriminator(64, 3)
+	c.Train.Batch = 128
+	c.Train.K = 1
+	c.Train.Update = UpdateAlternating
+	c.Train.Epochs = 25
+	c.Optimizer = Optimizer{Kind: OptimizerAdam, LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8}
+	c.Output.Dir = "runs/dcgan-cifar10"
+	c.Output.CheckpointEvery = 2000
+}
+
+// PaperCIFAR10ConvDefaults is the 2014 paper's convolutional CIFAR-10 model as close
+// as gantrain's layers allow (docs/log/paper-cifar10-conv-model.md has the original
+// and each departure): G is 100 → 8000 ReLU → 8000 sigmoid → a 10×10×80 image → a
+// transposed convolution (kernel 5, stride 3) to 32×32×3; D is three convolutional
+// maxout layers (2 pieces) and a dense maxout layer (500×5) with dropout, the
+// published code's simultaneous update and SGD schedule at batch 128 and learning
+// rate 0.004. Departures: each convolution's 4×4 (or 2×2) max pooling with stride 2 is
+// replaced by a stride-2 convolution of the same output size; G's output is a sigmoid
+// (the data lie in [0, 1] rather than contrast-normalised) with one bias per channel
+// rather than per pixel.
+func PaperCIFAR10ConvDefaults(c *Config) {
+	c.Data = Data{Set: CIFAR10}
+	c.Noise = Noise{Dim: 100, Dist: DistNormal}
+	c.Generator = []model.LayerSpec{
+		{Type: model.Dense, Units: 8000, Activation: "relu", InitRange: 0.05},
+		{Type: model.Dense, Units: 8000, Activation: "sigmoid", InitRange: 0.05},
+		{Type: model.Reshape, Shape: []int{10, 10, 80}},
+		{Type: model.ConvTranspose2D, Kernel: 5, Stride: 3, Activation: "sigmoid", InitRange: 0.05, BiasInit: model.BiasDataMean},
+	}
+	conv := func(filters, kernel, pad int) model.LayerSpec {
+		return model.LayerSpec{Type: model.Conv2D, Filters: filters, Pieces: 2, Kernel: kernel, Stride: 2, Padding: pad, InitRange: 0.005}
+	}
+	c.Discriminator = []model.LayerSpec{
+		{Type: model.Dropout, Keep: 0.8},
+		conv(32, 8, 3), // 32×32 → 16×16 (the original: 33×33, pooled 4×4 stride 2)
+		{Type: model.Dropout, Keep: 0.5},
+		conv(32, 8, 2), // → 7×7 (15×15, pooled 4×4 stride 2)
+		{Type: model.Dropout, Keep: 0.5},
+		conv(192, 5, 3), // → 5×5 (9×9, pooled 2×2 stride 2)
+		{Type: model.Flatten},
+		{Type: model.Dropout, Keep: 0.5},
+		{Type: model.Maxout, Units: 500, Pieces: 5, InitRange: 0.005},
+		{Type: model.Dropout, Keep: 0.5},
+		{Type: model.Dense, Units: 1, Activation: "identity", InitRange: 0.005},
+	}
+	PublishedDefaults(c)
+	c.Train.Batch = 128
+	c.Train.Epochs = 100
+	c.Optimizer.LR = 0.004
+	c.Output.Dir = "runs/paper-cifar10-conv"
+}
+
 // Presets are the names ApplyPreset knows, in the order help texts list them.
 var presets = []struct {
 	name  string
@@ -344,19 +404,28 @@ var presets = []struct {
 	{"best", BestDefaults},
 	{"ring", RingDefaults},
 	{"dcgan-mnist", DCGANMNISTDefaults},
+	{"dcgan-cifar10", DCGANCIFAR10Defaults},
+	{"paper-cifar10-conv", PaperCIFAR10ConvDefaults},
+}
+
+// PresetNames lists the presets ApplyPreset knows.
+func PresetNames() []string {
+	names := make([]string, len(presets))
+	for i, p := range presets {
+		names[i] = p.name
+	}
+	return names
 }
 
 // ApplyPreset turns the default configuration c into the named preset's.
 func ApplyPreset(c *Config, name string) error {
-	var names []string
 	for _, p := range presets {
 		if p.name == name {
 			p.apply(c)
 			return nil
 		}
-		names = append(names, p.name)
 	}
-	return fmt.Errorf("unknown --preset %q (want %s)", name, orList(names))
+	return fmt.Errorf("unknown --preset %q (want %s)", name, orList(PresetNames()))
 }
 
 // Load reads a YAML or JSON config (JSON is YAML) over base, refusing unknown fields.
