@@ -2,12 +2,15 @@ package model
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/cpu"
+	"github.com/gantrain/gantrain/rng"
 )
 
 func TestDCGANShapes(t *testing.T) {
@@ -152,4 +155,145 @@ func newBackend(t *testing.T) backend.Backend {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// TestConvNetGradients checks Backward through convolutional nets against central
+// finite differences of a scalar loss L = Σ c ⊙ Out (c random): the wiring of the
+// column matrices, their views and the batchnorm groups, on the CPU backend. Smooth
+// activations keep the differences clear of kinks, except maxout's, whose pieces are
+// drawn far apart.
+func TestConvNetGradients(t *testing.T) {
+	tests := []struct {
+		name   string
+		specs  []LayerSpec
+		in     Shape
+		rows   int
+		groups int
+		mode   Mode
+	}{
+		{"conv", []LayerSpec{
+			{Type: Conv2D, Filters: 3, Kernel: 3, Stride: 2, Padding: 1, Activation: "tanh"},
+			{Type: Conv2D, Filters: 2, Kernel: 2, Activation: "sigmoid"},
+		}, Shape{7, 6, 2}, 3, 1, Train},
+		{"conv transpose", []LayerSpec{
+			{Type: Dense, Units: 12, Activation: "tanh"},
+			{Type: Reshape, Shape: []int{2, 3, 2}},
+			{Type: ConvTranspose2D, Filters: 3, Kernel: 3, Stride: 2, Padding: 1, OutputPadding: 1, Activation: "tanh"},
+			{Type: ConvTranspose2D, Filters: 2, Kernel: 2, Stride: 1, Activation: "sigmoid"},
+		}, Flat(5), 2, 1, Train},
+		{"batchnorm", []LayerSpec{
+			{Type: Conv2D, Filters: 4, Kernel: 3, Padding: 1, Activation: "identity"},
+			{Type: BatchNorm, Activation: "leaky_relu", Alpha: 0.2},
+			{Type: Flatten},
+			{Type: Dense, Units: 3, Activation: "identity"},
+			{Type: BatchNorm, Activation: "tanh"},
+		}, Shape{4, 5, 2}, 4, 2, Train},
+		{"batchnorm with batch statistics", []LayerSpec{
+			{Type: Dense, Units: 6, Activation: "identity"},
+			{Type: BatchNorm, Activation: "sigmoid"},
+		}, Flat(3), 5, 1, InferBatchStats},
+		{"maxout conv and dropout", []LayerSpec{
+			{Type: Dropout, Keep: 0.8},
+			{Type: Conv2D, Filters: 2, Pieces: 3, Kernel: 3, Stride: 1},
+			{Type: Dropout, Keep: 0.5},
+			{Type: Conv2D, Filters: 2, Kernel: 3, Stride: 2, Activation: "tanh"},
+		}, Shape{5, 5, 2}, 2, 1, Train},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			src := rand.New(rand.NewPCG(3, uint64(len(tt.name))))
+			n, err := Build(b, "net", tt.specs, tt.in, Shape{}, OutputHead)
+			if err != nil {
+				t.Fatal(err)
+			}
+			params := randomParams(n, 0.8, src)
+			if tt.specs[1].Pieces > 1 { // pieces far apart: no maxout switches under h
+				for e := range params {
+					params[e] *= 3
+				}
+			}
+			x := uniform(src, tt.rows*n.In, -1, 1)
+			c := uniform(src, tt.rows*n.Out, -1, 1)
+			in := alloc(t, b, tt.rows, n.In, x)
+			pass, err := n.NewPass(b, in, PassBuffers{InputGrad: true, Groups: tt.groups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			upload(t, b, n.Params, params)
+			if n.State != nil {
+				upload(t, b, n.State, n.InitialState())
+			}
+			s := rng.Stream{Seed: 5, Offset: 9}
+			loss := func() float64 {
+				pass.Forward(b, tt.mode, s)
+				out := make([]float32, tt.rows*n.Out)
+				if err := b.Download(out, pass.Out); err != nil {
+					t.Fatal(err)
+				}
+				var l float64
+				for i, v := range out {
+					l += float64(c[i]) * float64(v)
+				}
+				return l
+			}
+			loss()
+			upload(t, b, pass.DOut, c)
+			pass.Backward(b, Grads{Params: true, Input: true})
+			grads, dIn := make([]float32, n.Size()), make([]float32, len(x))
+			if err := b.Download(grads, n.Grads); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Download(dIn, pass.DIn); err != nil {
+				t.Fatal(err)
+			}
+			// Central differences: the running statistics move with every Train
+			// forward, but the loss reads only the batch's.
+			check := func(what string, v []float32, k int, analytic float32, set func([]float32)) {
+				const h = 1e-2
+				old := v[k]
+				v[k] = old + h
+				set(v)
+				lp := loss()
+				v[k] = old - h
+				set(v)
+				lm := loss()
+				v[k] = old
+				set(v)
+				fd := (lp - lm) / (2 * h)
+				if d := math.Abs(fd - float64(analytic)); d > 2e-3+2e-2*math.Abs(fd) {
+					t.Errorf("%s[%d]: backward %.6g, finite difference %.6g", what, k, analytic, fd)
+				}
+			}
+			for _, k := range sample(src, len(params), 40) {
+				check("params", params, k, grads[k], func(v []float32) { upload(t, b, n.Params, v) })
+			}
+			for _, k := range sample(src, len(x), 30) {
+				check("input", x, k, dIn[k], func(v []float32) { upload(t, b, in, v) })
+			}
+		})
+	}
+}
+
+// sample returns up to k distinct indices below n.
+func sample(src *rand.Rand, n, k int) []int {
+	p := src.Perm(n)
+	return p[:min(k, n)]
+}
+
+func alloc(t *testing.T, b backend.Backend, rows, cols int, v []float32) backend.Tensor {
+	t.Helper()
+	x, err := b.Alloc(backend.F32, rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload(t, b, x, v)
+	return x
+}
+
+func upload(t *testing.T, b backend.Backend, x backend.Tensor, v []float32) {
+	t.Helper()
+	if err := b.Upload(x, v); err != nil {
+		t.Fatal(err)
+	}
 }
