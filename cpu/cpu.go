@@ -27,10 +27,11 @@ type Options struct {
 // Backend is the CPU backend. It is not safe for concurrent use: like a device
 // stream, one goroutine drives it.
 type Backend struct {
-	gemm blas.Sgemm
-	pool *pool
-	err  error
-	acc  []float64 // scratch for column sums, grown on first use
+	gemm  blas.Sgemm
+	pool  *pool
+	err   error
+	acc   []float64 // scratch for column sums, grown on first use (scratch64)
+	acc32 []float32 // scratch for per-channel values, grown on first use (scratch32)
 }
 
 var _ backend.Backend = (*Backend)(nil)

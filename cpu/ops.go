@@ -132,37 +132,68 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 		if DW != nil {
 			dw.c, dw.ldc = DW.f, out
 		}
-		parts := 1 // with dw, as the product splits; without, as elementwise work does
-		switch {
-		case DW != nil:
+		parts := b.columnParts(n*out, out) // without dw, as elementwise work splits; with, as the product
+		if DW != nil {
 			parts = dw.parts(b.pool.n, out)
-		case n*out >= minParallel:
-			parts = max(1, min(b.pool.n, out/(2*splitAlign)))
 		}
-		if DB != nil && cap(b.acc) < out {
-			b.acc = make([]float64, out)
-		}
+		acc := b.scratch64(out)
 		b.pool.run(parts, func(part int) {
 			c0, c1 := chunk(out, splitAlign, parts, part)
 			if c0 >= c1 {
 				return
 			}
-			if act.Kind != backend.Identity {
-				for r := 0; r < n; r++ {
-					activationGrad(DY.f[r*out+c0:r*out+c1], Y.f[r*out+c0:r*out+c1], act)
-				}
-			}
+			activationGradCols(DY.f, Y.f, n, out, c0, c1, act)
 			if DW != nil {
 				b.cols(&dw, c0, c1)
 			}
 			if DB != nil {
-				columnSums(DB.f[c0:c1], b.acc[c0:c1], DY.f, n, out, c0)
+				columnSums(DB.f[c0:c1], acc[c0:c1], DY.f, n, out, c0)
 			}
 		})
 	}
 	if DX != nil {
 		b.multiply(&product{transB: true, m: n, n: in, k: out, a: DY.f, lda: out, b: W.f, ldb: out, c: DX.f, ldc: in}, nil)
 	}
+}
+
+// columnParts is how many workers share a job on the columns of a rows×cols matrix
+// that each worker must see whole (a column sum, summed over rows in order so that
+// the split does not change a bit), when the job costs work memory passes over an
+// element: columns go out in blocks of splitAlign, at least two blocks a worker.
+func (b *Backend) columnParts(work, cols int) int {
+	if work < minParallel {
+		return 1
+	}
+	return max(1, min(b.pool.n, cols/(2*splitAlign)))
+}
+
+// activationGradCols is activationGrad on the columns [c0, c1) of the rows×cols
+// matrices dy and y: dy ← dy ⊙ act'(z) there.
+func activationGradCols(dy, y []float32, rows, cols, c0, c1 int, act backend.Act) {
+	if act.Kind == backend.Identity {
+		return
+	}
+	for r := 0; r < rows; r++ {
+		activationGrad(dy[r*cols+c0:r*cols+c1], y[r*cols+c0:r*cols+c1], act)
+	}
+}
+
+// scratch64 is the backend's float64 scratch, grown to n values (its contents are
+// left from earlier use).
+func (b *Backend) scratch64(n int) []float64 {
+	if cap(b.acc) < n {
+		b.acc = make([]float64, n)
+	}
+	return b.acc[:n]
+}
+
+// scratch32 is the backend's float32 scratch, grown to n values (its contents are
+// left from earlier use).
+func (b *Backend) scratch32(n int) []float32 {
+	if cap(b.acc32) < n {
+		b.acc32 = make([]float32, n)
+	}
+	return b.acc32[:n]
 }
 
 // columnSums sets sum[j] to the float64 sum, rows in order, of column c0+j of the
@@ -455,10 +486,7 @@ func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 		return
 	}
 	W := ts[0]
-	if cap(b.acc) < W.cols {
-		b.acc = make([]float64, W.cols)
-	}
-	sq := b.acc[:W.cols]
+	sq := b.scratch64(W.cols)
 	clear(sq)
 	for r := 0; r < W.rows; r++ {
 		for j, v := range W.row(r) {

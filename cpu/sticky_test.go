@@ -48,6 +48,9 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 	dl := f(n, 1, 15)
 	p, g, m, v := f(n, out, 11), f(n, out, 12), f(n, out, 13), f(n, out, 14)
 	idx := ix(1, 3, 1, 0, 1)
+	geom := backend.ConvGeom{InH: 2, InW: 2, InC: 1, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1} // 9 positions
+	img, cols := f(n, geom.InSize(), 16), f(n*geom.Positions(), geom.Patch(), 17)
+	mean, variance, runMean, runVar := f(1, out, 18), f(1, out, 19), f(1, out, 20), f(1, out, 21)
 
 	s := rng.Stream{Seed: 1, Offset: 2}
 	act := backend.Act{Kind: backend.Tanh}
@@ -70,6 +73,13 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 		{"Uniform", func() { b.Uniform(p, -1, 1, s) }},
 		{"Normal", func() { b.Normal(p, 0, 1, s) }},
 		{"GatherRows", func() { b.GatherRows(dx, x, idx, 0) }},
+		{"Im2Col", func() { b.Im2Col(cols, img, geom) }},
+		{"Col2Im", func() { b.Col2Im(img, cols, geom) }},
+		{"BiasActivation", func() { b.BiasActivation(y, bias, act) }},
+		{"BiasActivationBackward", func() { b.BiasActivationBackward(db, dy, y, act) }},
+		{"BatchNorm", func() { b.BatchNorm(y, mean, variance, p, bias, db, runMean, runVar, 1, 1e-5, 0.1, act) }},
+		{"BatchNormInfer", func() { b.BatchNormInfer(y, p, bias, db, runMean, runVar, 1e-5, act) }},
+		{"BatchNormBackward", func() { b.BatchNormBackward(g, bias, db, dy, p, y, bias, mean, variance, 1, 1e-5, act) }},
 	}
 	return ops, all, func() { b.Copy(x, w) }
 }
