@@ -167,6 +167,7 @@ func TestConvNetGradients(t *testing.T) {
 		name   string
 		specs  []LayerSpec
 		in     Shape
+		out    Shape
 		rows   int
 		groups int
 		mode   Mode
@@ -174,36 +175,36 @@ func TestConvNetGradients(t *testing.T) {
 		{"conv", []LayerSpec{
 			{Type: Conv2D, Filters: 3, Kernel: 3, Stride: 2, Padding: 1, Activation: "tanh"},
 			{Type: Conv2D, Filters: 2, Kernel: 2, Activation: "sigmoid"},
-		}, Shape{7, 6, 2}, 3, 1, Train},
+		}, Shape{7, 6, 2}, Shape{3, 2, 2}, 3, 1, Train},
 		{"conv transpose", []LayerSpec{
 			{Type: Dense, Units: 12, Activation: "tanh"},
 			{Type: Reshape, Shape: []int{2, 3, 2}},
 			{Type: ConvTranspose2D, Filters: 3, Kernel: 3, Stride: 2, Padding: 1, OutputPadding: 1, Activation: "tanh"},
 			{Type: ConvTranspose2D, Filters: 2, Kernel: 2, Stride: 1, Activation: "sigmoid"},
-		}, Flat(5), 2, 1, Train},
+		}, Flat(5), Shape{5, 7, 2}, 2, 1, Train},
 		{"batchnorm", []LayerSpec{
 			{Type: Conv2D, Filters: 4, Kernel: 3, Padding: 1, Activation: "identity"},
 			{Type: BatchNorm, Activation: "leaky_relu", Alpha: 0.2},
 			{Type: Flatten},
 			{Type: Dense, Units: 3, Activation: "identity"},
 			{Type: BatchNorm, Activation: "tanh"},
-		}, Shape{4, 5, 2}, 4, 2, Train},
+		}, Shape{4, 5, 2}, Flat(3), 4, 2, Train},
 		{"batchnorm with batch statistics", []LayerSpec{
 			{Type: Dense, Units: 6, Activation: "identity"},
 			{Type: BatchNorm, Activation: "sigmoid"},
-		}, Flat(3), 5, 1, InferBatchStats},
+		}, Flat(3), Flat(6), 5, 1, InferBatchStats},
 		{"maxout conv and dropout", []LayerSpec{
 			{Type: Dropout, Keep: 0.8},
 			{Type: Conv2D, Filters: 2, Pieces: 3, Kernel: 3, Stride: 1},
 			{Type: Dropout, Keep: 0.5},
 			{Type: Conv2D, Filters: 2, Kernel: 3, Stride: 2, Activation: "tanh"},
-		}, Shape{5, 5, 2}, 2, 1, Train},
+		}, Shape{5, 5, 2}, Flat(2), 2, 1, Train},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBackend(t)
 			src := rand.New(rand.NewPCG(3, uint64(len(tt.name))))
-			n, err := Build(b, "net", tt.specs, tt.in, Shape{}, OutputHead)
+			n, err := Build(b, "net", tt.specs, tt.in, tt.out, OutputHead)
 			if err != nil {
 				t.Fatal(err)
 			}
