@@ -66,14 +66,40 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
 	fillNoise(b, z, cfg.Noise.Dist, rng.Stream{Seed: seed, Offset: streamSample})
-	pass, err := g.NewPass(b, z, model.PassBuffers{})
+	out, err := generate(b, g, z, sampleMode(cfg))
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
-	pass.Forward(b, sampleMode(cfg), rng.Stream{})
-	out := make([]float32, n*g.Out)
-	if err := b.Download(out, pass.Out); err != nil {
-		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
-	}
 	return out, shape, nil
+}
+
+// generate runs g on the rows of z in chunks of at most evalChunk rows, as the
+// periodic evaluation does, so that a convolutional generator's activations stay
+// small, and returns the outputs (z's rows × g.Out).
+func generate(b backend.Backend, g *model.Net, z backend.Tensor, mode model.Mode) ([]float32, error) {
+	n, dim := z.Rows(), z.Cols()
+	out := make([]float32, n*g.Out)
+	var pass *model.Pass
+	for r0 := 0; r0 < n; r0 += evalChunk {
+		rows := min(evalChunk, n-r0)
+		in, err := b.View(z, r0*dim, rows, dim)
+		if err != nil {
+			return nil, err
+		}
+		if pass == nil || pass.N != rows { // the first chunk, and a shorter last one
+			buf, err := b.Alloc(backend.F32, rows, dim)
+			if err != nil {
+				return nil, err
+			}
+			if pass, err = g.NewPass(b, buf, model.PassBuffers{}); err != nil {
+				return nil, err
+			}
+		}
+		b.Copy(pass.In, in)
+		pass.Forward(b, mode, rng.Stream{})
+		if err := b.Download(out[r0*g.Out:(r0+rows)*g.Out], pass.Out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
