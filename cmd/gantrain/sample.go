@@ -36,6 +36,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed := fs.Uint64("seed", 1, "noise seed")
 	cols := fs.Int("cols", 0, "grid columns (0: square)")
 	raw := fs.Bool("raw-generator", false, "sample from G's parameters, not their moving average (checkpoints of runs with g_ema)")
+	batchNorm := fs.String("sample-batchnorm", "", "how G's batchnorm layers normalise the samples: running (the running averages) or batch (each 1,000 samples by their own statistics); default: the run's train.sample_batchnorm")
 	bk := config.Default().Backend
 	bindBackendFlags(fs, &bk)
 	if err := parseFlags(fs, args); err != nil {
@@ -73,7 +74,7 @@ func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer b.Close()
-	x, shape, err := trainer.Sample(b, f, *n, *seed, trainer.SampleOptions{Raw: *raw})
+	x, shape, err := trainer.Sample(b, f, *n, *seed, trainer.SampleOptions{Raw: *raw, BatchNorm: *batchNorm})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
