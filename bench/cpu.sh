@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CPU benchmark: one full GAN training iteration (1 D-step + 1 G-step, the paper's MNIST
-# nets) in gantrain (Go) against PyTorch, same machine, same run, at each batch size.
+# nets, and the convolutional nets of --preset dcgan-mnist) in gantrain (Go) against
+# PyTorch, same machine, same run, at each batch size.
 # Each side runs at several thread settings and its best (the median of its repeats)
 # is kept. Also printed: the machine's FMA peak (bench/peak), each side's achieved
 # GFLOP/s on the iteration's matrix products and its fraction of that peak, and
@@ -9,7 +10,11 @@
 #
 # Usage: bench/cpu.sh
 # Environment knobs (all optional):
-#   BATCHES         batch sizes (default "100 500")
+#   NETS            "paper" (bench/torch_step.py) and/or "dcgan-mnist"
+#                   (bench/torch_dcgan.py); default "paper dcgan-mnist"
+#   BATCHES         batch sizes of the paper's nets (default "100 500")
+#   DCGAN_BATCHES   batch sizes of the dcgan-mnist nets (default "64"); their timings
+#                   take a fifth of TORCH_ITERS, TORCH_WARMUP and GO_BENCHTIME
 #   TORCH_CONFIGS   torch settings "OMP:BLAS[:p]" (intra-op threads : OpenBLAS threads,
 #                   ":p" adds OMP_WAIT_POLICY=PASSIVE, which helps libgomp on a busy box);
 #                   default "1:1 N:N N:N:p 1:N" with N = nproc (duplicates dropped)
@@ -37,7 +42,9 @@ root="$(cd "$here/.." && pwd)"
 PY="${PYTHON:-/usr/bin/python3}"  # Debian python3-torch lives here
 N="$(nproc)"
 
+NETS="${NETS:-paper dcgan-mnist}"
 BATCHES="${BATCHES:-100 500}"
+DCGAN_BATCHES="${DCGAN_BATCHES:-64}"
 TORCH_ITERS="${TORCH_ITERS:-50}"
 TORCH_ROUNDS="${TORCH_ROUNDS:-5}"
 TORCH_WARMUP="${TORCH_WARMUP:-20}"
@@ -107,10 +114,13 @@ parse_go() {
         }'
 }
 
-# go_bench THREADS LIB BATCH: prints "median_ms runs gflop_per_iter", or nothing.
+# go_bench THREADS LIB BATCH NET: prints "median_ms runs gflop_per_iter", or nothing.
 # Pure Go is an order of magnitude slower: it gets a tenth of the iterations, once.
 go_bench() {
     local out rc=0 benchtime="$GO_BENCHTIME" count="$GO_COUNT"
+    if [[ "$4" != paper && "$benchtime" == *x ]]; then
+        benchtime="$(( ${benchtime%x} / 5 + 1 ))x"
+    fi
     if [[ "$2" == go && "$GO_BENCHTIME" == *x ]]; then
         benchtime="$(( ${GO_BENCHTIME%x} / 10 + 1 ))x" count=1
     fi
@@ -118,7 +128,7 @@ go_bench() {
         out="$(cat "$GO_BENCH_OUTPUT")"
     else
         set +e
-        out="$(cd "$root" && GOMAXPROCS="$N" GANTRAIN_THREADS="$1" GANTRAIN_BLAS="$2" GANTRAIN_BATCH="$3" \
+        out="$(cd "$root" && GOMAXPROCS="$N" GANTRAIN_THREADS="$1" GANTRAIN_BLAS="$2" GANTRAIN_BATCH="$3" GANTRAIN_PRESET="$4" \
             go test -tags nocuda -run XXX -bench '^BenchmarkIteration$' \
             -benchtime "$benchtime" -count "$count" ./trainer/ 2>&1)"
         rc=$?
@@ -143,21 +153,22 @@ if [[ -z "$libs" && "$SKIP_GO" != 1 ]]; then
 fi
 
 # The machine's speed drifts (other tenants of a virtual machine's host) over the
-# minutes between the two sides' timings above. paired BATCH TORCH_CFG GO_THREADS
+# minutes between the two sides' timings above. paired BATCH TORCH_CFG GO_THREADS NET
 # times each side's best setting PAIRS times, alternately, a few seconds each, and
 # reports the median of each and their ratio.
 paired() {
-    local batch="$1" omp blas policy t="$3" i tms gms
+    local batch="$1" omp blas policy t="$3" net="$4" i tms gms
     IFS=: read -r omp blas policy <<<"$2"
     blas="${blas:-$omp}"
     local envs=()
     [[ "$policy" == p ]] && envs=(OMP_WAIT_POLICY=PASSIVE)
     local iters=$(( 3000 / batch + 5 ))
+    [[ "$net" != paper ]] && iters=$(( iters / 5 + 1 ))
     local tl=() gl=()
     for ((i = 0; i < PAIRS; i++)); do
-        tms="$(env "${envs[@]}" "$PY" "$here/torch_step.py" --threads "$omp" --blas-threads "$blas" --batch "$batch" \
+        tms="$(env "${envs[@]}" "$PY" "$here/$(torch_script "$net")" --threads "$omp" --blas-threads "$blas" --batch "$batch" \
             --iters "$iters" --rounds 1 --warmup 5 | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"
-        gms="$(cd "$root/trainer" && GOMAXPROCS="$N" GANTRAIN_THREADS="$t" GANTRAIN_BATCH="$batch" "$testbin" \
+        gms="$(cd "$root/trainer" && GOMAXPROCS="$N" GANTRAIN_THREADS="$t" GANTRAIN_BATCH="$batch" GANTRAIN_PRESET="$net" "$testbin" \
             -test.run XXX -test.bench '^BenchmarkIteration$' -test.benchtime "${iters}x" 2>&1 | parse_go | cut -d' ' -f1)"
         tl+=("$tms") gl+=("$gms")
     done
@@ -165,9 +176,9 @@ paired() {
     median() { printf '%s\n' "$@" | sort -g | awk '{v[n++] = $1} END {print v[int(n / 2)]}'; }
     local tmed gmed line
     tmed="$(median "${tl[@]}")" gmed="$(median "${gl[@]}")"
-    line="$(awk -v g="$gmed" -v p="$tmed" -v b="$batch" 'BEGIN {
+    line="$(awk -v g="$gmed" -v p="$tmed" -v b="$batch" -v net="$net" 'BEGIN {
         r = g / p
-        printf "batch %s, paired: pytorch %.2f ms, gantrain %.2f ms (medians): ratio %.2f (target <= 0.80) %s", b, p, g, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
+        printf "%s batch %s, paired: pytorch %.2f ms, gantrain %.2f ms (medians): ratio %.2f (target <= 0.80) %s", net, b, p, g, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
     }')"
     echo "$line"
     summary+=("$line")
@@ -179,10 +190,32 @@ if [[ "$SKIP_GO" != 1 && "$SKIP_TORCH" != 1 && "$PAIRS" -gt 0 && -z "${GO_BENCH_
     (cd "$root" && go test -tags nocuda -c -o "$testbin" ./trainer/)
 fi
 
+# torch_script NET: the PyTorch twin of NET's iteration.
+torch_script() {
+    case "$1" in
+    paper) echo torch_step.py ;;
+    dcgan-mnist) echo torch_dcgan.py ;;
+    *) echo "error: unknown net $1 in NETS (want paper or dcgan-mnist)" >&2; exit 1 ;;
+    esac
+}
+
+cases=""
+for net in $NETS; do
+    torch_script "$net" >/dev/null
+    bs="$BATCHES"
+    [[ "$net" != paper ]] && bs="$DCGAN_BATCHES"
+    for batch in $bs; do cases="$cases $net:$batch"; done
+done
+
 summary=()
-for batch in $BATCHES; do
+for case in $cases; do
+    net="${case%%:*}" batch="${case#*:}"
+    t_iters="$TORCH_ITERS" t_warm="$TORCH_WARMUP"
+    if [[ "$net" != paper ]]; then
+        t_iters=$(( TORCH_ITERS / 5 + 1 )) t_warm=$(( TORCH_WARMUP / 5 + 1 ))
+    fi
     echo
-    echo "======== batch $batch"
+    echo "======== $net, batch $batch"
     declare -a rows=()
     torch_ms="" torch_cfg="" go_ms="" go_cfg="" work="" openblas_ms=""
 
@@ -197,8 +230,8 @@ for batch in $BATCHES; do
                 envs=(OMP_WAIT_POLICY=PASSIVE)
                 label="$label (passive)"
             fi
-            line="$(env "${envs[@]}" "$PY" "$here/torch_step.py" --threads "$omp" --batch "$batch" \
-                --blas-threads "$blas" --iters "$TORCH_ITERS" --rounds "$TORCH_ROUNDS" --warmup "$TORCH_WARMUP")"
+            line="$(env "${envs[@]}" "$PY" "$here/$(torch_script "$net")" --threads "$omp" --batch "$batch" \
+                --blas-threads "$blas" --iters "$t_iters" --rounds "$TORCH_ROUNDS" --warmup "$t_warm")"
             echo "$line${policy:+ (OMP_WAIT_POLICY=PASSIVE)}"
             ms="$(echo "$line" | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"
             if [[ -z "$ms" ]]; then
@@ -218,7 +251,7 @@ for batch in $BATCHES; do
             for t in $GO_THREADS; do
                 # Other libraries than the default only at the most threads.
                 [[ "$lib" != auto && "$t" != "$N" ]] && continue
-                res="$(go_bench "$t" "$lib" "$batch")"
+                res="$(go_bench "$t" "$lib" "$batch" "$net")"
                 [[ -z "$res" ]] && continue
                 read -r ms runs w <<<"$res"
                 [[ "$w" != "0.0000" ]] && work="$w"
@@ -233,7 +266,7 @@ for batch in $BATCHES; do
     fi
 
     echo
-    echo "== one training iteration (1 D-step + 1 G-step, batch $batch), CPU${work:+, $work GFLOP in products}"
+    echo "== one training iteration of $net (1 D-step + 1 G-step, batch $batch), CPU${work:+, $work GFLOP in products}"
     printf '%-10s %-28s %10s %9s %8s\n' side setting ms/iter GFLOP/s "of peak"
     for r in "${rows[@]}"; do
         IFS='|' read -r side thr ms <<<"$r"
@@ -249,14 +282,14 @@ for batch in $BATCHES; do
     [[ -n "$torch_ms" ]] && echo "best pytorch: $torch_ms ms/iter (OMP:BLAS $torch_cfg)"
     [[ -n "$go_ms" ]] && echo "best gantrain: $go_ms ms/iter (GANTRAIN_THREADS=$go_cfg, library chosen by auto)"
     if [[ -n "$torch_ms" && -n "$go_ms" ]]; then
-        line="$(awk -v g="$go_ms" -v p="$torch_ms" -v b="$batch" 'BEGIN {
+        line="$(awk -v g="$go_ms" -v p="$torch_ms" -v b="$batch" -v net="$net" 'BEGIN {
             r = g / p
-            printf "batch %s: ratio gantrain/pytorch = %.2f (target <= 0.80) %s", b, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
+            printf "%s batch %s: ratio gantrain/pytorch = %.2f (target <= 0.80) %s", net, b, r, (r <= 0.80 ? "OK" : "SLOWER THAN TARGET")
         }')"
         echo "$line"
         summary+=("$line")
         if [[ "$PAIRS" -gt 0 && -z "${GO_BENCH_OUTPUT:-}" ]]; then
-            paired "$batch" "$torch_cfg" "$go_cfg"
+            paired "$batch" "$torch_cfg" "$go_cfg" "$net"
         fi
         if [[ -n "$openblas_ms" ]]; then
             # PyTorch computes its products with OpenBLAS: what is left of the ratio
