@@ -10,3 +10,5 @@
 #include "optim.cu"
 #include "columns.cu"
 #include "gather.cu"
+#include "conv.cu"
+#include "batchnorm.cu"

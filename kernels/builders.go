@@ -138,15 +138,16 @@ func DenseForward(d Target, y, x, w, b uint64, n, in, out int, act backend.Act, 
 
 // columnChunks splits `rows` rows into chunks for the column kernels (block 32×8 over
 // 32 columns): about two blocks per multiprocessor, at least minSplitRows rows per
-// chunk, and chunks·cols float64 partials within the workspace.
-func columnChunks(d Target, rows, cols int) (chunks, rowsPer int) {
+// chunk, and the chunks·cols·sums float64 partials (sums per column and chunk) within
+// the workspace.
+func columnChunks(d Target, rows, cols, sums int) (chunks, rowsPer int) {
 	colBlocks := cdiv(cols, colTileW)
 	chunks = 1
 	if d.SMs > 0 && colBlocks < 2*d.SMs {
 		chunks = cdiv(2*d.SMs, colBlocks)
 	}
 	chunks = min(chunks, cdiv(rows, minSplitRows), 65535)
-	for chunks > 1 && chunks*cols*8 > partialBytes {
+	for chunks > 1 && chunks*cols*sums*8 > partialBytes {
 		chunks--
 	}
 	chunks = max(chunks, 1)
@@ -160,20 +161,7 @@ func columnChunks(d Target, rows, cols int) (chunks, rowsPer int) {
 // split over several blocks); then dw = xᵀ·dZ (matmul_*_tn) and dx = dZ·wᵀ
 // (matmul_*_nt). dx, dw and db may be 0 to skip them.
 func DenseBackward(d Target, dx, dw, db, dy, x, y, w uint64, n, in, out int, act backend.Act, ws uint64) []Launch {
-	var ls []Launch
-	if act.Kind != backend.Identity || db != 0 {
-		chunks, rowsPer := columnChunks(d, n, out)
-		direct := db
-		if chunks > 1 {
-			direct = 0
-		}
-		args := append([]Arg{Ptr(dy), Ptr(y), Ptr(direct), Ptr(ws), i32(n), i32(out), i32(rowsPer), Int(b2i(db != 0))}, actArgs(act)...)
-		ls = append(ls, Launch{Kernel: "dense_backward_act_bias", Grid: dim(cdiv(out, colTileW), chunks, 1),
-			Block: dim(colTileW, colTileH, 1), Args: args})
-		if db != 0 && chunks > 1 {
-			ls = append(ls, ew("bias_grad_reduce", d, out, Ptr(db), Ptr(ws), i32(chunks), i32(out)))
-		}
-	}
+	ls := BiasActivationBackward(d, db, dy, y, n, out, act, ws)
 	if dw != 0 {
 		ls = append(ls, matmul(d, tn, dw, x, dy, 0, in, out, n, in, out, backend.Act{}, ws)...)
 	}
@@ -322,7 +310,7 @@ func MovingAverage(d Target, avg, x uint64, n int, decay float32) []Launch {
 // to norm maxNorm: column_sumsq_partial (float64 sums of squares per chunk of rows, in
 // the workspace) then clip_columns_apply.
 func ClipColumnNorms(d Target, w uint64, rows, cols int, maxNorm float32, ws uint64) []Launch {
-	chunks, rowsPer := columnChunks(d, rows, cols)
+	chunks, rowsPer := columnChunks(d, rows, cols, 1)
 	grid, block := dim(cdiv(cols, colTileW), chunks, 1), dim(colTileW, colTileH, 1)
 	return []Launch{
 		{Kernel: "column_sumsq_partial", Grid: grid, Block: block,

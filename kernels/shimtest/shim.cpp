@@ -118,6 +118,15 @@ const entry kernels[] = {
     K(column_sumsq_partial),
     K(clip_columns_apply),
     K(gather_rows),
+    K(im2col_nhwc),
+    K(col2im_nhwc),
+    K(bias_activation),
+    K(batchnorm_stats_partial),
+    K(batchnorm_forward_apply),
+    K(batchnorm_running_update),
+    K(batchnorm_infer),
+    K(batchnorm_backward_partial),
+    K(batchnorm_backward_apply),
 };
 #undef K_SIMT
 #undef K_TC

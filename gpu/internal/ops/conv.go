@@ -1,26 +1,95 @@
 package ops
 
 import (
-	"errors"
-
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/kernels"
 )
 
-// Placeholders while the convolution operations are built; each records an error.
-var errConvPending = errors.New("convolution operations are not built yet")
+// The convolution and batch-normalisation operations. Their operands are unwrapped in
+// the CPU backend's order, so that a refused call names the same operand.
 
-func (b *Core) Im2Col(cols, x backend.Tensor, g backend.ConvGeom)      { b.Fail(errConvPending) }
-func (b *Core) Col2Im(x, cols backend.Tensor, g backend.ConvGeom)      { b.Fail(errConvPending) }
-func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) { b.Fail(errConvPending) }
+// Im2Col implements backend.Backend.
+func (b *Core) Im2Col(cols, x backend.Tensor, g backend.ConvGeom) {
+	ts, ok := b.f32("Im2Col", cols, x)
+	if !ok || !b.check(backend.CheckIm2Col(cols, x, g)) {
+		return
+	}
+	C, X := ts[0], ts[1]
+	b.Launch("Im2Col", kernels.Im2Col(b.Target, C.ptr, X.ptr, X.rows, g))
+}
+
+// Col2Im implements backend.Backend.
+func (b *Core) Col2Im(x, cols backend.Tensor, g backend.ConvGeom) {
+	ts, ok := b.f32("Col2Im", x, cols)
+	if !ok || !b.check(backend.CheckCol2Im(x, cols, g)) {
+		return
+	}
+	X, C := ts[0], ts[1]
+	b.Launch("Col2Im", kernels.Col2Im(b.Target, X.ptr, C.ptr, X.rows, g))
+}
+
+// BiasActivation implements backend.Backend.
+func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) {
+	ts, ok := b.f32("BiasActivation", y, bias)
+	if !ok || !b.check(backend.CheckBiasActivation(y, bias)) {
+		return
+	}
+	Y, B := ts[0], ts[1]
+	b.Launch("BiasActivation", kernels.BiasActivation(b.Target, Y.ptr, B.ptr, Y.rows, Y.cols, act))
+}
+
+// BiasActivationBackward implements backend.Backend.
 func (b *Core) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
-	b.Fail(errConvPending)
+	ts, ok := b.f32("BiasActivationBackward", dy, y)
+	DB, okb := b.optionalF32("BiasActivationBackward db", db)
+	if !ok || !okb || !b.check(backend.CheckBiasActivationBackward(db, dy, y)) {
+		return
+	}
+	DY, Y := ts[0], ts[1]
+	b.Launch("BiasActivationBackward", kernels.BiasActivationBackward(b.Target, addr(DB), DY.ptr, Y.ptr, Y.rows, Y.cols, act, b.Workspace))
 }
+
+// BatchNorm implements backend.Backend.
 func (b *Core) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, groups int, eps, momentum float32, act backend.Act) {
-	b.Fail(errConvPending)
+	const op = "BatchNorm"
+	ts, ok := b.f32(op, y, mean, variance, x)
+	ps, okp := b.f32(op, gamma, beta)
+	RM, okm := b.optionalF32(op+" runMean", runMean)
+	RV, okv := b.optionalF32(op+" runVar", runVar)
+	if !ok || !okp || !okm || !okv || !b.check(backend.CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum)) {
+		return
+	}
+	Y, M, V, X := ts[0], ts[1], ts[2], ts[3]
+	G, B := ps[0], ps[1]
+	b.Launch(op, kernels.BatchNorm(b.Target, Y.ptr, M.ptr, V.ptr, X.ptr, G.ptr, B.ptr, addr(RM), addr(RV),
+		X.rows, X.cols, groups, eps, momentum, act, b.Workspace))
 }
+
+// BatchNormInfer implements backend.Backend.
 func (b *Core) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor, eps float32, act backend.Act) {
-	b.Fail(errConvPending)
+	const op = "BatchNormInfer"
+	ts, ok := b.f32(op, y, x, gamma, beta)
+	rs, okr := b.f32(op, runMean, runVar)
+	if !ok || !okr || !b.check(backend.CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar, eps)) {
+		return
+	}
+	Y, X, G, B := ts[0], ts[1], ts[2], ts[3]
+	b.Launch(op, kernels.BatchNormInfer(b.Target, Y.ptr, X.ptr, G.ptr, B.ptr, rs[0].ptr, rs[1].ptr, X.rows, X.cols, eps, act))
 }
+
+// BatchNormBackward implements backend.Backend.
 func (b *Core) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
-	b.Fail(errConvPending)
+	const op = "BatchNormBackward"
+	ts, ok := b.f32(op, dy, x, y, gamma)
+	ss, oks := b.f32(op, mean, variance)
+	DX, okx := b.optionalF32(op+" dx", dx)
+	DG, okg := b.optionalF32(op+" dgamma", dgamma)
+	DB, okb := b.optionalF32(op+" dbeta", dbeta)
+	if !ok || !oks || !okx || !okg || !okb ||
+		!b.check(backend.CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps)) {
+		return
+	}
+	DY, X, Y, G := ts[0], ts[1], ts[2], ts[3]
+	b.Launch(op, kernels.BatchNormBackward(b.Target, addr(DX), addr(DG), addr(DB), DY.ptr, X.ptr, Y.ptr, G.ptr, ss[0].ptr, ss[1].ptr,
+		X.rows, X.cols, groups, eps, act, b.Workspace))
 }

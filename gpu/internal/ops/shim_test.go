@@ -400,6 +400,35 @@ func TestErrorsOnShim(t *testing.T) {
 		{"maxout arg", func(b backend.Backend, f, i mk) { b.MaxoutForward(f(2, 3), f(2, 3), f(2, 6), 2) }},
 		{"dropout keep", func(b backend.Backend, f, i mk) { b.Dropout(f(2, 3), f(2, 3), f(2, 3), 0, s) }},
 		{"foreign", func(b backend.Backend, f, i mk) { b.Fill(foreign{}, 1) }},
+		{"im2col cols", func(b backend.Backend, f, i mk) {
+			b.Im2Col(f(6, 6), f(2, 12), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1})
+		}},
+		{"col2im geometry", func(b backend.Backend, f, i mk) {
+			b.Col2Im(f(2, 12), f(4, 6), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1, PadH: 2})
+		}},
+		{"im2col i32", func(b backend.Backend, f, i mk) {
+			b.Im2Col(f(4, 6), i(2, 12), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1})
+		}},
+		{"bias activation b", func(b backend.Backend, f, i mk) { b.BiasActivation(f(4, 3), f(1, 4), backend.Act{}) }},
+		{"bias activation db", func(b backend.Backend, f, i mk) { b.BiasActivationBackward(f(1, 2), f(4, 3), f(4, 3), backend.Act{}) }},
+		{"batchnorm groups", func(b backend.Backend, f, i mk) {
+			b.BatchNorm(f(5, 3), f(2, 3), f(2, 3), f(5, 3), f(1, 3), f(1, 3), nil, nil, 2, 1e-5, 0.1, backend.Act{})
+		}},
+		{"batchnorm running", func(b backend.Backend, f, i mk) {
+			b.BatchNorm(f(4, 3), f(1, 3), f(1, 3), f(4, 3), f(1, 3), f(1, 3), f(1, 3), nil, 1, 1e-5, 0.1, backend.Act{})
+		}},
+		{"batchnorm runVar i32", func(b backend.Backend, f, i mk) {
+			b.BatchNorm(f(4, 3), f(1, 3), f(1, 3), f(4, 3), f(1, 3), f(1, 3), f(1, 3), i(1, 3), 1, 1e-5, 0.1, backend.Act{})
+		}},
+		{"batchnorm infer eps", func(b backend.Backend, f, i mk) {
+			b.BatchNormInfer(f(4, 3), f(4, 3), f(1, 3), f(1, 3), f(1, 3), f(1, 3), 0, backend.Act{})
+		}},
+		{"batchnorm backward mean", func(b backend.Backend, f, i mk) {
+			b.BatchNormBackward(nil, f(1, 3), nil, f(4, 3), f(4, 3), f(4, 3), f(1, 3), f(1, 3), f(2, 3), 2, 1e-5, backend.Act{})
+		}},
+		{"batchnorm backward dgamma i32", func(b backend.Backend, f, i mk) {
+			b.BatchNormBackward(nil, i(1, 3), nil, f(4, 3), f(4, 3), f(4, 3), f(1, 3), f(1, 3), f(1, 3), 1, 1e-5, backend.Act{})
+		}},
 		{"gather index", func(b backend.Backend, f, i mk) {
 			idx := i(1, 3)
 			b.Upload(idx, []int32{0, 1, 9})

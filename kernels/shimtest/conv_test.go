@@ -1,0 +1,183 @@
+//go:build cgo
+
+package shimtest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/kernels"
+)
+
+// convGeoms are ragged geometries: a 5×7 input with a 3×2 kernel at every stride from
+// 1 to 3 and several paddings, one and 37 channels, a 1×1 kernel, and an input the
+// kernel just covers.
+var convGeoms = []backend.ConvGeom{
+	{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 1, StrideW: 1},
+	{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 1},
+	{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 3, StrideW: 2, PadH: 2},
+	{InH: 5, InW: 7, InC: 1, KH: 3, KW: 2, StrideH: 1, StrideW: 3, PadH: 1, PadW: 1},
+	{InH: 5, InW: 7, InC: 37, KH: 3, KW: 2, StrideH: 2, StrideW: 2, PadH: 2, PadW: 1},
+	{InH: 4, InW: 4, InC: 2, KH: 1, KW: 1, StrideH: 2, StrideW: 1},
+	{InH: 2, InW: 1, InC: 5, KH: 3, KW: 3, StrideH: 3, StrideW: 1, PadH: 1, PadW: 1},
+}
+
+// Im2Col and Col2Im copy and add the same float32 values in the same order as the CPU
+// backend: bit for bit.
+func TestIm2ColCol2Im(t *testing.T) {
+	e := newEnv(t)
+	d := devices[0]
+	for _, g := range convGeoms {
+		if err := g.Valid(); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 3} {
+			name := fmt.Sprintf("%v n=%d", g, n)
+			rows, patch := n*g.Positions(), g.Patch()
+			xv := e.floats(n*g.InSize(), -1, 1)
+			x, cols := e.mem(xv), e.poisoned(rows*patch)
+			e.run(kernels.Im2Col(d, cols.Addr(), x.Addr(), n, g))
+			C := e.tensor(rows, patch, make([]float32, rows*patch))
+			e.cpu.Im2Col(C, e.tensor(n, g.InSize(), xv), g)
+			same(t, name+" im2col", cols.F32(), e.down(C))
+
+			cv := e.floats(rows*patch, -1, 1)
+			c, xs := e.mem(cv), e.poisoned(n*g.InSize())
+			e.run(kernels.Col2Im(d, xs.Addr(), c.Addr(), n, g))
+			X := e.tensor(n, g.InSize(), make([]float32, n*g.InSize()))
+			e.cpu.Col2Im(X, e.tensor(rows, patch, cv), g)
+			same(t, name+" col2im", xs.F32(), e.down(X))
+		}
+	}
+}
+
+// Shapes m×c of the per-channel operations: one element, one column, 37 columns (a
+// ragged column block), and enough rows that the H100 plan splits them into chunks.
+var channelShapes = [][2]int{{1, 1}, {37, 1}, {29, 37}, {3000, 3}, {700, 37}}
+
+func TestBiasActivation(t *testing.T) {
+	e := newEnv(t)
+	for _, d := range devices[:2] {
+		for _, s := range channelShapes {
+			m, c := s[0], s[1]
+			for _, act := range acts {
+				name := fmt.Sprintf("%+v %dx%d %v", d, m, c, act.Kind)
+				yv, bv := e.floats(m*c, -2, 2), e.floats(c, -1, 1)
+				y, b := e.mem(yv), e.mem(bv)
+				e.run(kernels.BiasActivation(d, y.Addr(), b.Addr(), m, c, act))
+				Y := e.tensor(m, c, yv)
+				e.cpu.BiasActivation(Y, e.tensor(1, c, bv), act)
+				same(t, name+" y", y.F32(), e.down(Y))
+
+				dyv := e.floats(m*c, -1, 1)
+				for _, withDB := range []bool{true, false} {
+					dy, db := e.mem(dyv), e.poisoned(c)
+					dba := db.Addr()
+					if !withDB {
+						dba = 0
+					}
+					e.run(kernels.BiasActivationBackward(d, dba, dy.Addr(), y.Addr(), m, c, act, e.ws.Addr()))
+					DY, DB := e.tensor(m, c, dyv), e.tensor(1, c, make([]float32, c))
+					if withDB {
+						e.cpu.BiasActivationBackward(DB, DY, Y, act)
+						near(t, name+" db", db.F32(), e.down(DB), tolF32)
+					} else {
+						e.cpu.BiasActivationBackward(nil, DY, Y, act)
+					}
+					same(t, name+" dZ", dy.F32(), e.down(DY))
+				}
+			}
+		}
+	}
+}
+
+// bnCases are batch-normalisation problems m×c in groups: single rows, a group per
+// row (the biased variance in the running average), ragged columns, and rows the H100
+// plan splits into chunks within each group.
+var bnCases = []struct{ m, c, groups int }{
+	{1, 1, 1}, {3, 2, 3}, {37, 1, 1}, {29, 37, 1}, {58, 37, 2}, {3000, 3, 2}, {1400, 40, 1}, {600, 5, 3},
+}
+
+// The batch statistics are float64 sums in another order than the CPU's, rounded to
+// float32: mean, variance and y agree to rounding; the activation gradient dZ is the
+// same float32 operations, bit for bit.
+func TestBatchNorm(t *testing.T) {
+	e := newEnv(t)
+	const eps, momentum = 1e-5, 0.1
+	for _, d := range devices[:2] {
+		for ci, bc := range bnCases {
+			m, c, groups := bc.m, bc.c, bc.groups
+			act := acts[ci%len(acts)]
+			name := fmt.Sprintf("%+v %dx%d/%d %v", d, m, c, groups, act.Kind)
+			xv := e.floats(m*c, -1, 3) // a mean away from 0
+			gv, bv := e.floats(c, 0.5, 1.5), e.floats(c, -0.5, 0.5)
+			rmv, rvv := e.floats(c, -0.1, 0.1), e.floats(c, 0.5, 1.5)
+			x, gamma, beta := e.mem(xv), e.mem(gv), e.mem(bv)
+			y, mean, variance := e.poisoned(m*c), e.poisoned(groups*c), e.poisoned(groups*c)
+			rm, rv := e.mem(rmv), e.mem(rvv)
+			e.run(kernels.BatchNorm(d, y.Addr(), mean.Addr(), variance.Addr(), x.Addr(), gamma.Addr(), beta.Addr(),
+				rm.Addr(), rv.Addr(), m, c, groups, eps, momentum, act, e.ws.Addr()))
+			X, G, B := e.tensor(m, c, xv), e.tensor(1, c, gv), e.tensor(1, c, bv)
+			Y, M, V := e.tensor(m, c, make([]float32, m*c)), e.tensor(groups, c, make([]float32, groups*c)),
+				e.tensor(groups, c, make([]float32, groups*c))
+			RM, RV := e.tensor(1, c, rmv), e.tensor(1, c, rvv)
+			e.cpu.BatchNorm(Y, M, V, X, G, B, RM, RV, groups, eps, momentum, act)
+			near(t, name+" mean", mean.F32(), e.down(M), tolF32)
+			near(t, name+" variance", variance.F32(), e.down(V), tolF32)
+			near(t, name+" y", y.F32(), e.down(Y), tolF32)
+			near(t, name+" runMean", rm.F32(), e.down(RM), tolF32)
+			near(t, name+" runVar", rv.F32(), e.down(RV), tolF32)
+
+			// Without running averages: they are not touched.
+			y2 := e.poisoned(m * c)
+			e.run(kernels.BatchNorm(d, y2.Addr(), mean.Addr(), variance.Addr(), x.Addr(), gamma.Addr(), beta.Addr(),
+				0, 0, m, c, groups, eps, momentum, act, e.ws.Addr()))
+			same(t, name+" y without running averages", y2.F32(), y.F32())
+
+			// Inference with the running statistics, in place.
+			yi := e.mem(xv)
+			e.run(kernels.BatchNormInfer(d, yi.Addr(), yi.Addr(), gamma.Addr(), beta.Addr(), rm.Addr(), rv.Addr(), m, c, eps, act))
+			YI := e.tensor(m, c, xv)
+			e.cpu.BatchNormInfer(YI, YI, G, B, RM, RV, eps, act)
+			near(t, name+" infer", yi.F32(), e.down(YI), tolF32)
+
+			// Backward, with y as the forward pass left it, every subset of the outputs.
+			yv, mv, vv := e.down(Y), e.down(M), e.down(V)
+			dyv := e.floats(m*c, -1, 1)
+			for _, want := range []struct{ dx, dg, db bool }{{true, true, true}, {true, false, false}, {false, true, false}, {false, false, true}, {false, false, false}} {
+				wname := fmt.Sprintf("%s %+v", name, want)
+				dy, yy, mm, vvv := e.mem(dyv), e.mem(yv), e.mem(mv), e.mem(vv)
+				dx, dg, db := e.poisoned(m*c), e.poisoned(c), e.poisoned(c)
+				pick := func(on bool, a *Mem) uint64 {
+					if on {
+						return a.Addr()
+					}
+					return 0
+				}
+				e.run(kernels.BatchNormBackward(d, pick(want.dx, dx), pick(want.dg, dg), pick(want.db, db), dy.Addr(), x.Addr(),
+					yy.Addr(), gamma.Addr(), mm.Addr(), vvv.Addr(), m, c, groups, eps, act, e.ws.Addr()))
+				DY, DX, DG, DB := e.tensor(m, c, dyv), e.tensor(m, c, make([]float32, m*c)), e.tensor(1, c, make([]float32, c)),
+					e.tensor(1, c, make([]float32, c))
+				opt := func(on bool, t backend.Tensor) backend.Tensor {
+					if on {
+						return t
+					}
+					return nil
+				}
+				e.cpu.BatchNormBackward(opt(want.dx, DX), opt(want.dg, DG), opt(want.db, DB), DY, X, e.tensor(m, c, yv), G,
+					e.tensor(groups, c, mv), e.tensor(groups, c, vv), groups, eps, act)
+				same(t, wname+" dZ", dy.F32(), e.down(DY))
+				if want.dx {
+					near(t, wname+" dx", dx.F32(), e.down(DX), tolF32)
+				}
+				if want.dg {
+					near(t, wname+" dgamma", dg.F32(), e.down(DG), tolF32)
+				}
+				if want.db {
+					near(t, wname+" dbeta", db.F32(), e.down(DB), tolF32)
+				}
+			}
+		}
+	}
+}
