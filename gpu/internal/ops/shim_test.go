@@ -27,6 +27,7 @@ import (
 	"github.com/gantrain/gantrain/gpu/internal/ops"
 	"github.com/gantrain/gantrain/kernels"
 	"github.com/gantrain/gantrain/kernels/shimtest"
+	"github.com/gantrain/gantrain/model"
 	"github.com/gantrain/gantrain/rng"
 	"github.com/gantrain/gantrain/trainer"
 )
@@ -475,11 +476,35 @@ func TestTrainerOnShim(t *testing.T) {
 	cfg.Generator[0].Units, cfg.Generator[1].Units = 32, 32
 	cfg.Discriminator[1].Units, cfg.Discriminator[3].Units = 16, 16
 	cfg.Train.Batch, cfg.Noise.Dim, cfg.Output.Samples = 20, 10, 4
+	trainOnShim(t, cfg, randomSet(110, data.Shape{H: 28, W: 28, C: 1}), 7) // crosses an epoch of 110/20: an upload of the next order
+}
+
+// TestConvTrainerOnShim is TestTrainerOnShim for small convolutional nets with
+// batchnorm: DCGAN-style G and D on 8×8 images, Adam.
+func TestConvTrainerOnShim(t *testing.T) {
+	cfg := config.Default()
+	config.DCGANMNISTDefaults(&cfg)
+	cfg.Generator = model.DCGANGenerator(8, 8, 8, 2)
+	cfg.Discriminator = model.DCGANDiscriminator(4, 2)
+	cfg.Train.Batch, cfg.Noise.Dim, cfg.Output.Samples = 6, 5, 4
+	trainOnShim(t, cfg, randomSet(40, data.Shape{H: 8, W: 8, C: 1}), 4)
+}
+
+func randomSet(n int, shape data.Shape) *data.Set {
 	r := rand.New(rand.NewPCG(3, 3))
-	set := &data.Set{Name: "random", N: 110, Dim: 784, Shape: data.Shape{H: 28, W: 28, C: 1}, X: make([]float32, 110*784)}
+	dim := shape.Size()
+	set := &data.Set{Name: "random", N: n, Dim: dim, Shape: shape, X: make([]float32, n*dim)}
 	for i := range set.X {
 		set.X[i] = r.Float32()
 	}
+	return set
+}
+
+// trainOnShim runs steps iterations of cfg on the shim and on the CPU, compares their
+// losses, and restores the shim's checkpoint into a CPU trainer, whose checkpoint must
+// hold the same tensors.
+func trainOnShim(t *testing.T, cfg config.Config, set *data.Set, steps int) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c, err := cpu.New(cpu.Options{BLAS: "go"})
 	if err != nil {
@@ -493,7 +518,7 @@ func TestTrainerOnShim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 7; i++ { // crosses an epoch of 110/20: an upload of the next order
+	for i := 0; i < steps; i++ {
 		sc, err := tc.Step(true)
 		if err != nil {
 			t.Fatal(err)
