@@ -173,20 +173,30 @@ func (r *refGraph) must(n *gg.Node, err error) *gg.Node {
 	return n
 }
 
-// leaf is a rows×cols float64 input node holding v. Names are unique: gorgonia
-// merges input nodes of equal name and type.
+// leaf is a rows×cols float64 input node holding v.
 func (r *refGraph) leaf(name string, rows, cols int, v []float32) *gg.Node {
 	r.t.Helper()
-	if len(v) != rows*cols {
-		r.t.Fatalf("leaf %s: %d values for %d×%d", name, len(v), rows, cols)
+	return r.tensorLeaf(name, []int{rows, cols}, v)
+}
+
+// tensorLeaf is a float64 input node of the given shape holding v (row-major).
+// Names are unique: gorgonia merges input nodes of equal name and type.
+func (r *refGraph) tensorLeaf(name string, shape []int, v []float32) *gg.Node {
+	r.t.Helper()
+	size := 1
+	for _, d := range shape {
+		size *= d
+	}
+	if len(v) != size {
+		r.t.Fatalf("leaf %s: %d values for %v", name, len(v), shape)
 	}
 	d := make([]float64, len(v))
 	for i, x := range v {
 		d[i] = float64(x)
 	}
 	r.names++
-	return gg.NewMatrix(r.g, tensor.Float64, gg.WithShape(rows, cols), gg.WithName(fmt.Sprintf("%s#%d", name, r.names)),
-		gg.WithValue(tensor.New(tensor.WithShape(rows, cols), tensor.WithBacking(d))))
+	return gg.NewTensor(r.g, tensor.Float64, len(shape), gg.WithShape(shape...), gg.WithName(fmt.Sprintf("%s#%d", name, r.names)),
+		gg.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))))
 }
 
 // refNet is a Net's parameters in a graph.
@@ -234,20 +244,7 @@ func (r *refGraph) forward(rn *refNet, x *gg.Node, rows int, masks map[int][]flo
 				x = r.must(gg.Max(z, 2))
 				continue
 			}
-			switch l.act.Kind {
-			case backend.Identity:
-			case backend.ReLU:
-				z = r.must(gg.Rectify(z))
-			case backend.LeakyReLU:
-				z = r.must(gg.LeakyRelu(z, float64(l.act.Alpha)))
-			case backend.Sigmoid:
-				z = r.must(gg.Sigmoid(z))
-			case backend.Tanh:
-				z = r.must(gg.Tanh(z))
-			default:
-				r.t.Fatalf("layer %d: activation %v has no reference", i, l.act.Kind)
-			}
-			x = z
+			x = r.activate(z, l.act)
 		case Dropout:
 			m, ok := masks[i]
 			if !ok {
@@ -257,6 +254,25 @@ func (r *refGraph) forward(rn *refNet, x *gg.Node, rows int, masks map[int][]flo
 		}
 	}
 	return x, lin
+}
+
+// activate applies act to z.
+func (r *refGraph) activate(z *gg.Node, act backend.Act) *gg.Node {
+	r.t.Helper()
+	switch act.Kind {
+	case backend.Identity:
+		return z
+	case backend.ReLU:
+		return r.must(gg.Rectify(z))
+	case backend.LeakyReLU:
+		return r.must(gg.LeakyRelu(z, float64(act.Alpha)))
+	case backend.Sigmoid:
+		return r.must(gg.Sigmoid(z))
+	case backend.Tanh:
+		return r.must(gg.Tanh(z))
+	}
+	r.t.Fatalf("activation %v has no reference", act.Kind)
+	return nil
 }
 
 // bce is scale·Σ bce(σ(l), t) written out stably: max(l,0) − l·t + log(1+e^{−|l|}).
@@ -393,13 +409,19 @@ func (r *rig) up(x backend.Tensor, v []float32) {
 	}
 }
 
-func (r *rig) down(x backend.Tensor) []float32 {
-	r.t.Helper()
+// download copies x to the host.
+func download(t *testing.T, b backend.Backend, x backend.Tensor) []float32 {
+	t.Helper()
 	v := make([]float32, backend.Len(x))
-	if err := r.b.Download(v, x); err != nil {
-		r.t.Fatal(err)
+	if err := b.Download(v, x); err != nil {
+		t.Fatal(err)
 	}
 	return v
+}
+
+func (r *rig) down(x backend.Tensor) []float32 {
+	r.t.Helper()
+	return download(r.t, r.b, x)
 }
 
 func (r *rig) downI(x backend.Tensor) []int32 {
@@ -779,7 +801,9 @@ func math32bits(v []float32) []uint32 {
 	return out
 }
 
-func runRef(t *testing.T, c gradCase) {
+// forBLAS runs f as a subtest on a CPU backend with each BLAS library: the pure-Go
+// one, and OpenBLAS where it is available.
+func forBLAS(t *testing.T, f func(t *testing.T, b backend.Backend, blasName string)) {
 	for _, blasName := range []string{"go", "openblas"} {
 		t.Run(blasName, func(t *testing.T) {
 			b, err := cpu.New(cpu.Options{BLAS: blasName})
@@ -790,20 +814,26 @@ func runRef(t *testing.T, c gradCase) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			for _, minimax := range []bool{false, true} {
-				name := "non-saturating"
-				if minimax {
-					name = "minimax"
-				}
-				t.Run(name, func(t *testing.T) {
-					var st errStats
-					runGradCase(t, b, c, minimax, &st)
-					t.Logf("SUMMARY %s/%s/%s: %d tensors, max abs err %.3g, max normalised err %.3g (%s)",
-						c.name, blasName, name, st.n, st.maxAbs, st.maxErr, st.where)
-				})
-			}
+			f(t, b, blasName)
 		})
 	}
+}
+
+func runRef(t *testing.T, c gradCase) {
+	forBLAS(t, func(t *testing.T, b backend.Backend, blasName string) {
+		for _, minimax := range []bool{false, true} {
+			name := "non-saturating"
+			if minimax {
+				name = "minimax"
+			}
+			t.Run(name, func(t *testing.T) {
+				var st errStats
+				runGradCase(t, b, c, minimax, &st)
+				t.Logf("SUMMARY %s/%s/%s: %d tensors, max abs err %.3g, max normalised err %.3g (%s)",
+					c.name, blasName, name, st.n, st.maxAbs, st.maxErr, st.where)
+			})
+		}
+	})
 }
 
 // TestGorgoniaReferenceSmall checks small nets that use every activation, a
