@@ -83,13 +83,18 @@ func TestDeterministic(t *testing.T) {
 // exactly the losses and parameters of an uninterrupted run.
 func TestResumeExact(t *testing.T) {
 	for _, v := range []struct {
-		opt string
-		ema float64
-	}{{"sgd", 0}, {"adam", 0}, {"sgd", 0.99}} {
+		opt  string
+		ema  float64
+		conv bool // small DCGAN-style nets: batchnorm statistics in the checkpoint
+	}{{"sgd", 0, false}, {"adam", 0, false}, {"sgd", 0.99, false}, {"adam", 0.99, true}} {
 		opt := v.opt
 		c := smallConfig()
 		c.Optimizer.Kind = opt
 		c.Train.GEMA = v.ema
+		if v.conv {
+			c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
+			opt += " conv"
+		}
 		c.Train.K = 2
 		set := randomImages(230) // not a multiple of the batch: epochs end mid-order
 		const s = 9

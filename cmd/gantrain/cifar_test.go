@@ -145,3 +145,31 @@ func TestDataUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// The convolutional CIFAR-10 preset trains, checkpoints its batchnorm statistics,
+// resumes and samples in colour.
+func TestTrainDCGANCIFAR10Resume(t *testing.T) {
+	dir := t.TempDir()
+	cifar := filepath.Join(dir, "cifar")
+	os.MkdirAll(cifar, 0o755)
+	writeFakeCIFAR10(t, cifar)
+	run := filepath.Join(dir, "run")
+	code, _, stderr := runCmd("train", "--preset", "dcgan-cifar10", "--data", cifar, "--batch", "4",
+		"--steps", "2", "--samples", "4", "--out", run, "--progress", "plain", "--blas", "go", "--listen", "off")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	checkRGBGrid(t, filepath.Join(run, "samples", "latest.png"), 2, 2)
+	code, _, stderr = runCmd("train", "--resume", run, "--steps", "3", "--progress", "plain", "--blas", "go", "--listen", "off")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "from_step=2") {
+		t.Errorf("the resumed run did not continue from step 2:\n%s", stderr)
+	}
+	grid := filepath.Join(dir, "s.png")
+	if code, _, stderr := runCmd("sample", "--checkpoint", run, "--n", "4", "--sample-batchnorm", "batch", "--out", grid); code != 0 {
+		t.Fatalf("sample: exit %d: %s", code, stderr)
+	}
+	checkRGBGrid(t, grid, 2, 2)
+}
