@@ -18,6 +18,10 @@ import (
 // scripts read from the real one. FAKE_FAIL names a step whose command fails.
 var gpuCheckFakes = map[string]string{
 	"bin/gpu.test": `case " $* " in
+*BenchmarkConvIteration*)
+	for b in 64 512; do for p in fp32 tf32; do
+		echo "BenchmarkConvIteration/net=dcgan-mnist/batch=$b/$p/graph-16 200 1000 ns/op 500.0 it/s"
+	done; done ;;
 *" -test.bench "*)
 	for b in 100 1024 4096; do for p in fp32 tf32; do
 		echo "    bench_test.go:1: device time per iteration 0.5 ms in 60 launches"
@@ -45,6 +49,8 @@ esac`,
 	"path/torch-python": `case $1 in
 *torch_step_cuda.py) for b in 100 1024 4096; do for p in fp32 tf32; do for g in 0 1; do
 	echo "torch-cuda batch=$b precision=$p graph=$g ms=1 it_per_s=1600.0"; done; done; done ;;
+*torch_dcgan.py) for b in 64 512; do for p in fp32 tf32; do for g in 0 1; do
+	echo "torch-cuda net=dcgan-mnist batch=$b precision=$p graph=$g ms_per_iter=2 it_per_s=$((300 + 100 * g)).0"; done; done; done ;;
 esac`,
 }
 
@@ -117,9 +123,9 @@ func outFiles(t *testing.T, out string) []string {
 // The GPU check runs only on a GPU machine; here its scripts run on stand-ins of the
 // binaries and tools, so that a broken script is found before it costs GPU time.
 func TestGPUCheckScriptsOnStandIns(t *testing.T) {
-	steps := []string{"info", "oom", "ops", "checkpoint", "memcheck", "cli", "racecheck", "memcheck-tf32",
-		"racecheck-tf32", "initcheck", "memcheck-gemm", "racecheck-gemm", "synccheck-gemm", "train", "track",
-		"bench", "torch", "profile"}
+	steps := []string{"info", "oom", "ops", "checkpoint", "memcheck", "memcheck-conv", "cli", "train-conv", "racecheck",
+		"memcheck-tf32", "racecheck-tf32", "initcheck", "memcheck-gemm", "racecheck-gemm", "synccheck-gemm", "train",
+		"track", "bench", "bench-conv", "torch", "torch-conv", "profile"}
 
 	t.Run("all pass", func(t *testing.T) {
 		log, out, err := gpuCheck(t)
@@ -139,10 +145,14 @@ func TestGPUCheckScriptsOnStandIns(t *testing.T) {
 		if got := strings.Join(outFiles(t, out), " "); got != want {
 			t.Errorf("$OUT holds %s, want %s", got, want)
 		}
+		// The paper's nets (6 rows), then dcgan-mnist's (4 rows).
 		var bench struct {
 			Rows []struct {
+				Net         string   `json:"net"`
 				Batch       int      `json:"batch"`
+				Precision   string   `json:"precision"`
 				GantrainIts *float64 `json:"gantrain_its"`
+				TorchEager  *float64 `json:"torch_eager_its"`
 				TorchGraphs *float64 `json:"torch_graphs_its"`
 			} `json:"rows"`
 		}
@@ -150,13 +160,20 @@ func TestGPUCheckScriptsOnStandIns(t *testing.T) {
 		if err == nil {
 			err = json.Unmarshal(b, &bench)
 		}
-		if err != nil || len(bench.Rows) != 6 || bench.Rows[0].GantrainIts == nil || *bench.Rows[0].GantrainIts != 2000 ||
-			bench.Rows[0].TorchGraphs == nil || *bench.Rows[0].TorchGraphs != 1600 {
-			t.Errorf("bench.json: %v\n%s", err, b)
+		if err != nil || len(bench.Rows) != 10 {
+			t.Fatalf("bench.json: %v, want 10 rows\n%s", err, b)
+		}
+		if r := bench.Rows[0]; r.Net != "paper" || r.GantrainIts == nil || *r.GantrainIts != 2000 || r.TorchGraphs == nil || *r.TorchGraphs != 1600 {
+			t.Errorf("bench.json's first row: %+v\n%s", r, b)
+		}
+		if r := bench.Rows[9]; r.Net != "dcgan-mnist" || r.Batch != 512 || r.Precision != "tf32" || r.GantrainIts == nil || *r.GantrainIts != 500 ||
+			r.TorchEager == nil || *r.TorchEager != 300 || r.TorchGraphs == nil || *r.TorchGraphs != 400 {
+			t.Errorf("bench.json's last row: %+v\n%s", r, b)
 		}
 		if sum, _ := os.ReadFile(filepath.Join(out, "summary.txt")); !strings.Contains(string(sum), "RESULT: all steps passed") ||
-			!strings.Contains(string(sum), "1.25x") || strings.Count(string(sum), "1 passed, 0 failed: value 1.5") != 2 {
-			t.Errorf("summary.txt lacks the result, the ratio 2000/1600 or the values the cli and train steps' tests logged:\n%s", sum)
+			!strings.Contains(string(sum), "1.25x") || !strings.Contains(string(sum), "dcgan-mnist nets") ||
+			strings.Count(string(sum), "1 passed, 0 failed: value 1.5") != 3 {
+			t.Errorf("summary.txt lacks the result, the ratio 2000/1600, the dcgan-mnist table or the values the cli, train-conv and train steps' tests logged:\n%s", sum)
 		}
 	})
 

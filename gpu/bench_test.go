@@ -38,19 +38,51 @@ func BenchmarkIteration(b *testing.B) {
 	cache := filepath.Join(b.TempDir(), "autotune.json")
 	for _, batch := range []int{100, 1024, 4096} {
 		for _, tf32 := range []bool{false, true} {
-			benchIteration(b, batch, tf32, false, true, cache)
-			benchIteration(b, batch, tf32, true, true, cache)
-			benchIteration(b, batch, tf32, true, false, cache)
+			cfg := config.Default()
+			cfg.Train.Batch = batch
+			benchIteration(b, "", cfg, tf32, false, true, cache)
+			benchIteration(b, "", cfg, tf32, true, true, cache)
+			benchIteration(b, "", cfg, tf32, true, false, cache)
 		}
 	}
 }
 
-func benchIteration(b *testing.B, batch int, tf32, graphs, autotune bool, cache string) {
+// BenchmarkConvIteration times one iteration of the dcgan-mnist preset (convolutional
+// G and D with batchnorm, Adam, the alternating update: a D step and a G step) on the
+// GPU at batch 64 (the preset's) and 512, in fp32 and tf32, replayed as step graphs
+// with autotuned kernels, reading the losses back every 100 iterations:
+//
+//	net=dcgan-mnist/batch=B/P/graph   iterations per second, then every matrix
+//	                                  product's choice (the convolutions' among them)
+//
+// GANTRAIN_BENCH_ONLY=net=dcgan-mnist/batch=B/P/graph runs one variant. Only the step
+// graphs are timed, to keep the GPU check short; bench/torch_dcgan.py --device cuda
+// times PyTorch on the same iteration.
+func BenchmarkConvIteration(b *testing.B) {
+	if benchSet == nil {
+		benchSet = randomImages(50000, 3)
+	}
+	cache := filepath.Join(b.TempDir(), "autotune.json")
+	for _, batch := range []int{64, 512} {
+		for _, tf32 := range []bool{false, true} {
+			cfg := config.Default()
+			if err := config.ApplyPreset(&cfg, "dcgan-mnist"); err != nil {
+				b.Fatal(err)
+			}
+			cfg.Train.Batch = batch
+			benchIteration(b, "net=dcgan-mnist/", cfg, tf32, true, true, cache)
+		}
+	}
+}
+
+// benchIteration runs one variant of a benchmark: cfg's iteration at cfg.Train.Batch,
+// named prefix+"batch=B/P[/graph][/table]".
+func benchIteration(b *testing.B, prefix string, cfg config.Config, tf32, graphs, autotune bool, cache string) {
 	prec := "fp32"
 	if tf32 {
 		prec = "tf32"
 	}
-	name := fmt.Sprintf("batch=%d/%s", batch, prec)
+	name := fmt.Sprintf("%sbatch=%d/%s", prefix, cfg.Train.Batch, prec)
 	if graphs {
 		name += "/graph"
 	}
@@ -69,8 +101,6 @@ func benchIteration(b *testing.B, batch int, tf32, graphs, autotune bool, cache 
 			opt.TuneCache = cache
 		}
 		be := newGPUWith(b, opt)
-		cfg := config.Default()
-		cfg.Train.Batch = batch
 		tr, err := trainer.New(cfg, be, benchSet, quietLog())
 		if err != nil {
 			b.Fatal(err)
@@ -99,7 +129,7 @@ func benchIteration(b *testing.B, batch int, tf32, graphs, autotune bool, cache 
 		switch {
 		case graphs && autotune:
 			b.Logf("%+v", be.GraphStats())
-			b.Log(choiceTable(strings.TrimPrefix(b.Name(), "BenchmarkIteration/"), be, tf32))
+			b.Log(choiceTable(name, be, tf32))
 		case !graphs:
 			b.Log(kernelTable(b, be, tr, 50))
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/gpu"
+	"github.com/gantrain/gantrain/model"
 	"github.com/gantrain/gantrain/trainer"
 )
 
@@ -29,12 +30,17 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 // randomImages is a stand-in training set of n 28×28 images in [0, 1].
 func randomImages(n int, seed uint64) *data.Set {
+	return randomSet(n, seed, data.Shape{H: 28, W: 28, C: 1})
+}
+
+// randomSet is a stand-in training set of n images of the given shape in [0, 1].
+func randomSet(n int, seed uint64, shape data.Shape) *data.Set {
 	r := rand.New(rand.NewPCG(seed, 1))
-	x := make([]float32, n*784)
+	x := make([]float32, n*shape.Size())
 	for i := range x {
 		x[i] = r.Float32()
 	}
-	return &data.Set{Name: "random", X: x, N: n, Dim: 784, Shape: data.Shape{H: 28, W: 28, C: 1}}
+	return &data.Set{Name: "random", X: x, N: n, Dim: shape.Size(), Shape: shape}
 }
 
 // trainingSet is MNIST's training split when GANTRAIN_MNIST names a folder of the idx
@@ -192,22 +198,8 @@ func TestTracksCPU(t *testing.T) {
 	}
 	cfg := config.Default()
 	config.PublishedDefaults(&cfg)
-	set := trainingSet(t)
-	c, err := trainer.New(cfg, newCPU(t), set, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f0, err := c.Checkpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := trainer.New(cfg, newGPU(t, false), set, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Restore(f0); err != nil {
-		t.Fatal(err)
-	}
+	c, gs := fromCPUStart(t, cfg, trainingSet(t), newGPU(t, false))
+	g := gs[0]
 
 	type result struct {
 		stats []trainer.Stats
@@ -294,6 +286,31 @@ func TestTracksCPU(t *testing.T) {
 	}
 }
 
+// fromCPUStart returns a CPU trainer of cfg on set and, for each GPU backend, a
+// trainer restored from the CPU one's initial checkpoint: one start for all, with the
+// same noise, masks and minibatches to come.
+func fromCPUStart(t *testing.T, cfg config.Config, set *data.Set, gpus ...*gpu.Backend) (*trainer.Trainer, []*trainer.Trainer) {
+	t.Helper()
+	c, err := trainer.New(cfg, newCPU(t), set, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f0, err := c.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := make([]*trainer.Trainer, len(gpus))
+	for i, be := range gpus {
+		if gs[i], err = trainer.New(cfg, be, set, quietLog()); err != nil {
+			t.Fatal(err)
+		}
+		if err := gs[i].Restore(f0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, gs
+}
+
 // trackSeparates is the iteration by which TestTracksCPU's runs may separate: until
 // then their window means agree to a few per cent (0.3–1.3 % seen on an H200).
 const trackSeparates = 400
@@ -352,6 +369,85 @@ func TestStepGraphsMatchEager(t *testing.T) {
 			t.Logf("%+v", st)
 			if st.Submitted < 25 || st.Built == 0 || st.Built > 8 || st.Updates == 0 {
 				t.Errorf("graph stats %+v: want ≥ 25 submissions, 1..8 graphs built, some node updates", st)
+			}
+		})
+	}
+}
+
+// TestConvTrainerMatchesCPU trains small DCGAN-style nets (convolutions, transposed
+// convolutions, batchnorm; 16×16 images) on the CPU and on the GPU, kernel by kernel
+// and as step graphs, from one checkpoint with the same noise and minibatches, for 12
+// iterations (across an epoch), with Adam (the preset's optimiser) and with SGD:
+//
+//   - each iteration's D and G losses within 1e-3 of the CPU's;
+//   - the two GPU runs alike bit for bit, step by step and in their checkpoints;
+//   - at the end, each tensor of the checkpoint within 1e-6 + 1e-3·max|CPU| of the
+//     CPU's, element by element (the kernels' CPU shim against the CPU: at most
+//     3e-6·max|CPU|). With Adam only its moments are compared: Adam moves a parameter
+//     by about lr whatever the size of its gradient, so the bias ahead of a batchnorm,
+//     whose gradient is zero but for rounding, drifts by about lr a step on either
+//     backend as the rounding falls (2e-3 apart after 12 steps on the shim), and the
+//     batchnorm's running mean with it. The SGD run holds the parameters.
+func TestConvTrainerMatchesCPU(t *testing.T) {
+	const steps = 12
+	for _, opt := range []string{"adam", "sgd"} {
+		t.Run(opt, func(t *testing.T) {
+			cfg := config.Default()
+			if err := config.ApplyPreset(&cfg, "dcgan-mnist"); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Generator = model.DCGANGenerator(16, 16, 32, 2)
+			cfg.Discriminator = model.DCGANDiscriminator(16, 2)
+			cfg.Train.Batch, cfg.Output.Samples = 16, 4
+			if opt == "sgd" {
+				cfg.Optimizer = config.Default().Optimizer
+				cfg.Optimizer.LR = 0.02
+			}
+			// On the GPU kernel by kernel (g[0]) and as step graphs (g[1]); 10 iterations an epoch.
+			c, g := fromCPUStart(t, cfg, randomSet(160, 6, data.Shape{H: 16, W: 16, C: 1}),
+				newGPU(t, false), newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), Graphs: true}))
+			for i := 0; i < steps; i++ {
+				sc, err := c.Step(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				se, err := g[0].Step(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sg, err := g[1].Step(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sg != se {
+					t.Fatalf("iteration %d: graphs %+v, eager %+v", i+1, sg, se)
+				}
+				if d := math.Abs(se.DLoss-sc.DLoss) + math.Abs(se.GLoss-sc.GLoss); !(d <= 1e-3) {
+					t.Errorf("iteration %d: gpu D %.6f G %.6f, cpu D %.6f G %.6f", i+1, se.DLoss, se.GLoss, sc.DLoss, sc.GLoss)
+				}
+			}
+			var f [3]*checkpoint.File
+			for i, tr := range []*trainer.Trainer{c, g[0], g[1]} {
+				var err error
+				if f[i], err = tr.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sameTensors(t, "graphs vs eager", f[1], f[2])
+			for i, want := range f[0].Tensors {
+				got := f[1].Tensors[i]
+				moment := strings.HasSuffix(want.Name, ".adam_m") || strings.HasSuffix(want.Name, ".adam_v")
+				if want.F32 == nil || got.Name != want.Name || (opt == "adam" && !moment) {
+					continue
+				}
+				var d, m float64
+				for j, v := range want.F32 {
+					d = math.Max(d, math.Abs(float64(got.F32[j])-float64(v)))
+					m = math.Max(m, math.Abs(float64(v)))
+				}
+				if !(d <= 1e-6+1e-3*m) {
+					t.Errorf("%s: gpu and cpu up to %.3g apart, max |cpu| %.3g", want.Name, d, m)
+				}
 			}
 		})
 	}

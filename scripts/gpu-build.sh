@@ -2,8 +2,9 @@
 # Builds what the GPU check runs on the GPU machine, here (Go toolchain, CUDA headers;
 # no GPU needed), into bin/gpu-check/ (ignored by git; GPU_CHECK_BIN names another):
 #
-#   gpu.test   the CUDA backend's tests and BenchmarkIteration (go test -c ./gpu/), and
-#              the thresholds on what the gantrain binary writes (gpu/checkfiles_test.go)
+#   gpu.test   the CUDA backend's tests, BenchmarkIteration and BenchmarkConvIteration
+#              (go test -c ./gpu/), and the thresholds on what the gantrain binary
+#              writes (gpu/checkfiles_test.go)
 #   gantrain   the CUDA build of the command
 #   mnist/     the MNIST idx files
 #
@@ -19,7 +20,9 @@ echo "== building into $BIN"
 go test -c -ldflags="-s -w" -o "$BIN/gpu.test" ./gpu/
 go build -ldflags="-s -w" -o "$BIN/gantrain" ./cmd/gantrain
 # The tests and the benchmark that scripts/gpu-test.sh and gpu-time.sh name must exist.
-for t in TestOutOfMemory TestTracksCPU TestCheckpointAcrossBackends TestStepGraphsMatchEager TestGemmCandidates TestTrainedRunLearnt TestEvalMatchesCPU TestSamplesMatchCPU TestClassifierLearns BenchmarkIteration; do
+for t in TestOutOfMemory TestTracksCPU TestCheckpointAcrossBackends TestStepGraphsMatchEager TestConvTrainerMatchesCPU \
+	TestGemmCandidates TestTrainedRunLearnt TestConvRunLearnt TestEvalMatchesCPU TestSamplesMatchCPU TestClassifierLearns \
+	BenchmarkIteration BenchmarkConvIteration; do
 	grep -q -E "^func $t\(" gpu/*_test.go || { echo "error: gpu/*_test.go has no $t, which the check runs" >&2; exit 1; }
 done
 

@@ -10,8 +10,11 @@
 #
 # `run` runs, each step with its own timeout and a row in the table:
 #   scripts/gpu-test.sh first    info, oom (before anything else holds the GPU)
-#   scripts/gpu-test.sh          track, ops, checkpoint, the sanitizers, cli, train
-#   scripts/gpu-time.sh          bench, torch, profile (the card to themselves)
+#   scripts/gpu-test.sh          track, ops, checkpoint, the sanitizers, cli, train, and
+#                                for the convolutional nets (dcgan-mnist) memcheck-conv
+#                                and train-conv
+#   scripts/gpu-time.sh          bench, bench-conv, torch, torch-conv, profile (the card
+#                                to themselves)
 #   scripts/gpu-report.sh        summary.txt, bench.json (for docs/bench/gpu-DATE-CARD.json),
 #                                the logs
 # Each script's header says what its steps check. The whole run is held to

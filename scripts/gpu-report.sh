@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check's report (the last step of `scripts/gpu-check.sh run`): the table of the
-# steps' rows ($LOGS/rows) with the track's windows, the timing table of
-# scripts/gpu-bench-table.py and each batch's device time per iteration, in
-# $LOGS/summary.txt; then what comes back from the GPU machine under $OUT (at most 8
-# files of at most 16 MiB each): summary.txt, bench.json (for docs/bench/), the main logs
-# cut at 8 MiB, other.log, and all the logs in logs.tar.gz. Beside a GPU_CHECK_ALONGSIDE
-# command only summary.txt, bench.json and the archive, to leave it room. Exits 1 if a
-# step failed.
+# steps' rows ($LOGS/rows) with the track's windows, the timing tables of
+# scripts/gpu-bench-table.py (the paper's nets from bench.log and torch.log, the
+# dcgan-mnist nets from bench-conv.log and torch-conv.log) and each batch's device time
+# per iteration, in $LOGS/summary.txt; then what comes back from the GPU machine under
+# $OUT (at most 8 files of at most 16 MiB each): summary.txt, bench.json (for
+# docs/bench/; a row per net, batch and precision), the main logs cut at 8 MiB,
+# other.log (the other steps' logs, the conv ones among them), and all the logs in
+# logs.tar.gz. Beside a GPU_CHECK_ALONGSIDE command only summary.txt, bench.json and the
+# archive, to leave it room. Exits 1 if a step failed.
 #
 #   gpu-report.sh [CHECK_END]   CHECK_END: seconds from the start when the check proper
 #                               ended, if an alongside command ran on after it
@@ -32,8 +34,8 @@ card="$(timeout 10 nvidia-smi --query-gpu=name,driver_version --format=csv,nohea
 	fi
 	echo
 	name="${card%%,*}"
-	python3 scripts/gpu-bench-table.py "$LOGS/bench.log" "$LOGS/torch.log" --card "${name:-unknown card}" \
-		--json "$LOGS/bench.json" || echo "(no timing table: scripts/gpu-bench-table.py failed)"
+	python3 scripts/gpu-bench-table.py "$LOGS/bench.log" "$LOGS/torch.log" "$LOGS/bench-conv.log" "$LOGS/torch-conv.log" \
+		--card "${name:-unknown card}" --json "$LOGS/bench.json" || echo "(no timing table: scripts/gpu-bench-table.py failed)"
 	# The kernel tables (bench.log) come before each result line: keep the last header.
 	if [[ -f $LOGS/bench.log ]]; then
 		echo "gantrain device time per iteration, kernel by kernel (tables in bench.log):"
@@ -54,7 +56,8 @@ if [[ -z ${GPU_CHECK_ALONGSIDE:-} ]]; then
 	for f in ops track bench torch; do
 		[[ -f "$LOGS/$f.log" ]] && head -c 8M "$LOGS/$f.log" >"$OUT/$f.log"
 	done
-	for f in info oom checkpoint memcheck cli racecheck memcheck-tf32 racecheck-tf32 initcheck memcheck-gemm racecheck-gemm synccheck-gemm train profile; do
+	for f in info oom checkpoint memcheck memcheck-conv cli train-conv racecheck memcheck-tf32 racecheck-tf32 initcheck \
+		memcheck-gemm racecheck-gemm synccheck-gemm train bench-conv torch-conv profile; do
 		[[ -f "$LOGS/$f.log" ]] && { echo "######## $f.log"; head -c 2M "$LOGS/$f.log"; }
 	done >"$OUT/other.log"
 fi

@@ -58,7 +58,7 @@ record() {
 	*) status="FAIL($rc)" ;;
 	esac
 	case $name in
-	oom | ops | checkpoint | track | cli | train)
+	oom | ops | checkpoint | track | cli | train | train-conv)
 		note="$(grep -c -E '^\s*--- PASS' "$log") passed, $(grep -c -E '^\s*--- FAIL' "$log") failed"
 		;;
 	memcheck* | racecheck* | synccheck* | initcheck)
@@ -73,7 +73,7 @@ record() {
 		;;
 	esac
 	case $name in
-	cli | train) # the values the threshold tests logged
+	cli | train | train-conv) # the values the threshold tests logged
 		local values
 		values="$(grep -E '^\s+checkfiles_test\.go:[0-9]+: ' "$log" | sed -E 's/^\s+checkfiles_test\.go:[0-9]+: //' | paste -sd ';' | cut -c1-120)"
 		[[ -z $values ]] || note="$note: $values"

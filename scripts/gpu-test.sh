@@ -3,7 +3,7 @@
 # which sets LOGS, GPU_CHECK_START and GPU_CHECK_BUDGET):
 #
 #   gpu-test.sh first   info and oom, before anything else holds the GPU
-#   gpu-test.sh         the rest, all to be done by budget−290 s:
+#   gpu-test.sh         the rest, all to be done by budget−270 s:
 #
 #   info        nvidia-smi -L and the card's state, tool paths, unresolved libcuda symbols
 #   oom         TestOutOfMemory alone: it fills the device, so it must not overlap the
@@ -16,13 +16,21 @@
 #               configuration of the matrix products (TestGemmCandidates), the autotuner
 #               and its cache (TestAutotune), errors, memory
 #   checkpoint  GPU checkpoint → CPU → GPU, bit for bit; both continue alike; step graphs
-#               give the same bits as launching kernel by kernel
+#               give the same bits as launching kernel by kernel; small convolutional nets
+#               with batchnorm trained on GPU (kernel by kernel and step graphs) and CPU
+#               from one checkpoint: the same losses and tensors (TestConvTrainerMatchesCPU)
 #   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset best --steps 20`
 #               (the sanitizer runs use --autotune=off: the fixed table's kernels; every
 #               other candidate is covered by the *-gemm steps)
+#   memcheck-conv  the same over `--preset dcgan-mnist --steps 3` (im2col, col2im,
+#               batchnorm in training and, for the final samples, inference)
 #   cli         scripts/gpu-cli-check.sh: `gantrain eval --real train`, `sample` and
 #               `classifier train` on the GPU and on the CPU backend, compared by
 #               gpu.test (the thresholds are in gpu/checkfiles_test.go)
+#   train-conv  `gantrain train --preset dcgan-mnist` for 1 epoch with step graphs
+#               (scripts/gpu-train-conv.yaml: an evaluation at its end); gpu.test checks
+#               that it evaluated, scored as a generator of several digits does and
+#               wrote its last sample grid (a non-finite loss stops the run: the step fails)
 #   racecheck   compute-sanitizer --tool racecheck over 2 iterations
 #   memcheck-tf32, racecheck-tf32   the same over 3 iterations with --precision tf32
 #               (the tensor-core matmul kernels)
@@ -45,7 +53,7 @@ BUDGET="${GPU_CHECK_BUDGET:-480}"
 TEST="$BIN/gpu.test" GT="$BIN/gantrain"
 export GANTRAIN_MNIST="$BIN/mnist"
 SANITIZER="${COMPUTE_SANITIZER:-$(findtool compute-sanitizer /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/compute-sanitizer/compute-sanitizer)}"
-END=$((BUDGET - 290)) # the track and everything beside it
+END=$((BUDGET - 270)) # the track and everything beside it
 
 if [[ ${1:-} == first ]]; then
 	step info 30 $END bash -c "nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,temperature.gpu,clocks.sm,clocks.max.sm,power.draw --format=csv
@@ -76,9 +84,9 @@ else
 fi
 
 # Every other test (every kernel against the CPU), whatever its name.
-trainer='^Test(TracksCPU|CheckpointAcrossBackends|StepGraphsMatchEager|OutOfMemory)$'
+trainer='^Test(TracksCPU|CheckpointAcrossBackends|StepGraphsMatchEager|ConvTrainerMatchesCPU|OutOfMemory)$'
 GOMAXPROCS=4 step ops 180 $END bash -c "$GOTEST" "$TEST" -test.run . -test.skip "$trainer"
-GOMAXPROCS=4 step checkpoint 90 $END bash -c "$GOTEST" "$TEST" -test.run '^Test(CheckpointAcrossBackends|StepGraphsMatchEager)$'
+GOMAXPROCS=4 step checkpoint 90 $END bash -c "$GOTEST" "$TEST" -test.run '^Test(CheckpointAcrossBackends|StepGraphsMatchEager|ConvTrainerMatchesCPU)$'
 
 # A short training under each sanitizer tool: memcheck (out-of-bounds and misaligned
 # accesses, leaks), racecheck (shared-memory hazards), initcheck (reads of device
@@ -87,10 +95,17 @@ train=("$GT" train --device cuda --data "$GANTRAIN_MNIST" --log-every 2 --sample
 	--checkpoint-every 0 --samples 16 --listen off --progress plain --autotune=off)
 cs=("${SANITIZER:-compute-sanitizer}")
 step memcheck 120 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
+step memcheck-conv 90 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset dcgan-mnist --steps 3 --out "$LOGS/run-memcheck-conv"
 # The command-line paths on the GPU against the CPU backend of the same binary; sample
 # draws from the memcheck run's checkpoint.
 step cli 120 $END bash -c 'bash scripts/gpu-cli-check.sh "$0" "$GANTRAIN_MNIST" "$LOGS/cli" "$LOGS/run-memcheck" &&
 	GANTRAIN_GPU_CHECK_DIR="$LOGS" "$1" -test.v -test.run "^Test(EvalMatchesCPU|SamplesMatchCPU|ClassifierLearns)\$"' "$GT" "$TEST"
+# The convolutional GAN learns: one epoch of --preset dcgan-mnist with step graphs,
+# evaluated at the end; TestConvRunLearnt holds its threshold. Before the slow
+# racecheck, so that a short budget still runs it.
+step train-conv 90 $END bash -c '"$0" train --preset dcgan-mnist --config scripts/gpu-train-conv.yaml --device cuda \
+	--data "$GANTRAIN_MNIST" --epochs 1 --listen off --out "$LOGS/run-train-conv" &&
+	GANTRAIN_GPU_CHECK_DIR="$LOGS" "$1" -test.v -test.run "^TestConvRunLearnt\$"' "$GT" "$TEST"
 step racecheck 120 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --steps 2 --out "$LOGS/run-racecheck"
 step memcheck-tf32 90 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-memcheck-tf32"
 step racecheck-tf32 90 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-racecheck-tf32"

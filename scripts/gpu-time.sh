@@ -6,14 +6,21 @@
 #               step graphs with autotuned kernels, step graphs with the fixed table;
 #               per-kernel times, and each matrix product's kernel, µs and TFLOP/s
 #               against the card's peak (done by budget−160 s)
-#   torch       PyTorch (CUDA) on the same iteration: eager and CUDA-graph replay; and
+#   bench-conv  gantrain it/s of the dcgan-mnist iteration (BenchmarkConvIteration) at
+#               batch 64 and 512, fp32 and tf32, step graphs with autotuned kernels, and
+#               each matrix product's kernel (budget−120 s)
+#   torch       PyTorch (CUDA) on the paper's iteration: eager and CUDA-graph replay; and
 #               cuBLAS (torch.mm) on each matrix product the bench logged (budget−65 s)
+#   torch-conv  PyTorch (CUDA, cuDNN) on the dcgan-mnist iteration
+#               (bench/torch_dcgan.py --device cuda) at the same batches and precisions,
+#               eager and CUDA-graph replay (budget−35 s)
 #   profile     Nsight Compute (ncu, clocks left alone) on the step graphs' matrix products
 #               at batch 4096 (tf32) and on every kernel of a step at batch 100 (tf32):
 #               throughput against the card's, occupancy, warp stalls, per kernel
 #               (budget−5 s)
 #
-# scripts/gpu-report.sh turns bench.log and torch.log into the table and bench.json.
+# scripts/gpu-report.sh turns bench.log, torch.log, bench-conv.log and torch-conv.log into
+# the tables and bench.json.
 # Environment: GPU_CHECK_BIN (bin/gpu-check), SKIP, PYTHON (a python3 that imports
 # torch), NCU (the path of ncu).
 set -uo pipefail
@@ -25,10 +32,12 @@ BUDGET="${GPU_CHECK_BUDGET:-480}"
 export TEST="$BIN/gpu.test" GANTRAIN_MNIST="$BIN/mnist"
 
 step bench 150 $((BUDGET - 160)) bash -c "$GOTEST" "$TEST" -test.run '^$' -test.bench '^BenchmarkIteration$' -test.benchtime 300x
+step bench-conv 90 $((BUDGET - 120)) bash -c "$GOTEST" "$TEST" -test.run '^$' -test.bench '^BenchmarkConvIteration$' -test.benchtime 200x
 
 # The python3 with torch (on the GPU machine's image, the plain python3 is it).
-PY="${PYTHON:-}"
-if [[ -z $PY ]] && ! skipped torch; then
+PY="${PYTHON:-}" want_torch=1
+skipped torch && skipped torch-conv && want_torch=0
+if [[ -z $PY ]] && ((want_torch)); then
 	for c in python3 /opt/torch/.venv/bin/python3 /usr/bin/python3; do
 		if timeout 60 "$c" -c 'import torch' 2>/dev/null; then
 			PY="$(command -v "$c")"
@@ -36,12 +45,16 @@ if [[ -z $PY ]] && ! skipped torch; then
 		fi
 	done
 fi
-if [[ -z $PY ]] && ! skipped torch; then
+if [[ -z $PY ]] && ((want_torch)); then
 	row torch MISSING 0 "no python3 that imports torch"
+	row torch-conv MISSING 0 "no python3 that imports torch"
 else
 	step torch 120 $((BUDGET - 65)) bash -c '"$0" bench/torch_step_cuda.py --batch 100,1024,4096 --precision fp32,tf32 --graph 0,1 &&
 		"$0" bench/torch_gemm.py "$LOGS/bench.log"' "$PY"
 	grep -E '^torch-cuda' "$LOGS/torch.log" 2>/dev/null | sed 's/^/   /'
+	step torch-conv 60 $((BUDGET - 35)) "$PY" bench/torch_dcgan.py --device cuda --batch 64,512 --precision fp32,tf32 --graph 0,1 \
+		--iters 100 --rounds 5 --warmup 20
+	grep -E '^torch-cuda' "$LOGS/torch-conv.log" 2>/dev/null | sed 's/^/   /'
 fi
 
 # Hardware counters of the kernels that matter most: the large tf32 products (the fixed

@@ -25,37 +25,71 @@ func TestLaunchesPerStep(t *testing.T) {
 	for _, update := range []string{"alternating", "simultaneous"} {
 		cfg := config.Default()
 		cfg.Train.Update = update
-		sh := newShim(t, kernels.Target{SMs: 132, MaxSharedBytes: 227 << 10})
-		counts := map[string]int{}
-		total := 0
-		sh.Core.Launch = func(op string, ls []kernels.Launch) { // count only: the shim would take minutes
-			for _, l := range ls {
-				counts[l.Kernel]++
-				total++
-			}
-		}
-		set := &data.Set{Name: "random", N: 300, Dim: 784, Shape: data.Shape{H: 28, W: 28, C: 1}, X: make([]float32, 300*784)}
-		tr, err := trainer.New(cfg, sh, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tr.Step(false); err != nil {
-			t.Fatal(err)
-		}
-		total = 0
-		clear(counts)
-		if _, err := tr.Step(false); err != nil {
-			t.Fatal(err)
-		}
-		var sb strings.Builder
-		for _, k := range slices.Sorted(maps.Keys(counts)) {
-			sb.WriteString(" " + k + "×" + strconv.Itoa(counts[k]))
-		}
-		t.Logf("%s update: %d launches:%s", update, total, sb.String())
+		counts, total := launchesPerStep(t, cfg)
+		t.Logf("%s update: %d launches:%s", update, total, listLaunches(counts))
 		for _, k := range []string{"matmul_splitk_reduce_bias_act", "sum_partials_to_slot", "bias_grad_reduce"} {
 			if counts[k] > 0 {
 				t.Errorf("%s update: %d launches of %s", update, counts[k], k)
 			}
 		}
 	}
+}
+
+// TestConvLaunchesPerStep lists the kernel launches of one step of --preset dcgan-mnist
+// (the alternating update, batch 64) on an H100-sized plan: what its step graph holds.
+// Every convolution is an im2col or a col2im beside a matrix product, and each of the
+// three batchnorm layers (G's two, D's one) runs its statistics and its backward.
+func TestConvLaunchesPerStep(t *testing.T) {
+	cfg := config.Default()
+	if err := config.ApplyPreset(&cfg, "dcgan-mnist"); err != nil {
+		t.Fatal(err)
+	}
+	counts, total := launchesPerStep(t, cfg)
+	t.Logf("dcgan-mnist, batch %d: %d launches:%s", cfg.Train.Batch, total, listLaunches(counts))
+	for _, k := range []string{"im2col_nhwc", "col2im_nhwc", "batchnorm_stats_partial", "batchnorm_forward_apply",
+		"batchnorm_backward_partial", "batchnorm_backward_apply"} {
+		if counts[k] == 0 {
+			t.Errorf("no launch of %s", k)
+		}
+	}
+}
+
+// launchesPerStep counts the launches of cfg's second step on the shim's Core (the
+// kernels do not run: the shim would take minutes), by kernel, and in all.
+func launchesPerStep(t *testing.T, cfg config.Config) (map[string]int, int) {
+	t.Helper()
+	sh := newShim(t, kernels.Target{SMs: 132, MaxSharedBytes: 227 << 10})
+	counts := map[string]int{}
+	total := 0
+	sh.Core.Launch = func(op string, ls []kernels.Launch) {
+		for _, l := range ls {
+			counts[l.Kernel]++
+			total++
+		}
+	}
+	// 300 images: an epoch of more than two steps at batch 64 and 100, so the step counted
+	// uploads no new order.
+	set := &data.Set{Name: "random", N: 300, Dim: 784, Shape: data.Shape{H: 28, W: 28, C: 1}, X: make([]float32, 300*784)}
+	tr, err := trainer.New(cfg, sh, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Step(false); err != nil {
+		t.Fatal(err)
+	}
+	total = 0
+	clear(counts)
+	if _, err := tr.Step(false); err != nil {
+		t.Fatal(err)
+	}
+	return counts, total
+}
+
+// listLaunches is " kernel×count" for each kernel, in name order.
+func listLaunches(counts map[string]int) string {
+	var sb strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		sb.WriteString(" " + k + "×" + strconv.Itoa(counts[k]))
+	}
+	return sb.String()
 }
