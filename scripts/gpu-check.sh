@@ -5,7 +5,8 @@
 #                                scripts/gpu-build.sh, the binaries and MNIST into
 #                                bin/gpu-check/ (ignored by git)
 #   scripts/gpu-check.sh run     on the GPU machine (no Go there), from the repository root,
-#                                with bin/gpu-check copied there; logs under $OUT (or
+#                                with bin/gpu-check (or bin/gpu-check.tar.xz, which
+#                                it unpacks) copied there; logs under $OUT (or
 #                                ./gpu-check-out), a table last
 #
 # `run` runs, each step with its own timeout and a row in the table:
@@ -92,6 +93,10 @@ interrupted() {
 }
 
 run() {
+	# The build packs the binaries as $BIN.tar.xz, half their size, for the copy.
+	if [[ ! -d $BIN && -f $BIN.tar.xz ]]; then
+		tar -C "$(dirname "$BIN")" -xJf "$BIN.tar.xz" || exit 2
+	fi
 	for f in "$BIN/gpu.test" "$BIN/gantrain" "$BIN/mnist/train-images-idx3-ubyte.gz"; do
 		if [[ ! -e $f ]]; then
 			echo "error: $f missing: run 'scripts/gpu-check.sh build' on the build machine and copy $BIN here" >&2
