@@ -67,6 +67,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from gan_nets import dcgan_mnist_nets  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.set_num_interop_threads(1)
@@ -74,30 +75,9 @@ torch.set_num_interop_threads(1)
 NOISE, N_TRAIN = 100, 50000
 
 
-class View(nn.Module):
-    def __init__(self, *shape):
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x):
-        return x.view(x.shape[0], *self.shape)
-
-
 def nets(dev):
-    """G and D in training mode on dev, and an Adam optimiser for each."""
-    G = nn.Sequential(
-        nn.Linear(NOISE, 7 * 7 * 128), nn.BatchNorm1d(7 * 7 * 128), nn.ReLU(), View(128, 7, 7),
-        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Sigmoid(),
-    ).to(dev)
-    D = nn.Sequential(
-        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Linear(7 * 7 * 128, 1),
-    ).to(dev)
-    G.train()
-    D.train()
-    return G, D
+    """G and D in training mode on dev."""
+    return dcgan_mnist_nets(dev)
 
 
 def adam(net, **kw):

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from gan_nets import dcgan_mnist_nets  # noqa: E402
 from mnist_idx import train_images  # noqa: E402
 
 torch.set_num_threads(args.threads)
@@ -48,25 +49,7 @@ x = torch.from_numpy(train_images(args.data)[:50000]).float().view(-1, 1, 28, 28
 N, B, R = x.shape[0], 64, 0.035
 
 
-class View(nn.Module):
-    def __init__(self, *shape):
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, v):
-        return v.view(v.shape[0], *self.shape)
-
-
-G = nn.Sequential(
-    nn.Linear(100, 7 * 7 * 128), nn.BatchNorm1d(7 * 7 * 128), nn.ReLU(), View(128, 7, 7),
-    nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-    nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Sigmoid(),
-)
-D = nn.Sequential(
-    nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-    nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
-    nn.Flatten(), nn.Linear(7 * 7 * 128, 1),
-)
+G, D = dcgan_mnist_nets()
 with torch.no_grad():
     for m in list(G) + list(D):
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):

@@ -48,50 +48,17 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from gan_nets import paper_nets  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.set_num_interop_threads(1)
 torch.manual_seed(args.seed)
 torch.set_default_dtype(torch.float32)
 
-NOISE = 100
-HIDDEN_G = 1200
-PIX = 784
-PIECES = 5
-MAXOUT_UNITS = 240  # 1200 / 5
-N_TRAIN = 50000
+NOISE, PIX, N_TRAIN = 100, 784, 50000
 
-
-class Maxout(nn.Module):
-    """Maxout over groups of PIECES adjacent columns: (n, units*pieces) -> (n, units)."""
-
-    def __init__(self, pieces):
-        super().__init__()
-        self.pieces = pieces
-
-    def forward(self, x):
-        n, c = x.shape
-        return x.view(n, c // self.pieces, self.pieces).amax(dim=2)
-
-
-G = nn.Sequential(
-    nn.Linear(NOISE, HIDDEN_G), nn.ReLU(),
-    nn.Linear(HIDDEN_G, HIDDEN_G), nn.ReLU(),
-    nn.Linear(HIDDEN_G, PIX), nn.Sigmoid(),
-)
-
-D = nn.Sequential(
-    nn.Dropout(p=0.2),
-    nn.Linear(PIX, MAXOUT_UNITS * PIECES), Maxout(PIECES),
-    nn.Dropout(p=0.5),
-    nn.Linear(MAXOUT_UNITS, MAXOUT_UNITS * PIECES), Maxout(PIECES),
-    nn.Dropout(p=0.5),
-    nn.Linear(MAXOUT_UNITS, 1),
-)
-G.train()
-D.train()
+G, D = paper_nets()
 
 optD = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5)
 optG = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5)

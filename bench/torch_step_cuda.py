@@ -23,8 +23,9 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from gan_nets import paper_nets
 
 
 def parse_args():
@@ -40,17 +41,7 @@ def parse_args():
     return p.parse_args()
 
 
-NOISE, HIDDEN_G, PIX, PIECES, MAXOUT_UNITS, N_TRAIN = 100, 1200, 784, 5, 240, 50000
-
-
-class Maxout(nn.Module):
-    def __init__(self, pieces):
-        super().__init__()
-        self.pieces = pieces
-
-    def forward(self, x):
-        n, c = x.shape
-        return x.view(n, c // self.pieces, self.pieces).amax(dim=2)
+NOISE, PIX, N_TRAIN = 100, 784, 50000
 
 
 def main():
@@ -81,21 +72,7 @@ def bench(args, cuda, B, prec, graph):
     torch.backends.cudnn.allow_tf32 = prec == "tf32"
     torch.manual_seed(args.seed)
 
-    G = nn.Sequential(
-        nn.Linear(NOISE, HIDDEN_G), nn.ReLU(),
-        nn.Linear(HIDDEN_G, HIDDEN_G), nn.ReLU(),
-        nn.Linear(HIDDEN_G, PIX), nn.Sigmoid(),
-    ).to(dev)
-    D = nn.Sequential(
-        nn.Dropout(p=0.2),
-        nn.Linear(PIX, MAXOUT_UNITS * PIECES), Maxout(PIECES),
-        nn.Dropout(p=0.5),
-        nn.Linear(MAXOUT_UNITS, MAXOUT_UNITS * PIECES), Maxout(PIECES),
-        nn.Dropout(p=0.5),
-        nn.Linear(MAXOUT_UNITS, 1),
-    ).to(dev)
-    G.train()
-    D.train()
+    G, D = paper_nets(dev)
     optD = torch.optim.SGD(D.parameters(), lr=0.1, momentum=0.5, foreach=True)
     optG = torch.optim.SGD(G.parameters(), lr=0.1, momentum=0.5, foreach=True)
 
