@@ -54,7 +54,7 @@ func TestEvalUsageErrors(t *testing.T) {
 // A ring checkpoint is not an MNIST generator: a usage error that says so.
 func TestEvalRefusesRing(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "run")
-	if code, _, stderr := runCmd("train", "--preset", "ring", "--steps", "3", "--log-every", "0", "--out", run, "--progress", "plain"); code != 0 {
+	if code, _, stderr := runCmd("train", "--preset", "ring", "--steps", "3", "--log-every", "0", "--out", run, "--progress", "plain", "--listen", "off"); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, stderr)
 	}
 	code, _, stderr := runCmd("eval", "--checkpoint", run)
@@ -73,7 +73,7 @@ func TestEvalMNISTCheckpoint(t *testing.T) {
 	}
 	run := filepath.Join(t.TempDir(), "run")
 	if code, _, stderr := runCmd("train", "--steps", "1", "--batch", "10", "--log-every", "0", "--sample-every", "0",
-		"--checkpoint-every", "0", "--out", run, "--progress", "plain"); code != 0 {
+		"--checkpoint-every", "0", "--out", run, "--progress", "plain", "--listen", "off"); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, stderr)
 	}
 	quick := []string{"eval", "--checkpoint", run, "--samples", "300", "--valid-points", "50", "--test-points", "400"}
