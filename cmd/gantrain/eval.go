@@ -153,6 +153,8 @@ func (f *evalFlags) measures() (parzen, classifier bool) {
 	return f.parzen, f.classifier
 }
 
+// evalCmd runs gantrain eval: it checks the flags, loads the samples from their
+// source, evaluates them and prints the report.
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newEvalFlags(stderr)
 	if err := parseFlags(f.fs, args); err != nil {

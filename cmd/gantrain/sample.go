@@ -89,6 +89,8 @@ func (f *sampleFlags) outExt() string {
 	return strings.ToLower(strings.TrimPrefix(filepath.Ext(f.out), "."))
 }
 
+// sampleCmd runs gantrain sample: it checks the flags, draws the samples from the
+// checkpoint and writes them as an .npy array or a PNG grid.
 func sampleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newSampleFlags(stderr)
 	if err := parseFlags(f.fs, args); err != nil {
