@@ -189,13 +189,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printEval(stdout, rep, suite, time.Since(start))
-	return nil
+	return f.writeReport(stdout, rep, suite, time.Since(start))
 }
 
 // loadEvalCheckpoint reads the checkpoint arg names and checks that it is an MNIST
@@ -306,6 +300,18 @@ func (f *evalFlags) evaluate(ctx context.Context, b backend.Backend, splits *dat
 		return nil, err
 	}
 	return suite, nil
+}
+
+// writeReport writes the report to w: as JSON with --json, else as a table; total is
+// the time since the data began loading.
+func (f *evalFlags) writeReport(w io.Writer, rep evalReport, suite *eval.Suite, total time.Duration) error {
+	if f.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printEval(w, rep, suite, total)
+	return nil
 }
 
 func printEval(w io.Writer, rep evalReport, suite *eval.Suite, total time.Duration) {
