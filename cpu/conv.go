@@ -31,8 +31,8 @@ import (
 
 // Im2Col implements backend.Backend.
 func (b *Backend) Im2Col(cols, x backend.Tensor, g backend.ConvGeom) {
-	ts, ok := b.f32("Im2Col", cols, x)
-	if !ok || !b.check(backend.CheckIm2Col(cols, x, g)) {
+	ts, ok := b.ops.F32("Im2Col", cols, x)
+	if !ok || !b.ops.Check(backend.CheckIm2Col(cols, x, g)) {
 		return
 	}
 	C, X := ts[0], ts[1]
@@ -73,8 +73,8 @@ func im2colRow(dst, x []float32, g backend.ConvGeom, r int) {
 // from 0, of its taps' elements of cols in (ky, kx) order, so no two workers write
 // one element and the split changes nothing.
 func (b *Backend) Col2Im(x, cols backend.Tensor, g backend.ConvGeom) {
-	ts, ok := b.f32("Col2Im", x, cols)
-	if !ok || !b.check(backend.CheckCol2Im(x, cols, g)) {
+	ts, ok := b.ops.F32("Col2Im", x, cols)
+	if !ok || !b.ops.Check(backend.CheckCol2Im(x, cols, g)) {
 		return
 	}
 	X, C := ts[0], ts[1]
@@ -121,8 +121,8 @@ func taps(i, pad, stride, kernel, outs int) (k0, k1 int) {
 // BiasActivation implements backend.Backend, with DenseForward's epilogue: the same
 // z and bias give the same bits.
 func (b *Backend) BiasActivation(y, bias backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("BiasActivation", y, bias)
-	if !ok || !b.check(backend.CheckBiasActivation(y, bias)) {
+	ts, ok := b.ops.F32("BiasActivation", y, bias)
+	if !ok || !b.ops.Check(backend.CheckBiasActivation(y, bias)) {
 		return
 	}
 	Y, B := ts[0], ts[1]
@@ -136,9 +136,9 @@ func (b *Backend) BiasActivation(y, bias backend.Tensor, act backend.Act) {
 // BiasActivationBackward implements backend.Backend, with DenseBackward's dZ and db:
 // the same dy and y give the same bits.
 func (b *Backend) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("BiasActivationBackward", dy, y)
-	DB, okb := b.optionalF32("BiasActivationBackward db", db)
-	if !ok || !okb || !b.check(backend.CheckBiasActivationBackward(db, dy, y)) {
+	ts, ok := b.ops.F32("BiasActivationBackward", dy, y)
+	DB, okb := b.ops.OptionalF32("BiasActivationBackward db", db)
+	if !ok || !okb || !b.ops.Check(backend.CheckBiasActivationBackward(db, dy, y)) {
 		return
 	}
 	DY, Y := ts[0], ts[1]
@@ -194,11 +194,11 @@ func normalizeRows(y, x, mean, inv, gamma, beta []float32, c, per, r0, r1 int, a
 // output by rows.
 func (b *Backend) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, groups int, eps, momentum float32, act backend.Act) {
 	const op = "BatchNorm"
-	ts, ok := b.f32(op, y, mean, variance, x)
-	ps, okp := b.f32(op, gamma, beta)
-	RM, okm := b.optionalF32(op+" runMean", runMean)
-	RV, okv := b.optionalF32(op+" runVar", runVar)
-	if !ok || !okp || !okm || !okv || !b.check(backend.CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum)) {
+	ts, ok := b.ops.F32(op, y, mean, variance, x)
+	ps, okp := b.ops.F32(op, gamma, beta)
+	RM, okm := b.ops.OptionalF32(op+" runMean", runMean)
+	RV, okv := b.ops.OptionalF32(op+" runVar", runVar)
+	if !ok || !okp || !okm || !okv || !b.ops.Check(backend.CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum)) {
 		return
 	}
 	Y, M, V, X := ts[0], ts[1], ts[2], ts[3]
@@ -256,9 +256,9 @@ func (b *Backend) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar b
 // running statistics.
 func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor, eps float32, act backend.Act) {
 	const op = "BatchNormInfer"
-	ts, ok := b.f32(op, y, x, gamma, beta)
-	rs, okr := b.f32(op, runMean, runVar)
-	if !ok || !okr || !b.check(backend.CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar, eps)) {
+	ts, ok := b.ops.F32(op, y, x, gamma, beta)
+	rs, okr := b.ops.F32(op, runMean, runVar)
+	if !ok || !okr || !b.ops.Check(backend.CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar, eps)) {
 		return
 	}
 	Y, X, G, B := ts[0], ts[1], ts[2], ts[3]
@@ -279,13 +279,13 @@ func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tens
 // by columns, each column summed over a group's rows in order; dx by rows.
 func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
 	const op = "BatchNormBackward"
-	ts, ok := b.f32(op, dy, x, y, gamma)
-	ss, oks := b.f32(op, mean, variance)
-	DX, okx := b.optionalF32(op+" dx", dx)
-	DG, okg := b.optionalF32(op+" dgamma", dgamma)
-	DBe, okb := b.optionalF32(op+" dbeta", dbeta)
+	ts, ok := b.ops.F32(op, dy, x, y, gamma)
+	ss, oks := b.ops.F32(op, mean, variance)
+	DX, okx := b.ops.OptionalF32(op+" dx", dx)
+	DG, okg := b.ops.OptionalF32(op+" dgamma", dgamma)
+	DBe, okb := b.ops.OptionalF32(op+" dbeta", dbeta)
 	if !ok || !oks || !okx || !okg || !okb ||
-		!b.check(backend.CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps)) {
+		!b.ops.Check(backend.CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps)) {
 		return
 	}
 	DY, X, Y, G := ts[0], ts[1], ts[2], ts[3]

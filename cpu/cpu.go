@@ -29,9 +29,9 @@ type Options struct {
 type Backend struct {
 	gemm  blas.Sgemm
 	pool  *pool
-	err   error
-	acc   []float64 // scratch for column sums, grown on first use (scratch64)
-	acc32 []float32 // scratch for per-channel values, grown on first use (scratch32)
+	ops   backend.Operands[*tensor] // operand unwrapping and the first error
+	acc   []float64                 // scratch for column sums, grown on first use (scratch64)
+	acc32 []float32                 // scratch for per-channel values, grown on first use (scratch32)
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -53,6 +53,7 @@ func New(opt Options) (*Backend, error) {
 		workers = defaultWorkers()
 	}
 	b := &Backend{gemm: g, pool: newPool(workers)}
+	b.ops.Own = own
 	runtime.AddCleanup(b, func(p *pool) { p.close() }, b.pool)
 	return b, nil
 }
@@ -82,10 +83,10 @@ func (b *Backend) Describe() string {
 }
 
 // Err implements backend.Backend.
-func (b *Backend) Err() error { return b.err }
+func (b *Backend) Err() error { return b.ops.First() }
 
 // Sync implements backend.Backend; CPU work is never queued.
-func (b *Backend) Sync() error { return b.err }
+func (b *Backend) Sync() error { return b.ops.First() }
 
 // Close implements backend.Backend: it ends the worker goroutines. The backend must
 // not be used after.
@@ -94,66 +95,13 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-func (b *Backend) fail(err error) {
-	if b.err == nil && err != nil {
-		b.err = err
+// own unwraps a tensor made by a CPU backend.
+func own(x backend.Tensor) (*tensor, error) {
+	t, ok := x.(*tensor)
+	if !ok || t == nil {
+		return nil, fmt.Errorf("tensor %T was not made by the CPU backend", x)
 	}
-}
-
-// ok reports whether the backend may run op, recording a shape error unless cond holds.
-func (b *Backend) ok(cond bool, op, format string, args ...any) bool {
-	if b.err != nil {
-		return false
-	}
-	if err := backend.Check(cond, op, format, args...); err != nil {
-		b.fail(err)
-		return false
-	}
-	return true
-}
-
-// check records the verdict of a shape rule (backend.Check*) and reports whether the
-// operation may run.
-func (b *Backend) check(err error) bool {
-	if b.err != nil {
-		return false
-	}
-	if err != nil {
-		b.fail(err)
-		return false
-	}
-	return true
-}
-
-// t unwraps a backend tensor; nil stays nil. A tensor of another backend is an error.
-func (b *Backend) t(op string, x backend.Tensor) *tensor {
-	if x == nil {
-		return nil
-	}
-	ct, ok := x.(*tensor)
-	if !ok {
-		b.fail(fmt.Errorf("%s: %w: tensor %T was not made by the CPU backend", op, backend.ErrShape, x))
-		return nil
-	}
-	return ct
-}
-
-// f32 unwraps tensors that must be present and float32.
-// It returns them in an array, not a slice, so that an operation allocates nothing.
-func (b *Backend) f32(op string, xs ...backend.Tensor) (out [4]*tensor, ok bool) {
-	for k, x := range xs {
-		ct := b.t(op, x)
-		if ct == nil {
-			b.fail(fmt.Errorf("%s: %w: operand %d is nil or foreign", op, backend.ErrShape, k))
-			return out, false
-		}
-		if ct.dt != backend.F32 {
-			b.fail(fmt.Errorf("%s: %w: operand %d is %s, want f32", op, backend.ErrShape, k, ct))
-			return out, false
-		}
-		out[k] = ct
-	}
-	return out, true
+	return t, nil
 }
 
 // Alloc implements backend.Backend.
@@ -217,8 +165,8 @@ func (b *Backend) Upload(dst backend.Tensor, src any) error {
 
 // Download implements backend.Backend.
 func (b *Backend) Download(dst any, src backend.Tensor) error {
-	if b.err != nil {
-		return b.err
+	if b.ops.First() != nil {
+		return b.ops.First()
 	}
 	t, ok := src.(*tensor)
 	if !ok {
@@ -243,8 +191,8 @@ func (b *Backend) Download(dst any, src backend.Tensor) error {
 
 // Fill implements backend.Backend.
 func (b *Backend) Fill(x backend.Tensor, v float32) {
-	ts, ok := b.f32("Fill", x)
-	if !ok || b.err != nil {
+	ts, ok := b.ops.F32("Fill", x)
+	if !ok {
 		return
 	}
 	for i := range ts[0].f {
@@ -254,8 +202,8 @@ func (b *Backend) Fill(x backend.Tensor, v float32) {
 
 // Copy implements backend.Backend.
 func (b *Backend) Copy(dst, src backend.Tensor) {
-	ts, ok := b.f32("Copy", dst, src)
-	if !ok || !b.check(backend.CheckCopy(dst, src)) {
+	ts, ok := b.ops.F32("Copy", dst, src)
+	if !ok || !b.ops.Check(backend.CheckCopy(dst, src)) {
 		return
 	}
 	copy(ts[0].f, ts[1].f)
@@ -263,8 +211,8 @@ func (b *Backend) Copy(dst, src backend.Tensor) {
 
 // Mul implements backend.Backend.
 func (b *Backend) Mul(y, a, c backend.Tensor) {
-	ts, ok := b.f32("Mul", y, a, c)
-	if !ok || !b.check(backend.CheckMul(y, a, c)) {
+	ts, ok := b.ops.F32("Mul", y, a, c)
+	if !ok || !b.ops.Check(backend.CheckMul(y, a, c)) {
 		return
 	}
 	yf, af, cf := ts[0].f, ts[1].f[:len(ts[0].f)], ts[2].f[:len(ts[0].f)]

@@ -89,13 +89,13 @@ func activationGrad(dy, y []float32, act backend.Act) {
 
 // DenseForward implements backend.Backend.
 func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("DenseForward", y, x, w, bias)
+	ts, ok := b.ops.F32("DenseForward", y, x, w, bias)
 	if !ok {
 		return
 	}
 	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if !b.check(backend.CheckDenseForward(y, x, w, bias)) {
+	if !b.ops.Check(backend.CheckDenseForward(y, x, w, bias)) {
 		return
 	}
 	b.multiply(&product{m: n, n: out, k: in, a: X.f, lda: in, b: W.f, ldb: out, c: Y.f, ldc: out},
@@ -108,19 +108,19 @@ func (b *Backend) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 
 // DenseBackward implements backend.Backend.
 func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("DenseBackward", dy, x, y, w)
+	ts, ok := b.ops.F32("DenseBackward", dy, x, y, w)
 	if !ok {
 		return
 	}
 	// The optional outputs are type-checked and every shape is checked before dy is
 	// overwritten: a refused call changes nothing.
-	DX, okx := b.optionalF32("DenseBackward dx", dx)
-	DW, okw := b.optionalF32("DenseBackward dw", dw)
-	DB, okb := b.optionalF32("DenseBackward db", db)
+	DX, okx := b.ops.OptionalF32("DenseBackward dx", dx)
+	DW, okw := b.ops.OptionalF32("DenseBackward dw", dw)
+	DB, okb := b.ops.OptionalF32("DenseBackward db", db)
 	if !okx || !okw || !okb {
 		return
 	}
-	if !b.check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
+	if !b.ops.Check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
 		return
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
@@ -210,36 +210,15 @@ func columnSums(sum []float32, acc []float64, x []float32, n, cols, c0 int) {
 	}
 }
 
-// optionalF32 unwraps an operand that may be nil (nil, true) or must be float32.
-func (b *Backend) optionalF32(op string, x backend.Tensor) (*tensor, bool) {
-	if x == nil {
-		return nil, b.err == nil
-	}
-	ts, ok := b.f32(op, x)
-	return ts[0], ok
-}
-
-// i32 unwraps an int32 tensor.
-func (b *Backend) i32(op string, x backend.Tensor) *tensor {
-	t := b.t(op, x)
-	if t == nil || t.dt != backend.I32 {
-		if b.err == nil {
-			b.fail(backend.Check(false, op, "index operand %v, want i32", x))
-		}
-		return nil
-	}
-	return t
-}
-
 // MaxoutForward implements backend.Backend.
 func (b *Backend) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
-	ts, ok := b.f32("MaxoutForward", y, z)
-	A := b.i32("MaxoutForward", arg)
-	if !ok || A == nil {
+	ts, ok := b.ops.F32("MaxoutForward", y, z)
+	A, oki := b.ops.I32("MaxoutForward", arg)
+	if !ok || !oki {
 		return
 	}
 	Y, Z := ts[0], ts[1]
-	if !b.check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
+	if !b.ops.Check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
 		return
 	}
 	b.parallelRows(len(Y.f), pieces, func(lo, hi int) {
@@ -282,13 +261,13 @@ func scatterMaxout(dz, dy, mask []float32, arg []int32, pieces, lo, hi int) {
 
 // MaxoutBackward implements backend.Backend.
 func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
-	ts, ok := b.f32("MaxoutBackward", dz, dy)
-	A := b.i32("MaxoutBackward", arg)
-	if !ok || A == nil {
+	ts, ok := b.ops.F32("MaxoutBackward", dz, dy)
+	A, oki := b.ops.I32("MaxoutBackward", arg)
+	if !ok || !oki {
 		return
 	}
 	DZ, DY := ts[0], ts[1]
-	if !b.check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
+	if !b.ops.Check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
 		return
 	}
 	b.parallelRows(len(DY.f), pieces, func(lo, hi int) {
@@ -298,13 +277,13 @@ func (b *Backend) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 
 // MaxoutDropout implements backend.Backend.
 func (b *Backend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep float32, s rng.Stream) {
-	ts, ok := b.f32("MaxoutDropout", y, mask, z)
-	A := b.i32("MaxoutDropout", arg)
-	if !ok || A == nil {
+	ts, ok := b.ops.F32("MaxoutDropout", y, mask, z)
+	A, oki := b.ops.I32("MaxoutDropout", arg)
+	if !ok || !oki {
 		return
 	}
 	Y, M, Z := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
+	if !b.ops.Check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
 		return
 	}
 	b.parallelWork(len(Y.f), len(Z.f)+philoxWork*len(Y.f), 4, func(lo, hi int) {
@@ -318,13 +297,13 @@ func (b *Backend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep
 
 // MaxoutDropoutBackward implements backend.Backend.
 func (b *Backend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
-	ts, ok := b.f32("MaxoutDropoutBackward", dz, dy, mask)
-	A := b.i32("MaxoutDropoutBackward", arg)
-	if !ok || A == nil {
+	ts, ok := b.ops.F32("MaxoutDropoutBackward", dz, dy, mask)
+	A, oki := b.ops.I32("MaxoutDropoutBackward", arg)
+	if !ok || !oki {
 		return
 	}
 	DZ, DY, M := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
+	if !b.ops.Check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
 		return
 	}
 	b.parallelRows(len(DY.f), pieces, func(lo, hi int) {
@@ -334,12 +313,12 @@ func (b *Backend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces
 
 // Dropout implements backend.Backend.
 func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
-	ts, ok := b.f32("Dropout", y, mask, x)
+	ts, ok := b.ops.F32("Dropout", y, mask, x)
 	if !ok {
 		return
 	}
 	Y, M, X := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
+	if !b.ops.Check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
 	b.parallelWork(len(X.f), (1+philoxWork)*len(X.f), 4, func(lo, hi int) {
@@ -375,13 +354,13 @@ func fillDropoutMask(mask []float32, lo, hi int, keep float32, s rng.Stream) {
 // SigmoidCrossEntropy implements backend.Backend. bce(σ(l), t) is computed as
 // max(l,0) − l·t + log(1+e^{−|l|}), finite for every finite l.
 func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scale float32, out backend.Tensor, slot int) {
-	ts, ok := b.f32("SigmoidCrossEntropy", logits, targets, out)
+	ts, ok := b.ops.F32("SigmoidCrossEntropy", logits, targets, out)
 	if !ok {
 		return
 	}
 	L, T, O := ts[0], ts[1], ts[2]
-	D, ok := b.optionalF32("SigmoidCrossEntropy", dlogits)
-	if !ok || !b.check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
+	D, ok := b.ops.OptionalF32("SigmoidCrossEntropy", dlogits)
+	if !ok || !b.ops.Check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
 		return
 	}
 	var sum float64
@@ -397,12 +376,12 @@ func (b *Backend) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, s
 
 // MeanSigmoid implements backend.Backend.
 func (b *Backend) MeanSigmoid(logits, out backend.Tensor, slot int) {
-	ts, ok := b.f32("MeanSigmoid", logits, out)
+	ts, ok := b.ops.F32("MeanSigmoid", logits, out)
 	if !ok {
 		return
 	}
 	L, O := ts[0], ts[1]
-	if !b.check(backend.CheckMeanSigmoid(logits, out, slot)) {
+	if !b.ops.Check(backend.CheckMeanSigmoid(logits, out, slot)) {
 		return
 	}
 	var sum float64
@@ -414,12 +393,12 @@ func (b *Backend) MeanSigmoid(logits, out backend.Tensor, slot int) {
 
 // SGDMomentum implements backend.Backend.
 func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
-	ts, ok := b.f32("SGDMomentum", p, g, v)
+	ts, ok := b.ops.F32("SGDMomentum", p, g, v)
 	if !ok {
 		return
 	}
 	P, G, V := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckSGDMomentum(p, g, v)) {
+	if !b.ops.Check(backend.CheckSGDMomentum(p, g, v)) {
 		return
 	}
 	b.parallel(len(P.f), 1, func(lo, hi int) {
@@ -437,12 +416,12 @@ func (b *Backend) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 //	m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,
 //	p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε).
 func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t int) {
-	ts, ok := b.f32("Adam", p, g, m, v)
+	ts, ok := b.ops.F32("Adam", p, g, m, v)
 	if !ok {
 		return
 	}
 	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
-	if !b.check(backend.CheckAdam(p, g, m, v, t)) {
+	if !b.ops.Check(backend.CheckAdam(p, g, m, v, t)) {
 		return
 	}
 	c1 := float32(1 / (1 - math.Pow(float64(beta1), float64(t))))
@@ -461,12 +440,12 @@ func (b *Backend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32,
 
 // MovingAverage implements backend.Backend.
 func (b *Backend) MovingAverage(avg, x backend.Tensor, decay float32) {
-	ts, ok := b.f32("MovingAverage", avg, x)
+	ts, ok := b.ops.F32("MovingAverage", avg, x)
 	if !ok {
 		return
 	}
 	A, X := ts[0], ts[1]
-	if !b.check(backend.CheckMovingAverage(avg, x, decay)) {
+	if !b.ops.Check(backend.CheckMovingAverage(avg, x, decay)) {
 		return
 	}
 	rest := 1 - decay
@@ -481,8 +460,8 @@ func (b *Backend) MovingAverage(avg, x backend.Tensor, decay float32) {
 // ClipColumnNorms implements backend.Backend. Norms are accumulated in float64; a
 // column is scaled by maxNorm/norm only when its norm exceeds maxNorm.
 func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
-	ts, ok := b.f32("ClipColumnNorms", w)
-	if !ok || !b.check(backend.CheckClipColumnNorms(maxNorm)) {
+	ts, ok := b.ops.F32("ClipColumnNorms", w)
+	if !ok || !b.ops.Check(backend.CheckClipColumnNorms(maxNorm)) {
 		return
 	}
 	W := ts[0]
@@ -513,8 +492,8 @@ func (b *Backend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 
 // Uniform implements backend.Backend.
 func (b *Backend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
-	ts, ok := b.f32("Uniform", x)
-	if !ok || !b.check(backend.CheckUniform(lo, hi)) {
+	ts, ok := b.ops.F32("Uniform", x)
+	if !ok || !b.ops.Check(backend.CheckUniform(lo, hi)) {
 		return
 	}
 	f := ts[0].f
@@ -534,8 +513,8 @@ const philoxWork = 10
 
 // Normal implements backend.Backend.
 func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
-	ts, ok := b.f32("Normal", x)
-	if !ok || b.err != nil {
+	ts, ok := b.ops.F32("Normal", x)
+	if !ok {
 		return
 	}
 	f := ts[0].f
@@ -546,19 +525,19 @@ func (b *Backend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
 
 // GatherRows implements backend.Backend.
 func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
-	ts, ok := b.f32("GatherRows", dst, src)
-	I := b.i32("GatherRows", idx)
-	if !ok || I == nil {
+	ts, ok := b.ops.F32("GatherRows", dst, src)
+	I, oki := b.ops.I32("GatherRows", idx)
+	if !ok || !oki {
 		return
 	}
 	D, S := ts[0], ts[1]
-	if !b.check(backend.CheckGatherRows(dst, src, idx, offset)) {
+	if !b.ops.Check(backend.CheckGatherRows(dst, src, idx, offset)) {
 		return
 	}
 	for r := 0; r < D.rows; r++ {
 		k := int(I.i[offset+r])
 		if k < 0 || k >= S.rows { // checked before formatting anything: this runs per row
-			b.ok(false, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows)
+			b.ops.OK(false, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows)
 			return
 		}
 		copy(D.row(r), S.row(k))
@@ -567,21 +546,21 @@ func (b *Backend) GatherRows(dst, src, idx backend.Tensor, offset int) {
 
 // SoftmaxCrossEntropy implements backend.Backend.
 func (b *Backend) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale float32, out backend.Tensor, slot int) {
-	ts, ok := b.f32("SoftmaxCrossEntropy", logits, out)
-	Y := b.i32("SoftmaxCrossEntropy", labels)
-	if !ok || Y == nil {
+	ts, ok := b.ops.F32("SoftmaxCrossEntropy", logits, out)
+	Y, oki := b.ops.I32("SoftmaxCrossEntropy", labels)
+	if !ok || !oki {
 		return
 	}
 	L, O := ts[0], ts[1]
-	D, ok := b.optionalF32("SoftmaxCrossEntropy", dlogits)
-	if !ok || !b.check(backend.CheckSoftmaxCrossEntropy(dlogits, logits, labels, out, slot)) {
+	D, ok := b.ops.OptionalF32("SoftmaxCrossEntropy", dlogits)
+	if !ok || !b.ops.Check(backend.CheckSoftmaxCrossEntropy(dlogits, logits, labels, out, slot)) {
 		return
 	}
 	var sum float64
 	for i := 0; i < L.rows; i++ {
 		k := int(Y.i[i])
 		if k < 0 || k >= L.cols {
-			b.ok(false, "SoftmaxCrossEntropy", "label %d of row %d out of range for %d classes", k, i, L.cols)
+			b.ops.OK(false, "SoftmaxCrossEntropy", "label %d of row %d out of range for %d classes", k, i, L.cols)
 			return
 		}
 		row := L.row(i)
@@ -611,12 +590,12 @@ func (b *Backend) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, sc
 
 // LogSumExpRows implements backend.Backend.
 func (b *Backend) LogSumExpRows(out, x backend.Tensor) {
-	ts, ok := b.f32("LogSumExpRows", out, x)
+	ts, ok := b.ops.F32("LogSumExpRows", out, x)
 	if !ok {
 		return
 	}
 	O, X := ts[0], ts[1]
-	if !b.check(backend.CheckLogSumExpRows(out, x)) {
+	if !b.ops.Check(backend.CheckLogSumExpRows(out, x)) {
 		return
 	}
 	b.parallelRows(X.rows, X.cols, func(r0, r1 int) {

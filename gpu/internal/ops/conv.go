@@ -10,8 +10,8 @@ import (
 
 // Im2Col implements backend.Backend.
 func (b *Core) Im2Col(cols, x backend.Tensor, g backend.ConvGeom) {
-	ts, ok := b.f32("Im2Col", cols, x)
-	if !ok || !b.check(backend.CheckIm2Col(cols, x, g)) {
+	ts, ok := b.args().F32("Im2Col", cols, x)
+	if !ok || !b.ops.Check(backend.CheckIm2Col(cols, x, g)) {
 		return
 	}
 	C, X := ts[0], ts[1]
@@ -20,8 +20,8 @@ func (b *Core) Im2Col(cols, x backend.Tensor, g backend.ConvGeom) {
 
 // Col2Im implements backend.Backend.
 func (b *Core) Col2Im(x, cols backend.Tensor, g backend.ConvGeom) {
-	ts, ok := b.f32("Col2Im", x, cols)
-	if !ok || !b.check(backend.CheckCol2Im(x, cols, g)) {
+	ts, ok := b.args().F32("Col2Im", x, cols)
+	if !ok || !b.ops.Check(backend.CheckCol2Im(x, cols, g)) {
 		return
 	}
 	X, C := ts[0], ts[1]
@@ -30,8 +30,8 @@ func (b *Core) Col2Im(x, cols backend.Tensor, g backend.ConvGeom) {
 
 // BiasActivation implements backend.Backend.
 func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("BiasActivation", y, bias)
-	if !ok || !b.check(backend.CheckBiasActivation(y, bias)) {
+	ts, ok := b.args().F32("BiasActivation", y, bias)
+	if !ok || !b.ops.Check(backend.CheckBiasActivation(y, bias)) {
 		return
 	}
 	Y, B := ts[0], ts[1]
@@ -40,9 +40,9 @@ func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) {
 
 // BiasActivationBackward implements backend.Backend.
 func (b *Core) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("BiasActivationBackward", dy, y)
-	DB, okb := b.optionalF32("BiasActivationBackward db", db)
-	if !ok || !okb || !b.check(backend.CheckBiasActivationBackward(db, dy, y)) {
+	ts, ok := b.args().F32("BiasActivationBackward", dy, y)
+	DB, okb := b.args().OptionalF32("BiasActivationBackward db", db)
+	if !ok || !okb || !b.ops.Check(backend.CheckBiasActivationBackward(db, dy, y)) {
 		return
 	}
 	DY, Y := ts[0], ts[1]
@@ -52,11 +52,11 @@ func (b *Core) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act)
 // BatchNorm implements backend.Backend.
 func (b *Core) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, groups int, eps, momentum float32, act backend.Act) {
 	const op = "BatchNorm"
-	ts, ok := b.f32(op, y, mean, variance, x)
-	ps, okp := b.f32(op, gamma, beta)
-	RM, okm := b.optionalF32(op+" runMean", runMean)
-	RV, okv := b.optionalF32(op+" runVar", runVar)
-	if !ok || !okp || !okm || !okv || !b.check(backend.CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum)) {
+	ts, ok := b.args().F32(op, y, mean, variance, x)
+	ps, okp := b.args().F32(op, gamma, beta)
+	RM, okm := b.args().OptionalF32(op+" runMean", runMean)
+	RV, okv := b.args().OptionalF32(op+" runVar", runVar)
+	if !ok || !okp || !okm || !okv || !b.ops.Check(backend.CheckBatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum)) {
 		return
 	}
 	Y, M, V, X := ts[0], ts[1], ts[2], ts[3]
@@ -68,9 +68,9 @@ func (b *Core) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar back
 // BatchNormInfer implements backend.Backend.
 func (b *Core) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor, eps float32, act backend.Act) {
 	const op = "BatchNormInfer"
-	ts, ok := b.f32(op, y, x, gamma, beta)
-	rs, okr := b.f32(op, runMean, runVar)
-	if !ok || !okr || !b.check(backend.CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar, eps)) {
+	ts, ok := b.args().F32(op, y, x, gamma, beta)
+	rs, okr := b.args().F32(op, runMean, runVar)
+	if !ok || !okr || !b.ops.Check(backend.CheckBatchNormInfer(y, x, gamma, beta, runMean, runVar, eps)) {
 		return
 	}
 	Y, X, G, B := ts[0], ts[1], ts[2], ts[3]
@@ -80,13 +80,13 @@ func (b *Core) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tensor,
 // BatchNormBackward implements backend.Backend.
 func (b *Core) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
 	const op = "BatchNormBackward"
-	ts, ok := b.f32(op, dy, x, y, gamma)
-	ss, oks := b.f32(op, mean, variance)
-	DX, okx := b.optionalF32(op+" dx", dx)
-	DG, okg := b.optionalF32(op+" dgamma", dgamma)
-	DB, okb := b.optionalF32(op+" dbeta", dbeta)
+	ts, ok := b.args().F32(op, dy, x, y, gamma)
+	ss, oks := b.args().F32(op, mean, variance)
+	DX, okx := b.args().OptionalF32(op+" dx", dx)
+	DG, okg := b.args().OptionalF32(op+" dgamma", dgamma)
+	DB, okb := b.args().OptionalF32(op+" dbeta", dbeta)
 	if !ok || !oks || !okx || !okg || !okb ||
-		!b.check(backend.CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps)) {
+		!b.ops.Check(backend.CheckBatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps)) {
 		return
 	}
 	DY, X, Y, G := ts[0], ts[1], ts[2], ts[3]

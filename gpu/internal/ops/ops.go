@@ -27,18 +27,36 @@ type Core struct {
 	// Launch queues the launches of op in order; it records its own failures with Fail.
 	Launch func(op string, ls []kernels.Launch)
 
-	err error
+	ops backend.Operands[*Tensor] // operand unwrapping and the first error; see args
 }
 
 // Fail records err unless an error is recorded already.
-func (b *Core) Fail(err error) {
-	if b.err == nil && err != nil {
-		b.err = err
-	}
-}
+func (b *Core) Fail(err error) { b.ops.Fail(err) }
 
 // Failed returns the first recorded error.
-func (b *Core) Failed() error { return b.err }
+func (b *Core) Failed() error { return b.ops.First() }
+
+// args is the operand unwrapper. It is bound to b on first use rather than when a
+// Core is made, because a Core is made by value and then embedded: its tensors must
+// name the embedded copy as their owner.
+func (b *Core) args() *backend.Operands[*Tensor] {
+	if b.ops.Own == nil {
+		b.ops.Own = b.own
+	}
+	return &b.ops
+}
+
+// own unwraps a tensor made by this Core.
+func (b *Core) own(x backend.Tensor) (*Tensor, error) {
+	t, ok := x.(*Tensor)
+	if !ok || t == nil {
+		return nil, fmt.Errorf("tensor %T was not made by the %s backend", x, b.Kind)
+	}
+	if t.owner != b {
+		return nil, fmt.Errorf("tensor %s was made by another %s backend", t, b.Kind)
+	}
+	return t, nil
+}
 
 // Tensor is the device tensor: an address and a shape. Both dtypes are 4 bytes.
 type Tensor struct {
@@ -140,86 +158,6 @@ func CheckShape(rows, cols int) bool {
 	return rows >= 0 && cols >= 0 && !(cols > 0 && rows > math.MaxInt32/cols)
 }
 
-// check records the verdict of a shape rule (backend.Check*) and reports whether the
-// operation may run.
-func (b *Core) check(err error) bool {
-	if b.err != nil {
-		return false
-	}
-	if err != nil {
-		b.Fail(err)
-		return false
-	}
-	return true
-}
-
-// ok reports whether the backend may run op, recording a shape error unless cond holds.
-func (b *Core) ok(cond bool, op, format string, args ...any) bool {
-	if b.err != nil {
-		return false
-	}
-	if err := backend.Check(cond, op, format, args...); err != nil {
-		b.Fail(err)
-		return false
-	}
-	return true
-}
-
-// t unwraps a backend tensor; nil stays nil. A tensor of another backend is an error.
-func (b *Core) t(op string, x backend.Tensor) *Tensor {
-	if x == nil {
-		return nil
-	}
-	ct, ok := x.(*Tensor)
-	if !ok || ct == nil {
-		b.Fail(fmt.Errorf("%s: %w: tensor %T was not made by the %s backend", op, backend.ErrShape, x, b.Kind))
-		return nil
-	}
-	if ct.owner != b {
-		b.Fail(fmt.Errorf("%s: %w: tensor %s was made by another %s backend", op, backend.ErrShape, ct, b.Kind))
-		return nil
-	}
-	return ct
-}
-
-// f32 unwraps tensors that must be present and float32.
-func (b *Core) f32(op string, xs ...backend.Tensor) (out [4]*Tensor, ok bool) {
-	for k, x := range xs {
-		ct := b.t(op, x)
-		if ct == nil {
-			b.Fail(fmt.Errorf("%s: %w: operand %d is nil or foreign", op, backend.ErrShape, k))
-			return out, false
-		}
-		if ct.dt != backend.F32 {
-			b.Fail(fmt.Errorf("%s: %w: operand %d is %s, want f32", op, backend.ErrShape, k, ct))
-			return out, false
-		}
-		out[k] = ct
-	}
-	return out, b.err == nil
-}
-
-// optionalF32 unwraps an operand that may be nil (nil, true) or must be float32.
-func (b *Core) optionalF32(op string, x backend.Tensor) (*Tensor, bool) {
-	if x == nil {
-		return nil, b.err == nil
-	}
-	ts, ok := b.f32(op, x)
-	return ts[0], ok
-}
-
-// i32 unwraps an int32 tensor.
-func (b *Core) i32(op string, x backend.Tensor) *Tensor {
-	t := b.t(op, x)
-	if t == nil || t.dt != backend.I32 {
-		if b.err == nil {
-			b.Fail(backend.Check(false, op, "index operand %v, want i32", x))
-		}
-		return nil
-	}
-	return t
-}
-
 // addr is t's device address, 0 for nil.
 func addr(t *Tensor) uint64 {
 	if t == nil {
@@ -230,7 +168,7 @@ func addr(t *Tensor) uint64 {
 
 // Fill implements backend.Backend.
 func (b *Core) Fill(x backend.Tensor, v float32) {
-	ts, ok := b.f32("Fill", x)
+	ts, ok := b.args().F32("Fill", x)
 	if !ok {
 		return
 	}
@@ -239,8 +177,8 @@ func (b *Core) Fill(x backend.Tensor, v float32) {
 
 // Copy implements backend.Backend.
 func (b *Core) Copy(dst, src backend.Tensor) {
-	ts, ok := b.f32("Copy", dst, src)
-	if !ok || !b.check(backend.CheckCopy(dst, src)) {
+	ts, ok := b.args().F32("Copy", dst, src)
+	if !ok || !b.ops.Check(backend.CheckCopy(dst, src)) {
 		return
 	}
 	b.Launch("Copy", kernels.Copy(b.Target, ts[0].ptr, ts[1].ptr, ts[0].Len()))
@@ -248,8 +186,8 @@ func (b *Core) Copy(dst, src backend.Tensor) {
 
 // Mul implements backend.Backend.
 func (b *Core) Mul(y, a, c backend.Tensor) {
-	ts, ok := b.f32("Mul", y, a, c)
-	if !ok || !b.check(backend.CheckMul(y, a, c)) {
+	ts, ok := b.args().F32("Mul", y, a, c)
+	if !ok || !b.ops.Check(backend.CheckMul(y, a, c)) {
 		return
 	}
 	b.Launch("Mul", kernels.Mul(b.Target, ts[0].ptr, ts[1].ptr, ts[2].ptr, ts[0].Len()))
@@ -257,13 +195,13 @@ func (b *Core) Mul(y, a, c backend.Tensor) {
 
 // DenseForward implements backend.Backend.
 func (b *Core) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("DenseForward", y, x, w, bias)
+	ts, ok := b.args().F32("DenseForward", y, x, w, bias)
 	if !ok {
 		return
 	}
 	Y, X, W, B := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	if !b.check(backend.CheckDenseForward(y, x, w, bias)) {
+	if !b.ops.Check(backend.CheckDenseForward(y, x, w, bias)) {
 		return
 	}
 	b.Launch("DenseForward", kernels.DenseForward(b.Target, Y.ptr, X.ptr, W.ptr, B.ptr, n, in, out, act, b.Workspace))
@@ -271,16 +209,16 @@ func (b *Core) DenseForward(y, x, w, bias backend.Tensor, act backend.Act) {
 
 // DenseBackward implements backend.Backend.
 func (b *Core) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
-	ts, ok := b.f32("DenseBackward", dy, x, y, w)
+	ts, ok := b.args().F32("DenseBackward", dy, x, y, w)
 	if !ok {
 		return
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	DX, okx := b.optionalF32("DenseBackward dx", dx)
-	DW, okw := b.optionalF32("DenseBackward dw", dw)
-	DB, okb := b.optionalF32("DenseBackward db", db)
-	if !okx || !okw || !okb || !b.check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
+	DX, okx := b.args().OptionalF32("DenseBackward dx", dx)
+	DW, okw := b.args().OptionalF32("DenseBackward dw", dw)
+	DB, okb := b.args().OptionalF32("DenseBackward db", db)
+	if !okx || !okw || !okb || !b.ops.Check(backend.CheckDenseBackward(dx, dw, db, dy, x, y, w)) {
 		return
 	}
 	b.Launch("DenseBackward", kernels.DenseBackward(b.Target, addr(DX), addr(DW), addr(DB), DY.ptr, X.ptr, Y.ptr, W.ptr,
@@ -289,13 +227,13 @@ func (b *Core) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend
 
 // MaxoutForward implements backend.Backend.
 func (b *Core) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
-	ts, ok := b.f32("MaxoutForward", y, z)
-	A := b.i32("MaxoutForward", arg)
-	if !ok || A == nil {
+	ts, ok := b.args().F32("MaxoutForward", y, z)
+	A, oki := b.args().I32("MaxoutForward", arg)
+	if !ok || !oki {
 		return
 	}
 	Y, Z := ts[0], ts[1]
-	if !b.check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
+	if !b.ops.Check(backend.CheckMaxoutForward(y, arg, z, pieces)) {
 		return
 	}
 	A.DeviceWrote()
@@ -304,13 +242,13 @@ func (b *Core) MaxoutForward(y, arg, z backend.Tensor, pieces int) {
 
 // MaxoutBackward implements backend.Backend.
 func (b *Core) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
-	ts, ok := b.f32("MaxoutBackward", dz, dy)
-	A := b.i32("MaxoutBackward", arg)
-	if !ok || A == nil {
+	ts, ok := b.args().F32("MaxoutBackward", dz, dy)
+	A, oki := b.args().I32("MaxoutBackward", arg)
+	if !ok || !oki {
 		return
 	}
 	DZ, DY := ts[0], ts[1]
-	if !b.check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
+	if !b.ops.Check(backend.CheckMaxoutBackward(dz, dy, arg, pieces)) {
 		return
 	}
 	b.Launch("MaxoutBackward", kernels.MaxoutBackward(b.Target, DZ.ptr, DY.ptr, A.ptr, DY.Len(), pieces))
@@ -318,13 +256,13 @@ func (b *Core) MaxoutBackward(dz, dy, arg backend.Tensor, pieces int) {
 
 // MaxoutDropout implements backend.Backend.
 func (b *Core) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep float32, s rng.Stream) {
-	ts, ok := b.f32("MaxoutDropout", y, mask, z)
-	A := b.i32("MaxoutDropout", arg)
-	if !ok || A == nil {
+	ts, ok := b.args().F32("MaxoutDropout", y, mask, z)
+	A, oki := b.args().I32("MaxoutDropout", arg)
+	if !ok || !oki {
 		return
 	}
 	Y, M, Z := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
+	if !b.ops.Check(backend.CheckMaxoutDropout(y, arg, mask, z, pieces, keep)) {
 		return
 	}
 	A.DeviceWrote()
@@ -333,13 +271,13 @@ func (b *Core) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep fl
 
 // MaxoutDropoutBackward implements backend.Backend.
 func (b *Core) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
-	ts, ok := b.f32("MaxoutDropoutBackward", dz, dy, mask)
-	A := b.i32("MaxoutDropoutBackward", arg)
-	if !ok || A == nil {
+	ts, ok := b.args().F32("MaxoutDropoutBackward", dz, dy, mask)
+	A, oki := b.args().I32("MaxoutDropoutBackward", arg)
+	if !ok || !oki {
 		return
 	}
 	DZ, DY, M := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
+	if !b.ops.Check(backend.CheckMaxoutDropoutBackward(dz, dy, mask, arg, pieces)) {
 		return
 	}
 	b.Launch("MaxoutDropoutBackward", kernels.MaxoutDropoutBackward(b.Target, DZ.ptr, DY.ptr, M.ptr, A.ptr, DY.Len(), pieces))
@@ -347,12 +285,12 @@ func (b *Core) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces in
 
 // Dropout implements backend.Backend.
 func (b *Core) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
-	ts, ok := b.f32("Dropout", y, mask, x)
+	ts, ok := b.args().F32("Dropout", y, mask, x)
 	if !ok {
 		return
 	}
 	Y, M, X := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckDropout(y, mask, x, keep)) {
+	if !b.ops.Check(backend.CheckDropout(y, mask, x, keep)) {
 		return
 	}
 	b.Launch("Dropout", kernels.Dropout(b.Target, Y.ptr, M.ptr, X.ptr, X.Len(), keep, s))
@@ -360,13 +298,13 @@ func (b *Core) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream) {
 
 // SigmoidCrossEntropy implements backend.Backend.
 func (b *Core) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scale float32, out backend.Tensor, slot int) {
-	ts, ok := b.f32("SigmoidCrossEntropy", logits, targets, out)
+	ts, ok := b.args().F32("SigmoidCrossEntropy", logits, targets, out)
 	if !ok {
 		return
 	}
 	L, T, O := ts[0], ts[1], ts[2]
-	D, ok := b.optionalF32("SigmoidCrossEntropy", dlogits)
-	if !ok || !b.check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
+	D, ok := b.args().OptionalF32("SigmoidCrossEntropy", dlogits)
+	if !ok || !b.ops.Check(backend.CheckSigmoidCrossEntropy(dlogits, logits, targets, out, slot)) {
 		return
 	}
 	b.Launch("SigmoidCrossEntropy", kernels.SigmoidCrossEntropy(b.Target, addr(D), L.ptr, T.ptr, L.Len(), scale, O.ptr, slot, b.Workspace))
@@ -374,12 +312,12 @@ func (b *Core) SigmoidCrossEntropy(dlogits, logits, targets backend.Tensor, scal
 
 // MeanSigmoid implements backend.Backend.
 func (b *Core) MeanSigmoid(logits, out backend.Tensor, slot int) {
-	ts, ok := b.f32("MeanSigmoid", logits, out)
+	ts, ok := b.args().F32("MeanSigmoid", logits, out)
 	if !ok {
 		return
 	}
 	L, O := ts[0], ts[1]
-	if !b.check(backend.CheckMeanSigmoid(logits, out, slot)) {
+	if !b.ops.Check(backend.CheckMeanSigmoid(logits, out, slot)) {
 		return
 	}
 	b.Launch("MeanSigmoid", kernels.MeanSigmoid(b.Target, L.ptr, L.Len(), O.ptr, slot, b.Workspace))
@@ -389,20 +327,20 @@ func (b *Core) MeanSigmoid(logits, out backend.Tensor, slot int) {
 // here, as the CPU backend checks them; labels a kernel wrote cannot be, and an
 // out-of-range one then gives NaN (the backend contract's device behaviour).
 func (b *Core) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale float32, out backend.Tensor, slot int) {
-	ts, ok := b.f32("SoftmaxCrossEntropy", logits, out)
-	Y := b.i32("SoftmaxCrossEntropy", labels)
-	if !ok || Y == nil {
+	ts, ok := b.args().F32("SoftmaxCrossEntropy", logits, out)
+	Y, oki := b.args().I32("SoftmaxCrossEntropy", labels)
+	if !ok || !oki {
 		return
 	}
 	L, O := ts[0], ts[1]
-	D, ok := b.optionalF32("SoftmaxCrossEntropy", dlogits)
-	if !ok || !b.check(backend.CheckSoftmaxCrossEntropy(dlogits, logits, labels, out, slot)) {
+	D, ok := b.args().OptionalF32("SoftmaxCrossEntropy", dlogits)
+	if !ok || !b.ops.Check(backend.CheckSoftmaxCrossEntropy(dlogits, logits, labels, out, slot)) {
 		return
 	}
 	if Y.base.ShadowOK {
 		for i, k := range Y.base.Shadow[Y.off : Y.off+L.rows] {
 			if k < 0 || int(k) >= L.cols {
-				b.ok(false, "SoftmaxCrossEntropy", "label %d of row %d out of range for %d classes", k, i, L.cols)
+				b.ops.OK(false, "SoftmaxCrossEntropy", "label %d of row %d out of range for %d classes", k, i, L.cols)
 				return
 			}
 		}
@@ -412,12 +350,12 @@ func (b *Core) SoftmaxCrossEntropy(dlogits, logits, labels backend.Tensor, scale
 
 // LogSumExpRows implements backend.Backend.
 func (b *Core) LogSumExpRows(out, x backend.Tensor) {
-	ts, ok := b.f32("LogSumExpRows", out, x)
+	ts, ok := b.args().F32("LogSumExpRows", out, x)
 	if !ok {
 		return
 	}
 	O, X := ts[0], ts[1]
-	if !b.check(backend.CheckLogSumExpRows(out, x)) {
+	if !b.ops.Check(backend.CheckLogSumExpRows(out, x)) {
 		return
 	}
 	b.Launch("LogSumExpRows", kernels.LogSumExpRows(b.Target, O.ptr, X.ptr, X.rows, X.cols))
@@ -425,12 +363,12 @@ func (b *Core) LogSumExpRows(out, x backend.Tensor) {
 
 // SGDMomentum implements backend.Backend.
 func (b *Core) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
-	ts, ok := b.f32("SGDMomentum", p, g, v)
+	ts, ok := b.args().F32("SGDMomentum", p, g, v)
 	if !ok {
 		return
 	}
 	P, G, V := ts[0], ts[1], ts[2]
-	if !b.check(backend.CheckSGDMomentum(p, g, v)) {
+	if !b.ops.Check(backend.CheckSGDMomentum(p, g, v)) {
 		return
 	}
 	b.Launch("SGDMomentum", kernels.SGDMomentum(b.Target, P.ptr, G.ptr, V.ptr, P.Len(), lr, mu))
@@ -438,12 +376,12 @@ func (b *Core) SGDMomentum(p, g, v backend.Tensor, lr, mu float32) {
 
 // Adam implements backend.Backend.
 func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t int) {
-	ts, ok := b.f32("Adam", p, g, m, v)
+	ts, ok := b.args().F32("Adam", p, g, m, v)
 	if !ok {
 		return
 	}
 	P, G, M, V := ts[0], ts[1], ts[2], ts[3]
-	if !b.check(backend.CheckAdam(p, g, m, v, t)) {
+	if !b.ops.Check(backend.CheckAdam(p, g, m, v, t)) {
 		return
 	}
 	b.Launch("Adam", kernels.Adam(b.Target, P.ptr, G.ptr, M.ptr, V.ptr, P.Len(), lr, beta1, beta2, eps, t))
@@ -451,12 +389,12 @@ func (b *Core) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, t 
 
 // MovingAverage implements backend.Backend.
 func (b *Core) MovingAverage(avg, x backend.Tensor, decay float32) {
-	ts, ok := b.f32("MovingAverage", avg, x)
+	ts, ok := b.args().F32("MovingAverage", avg, x)
 	if !ok {
 		return
 	}
 	A, X := ts[0], ts[1]
-	if !b.check(backend.CheckMovingAverage(avg, x, decay)) {
+	if !b.ops.Check(backend.CheckMovingAverage(avg, x, decay)) {
 		return
 	}
 	b.Launch("MovingAverage", kernels.MovingAverage(b.Target, A.ptr, X.ptr, A.Len(), decay))
@@ -464,8 +402,8 @@ func (b *Core) MovingAverage(avg, x backend.Tensor, decay float32) {
 
 // ClipColumnNorms implements backend.Backend.
 func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
-	ts, ok := b.f32("ClipColumnNorms", w)
-	if !ok || !b.check(backend.CheckClipColumnNorms(maxNorm)) {
+	ts, ok := b.args().F32("ClipColumnNorms", w)
+	if !ok || !b.ops.Check(backend.CheckClipColumnNorms(maxNorm)) {
 		return
 	}
 	W := ts[0]
@@ -474,8 +412,8 @@ func (b *Core) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 
 // Uniform implements backend.Backend.
 func (b *Core) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
-	ts, ok := b.f32("Uniform", x)
-	if !ok || !b.check(backend.CheckUniform(lo, hi)) {
+	ts, ok := b.args().F32("Uniform", x)
+	if !ok || !b.ops.Check(backend.CheckUniform(lo, hi)) {
 		return
 	}
 	b.Launch("Uniform", kernels.Uniform(b.Target, ts[0].ptr, ts[0].Len(), lo, hi, s))
@@ -483,7 +421,7 @@ func (b *Core) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 
 // Normal implements backend.Backend.
 func (b *Core) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
-	ts, ok := b.f32("Normal", x)
+	ts, ok := b.args().F32("Normal", x)
 	if !ok {
 		return
 	}
@@ -494,20 +432,20 @@ func (b *Core) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
 // exactly as the CPU backend checks them; the kernel also refuses to read through an
 // index out of range (it writes NaN to that row instead).
 func (b *Core) GatherRows(dst, src, idx backend.Tensor, offset int) {
-	ts, ok := b.f32("GatherRows", dst, src)
-	I := b.i32("GatherRows", idx)
-	if !ok || I == nil {
+	ts, ok := b.args().F32("GatherRows", dst, src)
+	I, oki := b.args().I32("GatherRows", idx)
+	if !ok || !oki {
 		return
 	}
 	D, S := ts[0], ts[1]
-	if !b.check(backend.CheckGatherRows(dst, src, idx, offset)) {
+	if !b.ops.Check(backend.CheckGatherRows(dst, src, idx, offset)) {
 		return
 	}
 	if I.base.ShadowOK {
 		at := I.off + offset
 		for r, k := range I.base.Shadow[at : at+D.rows] {
 			if k < 0 || int(k) >= S.rows {
-				b.ok(false, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows)
+				b.ops.OK(false, "GatherRows", "index %d at %d out of range for %d rows", k, offset+r, S.rows)
 				return
 			}
 		}
