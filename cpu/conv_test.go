@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/cpu"
 )
 
@@ -145,7 +146,7 @@ func TestIm2ColConvolution(t *testing.T) {
 			cols := filled(t, b, rows, g.Patch(), float32(math.NaN()))
 			b.Im2Col(cols, x, g)
 			checkNoErr(t, b)
-			checkBits(t, "cols", download(t, b, cols), im2col32(xs, c))
+			checkBits(t, "cols", backendtest.Download(t, b, cols), im2col32(xs, c))
 
 			y := alloc(t, b, backend.F32, rows, f)
 			b.DenseForward(y, cols, tensorOf(t, b, g.Patch(), f, ws), alloc(t, b, backend.F32, 1, f), backend.Act{})
@@ -154,7 +155,7 @@ func TestIm2ColConvolution(t *testing.T) {
 			for i := range mag {
 				mag[i] = 1e-6 * (mag[i] + 1)
 			}
-			checkClose(t, "y", download(t, b, y), want, mag)
+			checkClose(t, "y", backendtest.Download(t, b, y), want, mag)
 		})
 	}
 }
@@ -176,7 +177,7 @@ func TestCol2Im(t *testing.T) {
 			x := filled(t, b, c.n, g.InSize(), float32(math.NaN()))
 			b.Col2Im(x, cols, g)
 			checkNoErr(t, b)
-			got := download(t, b, x)
+			got := backendtest.Download(t, b, x)
 			want, mag := col2im64(to64(cs), c)
 			for i := range mag {
 				mag[i] *= 1e-6
@@ -186,7 +187,7 @@ func TestCol2Im(t *testing.T) {
 			fwd := alloc(t, b, backend.F32, rows, g.Patch())
 			b.Im2Col(fwd, tensorOf(t, b, c.n, g.InSize(), xs), g)
 			checkNoErr(t, b)
-			lhs, rhs := dot64(to64(download(t, b, fwd)), to64(cs)), dot64(to64(xs), to64(got))
+			lhs, rhs := dot64(to64(backendtest.Download(t, b, fwd)), to64(cs)), dot64(to64(xs), to64(got))
 			if scale := float64(len(cs)); math.Abs(lhs-rhs) > 1e-6*scale {
 				t.Errorf("⟨Im2Col(x), c⟩ = %g, ⟨x, Col2Im(c)⟩ = %g", lhs, rhs)
 			}
@@ -221,8 +222,8 @@ func TestBiasActivationMatchesDense(t *testing.T) {
 				y := tensorOf(t, b, sh.m, sh.c, zs)
 				b.BiasActivation(y, bias, act)
 				checkNoErr(t, b)
-				ys := download(t, b, y)
-				checkBits(t, "y", ys, download(t, b, dense))
+				ys := backendtest.Download(t, b, y)
+				checkBits(t, "y", ys, backendtest.Download(t, b, dense))
 
 				dys := uniform(r, sh.m*sh.c, -1, 1)
 				dyDense, dbDense := tensorOf(t, b, sh.m, sh.c, dys), alloc(t, b, backend.F32, 1, sh.c)
@@ -232,11 +233,11 @@ func TestBiasActivationMatchesDense(t *testing.T) {
 				dyNoDB := tensorOf(t, b, sh.m, sh.c, dys)
 				b.BiasActivationBackward(nil, dyNoDB, y, act)
 				checkNoErr(t, b)
-				want := download(t, b, dyDense)
-				checkBits(t, "dZ", download(t, b, dy), want)
-				checkBits(t, "dZ without db", download(t, b, dyNoDB), want)
-				checkBits(t, "db", download(t, b, db), download(t, b, dbDense))
-				checkBits(t, "y after the backward", download(t, b, y), ys)
+				want := backendtest.Download(t, b, dyDense)
+				checkBits(t, "dZ", backendtest.Download(t, b, dy), want)
+				checkBits(t, "dZ without db", backendtest.Download(t, b, dyNoDB), want)
+				checkBits(t, "db", backendtest.Download(t, b, db), backendtest.Download(t, b, dbDense))
+				checkBits(t, "y after the backward", backendtest.Download(t, b, y), ys)
 			})
 		}
 	}
@@ -373,21 +374,21 @@ func TestBatchNorm(t *testing.T) {
 		checkNoErr(t, b)
 
 		wantMean, wantVar, _, wantY := bn64(to64(k.xs), to64(k.gs), to64(k.bs), k.m, k.c, eps, k.act)
-		checkClose(t, "mean", download(t, b, mean), wantMean, relTol(wantMean, 1e-7))
-		checkClose(t, "variance", download(t, b, variance), wantVar, relTol(wantVar, 1e-7))
-		checkClose(t, "y", download(t, b, y), wantY, relTol(wantY, 1e-6))
+		checkClose(t, "mean", backendtest.Download(t, b, mean), wantMean, relTol(wantMean, 1e-7))
+		checkClose(t, "variance", backendtest.Download(t, b, variance), wantVar, relTol(wantVar, 1e-7))
+		checkClose(t, "y", backendtest.Download(t, b, y), wantY, relTol(wantY, 1e-6))
 		rm, rv := to64(k.rms), to64(k.rvs)
 		unbiasedUpdate(rm, rv, wantMean, wantVar, k.m, momentum)
-		checkClose(t, "running mean", download(t, b, k.runMean), rm, relTol(rm, 1e-6))
-		checkClose(t, "running variance", download(t, b, k.runVar), rv, relTol(rv, 1e-6))
+		checkClose(t, "running mean", backendtest.Download(t, b, k.runMean), rm, relTol(rm, 1e-6))
+		checkClose(t, "running variance", backendtest.Download(t, b, k.runVar), rv, relTol(rv, 1e-6))
 
 		// Without running statistics: the same outputs.
 		y2, mean2, variance2 := alloc(t, b, backend.F32, k.m, k.c), alloc(t, b, backend.F32, 1, k.c), alloc(t, b, backend.F32, 1, k.c)
 		b.BatchNorm(y2, mean2, variance2, k.x, k.gamma, k.beta, nil, nil, 1, eps, momentum, k.act)
 		checkNoErr(t, b)
-		checkBits(t, "y without running statistics", download(t, b, y2), download(t, b, y))
-		checkBits(t, "mean without running statistics", download(t, b, mean2), download(t, b, mean))
-		checkBits(t, "variance without running statistics", download(t, b, variance2), download(t, b, variance))
+		checkBits(t, "y without running statistics", backendtest.Download(t, b, y2), backendtest.Download(t, b, y))
+		checkBits(t, "mean without running statistics", backendtest.Download(t, b, mean2), backendtest.Download(t, b, mean))
+		checkBits(t, "variance without running statistics", backendtest.Download(t, b, variance2), backendtest.Download(t, b, variance))
 	})
 }
 
@@ -403,19 +404,19 @@ func TestBatchNormInfer(t *testing.T) {
 		checkNoErr(t, b)
 		want, xh := make([]float64, k.m*k.c), make([]float64, k.m*k.c)
 		normalize64(want, xh, to64(k.xs), to64(k.rms), to64(k.rvs), to64(k.gs), to64(k.bs), k.m, k.c, eps, k.act)
-		ys := download(t, b, y)
+		ys := backendtest.Download(t, b, y)
 		checkClose(t, "y", ys, want, relTol(want, 1e-6))
 
 		x := tensorOf(t, b, k.m, k.c, k.xs)
 		b.BatchNormInfer(x, x, k.gamma, k.beta, k.runMean, k.runVar, eps, k.act)
 		checkNoErr(t, b)
-		checkBits(t, "y in place", download(t, b, x), ys)
+		checkBits(t, "y in place", backendtest.Download(t, b, x), ys)
 
 		mean, variance := alloc(t, b, backend.F32, 1, k.c), alloc(t, b, backend.F32, 1, k.c)
 		b.BatchNorm(y, mean, variance, k.x, k.gamma, k.beta, nil, nil, 1, eps, 0, k.act)
 		b.BatchNormInfer(k.x, k.x, k.gamma, k.beta, mean, variance, eps, k.act)
 		checkNoErr(t, b)
-		checkBits(t, "y with the batch statistics", download(t, b, k.x), download(t, b, y))
+		checkBits(t, "y with the batch statistics", backendtest.Download(t, b, k.x), backendtest.Download(t, b, y))
 	})
 }
 
@@ -440,8 +441,8 @@ func TestBatchNormRunningUpdates(t *testing.T) {
 		mu, v, _, _ := bn64(to64(xs), []float64{1, 1, 1}, []float64{0, 0, 0}, tc.m, c, eps, backend.Act{})
 		unbiasedUpdate(rm, rv, mu, v, tc.m, float64(tc.momentum))
 		tol := []float64{1e-6, 1e-6, 1e-6}
-		checkClose(t, fmt.Sprintf("step %d running mean", step), download(t, b, runMean), rm, tol)
-		checkClose(t, fmt.Sprintf("step %d running variance", step), download(t, b, runVar), rv, tol)
+		checkClose(t, fmt.Sprintf("step %d running mean", step), backendtest.Download(t, b, runMean), rm, tol)
+		checkClose(t, fmt.Sprintf("step %d running variance", step), backendtest.Download(t, b, runVar), rv, tol)
 	}
 }
 
@@ -457,7 +458,7 @@ func (k bnCase) backward(t *testing.T, b *cpu.Backend, eps float32) (dx, dgamma,
 	dy := tensorOf(t, b, k.m, k.c, k.cs)
 	b.BatchNormBackward(dxT, dgT, dbT, dy, k.x, y, k.gamma, mean, variance, 1, eps, k.act)
 	checkNoErr(t, b)
-	return download(t, b, dxT), download(t, b, dgT), download(t, b, dbT), download(t, b, dy), [3]backend.Tensor{y, mean, variance}
+	return backendtest.Download(t, b, dxT), backendtest.Download(t, b, dgT), backendtest.Download(t, b, dbT), backendtest.Download(t, b, dy), [3]backend.Tensor{y, mean, variance}
 }
 
 // TestBatchNormBackwardFiniteDifferences compares the gradients of the loss
@@ -511,10 +512,10 @@ func TestBatchNormBackward(t *testing.T) {
 			checkNoErr(t, b)
 			for o, want := range [][]float32{dx, dgamma, dbeta} {
 				if outs[o] != nil {
-					checkBits(t, fmt.Sprintf("output %d with %d skipped", o, skip), download(t, b, outs[o]), want)
+					checkBits(t, fmt.Sprintf("output %d with %d skipped", o, skip), backendtest.Download(t, b, outs[o]), want)
 				}
 			}
-			checkBits(t, fmt.Sprintf("dZ with %d skipped", skip), download(t, b, dy), dz)
+			checkBits(t, fmt.Sprintf("dZ with %d skipped", skip), backendtest.Download(t, b, dy), dz)
 		}
 	})
 }
@@ -554,16 +555,16 @@ func TestBatchNormGroups(t *testing.T) {
 			b.BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum, act)
 			b.BatchNormBackward(dx, dg, db, dy, x, y, gamma, mean, variance, groups, eps, act)
 			checkNoErr(t, b)
-			return [][]float32{download(t, b, y), download(t, b, mean), download(t, b, variance), download(t, b, runMean),
-				download(t, b, runVar), download(t, b, dx), download(t, b, dy), download(t, b, dg), download(t, b, db)}
+			return [][]float32{backendtest.Download(t, b, y), backendtest.Download(t, b, mean), backendtest.Download(t, b, variance), backendtest.Download(t, b, runMean),
+				backendtest.Download(t, b, runVar), backendtest.Download(t, b, dx), backendtest.Download(t, b, dy), backendtest.Download(t, b, dg), backendtest.Download(t, b, db)}
 		}
 		sg, sb := make([]float64, c), make([]float64, c)
 		for g := range groups {
 			b.BatchNorm(view(y, g, m), view(mean, g, 1), view(variance, g, 1), view(x, g, m), gamma, beta, runMean, runVar, 1, eps, momentum, act)
 			b.BatchNormBackward(view(dx, g, m), dg, db, view(dy, g, m), view(x, g, m), view(y, g, m), gamma, view(mean, g, 1), view(variance, g, 1), 1, eps, act)
-			for j, v := range download(t, b, dg) {
+			for j, v := range backendtest.Download(t, b, dg) {
 				sg[j] += float64(v)
-				sb[j] += float64(download(t, b, db)[j])
+				sb[j] += float64(backendtest.Download(t, b, db)[j])
 			}
 		}
 		checkNoErr(t, b)
@@ -571,8 +572,8 @@ func TestBatchNormGroups(t *testing.T) {
 		for j := range c {
 			g32[j], b32[j] = float32(sg[j]), float32(sb[j])
 		}
-		return [][]float32{download(t, b, y), download(t, b, mean), download(t, b, variance), download(t, b, runMean),
-			download(t, b, runVar), download(t, b, dx), download(t, b, dy), g32, b32}
+		return [][]float32{backendtest.Download(t, b, y), backendtest.Download(t, b, mean), backendtest.Download(t, b, variance), backendtest.Download(t, b, runMean),
+			backendtest.Download(t, b, runVar), backendtest.Download(t, b, dx), backendtest.Download(t, b, dy), g32, b32}
 	}
 	together, apart := run(false), run(true)
 	names := []string{"y", "mean", "variance", "running mean", "running variance", "dx", "dZ", "dgamma", "dbeta"}

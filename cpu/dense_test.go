@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 )
 
 type denseShape struct{ n, in, out int }
@@ -38,7 +39,7 @@ func TestDenseForward(t *testing.T) {
 					for i := range tol {
 						tol[i] = 1e-5 * (tol[i] + 1)
 					}
-					checkClose(t, "y", download(t, b, y), want, tol)
+					checkClose(t, "y", backendtest.Download(t, b, y), want, tol)
 				})
 			}
 		}
@@ -81,10 +82,10 @@ func TestDenseForwardViews(t *testing.T) {
 		}
 		b.DenseForward(y, x, w, bias, act)
 		checkNoErr(t, b)
-		checkBits(t, "y (views)", download(t, b, y), download(t, b, want))
+		checkBits(t, "y (views)", backendtest.Download(t, b, y), backendtest.Download(t, b, want))
 
 		// Elements outside the views are untouched.
-		all := download(t, b, pool)
+		all := backendtest.Download(t, b, pool)
 		for _, i := range []int{0, 13, 14, 15, 16, 37, 38, 39, 40, 46, 47, 48, 49, 50, 51, 52, 68, 199} {
 			if all[i] != 7 {
 				t.Errorf("pool[%d] = %g, want 7 (outside every view)", i, all[i])
@@ -186,9 +187,9 @@ func TestDenseBackwardFiniteDifferences(t *testing.T) {
 						_, y := dense64(x64, w64, b64, sh.n, sh.in, sh.out, act)
 						return dot64(c64, y)
 					}
-					checkGrad(t, "dx", download(t, b, dx), centralDiff(x64, loss), 1e-3)
-					checkGrad(t, "dw", download(t, b, dw), centralDiff(w64, loss), 1e-3)
-					checkGrad(t, "db", download(t, b, db), centralDiff(b64, loss), 1e-3)
+					checkGrad(t, "dx", backendtest.Download(t, b, dx), centralDiff(x64, loss), 1e-3)
+					checkGrad(t, "dw", backendtest.Download(t, b, dw), centralDiff(w64, loss), 1e-3)
+					checkGrad(t, "db", backendtest.Download(t, b, db), centralDiff(b64, loss), 1e-3)
 
 					// dy is overwritten with dZ = c ⊙ act'(z).
 					z, _ := dense64(x64, w64, b64, sh.n, sh.in, sh.out, backend.Act{})
@@ -197,7 +198,7 @@ func TestDenseBackwardFiniteDifferences(t *testing.T) {
 						v := []float64{zi}
 						dz[i] = c64[i] * centralDiff(v, func() float64 { return act64(v[0], act) })[0]
 					}
-					checkGrad(t, "dZ (dy on return)", download(t, b, dy), dz, 1e-3)
+					checkGrad(t, "dZ (dy on return)", backendtest.Download(t, b, dy), dz, 1e-3)
 				})
 			}
 		}
@@ -221,7 +222,7 @@ func TestDenseBackwardLarge(t *testing.T) {
 				b.DenseBackward(dx, dw, db, dy, run.x, run.y, run.w, act)
 				checkNoErr(t, b)
 
-				y := to64(download(t, b, run.y))
+				y := to64(backendtest.Download(t, b, run.y))
 				dz := make([]float64, len(y))
 				for i := range y {
 					dz[i] = float64(d.c[i]) * dActFromY(y[i], act)
@@ -232,7 +233,7 @@ func TestDenseBackwardLarge(t *testing.T) {
 				for i := range tol {
 					tol[i] = 1e-6*math.Abs(dz[i]) + 3e-7*math.Abs(float64(d.c[i]))
 				}
-				checkClose(t, "dZ", download(t, b, dy), dz, tol)
+				checkClose(t, "dZ", backendtest.Download(t, b, dy), dz, tol)
 
 				x64, w64 := to64(d.x), to64(d.w)
 				wantDx, tolDx := make([]float64, sh.n*sh.in), make([]float64, sh.n*sh.in)
@@ -264,9 +265,9 @@ func TestDenseBackwardLarge(t *testing.T) {
 						tol[i] = 1e-5*tol[i] + 1e-7
 					}
 				}
-				checkClose(t, "dx", download(t, b, dx), wantDx, tolDx)
-				checkClose(t, "dw", download(t, b, dw), wantDw, tolDw)
-				checkClose(t, "db", download(t, b, db), wantDb, tolDb)
+				checkClose(t, "dx", backendtest.Download(t, b, dx), wantDx, tolDx)
+				checkClose(t, "dw", backendtest.Download(t, b, dw), wantDw, tolDw)
+				checkClose(t, "db", backendtest.Download(t, b, db), wantDb, tolDb)
 			})
 		}
 	})
@@ -297,15 +298,15 @@ func TestDenseBackwardNilOutputs(t *testing.T) {
 					}
 					b.DenseBackward(dxT, dwT, dbT, dyT, run.x, run.y, run.w, act)
 					checkNoErr(t, b)
-					dy = download(t, b, dyT)
+					dy = backendtest.Download(t, b, dyT)
 					if wantDx {
-						dx = download(t, b, dxT)
+						dx = backendtest.Download(t, b, dxT)
 					}
 					if wantDw {
-						dw = download(t, b, dwT)
+						dw = backendtest.Download(t, b, dwT)
 					}
 					if wantDb {
-						db = download(t, b, dbT)
+						db = backendtest.Download(t, b, dbT)
 					}
 					return dy, dx, dw, db
 				}

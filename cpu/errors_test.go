@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/rng"
 )
@@ -200,7 +201,7 @@ func TestDenseBackwardDegenerateShapes(t *testing.T) {
 					}
 					return
 				}
-				for j, v := range download(t, b, db) {
+				for j, v := range backendtest.Download(t, b, db) {
 					if v != float32(sh.n) {
 						t.Errorf("db[%d] = %g, want %d", j, v, sh.n)
 					}
@@ -261,12 +262,12 @@ func TestView(t *testing.T) {
 	if v.Rows() != 2 || v.Cols() != 3 || v.DType() != backend.F32 {
 		t.Fatalf("view shape %s, want 2×3 f32", backend.ShapeString(v))
 	}
-	checkBits(t, "view", download(t, b, v), vals[5:11])
+	checkBits(t, "view", backendtest.Download(t, b, v), vals[5:11])
 	vv, err := b.View(v, 1, 1, 4) // view of a view: x elements [6, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkBits(t, "view of view", download(t, b, vv), vals[6:10])
+	checkBits(t, "view of view", backendtest.Download(t, b, vv), vals[6:10])
 
 	// Writes through a view land in the parent, and only in the viewed range.
 	b.Fill(vv, -1)
@@ -275,7 +276,7 @@ func TestView(t *testing.T) {
 	for i := 6; i < 10; i++ {
 		want[i] = -1
 	}
-	checkBits(t, "parent after Fill(view)", download(t, b, x), want)
+	checkBits(t, "parent after Fill(view)", backendtest.Download(t, b, x), want)
 
 	// The full and the empty view are valid.
 	if _, err := b.View(x, 0, 4, 3); err != nil {
@@ -294,7 +295,7 @@ func TestView(t *testing.T) {
 	if iv.DType() != backend.I32 {
 		t.Errorf("view of i32 is %s, want i32", iv.DType())
 	}
-	if got := downloadIndex(t, b, iv); got[0] != 4 || got[1] != 5 {
+	if got := backendtest.DownloadI32(t, b, iv); got[0] != 4 || got[1] != 5 {
 		t.Errorf("i32 view = %v, want [4 5]", got)
 	}
 }
@@ -325,8 +326,8 @@ func TestUploadDownloadErrors(t *testing.T) {
 			t.Errorf("Upload %s: got nil error, want an error", tc.name)
 		}
 	}
-	checkBits(t, "x after failed uploads", download(t, b, x), []float32{1, 2, 3, 4, 5, 6})
-	if got := downloadIndex(t, b, ix); got[0] != 1 || got[3] != 4 {
+	checkBits(t, "x after failed uploads", backendtest.Download(t, b, x), []float32{1, 2, 3, 4, 5, 6})
+	if got := backendtest.DownloadI32(t, b, ix); got[0] != 1 || got[3] != 4 {
 		t.Errorf("ix after failed uploads = %v, want [1 2 3 4]", got)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/cpu"
 )
 
@@ -78,33 +79,7 @@ func indexTensorOf(t *testing.T, b backend.Backend, rows, cols int, v []int32) b
 // filled allocates a rows×cols float32 tensor with every element v.
 func filled(t *testing.T, b backend.Backend, rows, cols int, v float32) backend.Tensor {
 	t.Helper()
-	return tensorOf(t, b, rows, cols, constSlice(rows*cols, v))
-}
-
-func download(t *testing.T, b backend.Backend, x backend.Tensor) []float32 {
-	t.Helper()
-	out := make([]float32, backend.Len(x))
-	if err := b.Download(out, x); err != nil {
-		t.Fatalf("Download: %v", err)
-	}
-	return out
-}
-
-func downloadIndex(t *testing.T, b backend.Backend, x backend.Tensor) []int32 {
-	t.Helper()
-	out := make([]int32, backend.Len(x))
-	if err := b.Download(out, x); err != nil {
-		t.Fatalf("Download: %v", err)
-	}
-	return out
-}
-
-func constSlice(n int, v float32) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
+	return tensorOf(t, b, rows, cols, backendtest.ConstSlice(rows*cols, v))
 }
 
 // uniform returns n float32 values drawn uniformly from [lo, hi).

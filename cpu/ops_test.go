@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -74,8 +75,8 @@ func TestMaxoutForward(t *testing.T) {
 			arg := indexTensorOf(t, b, tc.n, tc.units, constInt(tc.n*tc.units, -1))
 			b.MaxoutForward(y, arg, zt, tc.pcs)
 			checkNoErr(t, b)
-			checkBits(t, "y", download(t, b, y), wantY)
-			gotArg := downloadIndex(t, b, arg)
+			checkBits(t, "y", backendtest.Download(t, b, y), wantY)
+			gotArg := backendtest.DownloadI32(t, b, arg)
 			for i := range gotArg {
 				if gotArg[i] != wantArg[i] {
 					t.Errorf("arg[%d] = %d, want %d (group %v)", i, gotArg[i], wantArg[i], z[i*tc.pcs:(i+1)*tc.pcs])
@@ -113,7 +114,7 @@ func TestMaxoutBackward(t *testing.T) {
 			for i, a := range args {
 				want[i*tc.pcs+int(a)] = dys[i]
 			}
-			checkBits(t, "dz", download(t, b, dz), want)
+			checkBits(t, "dz", backendtest.Download(t, b, dz), want)
 		})
 	}
 }
@@ -143,9 +144,9 @@ func TestMaxoutDropout(t *testing.T) {
 			mask := filled(t, b, tc.n, tc.units, 9)
 			b.MaxoutDropout(y, arg, mask, z, tc.pcs, tc.keep, s)
 			checkNoErr(t, b)
-			checkBits(t, "y", download(t, b, y), download(t, b, yWant))
-			checkBits(t, "mask", download(t, b, mask), download(t, b, maskWant))
-			if got, want := downloadIndex(t, b, arg), downloadIndex(t, b, argWant); !slices.Equal(got, want) {
+			checkBits(t, "y", backendtest.Download(t, b, y), backendtest.Download(t, b, yWant))
+			checkBits(t, "mask", backendtest.Download(t, b, mask), backendtest.Download(t, b, maskWant))
+			if got, want := backendtest.DownloadI32(t, b, arg), backendtest.DownloadI32(t, b, argWant); !slices.Equal(got, want) {
 				t.Fatalf("arg %v, want %v", got, want)
 			}
 
@@ -157,7 +158,7 @@ func TestMaxoutDropout(t *testing.T) {
 			dz := filled(t, b, tc.n, tc.units*tc.pcs, 9) // stale values must be cleared
 			b.MaxoutDropoutBackward(dz, dy, mask, arg, tc.pcs)
 			checkNoErr(t, b)
-			checkBits(t, "dz", download(t, b, dz), download(t, b, dzWant))
+			checkBits(t, "dz", backendtest.Download(t, b, dz), backendtest.Download(t, b, dzWant))
 		})
 	}
 }
@@ -208,9 +209,9 @@ func TestMaxoutDenseFiniteDifferences(t *testing.T) {
 			}
 			return s
 		}
-		checkGrad(t, "dx", download(t, b, dx), centralDiff(x64, loss), 1e-3)
-		checkGrad(t, "dw", download(t, b, dw), centralDiff(w64, loss), 1e-3)
-		checkGrad(t, "db", download(t, b, db), centralDiff(b64, loss), 1e-3)
+		checkGrad(t, "dx", backendtest.Download(t, b, dx), centralDiff(x64, loss), 1e-3)
+		checkGrad(t, "dw", backendtest.Download(t, b, dw), centralDiff(w64, loss), 1e-3)
+		checkGrad(t, "db", backendtest.Download(t, b, db), centralDiff(b64, loss), 1e-3)
 	})
 }
 
@@ -259,16 +260,16 @@ func TestDropout(t *testing.T) {
 				}
 				wantY[e] = xs[e] * wantMask[e]
 			}
-			gotMask := download(t, b, mask)
+			gotMask := backendtest.Download(t, b, mask)
 			for e, m := range gotMask {
 				if m != 0 && m != scale {
 					t.Fatalf("mask[%d] = %g, want 0 or 1/keep = %g", e, m, scale)
 				}
 			}
 			checkBits(t, "mask", gotMask, wantMask)
-			checkBits(t, "y", download(t, b, y), wantY)
+			checkBits(t, "y", backendtest.Download(t, b, y), wantY)
 			if tc.keep == 1 {
-				checkBits(t, "y (keep=1)", download(t, b, y), xs)
+				checkBits(t, "y (keep=1)", backendtest.Download(t, b, y), xs)
 			}
 		})
 	}
@@ -283,7 +284,7 @@ func TestDropoutStreams(t *testing.T) {
 		y, mask := alloc(t, b, backend.F32, 1, n), alloc(t, b, backend.F32, 1, n)
 		b.Dropout(y, mask, x, 0.5, s)
 		checkNoErr(t, b)
-		return download(t, b, mask)
+		return backendtest.Download(t, b, mask)
 	}
 	s := rng.Stream{Seed: 11, Offset: 5}
 	a := draw(s)
@@ -311,7 +312,7 @@ func TestDropoutKeptFraction(t *testing.T) {
 		b.Dropout(y, mask, x, keep, rng.Stream{Seed: 99, Offset: uint64(keep * 100)})
 		checkNoErr(t, b)
 		kept := 0
-		for _, m := range download(t, b, mask) {
+		for _, m := range backendtest.Download(t, b, mask) {
 			if m != 0 {
 				kept++
 			}
@@ -336,8 +337,8 @@ func TestDropoutInPlace(t *testing.T) {
 	xy, mask2 := tensorOf(t, b, 9, 11, xs), alloc(t, b, backend.F32, 9, 11)
 	b.Dropout(xy, mask2, xy, 0.6, s)
 	checkNoErr(t, b)
-	checkBits(t, "in-place y", download(t, b, xy), download(t, b, y))
-	checkBits(t, "in-place mask", download(t, b, mask2), download(t, b, mask))
+	checkBits(t, "in-place y", backendtest.Download(t, b, xy), backendtest.Download(t, b, y))
+	checkBits(t, "in-place mask", backendtest.Download(t, b, mask2), backendtest.Download(t, b, mask))
 }
 
 // TestMulDropoutBackward uses Mul as the dropout backward dx = dy ⊙ mask, out of
@@ -350,7 +351,7 @@ func TestMulDropoutBackward(t *testing.T) {
 	y, mask := alloc(t, b, backend.F32, rows, cols), alloc(t, b, backend.F32, rows, cols)
 	b.Dropout(y, mask, x, 0.75, rng.Stream{Seed: 1, Offset: 2})
 	dys := uniform(r, rows*cols, -1, 1)
-	ms := download(t, b, mask)
+	ms := backendtest.Download(t, b, mask)
 	want := make([]float32, len(dys))
 	for i := range want {
 		want[i] = dys[i] * ms[i]
@@ -360,12 +361,12 @@ func TestMulDropoutBackward(t *testing.T) {
 	dx := filled(t, b, rows, cols, float32(math.NaN()))
 	b.Mul(dx, dy, mask)
 	checkNoErr(t, b)
-	checkBits(t, "dx", download(t, b, dx), want)
-	checkBits(t, "dy unchanged", download(t, b, dy), dys)
+	checkBits(t, "dx", backendtest.Download(t, b, dx), want)
+	checkBits(t, "dy unchanged", backendtest.Download(t, b, dy), dys)
 
 	b.Mul(dy, dy, mask)
 	checkNoErr(t, b)
-	checkBits(t, "dx in place", download(t, b, dy), want)
+	checkBits(t, "dx in place", backendtest.Download(t, b, dy), want)
 }
 
 // bce64 is the binary cross-entropy −t·log σ(l) − (1−t)·log(1−σ(l)), for moderate l.
@@ -400,14 +401,14 @@ func TestSigmoidCrossEntropy(t *testing.T) {
 				}
 				return float64(scale) * s
 			}
-			o := download(t, b, out)
+			o := backendtest.Download(t, b, out)
 			if want := loss(); math.Abs(float64(o[1])-want) > 1e-6*math.Abs(want) {
 				t.Errorf("loss: got %g, want %g", o[1], want)
 			}
 			if o[0] != -9 || o[2] != -9 {
 				t.Errorf("out = %v, want only slot 1 written (others -9)", o)
 			}
-			gotD := download(t, b, dl)
+			gotD := backendtest.Download(t, b, dl)
 			want, tol := make([]float64, n), make([]float64, n)
 			for i := range want {
 				want[i] = float64(scale) * (sigmoid64(l64[i]) - t64[i])
@@ -420,7 +421,7 @@ func TestSigmoidCrossEntropy(t *testing.T) {
 			out2 := alloc(t, b, backend.F32, 1, 3)
 			b.SigmoidCrossEntropy(nil, logits, targets, scale, out2, 1)
 			checkNoErr(t, b)
-			checkBits(t, "loss without dlogits", download(t, b, out2)[1:2], o[1:2])
+			checkBits(t, "loss without dlogits", backendtest.Download(t, b, out2)[1:2], o[1:2])
 		})
 	}
 }
@@ -437,7 +438,7 @@ func TestSigmoidCrossEntropyNegatedScale(t *testing.T) {
 		out, dl := alloc(t, b, backend.F32, 1, 1), alloc(t, b, backend.F32, n, 1)
 		b.SigmoidCrossEntropy(dl, logits, targets, scale, out, 0)
 		checkNoErr(t, b)
-		return download(t, b, out)[0], download(t, b, dl)
+		return backendtest.Download(t, b, out)[0], backendtest.Download(t, b, dl)
 	}
 	lp, dp := run(1.0 / n)
 	ln, dn := run(-1.0 / n)
@@ -467,7 +468,7 @@ func TestSigmoidCrossEntropyExtremeLogits(t *testing.T) {
 				out, dl := alloc(t, b, backend.F32, 1, 1), alloc(t, b, backend.F32, 1, 1)
 				b.SigmoidCrossEntropy(dl, tensorOf(t, b, 1, 1, []float32{l}), tensorOf(t, b, 1, 1, []float32{target}), scale, out, 0)
 				checkNoErr(t, b)
-				loss, d := download(t, b, out)[0], download(t, b, dl)[0]
+				loss, d := backendtest.Download(t, b, out)[0], backendtest.Download(t, b, dl)[0]
 
 				// bce(σ(l), 0) = softplus(l), bce(σ(l), 1) = softplus(−l).
 				l64 := float64(l)
@@ -502,7 +503,7 @@ func TestSigmoidCrossEntropyExtremeLogits(t *testing.T) {
 		out := alloc(t, b, backend.F32, 1, 1)
 		b.SigmoidCrossEntropy(nil, tensorOf(t, b, 1, 1, []float32{tc.l}), tensorOf(t, b, 1, 1, []float32{tc.target}), tc.scale, out, 0)
 		checkNoErr(t, b)
-		if got := download(t, b, out)[0]; got != tc.want {
+		if got := backendtest.Download(t, b, out)[0]; got != tc.want {
 			t.Errorf("loss(logit %g, target %g, scale %g): got %g, want %g", tc.l, tc.target, tc.scale, got, tc.want)
 		}
 	}
@@ -535,7 +536,7 @@ func TestMeanSigmoid(t *testing.T) {
 		out := filled(t, b, 2, 2, -1)
 		b.MeanSigmoid(tensorOf(t, b, len(tc.logits), 1, tc.logits), out, 3)
 		checkNoErr(t, b)
-		o := download(t, b, out)
+		o := backendtest.Download(t, b, out)
 		if got := float64(o[3]); !(got >= 0 && got <= 1) || math.Abs(got-tc.want) > tc.tol {
 			t.Errorf("%s: got %g, want %g in [0, 1]", tc.name, got, tc.want)
 		}
@@ -566,8 +567,8 @@ func TestSGDMomentum(t *testing.T) {
 			tolP[i] = 1e-6 * (math.Abs(p64[i]) + 1)
 			tolV[i] = 1e-6 * (math.Abs(v64[i]) + 0.01)
 		}
-		checkClose(t, fmt.Sprintf("step %d: p", step), download(t, b, p), p64, tolP)
-		checkClose(t, fmt.Sprintf("step %d: v", step), download(t, b, v), v64, tolV)
+		checkClose(t, fmt.Sprintf("step %d: p", step), backendtest.Download(t, b, p), p64, tolP)
+		checkClose(t, fmt.Sprintf("step %d: v", step), backendtest.Download(t, b, v), v64, tolV)
 	}
 }
 
@@ -589,7 +590,7 @@ func TestMovingAverage(t *testing.T) {
 				a64[i] = float64(decay)*a64[i] + rest*float64(x)
 				tol[i] = 1e-6 * (math.Abs(a64[i]) + 1)
 			}
-			checkClose(t, fmt.Sprintf("decay %g step %d", decay, step), download(t, b, avg), a64, tol)
+			checkClose(t, fmt.Sprintf("decay %g step %d", decay, step), backendtest.Download(t, b, avg), a64, tol)
 		}
 	}
 }
@@ -622,9 +623,9 @@ func TestAdam(t *testing.T) {
 			tolM[i] = 1e-6 * math.Abs(m64[i])
 			tolV[i] = 1e-5 * math.Abs(v64[i])
 		}
-		checkClose(t, fmt.Sprintf("step %d: p", step), download(t, b, p), p64, tolP)
-		checkClose(t, fmt.Sprintf("step %d: m", step), download(t, b, m), m64, tolM)
-		checkClose(t, fmt.Sprintf("step %d: v", step), download(t, b, v), v64, tolV)
+		checkClose(t, fmt.Sprintf("step %d: p", step), backendtest.Download(t, b, p), p64, tolP)
+		checkClose(t, fmt.Sprintf("step %d: m", step), backendtest.Download(t, b, m), m64, tolM)
+		checkClose(t, fmt.Sprintf("step %d: v", step), backendtest.Download(t, b, v), v64, tolV)
 	}
 }
 
@@ -644,7 +645,7 @@ func TestUniform(t *testing.T) {
 		x := filled(t, b, rows, cols, float32(math.NaN()))
 		b.Uniform(x, tc.lo, tc.hi, tc.s)
 		checkNoErr(t, b)
-		got := download(t, b, x)
+		got := backendtest.Download(t, b, x)
 		want := make([]float32, len(got))
 		for e := range want {
 			want[e] = rng.ToUniform(tc.s.Word(uint64(e)), tc.lo, tc.hi)
@@ -688,7 +689,7 @@ func TestUniformTopWord(t *testing.T) {
 		x := alloc(t, b, backend.F32, 1, 4)
 		b.Uniform(x, r[0], r[1], s)
 		checkNoErr(t, b)
-		if got := download(t, b, x)[e]; !(got >= r[0] && got < r[1]) {
+		if got := backendtest.Download(t, b, x)[e]; !(got >= r[0] && got < r[1]) {
 			t.Errorf("Uniform [%g, %g) at word %#08x: got %g, want < %g", r[0], r[1], s.Word(uint64(e)), got, r[1])
 		}
 	}
@@ -708,7 +709,7 @@ func TestNormal(t *testing.T) {
 		x := filled(t, b, rows, cols, float32(math.NaN()))
 		b.Normal(x, tc.mean, tc.std, tc.s)
 		checkNoErr(t, b)
-		got := download(t, b, x)
+		got := backendtest.Download(t, b, x)
 		want := make([]float32, len(got))
 		sum := 0.0
 		for e := range want {
@@ -742,7 +743,7 @@ func TestGatherRows(t *testing.T) {
 			k := int(idxVals[tc.offset+r])
 			want = append(want, srcVals[k*cols:(k+1)*cols]...)
 		}
-		checkBits(t, fmt.Sprintf("%d rows at offset %d", tc.rows, tc.offset), download(t, b, dst), want)
+		checkBits(t, fmt.Sprintf("%d rows at offset %d", tc.rows, tc.offset), backendtest.Download(t, b, dst), want)
 	}
 }
 
@@ -819,7 +820,7 @@ func TestDeterminism(t *testing.T) {
 			checkNoErr(t, b)
 			var res [][]float32
 			for _, x := range []backend.Tensor{out, dl, w1, w2, m1, v1, vel, dw1, db1} {
-				res = append(res, download(t, b, x))
+				res = append(res, backendtest.Download(t, b, x))
 			}
 			return res
 		}
@@ -838,12 +839,12 @@ func TestFillCopy(t *testing.T) {
 	x := filled(t, b, 3, 5, float32(math.NaN()))
 	b.Fill(x, -2.5)
 	checkNoErr(t, b)
-	checkBits(t, "Fill", download(t, b, x), constSlice(15, -2.5))
+	checkBits(t, "Fill", backendtest.Download(t, b, x), backendtest.ConstSlice(15, -2.5))
 
 	vals := uniform(rand.New(rand.NewPCG(11, 11)), 15, -1, 1)
 	src := tensorOf(t, b, 3, 5, vals)
 	b.Copy(x, src)
 	checkNoErr(t, b)
-	checkBits(t, "Copy", download(t, b, x), vals)
-	checkBits(t, "Copy source", download(t, b, src), vals)
+	checkBits(t, "Copy", backendtest.Download(t, b, x), vals)
+	checkBits(t, "Copy source", backendtest.Download(t, b, src), vals)
 }

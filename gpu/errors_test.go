@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/gpu"
 	"github.com/gantrain/gantrain/rng"
 )
@@ -168,7 +169,7 @@ func TestMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range download(t, b, x) {
+	for i, v := range backendtest.Download(t, b, x) {
 		if v != 0 {
 			t.Fatalf("fresh tensor element %d = %g, want 0", i, v)
 		}
@@ -178,7 +179,7 @@ func TestMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Fill(v, 2)
-	got := download(t, b, x)
+	got := backendtest.Download(t, b, x)
 	for i, g := range got {
 		if want := float32(0); (i >= 5 && g != 2) || (i < 5 && g != want) {
 			t.Fatalf("after Fill of rows 1..2: element %d = %g", i, g)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/gpu"
 	"github.com/gantrain/gantrain/kernels"
 )
@@ -47,21 +48,21 @@ func TestGemmCandidates(t *testing.T) {
 	for _, prec := range precisions() {
 		t.Run(prec.name, func(t *testing.T) {
 			sw := &switchChooser{}
-			p := &pair{t: t, c: newCPU(t), g: newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Gemm: sw}), r: newRand(t)}
-			info := p.g.DeviceInfo()
+			p := newPairWith(t, newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Gemm: sw}))
+			info := p.dev.DeviceInfo()
 			plan := kernels.Target{SMs: info.SMs, TF32: prec.tf32, MaxSharedBytes: info.MaxShared}
 			total := 0
 			for _, s := range gemmCases() {
 				n, in, out := s[0], s[1], s[2]
-				x := p.uniform(n, in, -1, 1)
-				w := p.uniform(in, out, -0.1, 0.1)
-				bias := p.uniform(1, out, -0.5, 0.5)
-				dy := p.uniform(n, out, -1, 1)
-				y, dx, dw := p.alloc(backend.F32, n, out), p.alloc(backend.F32, n, in), p.alloc(backend.F32, in, out)
+				x := p.Uniform(n, in, -1, 1)
+				w := p.Uniform(in, out, -0.1, 0.1)
+				bias := p.Uniform(1, out, -0.5, 0.5)
+				dy := p.Uniform(n, out, -1, 1)
+				y, dx, dw := p.Alloc(backend.F32, n, out), p.Alloc(backend.F32, n, in), p.Alloc(backend.F32, in, out)
 				act := backend.Act{Kind: backend.ReLU}
-				p.c.DenseForward(y.c, x.c, w.c, bias.c, act)
-				p.c.DenseBackward(dx.c, dw.c, nil, dy.c, x.c, y.c, w.c, backend.Act{})
-				wantY, wantDX, wantDW := download(t, p.c, y.c), download(t, p.c, dx.c), download(t, p.c, dw.c)
+				p.C.DenseForward(y.C, x.C, w.C, bias.C, act)
+				p.C.DenseBackward(dx.C, dw.C, nil, dy.C, x.C, y.C, w.C, backend.Act{})
+				wantY, wantDX, wantDW := backendtest.Download(t, p.C, y.C), backendtest.Download(t, p.C, dx.C), backendtest.Download(t, p.C, dw.C)
 				problems := []kernels.GemmProblem{
 					{Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: prec.tf32},
 					{Kind: "tn", M: in, N: out, K: n, LDA: in, LDB: out, TF32: prec.tf32},
@@ -76,27 +77,27 @@ func TestGemmCandidates(t *testing.T) {
 						var want []float32
 						switch pr.Kind {
 						case "nn":
-							p.poison(y)
-							p.g.DenseForward(y.g, x.g, w.g, bias.g, act)
+							p.Poison(y)
+							p.G.DenseForward(y.G, x.G, w.G, bias.G, act)
 							got, want = y, wantY
 						case "tn":
-							p.poison(dw)
-							p.g.DenseBackward(nil, dw.g, nil, dy.g, x.g, y.g, w.g, backend.Act{})
+							p.Poison(dw)
+							p.G.DenseBackward(nil, dw.G, nil, dy.G, x.G, y.G, w.G, backend.Act{})
 							got, want = dw, wantDW
 						case "nt":
-							p.poison(dx)
-							p.g.DenseBackward(dx.g, nil, nil, dy.g, x.g, y.g, w.g, backend.Act{})
+							p.Poison(dx)
+							p.G.DenseBackward(dx.G, nil, nil, dy.G, x.G, y.G, w.G, backend.Act{})
 							got, want = dx, wantDX
 						}
-						p.noErr()
+						p.NoErr()
 						if sw.seen != pr {
 							t.Fatalf("%s: the backend planned %v", name, sw.seen)
 						}
-						g := download(t, p.g, got.g)
-						if i := firstNaN(g); i >= 0 {
+						g := backendtest.Download(t, p.G, got.G)
+						if i := backendtest.FirstNaN(g); i >= 0 {
 							t.Fatalf("%s: element %d not written (NaN)", name, i)
 						}
-						if e := relErr(g, want); !(e <= prec.tol) {
+						if e := backendtest.RelErr(g, want); !(e <= prec.tol) {
 							t.Errorf("%s: relative error %.3g > %g", name, e, prec.tol)
 						}
 						total++
@@ -116,35 +117,35 @@ func TestAutotune(t *testing.T) {
 	for _, prec := range precisions() {
 		t.Run(prec.name, func(t *testing.T) {
 			opt := gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Autotune: true, TuneCache: cache}
-			p := &pair{t: t, c: newCPU(t), g: newGPUWith(t, opt), r: newRand(t)}
+			p := newPairWith(t, newGPUWith(t, opt))
 			run := func(b *gpu.Backend, x, w, bias twin) []float32 {
-				y, err := b.Alloc(backend.F32, x.rows, w.cols)
+				y, err := b.Alloc(backend.F32, x.Rows, w.Cols)
 				if err != nil {
 					t.Fatal(err)
 				}
 				b.DenseForward(y, upload(t, b, x, p), upload(t, b, w, p), upload(t, b, bias, p), backend.Act{Kind: backend.Sigmoid})
-				return download(t, b, y)
+				return backendtest.Download(t, b, y)
 			}
 			type product struct{ x, w, bias, y twin }
 			var products []product
 			for _, s := range [][3]int{{100, 1200, 1200}, {200, 784, 1200}, {4096, 100, 1200}} {
 				n, in, out := s[0], s[1], s[2]
-				x, w, bias := p.uniform(n, in, -1, 1), p.uniform(in, out, -0.1, 0.1), p.uniform(1, out, -0.5, 0.5)
-				y := p.alloc(backend.F32, n, out)
-				p.c.DenseForward(y.c, x.c, w.c, bias.c, backend.Act{Kind: backend.Sigmoid})
-				p.g.DenseForward(y.g, x.g, w.g, bias.g, backend.Act{Kind: backend.Sigmoid})
-				p.noErr()
-				p.close(shape(n, in, out), y, prec.tol)
+				x, w, bias := p.Uniform(n, in, -1, 1), p.Uniform(in, out, -0.1, 0.1), p.Uniform(1, out, -0.5, 0.5)
+				y := p.Alloc(backend.F32, n, out)
+				p.C.DenseForward(y.C, x.C, w.C, bias.C, backend.Act{Kind: backend.Sigmoid})
+				p.G.DenseForward(y.G, x.G, w.G, bias.G, backend.Act{Kind: backend.Sigmoid})
+				p.NoErr()
+				p.Close(shape(n, in, out), y, prec.tol)
 				products = append(products, product{x, w, bias, y})
 			}
 			// A backend opened now reads the file the first one wrote.
 			second := newGPUWith(t, opt)
 			for _, pr := range products {
-				if got, want := run(second, pr.x, pr.w, pr.bias), download(t, p.g, pr.y.g); !slices.Equal(bits(got), bits(want)) {
-					t.Errorf("%s: the second backend's product differs from the first's", shape(pr.x.rows, pr.x.cols, pr.w.cols))
+				if got, want := run(second, pr.x, pr.w, pr.bias), backendtest.Download(t, p.G, pr.y.G); !slices.Equal(bits(got), bits(want)) {
+					t.Errorf("%s: the second backend's product differs from the first's", shape(pr.x.Rows, pr.x.Cols, pr.w.Cols))
 				}
 			}
-			first, again := p.g.KernelChoices(), second.KernelChoices()
+			first, again := p.dev.KernelChoices(), second.KernelChoices()
 			if len(first) != 3 || len(again) != 3 {
 				t.Fatalf("%d and %d choices, want 3", len(first), len(again))
 			}
@@ -162,7 +163,7 @@ func TestAutotune(t *testing.T) {
 			third := newGPUWith(t, opt)
 			pr := first[0].Problem
 			var other kernels.GemmChoice
-			for _, c := range kernels.GemmCandidates(kernels.Target{SMs: p.g.DeviceInfo().SMs, TF32: prec.tf32}, pr) {
+			for _, c := range kernels.GemmCandidates(kernels.Target{SMs: p.dev.DeviceInfo().SMs, TF32: prec.tf32}, pr) {
 				if c != first[0].Choice {
 					other = c
 					break
@@ -185,11 +186,11 @@ func TestAutotune(t *testing.T) {
 // upload copies x's CPU values into a fresh tensor of b.
 func upload(t *testing.T, b *gpu.Backend, x twin, p *pair) backend.Tensor {
 	t.Helper()
-	g, err := b.Alloc(x.dt, x.rows, x.cols)
+	g, err := b.Alloc(x.DT, x.Rows, x.Cols)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Upload(g, download(t, p.c, x.c)); err != nil {
+	if err := b.Upload(g, backendtest.Download(t, p.C, x.C)); err != nil {
 		t.Fatal(err)
 	}
 	return g

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/rng"
 )
@@ -214,8 +215,8 @@ func TestConvNetGradients(t *testing.T) {
 					params[e] *= 3
 				}
 			}
-			x := uniform(src, tt.rows*n.In, -1, 1)
-			c := uniform(src, tt.rows*n.Out, -1, 1)
+			x := backendtest.RandSlice(src, tt.rows*n.In, -1, 1)
+			c := backendtest.RandSlice(src, tt.rows*n.Out, -1, 1)
 			in := alloc(t, b, tt.rows, n.In, x)
 			pass, err := n.NewPass(b, in, PassBuffers{InputGrad: true, Groups: tt.groups})
 			if err != nil {

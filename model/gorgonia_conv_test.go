@@ -21,6 +21,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -199,8 +200,8 @@ func runConvRef(t *testing.T, b backend.Backend, tc convRefCase) {
 		t.Fatal(err)
 	}
 	params := randomParams(n, 0.8, src)
-	x := uniform(src, tc.rows*n.In, -1, 1)
-	c := uniform(src, tc.rows*n.Out, -1, 1)
+	x := backendtest.RandSlice(src, tc.rows*n.In, -1, 1)
+	c := backendtest.RandSlice(src, tc.rows*n.Out, -1, 1)
 	ours := runOurs(t, b, n, params, x, c, tc.rows, tc.groups)
 
 	g := newRefGraph(t)
@@ -352,8 +353,8 @@ func TestGorgoniaBatchNorm(t *testing.T) {
 func TestGorgoniaBatchNormOp(t *testing.T) {
 	src := rand.New(rand.NewPCG(29, 1))
 	const m, c, eps = 12, 3, 1e-5
-	x, cs := uniform(src, m*c, -1, 1), uniform(src, m*c, -1, 1)
-	gamma, beta := uniform(src, c, 0.5, 1.5), uniform(src, c, -1, 1)
+	x, cs := backendtest.RandSlice(src, m*c, -1, 1), backendtest.RandSlice(src, m*c, -1, 1)
+	gamma, beta := backendtest.RandSlice(src, c, 0.5, 1.5), backendtest.RandSlice(src, c, -1, 1)
 	run := func(op bool) [][]float64 {
 		g := newRefGraph(t)
 		xn, gn, bn := g.leaf("x", m, c, x), g.leaf("gamma", 1, c, gamma), g.leaf("beta", 1, c, beta)
@@ -425,8 +426,8 @@ func TestGorgoniaConvTranspose(t *testing.T) {
 				}
 				src := rand.New(rand.NewPCG(23, uint64(len(tc.name))))
 				params := randomParams(n, 0.8, src)
-				x := uniform(src, tc.rows*n.In, -1, 1)
-				c := uniform(src, tc.rows*n.Out, -1, 1)
+				x := backendtest.RandSlice(src, tc.rows*n.In, -1, 1)
+				c := backendtest.RandSlice(src, tc.rows*n.Out, -1, 1)
 				ours := runOurs(t, b, n, params, x, c, tc.rows, 1)
 				wp, bp := n.ParamList()[0], n.ParamList()[1]
 				bias := params[bp.Offset : bp.Offset+bp.Cols]

@@ -18,6 +18,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/rng"
 )
@@ -529,14 +530,6 @@ func randomParams(n *Net, wr float32, src *rand.Rand) []float32 {
 	return p
 }
 
-func uniform(src *rand.Rand, n int, lo, hi float32) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = lo + (hi-lo)*src.Float32()
-	}
-	return v
-}
-
 // realRows is data-like: in [0, 1], many exact zeros (as MNIST's background).
 func realRows(src *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -724,7 +717,7 @@ func runGradCase(t *testing.T, b backend.Backend, c gradCase, minimax bool, st *
 	sG2, sD2 := rng.Stream{Seed: 11, Offset: 3 << 10}, rng.Stream{Seed: 11, Offset: 4 << 10}
 
 	// --- The discriminator step (trainer.discriminatorForward + Backward).
-	z1, real := uniform(src, m*c.noise, -sqrt3, sqrt3), realRows(src, m*c.dim)
+	z1, real := backendtest.RandSlice(src, m*c.noise, -sqrt3, sqrt3), realRows(src, m*c.dim)
 	r.up(r.z, z1)
 	r.up(r.realX, real)
 	r.nanGrads(r.D)
@@ -765,7 +758,7 @@ func runGradCase(t *testing.T, b backend.Backend, c gradCase, minimax bool, st *
 	}
 
 	// --- The alternating update's G step (trainer.generatorStep): fresh noise and masks, D on the fake half only.
-	z2 := uniform(src, m*c.noise, -sqrt3, sqrt3)
+	z2 := backendtest.RandSlice(src, m*c.noise, -sqrt3, sqrt3)
 	r.up(r.z, z2)
 	r.nanGrads(r.G)
 	r.gPass.Forward(b, Train, sG2)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/kernels"
 )
 
@@ -40,14 +41,14 @@ func TestIm2ColCol2Im(t *testing.T) {
 			e.run(kernels.Im2Col(d, cols.Addr(), x.Addr(), n, g))
 			C := e.tensor(rows, patch, make([]float32, rows*patch))
 			e.cpu.Im2Col(C, e.tensor(n, g.InSize(), xv), g)
-			same(t, name+" im2col", cols.F32(), e.down(C))
+			backendtest.Bitwise(t, name+" im2col", cols.F32(), e.down(C))
 
 			cv := e.floats(rows*patch, -1, 1)
 			c, xs := e.mem(cv), e.poisoned(n*g.InSize())
 			e.run(kernels.Col2Im(d, xs.Addr(), c.Addr(), n, g))
 			X := e.tensor(n, g.InSize(), make([]float32, n*g.InSize()))
 			e.cpu.Col2Im(X, e.tensor(rows, patch, cv), g)
-			same(t, name+" col2im", xs.F32(), e.down(X))
+			backendtest.Bitwise(t, name+" col2im", xs.F32(), e.down(X))
 		}
 	}
 }
@@ -68,7 +69,7 @@ func TestBiasActivation(t *testing.T) {
 				e.run(kernels.BiasActivation(d, y.Addr(), b.Addr(), m, c, act))
 				Y := e.tensor(m, c, yv)
 				e.cpu.BiasActivation(Y, e.tensor(1, c, bv), act)
-				same(t, name+" y", y.F32(), e.down(Y))
+				backendtest.Bitwise(t, name+" y", y.F32(), e.down(Y))
 
 				dyv := e.floats(m*c, -1, 1)
 				for _, withDB := range []bool{true, false} {
@@ -81,11 +82,11 @@ func TestBiasActivation(t *testing.T) {
 					DY, DB := e.tensor(m, c, dyv), e.tensor(1, c, make([]float32, c))
 					if withDB {
 						e.cpu.BiasActivationBackward(DB, DY, Y, act)
-						near(t, name+" db", db.F32(), e.down(DB), tolF32)
+						backendtest.Near(t, name+" db", db.F32(), e.down(DB), tolF32)
 					} else {
 						e.cpu.BiasActivationBackward(nil, DY, Y, act)
 					}
-					same(t, name+" dZ", dy.F32(), e.down(DY))
+					backendtest.Bitwise(t, name+" dZ", dy.F32(), e.down(DY))
 				}
 			}
 		}
@@ -123,24 +124,24 @@ func TestBatchNorm(t *testing.T) {
 				e.tensor(groups, c, make([]float32, groups*c))
 			RM, RV := e.tensor(1, c, rmv), e.tensor(1, c, rvv)
 			e.cpu.BatchNorm(Y, M, V, X, G, B, RM, RV, groups, eps, momentum, act)
-			near(t, name+" mean", mean.F32(), e.down(M), tolF32)
-			near(t, name+" variance", variance.F32(), e.down(V), tolF32)
-			near(t, name+" y", y.F32(), e.down(Y), tolF32)
-			near(t, name+" runMean", rm.F32(), e.down(RM), tolF32)
-			near(t, name+" runVar", rv.F32(), e.down(RV), tolF32)
+			backendtest.Near(t, name+" mean", mean.F32(), e.down(M), tolF32)
+			backendtest.Near(t, name+" variance", variance.F32(), e.down(V), tolF32)
+			backendtest.Near(t, name+" y", y.F32(), e.down(Y), tolF32)
+			backendtest.Near(t, name+" runMean", rm.F32(), e.down(RM), tolF32)
+			backendtest.Near(t, name+" runVar", rv.F32(), e.down(RV), tolF32)
 
 			// Without running averages: they are not touched.
 			y2 := e.poisoned(m * c)
 			e.run(kernels.BatchNorm(d, y2.Addr(), mean.Addr(), variance.Addr(), x.Addr(), gamma.Addr(), beta.Addr(),
 				0, 0, m, c, groups, eps, momentum, act, e.ws.Addr()))
-			same(t, name+" y without running averages", y2.F32(), y.F32())
+			backendtest.Bitwise(t, name+" y without running averages", y2.F32(), y.F32())
 
 			// Inference with the running statistics, in place.
 			yi := e.mem(xv)
 			e.run(kernels.BatchNormInfer(d, yi.Addr(), yi.Addr(), gamma.Addr(), beta.Addr(), rm.Addr(), rv.Addr(), m, c, eps, act))
 			YI := e.tensor(m, c, xv)
 			e.cpu.BatchNormInfer(YI, YI, G, B, RM, RV, eps, act)
-			near(t, name+" infer", yi.F32(), e.down(YI), tolF32)
+			backendtest.Near(t, name+" infer", yi.F32(), e.down(YI), tolF32)
 
 			// Backward, with y as the forward pass left it, every subset of the outputs.
 			yv, mv, vv := e.down(Y), e.down(M), e.down(V)
@@ -167,15 +168,15 @@ func TestBatchNorm(t *testing.T) {
 				}
 				e.cpu.BatchNormBackward(opt(want.dx, DX), opt(want.dg, DG), opt(want.db, DB), DY, X, e.tensor(m, c, yv), G,
 					e.tensor(groups, c, mv), e.tensor(groups, c, vv), groups, eps, act)
-				same(t, wname+" dZ", dy.F32(), e.down(DY))
+				backendtest.Bitwise(t, wname+" dZ", dy.F32(), e.down(DY))
 				if want.dx {
-					near(t, wname+" dx", dx.F32(), e.down(DX), tolF32)
+					backendtest.Near(t, wname+" dx", dx.F32(), e.down(DX), tolF32)
 				}
 				if want.dg {
-					near(t, wname+" dgamma", dg.F32(), e.down(DG), tolF32)
+					backendtest.Near(t, wname+" dgamma", dg.F32(), e.down(DG), tolF32)
 				}
 				if want.db {
-					near(t, wname+" dbeta", db.F32(), e.down(DB), tolF32)
+					backendtest.Near(t, wname+" dbeta", db.F32(), e.down(DB), tolF32)
 				}
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/kernels"
 )
 
@@ -101,15 +102,15 @@ func TestGemmCandidates(t *testing.T) {
 						case "nn":
 							y := e.poisoned(n * out)
 							e.run(kernels.DenseForward(d, y.Addr(), x.Addr(), w.Addr(), b.Addr(), n, in, out, act, e.ws.Addr()))
-							near(t, name, y.F32(), wantY, tol(d))
+							backendtest.Near(t, name, y.F32(), wantY, tol(d))
 						case "tn":
 							dw := e.poisoned(in * out)
 							e.run(kernels.DenseBackward(d, 0, dw.Addr(), 0, dy.Addr(), x.Addr(), 0, w.Addr(), n, in, out, backend.Act{}, e.ws.Addr()))
-							near(t, name, dw.F32(), wantDW, tol(d))
+							backendtest.Near(t, name, dw.F32(), wantDW, tol(d))
 						case "nt":
 							dx := e.poisoned(n * in)
 							e.run(kernels.DenseBackward(d, dx.Addr(), 0, 0, dy.Addr(), x.Addr(), 0, w.Addr(), n, in, out, backend.Act{}, e.ws.Addr()))
-							near(t, name, dx.F32(), wantDX, tol(d))
+							backendtest.Near(t, name, dx.F32(), wantDX, tol(d))
 						}
 						if seen != problems[kind] {
 							t.Fatalf("%s: the builder planned %v", name, seen)
@@ -191,7 +192,7 @@ func TestGemmSplitDeterministic(t *testing.T) {
 				first = slices.Clone(y.F32())
 				continue
 			}
-			same(t, fmt.Sprintf("%v run %d", c, i), y.F32(), first)
+			backendtest.Bitwise(t, fmt.Sprintf("%v run %d", c, i), y.F32(), first)
 		}
 	}
 }
@@ -227,7 +228,7 @@ func TestGemmEpilogueUnaligned(t *testing.T) {
 				if !math.IsNaN(float64(got[0])) || !math.IsNaN(float64(got[n*out+1])) {
 					t.Fatalf("%s: wrote outside C", name)
 				}
-				near(t, name, got[1:n*out+1], want, tol(d))
+				backendtest.Near(t, name, got[1:n*out+1], want, tol(d))
 				e.countersZero(name)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/kernels"
 	"github.com/gantrain/gantrain/rng"
@@ -137,51 +138,6 @@ func (e *env) downI(x backend.Tensor) []int32 {
 	return v
 }
 
-// near checks got against want: every element written (NaN only where want is NaN),
-// and max |got−want| ≤ tol·max |want|.
-func near(t *testing.T, what string, got, want []float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d elements, want %d", what, len(got), len(want))
-	}
-	var maxErr, maxWant float64
-	worst := 0
-	for i := range want {
-		g, w := float64(got[i]), float64(want[i])
-		if math.IsNaN(w) || math.IsNaN(g) {
-			if math.IsNaN(w) != math.IsNaN(g) {
-				t.Fatalf("%s[%d] = %g, want %g", what, i, g, w)
-			}
-			continue
-		}
-		if math.IsInf(w, 0) || math.IsInf(g, 0) {
-			if g != w {
-				t.Fatalf("%s[%d] = %g, want %g", what, i, g, w)
-			}
-			continue
-		}
-		maxWant = max(maxWant, math.Abs(w))
-		if d := math.Abs(g - w); d > maxErr {
-			maxErr, worst = d, i
-		}
-	}
-	if maxErr > tol*max(maxWant, 1e-30) {
-		t.Errorf("%s: relative error %.3g (max |want| %.3g) > %g; worst [%d] = %g, want %g",
-			what, maxErr/max(maxWant, 1e-30), maxWant, tol, worst, got[worst], want[worst])
-	}
-}
-
-// same checks got against want bit for bit.
-func same(t *testing.T, what string, got, want []float32) {
-	t.Helper()
-	for i := range want {
-		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("%s[%d] = %g (%08x), want %g (%08x) bit for bit", what, i, got[i],
-				math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
-		}
-	}
-}
-
 func tol(d kernels.Target) float64 {
 	if d.TF32 {
 		return tolTF32
@@ -229,7 +185,7 @@ func TestDenseForward(t *testing.T) {
 				e.run(kernels.DenseForward(d, y.Addr(), x.Addr(), w.Addr(), b.Addr(), n, in, out, act, e.ws.Addr()))
 				Y := e.tensor(n, out, make([]float32, n*out))
 				e.cpu.DenseForward(Y, e.tensor(n, in, xv), e.tensor(in, out, wv), e.tensor(1, out, bv), act)
-				near(t, name+" y", y.F32(), e.down(Y), tol(d))
+				backendtest.Near(t, name+" y", y.F32(), e.down(Y), tol(d))
 			}
 		}
 	}
@@ -270,15 +226,15 @@ func TestDenseBackward(t *testing.T) {
 					}
 					e.cpu.DenseBackward(opt(want.dx, DX), opt(want.dw, DW), opt(want.db, DB), DY,
 						e.tensor(n, in, xv), Y, e.tensor(in, out, wv), act)
-					same(t, name+" dZ", dy.F32(), e.down(DY)) // the same float32 operations
+					backendtest.Bitwise(t, name+" dZ", dy.F32(), e.down(DY)) // the same float32 operations
 					if want.dx {
-						near(t, name+" dx", dx.F32(), e.down(DX), tol(d))
+						backendtest.Near(t, name+" dx", dx.F32(), e.down(DX), tol(d))
 					}
 					if want.dw {
-						near(t, name+" dw", dw.F32(), e.down(DW), tol(d))
+						backendtest.Near(t, name+" dw", dw.F32(), e.down(DW), tol(d))
 					}
 					if want.db {
-						near(t, name+" db", db.F32(), e.down(DB), tolF32)
+						backendtest.Near(t, name+" db", db.F32(), e.down(DB), tolF32)
 					}
 				}
 			}
@@ -301,7 +257,7 @@ func TestMaxout(t *testing.T) {
 			e.run(kernels.MaxoutForward(d, y.Addr(), arg.Addr(), z.Addr(), n*units, pieces))
 			Y, A := e.tensor(n, units, make([]float32, n*units)), e.tensor(n, units, make([]int32, n*units))
 			e.cpu.MaxoutForward(Y, A, e.tensor(n, units*pieces, zv), pieces)
-			same(t, name+" y", y.F32(), e.down(Y))
+			backendtest.Bitwise(t, name+" y", y.F32(), e.down(Y))
 			if !slices.Equal(arg.I32(), e.downI(A)) {
 				t.Fatalf("%s: arg = %v, want %v", name, arg.I32(), e.downI(A))
 			}
@@ -310,7 +266,7 @@ func TestMaxout(t *testing.T) {
 			e.run(kernels.MaxoutBackward(d, dz.Addr(), dy.Addr(), arg.Addr(), n*units, pieces))
 			DZ := e.tensor(n, units*pieces, make([]float32, n*units*pieces))
 			e.cpu.MaxoutBackward(DZ, e.tensor(n, units, dyv), A, pieces)
-			same(t, name+" dz", dz.F32(), e.down(DZ))
+			backendtest.Bitwise(t, name+" dz", dz.F32(), e.down(DZ))
 		}
 	}
 }
@@ -336,8 +292,8 @@ func TestMaxoutDropout(t *testing.T) {
 			Y, A, M := e.tensor(n, units, make([]float32, n*units)), e.tensor(n, units, make([]int32, n*units)),
 				e.tensor(n, units, make([]float32, n*units))
 			e.cpu.MaxoutDropout(Y, A, M, e.tensor(n, units*pieces, zv), pieces, keep, st)
-			same(t, name+" y", y.F32(), e.down(Y))
-			same(t, name+" mask", mask.F32(), e.down(M))
+			backendtest.Bitwise(t, name+" y", y.F32(), e.down(Y))
+			backendtest.Bitwise(t, name+" mask", mask.F32(), e.down(M))
 			if !slices.Equal(arg.I32(), e.downI(A)) {
 				t.Fatalf("%s: arg = %v, want %v", name, arg.I32(), e.downI(A))
 			}
@@ -346,7 +302,7 @@ func TestMaxoutDropout(t *testing.T) {
 			e.run(kernels.MaxoutDropoutBackward(d, dz.Addr(), dy.Addr(), mask.Addr(), arg.Addr(), n*units, pieces))
 			DZ := e.tensor(n, units*pieces, make([]float32, n*units*pieces))
 			e.cpu.MaxoutDropoutBackward(DZ, e.tensor(n, units, dyv), M, A, pieces)
-			same(t, name+" dz", dz.F32(), e.down(DZ))
+			backendtest.Bitwise(t, name+" dz", dz.F32(), e.down(DZ))
 		}
 	}
 }
@@ -367,8 +323,8 @@ func TestDropout(t *testing.T) {
 					e.run(kernels.Dropout(devices[0], y.Addr(), mask.Addr(), x.Addr(), n, keep, s))
 					Y, M := e.tensor(1, n, make([]float32, n)), e.tensor(1, n, make([]float32, n))
 					e.cpu.Dropout(Y, M, e.tensor(1, n, xv), keep, s)
-					same(t, name+" mask", mask.F32(), e.down(M))
-					same(t, name+" y", y.F32(), e.down(Y))
+					backendtest.Bitwise(t, name+" mask", mask.F32(), e.down(M))
+					backendtest.Bitwise(t, name+" y", y.F32(), e.down(Y))
 				}
 			}
 		}
@@ -385,13 +341,13 @@ func TestNoise(t *testing.T) {
 				e.run(kernels.Uniform(devices[0], u.Addr(), n, r[0], r[1], s))
 				U := e.tensor(1, n, make([]float32, n))
 				e.cpu.Uniform(U, r[0], r[1], s)
-				same(t, name, u.F32(), e.down(U))
+				backendtest.Bitwise(t, name, u.F32(), e.down(U))
 				name = fmt.Sprintf("normal n=%d %+v mean %g std %g", n, s, r[0], r[1])
 				z := e.poisoned(n)
 				e.run(kernels.Normal(devices[0], z.Addr(), n, r[0], r[1], s))
 				Z := e.tensor(1, n, make([]float32, n))
 				e.cpu.Normal(Z, r[0], r[1], s)
-				same(t, name, z.F32(), e.down(Z))
+				backendtest.Bitwise(t, name, z.F32(), e.down(Z))
 			}
 		}
 	}
@@ -452,7 +408,7 @@ func TestMulFillCopy(t *testing.T) {
 			e.run(kernels.Mul(d, y.Addr(), a.Addr(), b.Addr(), n))
 			Y := e.tensor(1, n, make([]float32, n))
 			e.cpu.Mul(Y, e.tensor(1, n, av), e.tensor(1, n, bv))
-			same(t, fmt.Sprintf("mul n=%d alias=%v", n, alias), y.F32(), e.down(Y))
+			backendtest.Bitwise(t, fmt.Sprintf("mul n=%d alias=%v", n, alias), y.F32(), e.down(Y))
 		}
 		f := e.poisoned(n)
 		e.run(kernels.Fill(d, f.Addr(), n, 0.25))
@@ -506,13 +462,13 @@ func TestSigmoidLosses(t *testing.T) {
 				}
 				e.cpu.MeanSigmoid(L, O, 1)
 				o := e.down(O)
-				near(t, name+" loss", out.F32()[2:3], o[2:3], tolF32)
-				near(t, name+" mean σ", out.F32()[1:2], o[1:2], tolF32)
+				backendtest.Near(t, name+" loss", out.F32()[2:3], o[2:3], tolF32)
+				backendtest.Near(t, name+" mean σ", out.F32()[1:2], o[1:2], tolF32)
 				if !math.IsNaN(float64(out.F32()[0])) || !math.IsNaN(float64(out.F32()[3])) {
 					t.Fatalf("%s: wrote outside its slots: %v", name, out.F32())
 				}
 				if grad {
-					near(t, name+" dlogits", dl.F32(), e.down(DL), tolF32)
+					backendtest.Near(t, name+" dlogits", dl.F32(), e.down(DL), tolF32)
 				}
 			}
 		}
@@ -543,11 +499,11 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 				L, O, DL := e.tensor(n, c, lv), e.tensor(1, 2, make([]float32, 2)), e.tensor(n, c, make([]float32, n*c))
 				if grad {
 					e.cpu.SoftmaxCrossEntropy(DL, L, e.tensor(n, 1, labels), scale, O, 1)
-					near(t, name+" dlogits", dl.F32(), e.down(DL), tolF32)
+					backendtest.Near(t, name+" dlogits", dl.F32(), e.down(DL), tolF32)
 				} else {
 					e.cpu.SoftmaxCrossEntropy(nil, L, e.tensor(n, 1, labels), scale, O, 1)
 				}
-				near(t, name+" loss", out.F32()[1:], e.down(O)[1:], tolF32)
+				backendtest.Near(t, name+" loss", out.F32()[1:], e.down(O)[1:], tolF32)
 			}
 		}
 	}
@@ -581,7 +537,7 @@ func TestLogSumExpRows(t *testing.T) {
 		e.run(kernels.LogSumExpRows(devices[0], out.Addr(), x.Addr(), n, m))
 		O := e.tensor(n, 1, make([]float32, n))
 		e.cpu.LogSumExpRows(O, e.tensor(n, m, xv))
-		near(t, fmt.Sprintf("lse %dx%d", n, m), out.F32(), e.down(O), tolF32)
+		backendtest.Near(t, fmt.Sprintf("lse %dx%d", n, m), out.F32(), e.down(O), tolF32)
 	}
 }
 
@@ -594,8 +550,8 @@ func TestOptimizers(t *testing.T) {
 		e.run(kernels.SGDMomentum(d, p.Addr(), g.Addr(), v.Addr(), n, 0.1, 0.5))
 		P, V := e.tensor(1, n, pv), e.tensor(1, n, vv)
 		e.cpu.SGDMomentum(P, e.tensor(1, n, gv), V, 0.1, 0.5)
-		same(t, fmt.Sprintf("sgd n=%d p", n), p.F32(), e.down(P))
-		same(t, fmt.Sprintf("sgd n=%d v", n), v.F32(), e.down(V))
+		backendtest.Bitwise(t, fmt.Sprintf("sgd n=%d p", n), p.F32(), e.down(P))
+		backendtest.Bitwise(t, fmt.Sprintf("sgd n=%d v", n), v.F32(), e.down(V))
 		for _, step := range []int{1, 2, 1000} {
 			v2 := make([]float32, n)
 			for i := range v2 {
@@ -606,9 +562,9 @@ func TestOptimizers(t *testing.T) {
 			P, M, V := e.tensor(1, n, pv), e.tensor(1, n, mv), e.tensor(1, n, v2)
 			e.cpu.Adam(P, e.tensor(1, n, gv), M, V, 1e-3, 0.9, 0.999, 1e-8, step)
 			name := fmt.Sprintf("adam n=%d t=%d", n, step)
-			same(t, name+" p", p.F32(), e.down(P))
-			same(t, name+" m", m.F32(), e.down(M))
-			same(t, name+" v", v.F32(), e.down(V))
+			backendtest.Bitwise(t, name+" p", p.F32(), e.down(P))
+			backendtest.Bitwise(t, name+" m", m.F32(), e.down(M))
+			backendtest.Bitwise(t, name+" v", v.F32(), e.down(V))
 		}
 	}
 }
@@ -629,7 +585,7 @@ func TestClipColumnNorms(t *testing.T) {
 			e.run(kernels.ClipColumnNorms(d, w.Addr(), rows, cols, maxNorm, e.ws.Addr()))
 			W := e.tensor(rows, cols, wv)
 			e.cpu.ClipColumnNorms(W, maxNorm)
-			near(t, fmt.Sprintf("%+v clip %dx%d", d, rows, cols), w.F32(), e.down(W), tolF32)
+			backendtest.Near(t, fmt.Sprintf("%+v clip %dx%d", d, rows, cols), w.F32(), e.down(W), tolF32)
 		}
 	}
 }
@@ -646,7 +602,7 @@ func TestGatherRows(t *testing.T) {
 	e.run(kernels.GatherRows(devices[0], dst.Addr(), src.Addr(), ix.Addr(), rows, cols, srcRows, offset))
 	D := e.tensor(rows, cols, make([]float32, rows*cols))
 	e.cpu.GatherRows(D, e.tensor(srcRows, cols, sv), e.tensor(1, len(idx), idx), offset)
-	same(t, "gather", dst.F32(), e.down(D))
+	backendtest.Bitwise(t, "gather", dst.F32(), e.down(D))
 	// Out-of-range indices: NaN rows, nothing read out of bounds.
 	ix.I32()[offset+1], ix.I32()[offset+4] = -1, int32(srcRows)
 	e.run(kernels.GatherRows(devices[0], dst.Addr(), src.Addr(), ix.Addr(), rows, cols, srcRows, offset))

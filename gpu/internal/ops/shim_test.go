@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/data"
@@ -149,119 +150,15 @@ var plans = []struct {
 	tol  float64
 }{{"fp32", kernels.Target{SMs: 132}, 1e-5}, {"tf32", kernels.Target{SMs: 132, TF32: true}, 3e-3}}
 
-type pair struct {
-	t    *testing.T
-	c, g backend.Backend
-	r    *rand.Rand
-}
+type twin = backendtest.Twin
 
-type twin struct{ c, g backend.Tensor }
-
-func newPair(t *testing.T, d kernels.Target) *pair {
+// newPair pairs the CPU backend with the shim under launch plan d.
+func newPair(t *testing.T, d kernels.Target) *backendtest.Pair {
 	c, err := cpu.New(cpu.Options{BLAS: "go"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &pair{t: t, c: c, g: newShim(t, d), r: rand.New(rand.NewPCG(7, 8))}
-}
-
-func (p *pair) alloc(dt backend.DType, rows, cols int) twin {
-	p.t.Helper()
-	c, err := p.c.Alloc(dt, rows, cols)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	g, err := p.g.Alloc(dt, rows, cols)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return twin{c, g}
-}
-
-func (p *pair) set(x twin, v any) {
-	p.t.Helper()
-	if err := p.c.Upload(x.c, v); err != nil {
-		p.t.Fatal(err)
-	}
-	if err := p.g.Upload(x.g, v); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-func (p *pair) uniform(rows, cols int, lo, hi float32) twin {
-	x := p.alloc(backend.F32, rows, cols)
-	v := make([]float32, rows*cols)
-	for i := range v {
-		v[i] = lo + (hi-lo)*p.r.Float32()
-	}
-	p.set(x, v)
-	return x
-}
-
-// poisoned is a rows×cols tensor of NaN on both sides.
-func (p *pair) poisoned(rows, cols int) twin {
-	x := p.alloc(backend.F32, rows, cols)
-	v := make([]float32, rows*cols)
-	for i := range v {
-		v[i] = float32(math.NaN())
-	}
-	p.set(x, v)
-	return x
-}
-
-func (p *pair) view(x twin, off, rows, cols int) twin {
-	p.t.Helper()
-	c, err := p.c.View(x.c, off, rows, cols)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	g, err := p.g.View(x.g, off, rows, cols)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return twin{c, g}
-}
-
-// check compares x within tol (0: bit for bit), failing on errors and NaN.
-func (p *pair) check(name string, x twin, tol float64) {
-	p.t.Helper()
-	if err := errors.Join(p.c.Err(), p.g.Err()); err != nil {
-		p.t.Fatalf("%s: %v", name, err)
-	}
-	if x.c.DType() == backend.I32 {
-		c, g := make([]int32, backend.Len(x.c)), make([]int32, backend.Len(x.g))
-		p.c.Download(c, x.c)
-		p.g.Download(g, x.g)
-		if !reflect.DeepEqual(c, g) {
-			p.t.Errorf("%s: int32 values differ", name)
-		}
-		return
-	}
-	c, g := make([]float32, backend.Len(x.c)), make([]float32, backend.Len(x.g))
-	p.c.Download(c, x.c)
-	p.g.Download(g, x.g)
-	var d, w float64
-	for i := range c {
-		if g[i] != g[i] && c[i] == c[i] {
-			p.t.Errorf("%s: element %d is NaN (unwritten?), cpu %g", name, i, c[i])
-			return
-		}
-		if tol == 0 && math.Float32bits(g[i]) != math.Float32bits(c[i]) {
-			p.t.Errorf("%s: element %d: shim %g, cpu %g", name, i, g[i], c[i])
-			return
-		}
-		if math.IsInf(float64(c[i]), 0) && g[i] == c[i] {
-			continue
-		}
-		d += (float64(g[i]) - float64(c[i])) * (float64(g[i]) - float64(c[i]))
-		w += float64(c[i]) * float64(c[i])
-	}
-	if w > 0 {
-		d /= w
-	}
-	if e := math.Sqrt(d); !(e <= tol) && tol > 0 {
-		p.t.Errorf("%s: relative error %.3g > %g", name, e, tol)
-	}
+	return &backendtest.Pair{T: t, C: c, G: newShim(t, d), R: rand.New(rand.NewPCG(7, 8))}
 }
 
 // TestOpsOnShim runs every operation through the backend wiring on the shim and
@@ -274,114 +171,114 @@ func TestOpsOnShim(t *testing.T) {
 				n, in, out := sh[0], sh[1], sh[2]
 				for _, act := range []backend.Act{{Kind: backend.ReLU}, {Kind: backend.LeakyReLU, Alpha: 0.2}, {Kind: backend.Sigmoid}, {Kind: backend.Tanh}, {}} {
 					name := fmt.Sprintf("%dx%dx%d %s", n, in, out, act.Kind)
-					x, w, bias := p.uniform(n, in, -1, 1), p.uniform(in, out, -0.2, 0.2), p.uniform(1, out, -0.5, 0.5)
-					parent := p.poisoned(n+1, out)
-					y := p.view(parent, out, n, out)
-					p.c.DenseForward(y.c, x.c, w.c, bias.c, act)
-					p.g.DenseForward(y.g, x.g, w.g, bias.g, act)
-					p.check(name+" forward", y, plan.tol)
+					x, w, bias := p.Uniform(n, in, -1, 1), p.Uniform(in, out, -0.2, 0.2), p.Uniform(1, out, -0.5, 0.5)
+					parent := p.Poisoned(n+1, out)
+					y := p.View(parent, out, n, out)
+					p.C.DenseForward(y.C, x.C, w.C, bias.C, act)
+					p.G.DenseForward(y.G, x.G, w.G, bias.G, act)
+					p.Close(name+" forward", y, plan.tol)
 					yv := make([]float32, n*out)
-					p.c.Download(yv, y.c)
-					p.set(y, yv)
-					dy := p.uniform(n, out, -1, 1)
-					dx, dw, db := p.poisoned(n, in), p.poisoned(in, out), p.poisoned(1, out)
-					p.c.DenseBackward(dx.c, dw.c, db.c, dy.c, x.c, y.c, w.c, act)
-					p.g.DenseBackward(dx.g, dw.g, db.g, dy.g, x.g, y.g, w.g, act)
-					p.check(name+" dZ", dy, 1e-6)
-					p.check(name+" dx", dx, plan.tol)
-					p.check(name+" dw", dw, plan.tol)
-					p.check(name+" db", db, 1e-5)
+					p.C.Download(yv, y.C)
+					p.Set(y, yv)
+					dy := p.Uniform(n, out, -1, 1)
+					dx, dw, db := p.Poisoned(n, in), p.Poisoned(in, out), p.Poisoned(1, out)
+					p.C.DenseBackward(dx.C, dw.C, db.C, dy.C, x.C, y.C, w.C, act)
+					p.G.DenseBackward(dx.G, dw.G, db.G, dy.G, x.G, y.G, w.G, act)
+					p.Close(name+" dZ", dy, 1e-6)
+					p.Close(name+" dx", dx, plan.tol)
+					p.Close(name+" dw", dw, plan.tol)
+					p.Close(name+" db", db, 1e-5)
 				}
 			}
 			// Maxout, dropout, elementwise, noise: bit for bit.
-			z := p.uniform(37, 65, -2, 2)
-			y, arg := p.poisoned(37, 13), p.alloc(backend.I32, 37, 13)
-			p.c.MaxoutForward(y.c, arg.c, z.c, 5)
-			p.g.MaxoutForward(y.g, arg.g, z.g, 5)
-			p.check("maxout y", y, 0)
-			p.check("maxout arg", arg, 0)
-			dy, dz := p.uniform(37, 13, -1, 1), p.poisoned(37, 65)
-			p.c.MaxoutBackward(dz.c, dy.c, arg.c, 5)
-			p.g.MaxoutBackward(dz.g, dy.g, arg.g, 5)
-			p.check("maxout dz", dz, 0)
+			z := p.Uniform(37, 65, -2, 2)
+			y, arg := p.Poisoned(37, 13), p.Alloc(backend.I32, 37, 13)
+			p.C.MaxoutForward(y.C, arg.C, z.C, 5)
+			p.G.MaxoutForward(y.G, arg.G, z.G, 5)
+			p.Same("maxout y", y)
+			p.Same("maxout arg", arg)
+			dy, dz := p.Uniform(37, 13, -1, 1), p.Poisoned(37, 65)
+			p.C.MaxoutBackward(dz.C, dy.C, arg.C, 5)
+			p.G.MaxoutBackward(dz.G, dy.G, arg.G, 5)
+			p.Same("maxout dz", dz)
 			s := rng.Stream{Seed: 5, Offset: 77}
-			x, mask, out := p.uniform(37, 53, -1, 1), p.poisoned(37, 53), p.poisoned(37, 53)
-			p.c.Dropout(out.c, mask.c, x.c, 0.8, s)
-			p.g.Dropout(out.g, mask.g, x.g, 0.8, s)
-			p.check("dropout mask", mask, 0)
-			p.check("dropout y", out, 0)
-			p.c.Mul(out.c, x.c, mask.c)
-			p.g.Mul(out.g, x.g, mask.g)
-			p.check("mul", out, 0)
-			p.c.Copy(out.c, x.c)
-			p.g.Copy(out.g, x.g)
-			p.check("copy", out, 0)
-			p.c.Fill(out.c, 0.25)
-			p.g.Fill(out.g, 0.25)
-			p.check("fill", out, 0)
-			p.c.Uniform(out.c, -1.5, 2, s)
-			p.g.Uniform(out.g, -1.5, 2, s)
-			p.check("uniform", out, 0)
-			p.c.Normal(out.c, 0.5, 2, s)
-			p.g.Normal(out.g, 0.5, 2, s)
-			p.check("normal", out, 0)
+			x, mask, out := p.Uniform(37, 53, -1, 1), p.Poisoned(37, 53), p.Poisoned(37, 53)
+			p.C.Dropout(out.C, mask.C, x.C, 0.8, s)
+			p.G.Dropout(out.G, mask.G, x.G, 0.8, s)
+			p.Same("dropout mask", mask)
+			p.Same("dropout y", out)
+			p.C.Mul(out.C, x.C, mask.C)
+			p.G.Mul(out.G, x.G, mask.G)
+			p.Same("mul", out)
+			p.C.Copy(out.C, x.C)
+			p.G.Copy(out.G, x.G)
+			p.Same("copy", out)
+			p.C.Fill(out.C, 0.25)
+			p.G.Fill(out.G, 0.25)
+			p.Same("fill", out)
+			p.C.Uniform(out.C, -1.5, 2, s)
+			p.G.Uniform(out.G, -1.5, 2, s)
+			p.Same("uniform", out)
+			p.C.Normal(out.C, 0.5, 2, s)
+			p.G.Normal(out.G, 0.5, 2, s)
+			p.Same("normal", out)
 			// Losses and reductions, into slots of a scalars tensor.
-			logits, targets := p.uniform(201, 1, -6, 6), p.uniform(201, 1, 0, 1)
-			scal, dl := p.poisoned(1, 4), p.poisoned(201, 1)
-			p.c.SigmoidCrossEntropy(dl.c, logits.c, targets.c, -1.0/201, scal.c, 2)
-			p.g.SigmoidCrossEntropy(dl.g, logits.g, targets.g, -1.0/201, scal.g, 2)
-			p.c.MeanSigmoid(logits.c, scal.c, 0)
-			p.g.MeanSigmoid(logits.g, scal.g, 0)
-			l10, labels, dsm := p.uniform(37, 10, -3, 3), p.alloc(backend.I32, 37, 1), p.poisoned(37, 10)
+			logits, targets := p.Uniform(201, 1, -6, 6), p.Uniform(201, 1, 0, 1)
+			scal, dl := p.Poisoned(1, 4), p.Poisoned(201, 1)
+			p.C.SigmoidCrossEntropy(dl.C, logits.C, targets.C, -1.0/201, scal.C, 2)
+			p.G.SigmoidCrossEntropy(dl.G, logits.G, targets.G, -1.0/201, scal.G, 2)
+			p.C.MeanSigmoid(logits.C, scal.C, 0)
+			p.G.MeanSigmoid(logits.G, scal.G, 0)
+			l10, labels, dsm := p.Uniform(37, 10, -3, 3), p.Alloc(backend.I32, 37, 1), p.Poisoned(37, 10)
 			lv := make([]int32, 37)
 			for i := range lv {
-				lv[i] = int32(p.r.IntN(10))
+				lv[i] = int32(p.R.IntN(10))
 			}
-			p.set(labels, lv)
-			p.c.SoftmaxCrossEntropy(dsm.c, l10.c, labels.c, 1.0/37, scal.c, 3)
-			p.g.SoftmaxCrossEntropy(dsm.g, l10.g, labels.g, 1.0/37, scal.g, 3)
-			p.c.SoftmaxCrossEntropy(nil, l10.c, labels.c, 1, scal.c, 1)
-			p.g.SoftmaxCrossEntropy(nil, l10.g, labels.g, 1, scal.g, 1)
-			p.check("sigmoid bce dlogits", dl, 1e-5)
-			p.check("softmax xent dlogits", dsm, 1e-5)
-			p.check("scalars", scal, 1e-5)
-			lse := p.poisoned(37, 1)
-			p.c.LogSumExpRows(lse.c, l10.c)
-			p.g.LogSumExpRows(lse.g, l10.g)
-			p.check("logsumexp", lse, 1e-5)
+			p.Set(labels, lv)
+			p.C.SoftmaxCrossEntropy(dsm.C, l10.C, labels.C, 1.0/37, scal.C, 3)
+			p.G.SoftmaxCrossEntropy(dsm.G, l10.G, labels.G, 1.0/37, scal.G, 3)
+			p.C.SoftmaxCrossEntropy(nil, l10.C, labels.C, 1, scal.C, 1)
+			p.G.SoftmaxCrossEntropy(nil, l10.G, labels.G, 1, scal.G, 1)
+			p.Close("sigmoid bce dlogits", dl, 1e-5)
+			p.Close("softmax xent dlogits", dsm, 1e-5)
+			p.Close("scalars", scal, 1e-5)
+			lse := p.Poisoned(37, 1)
+			p.C.LogSumExpRows(lse.C, l10.C)
+			p.G.LogSumExpRows(lse.G, l10.G)
+			p.Close("logsumexp", lse, 1e-5)
 			// Updates and the constraint.
-			pp, g, v := p.uniform(1, 1001, -1, 1), p.uniform(1, 1001, -1, 1), p.uniform(1, 1001, -0.1, 0.1)
-			p.c.SGDMomentum(pp.c, g.c, v.c, 0.1, 0.5)
-			p.g.SGDMomentum(pp.g, g.g, v.g, 0.1, 0.5)
-			p.check("sgd p", pp, 1e-6)
-			p.check("sgd v", v, 1e-6)
-			m, v2 := p.uniform(1, 1001, -0.1, 0.1), p.uniform(1, 1001, 0, 0.01)
-			p.c.Adam(pp.c, g.c, m.c, v2.c, 2e-4, 0.5, 0.999, 1e-8, 3)
-			p.g.Adam(pp.g, g.g, m.g, v2.g, 2e-4, 0.5, 0.999, 1e-8, 3)
-			p.check("adam p", pp, 1e-6)
-			p.check("adam m", m, 1e-6)
-			p.check("adam v", v2, 1e-6)
-			avg := p.uniform(1, 1001, -1, 1)
-			p.c.MovingAverage(avg.c, pp.c, 0.999)
-			p.g.MovingAverage(avg.g, pp.g, 0.999)
-			p.check("moving average", avg, 0)
-			wc := p.uniform(240, 37, -1, 1)
-			p.c.ClipColumnNorms(wc.c, 8)
-			p.g.ClipColumnNorms(wc.g, 8)
-			p.check("clip", wc, 1e-6)
+			pp, g, v := p.Uniform(1, 1001, -1, 1), p.Uniform(1, 1001, -1, 1), p.Uniform(1, 1001, -0.1, 0.1)
+			p.C.SGDMomentum(pp.C, g.C, v.C, 0.1, 0.5)
+			p.G.SGDMomentum(pp.G, g.G, v.G, 0.1, 0.5)
+			p.Close("sgd p", pp, 1e-6)
+			p.Close("sgd v", v, 1e-6)
+			m, v2 := p.Uniform(1, 1001, -0.1, 0.1), p.Uniform(1, 1001, 0, 0.01)
+			p.C.Adam(pp.C, g.C, m.C, v2.C, 2e-4, 0.5, 0.999, 1e-8, 3)
+			p.G.Adam(pp.G, g.G, m.G, v2.G, 2e-4, 0.5, 0.999, 1e-8, 3)
+			p.Close("adam p", pp, 1e-6)
+			p.Close("adam m", m, 1e-6)
+			p.Close("adam v", v2, 1e-6)
+			avg := p.Uniform(1, 1001, -1, 1)
+			p.C.MovingAverage(avg.C, pp.C, 0.999)
+			p.G.MovingAverage(avg.G, pp.G, 0.999)
+			p.Same("moving average", avg)
+			wc := p.Uniform(240, 37, -1, 1)
+			p.C.ClipColumnNorms(wc.C, 8)
+			p.G.ClipColumnNorms(wc.G, 8)
+			p.Close("clip", wc, 1e-6)
 			// Gather through a view of the indices, into a view.
-			src, idx := p.uniform(50, 7, 0, 1), p.alloc(backend.I32, 1, 60)
+			src, idx := p.Uniform(50, 7, 0, 1), p.Alloc(backend.I32, 1, 60)
 			iv := make([]int32, 60)
 			for i := range iv {
-				iv[i] = int32(p.r.IntN(50))
+				iv[i] = int32(p.R.IntN(50))
 			}
-			p.set(idx, iv)
-			idxView := p.view(idx, 10, 1, 50)
-			dstParent := p.poisoned(21, 7)
-			dst := p.view(dstParent, 7, 20, 7)
-			p.c.GatherRows(dst.c, src.c, idxView.c, 25)
-			p.g.GatherRows(dst.g, src.g, idxView.g, 25)
-			p.check("gather", dst, 0)
+			p.Set(idx, iv)
+			idxView := p.View(idx, 10, 1, 50)
+			dstParent := p.Poisoned(21, 7)
+			dst := p.View(dstParent, 7, 20, 7)
+			p.C.GatherRows(dst.C, src.C, idxView.C, 25)
+			p.G.GatherRows(dst.G, src.G, idxView.G, 25)
+			p.Same("gather", dst)
 		})
 	}
 }
