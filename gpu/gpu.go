@@ -143,50 +143,17 @@ var (
 func New(opt Options) (*Backend, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	n, err := cu.NumDevices()
+	dev, info, err := openDevice(opt.Device)
 	if err != nil {
-		return nil, fmt.Errorf("cuda: count devices: %w", err)
+		return nil, err
 	}
-	if opt.Device < 0 || opt.Device >= n {
-		return nil, fmt.Errorf("cuda: no device cuda:%d: this machine has %s", opt.Device, plural(n, "CUDA device"))
-	}
-	dev, err := cu.GetDevice(opt.Device)
-	if err != nil {
-		return nil, fmt.Errorf("cuda:%d: %w", opt.Device, err)
-	}
-	info := DeviceInfo{Ordinal: opt.Device, Driver: cu.Version(), Precision: "fp32"}
 	if opt.TF32 {
 		info.Precision = "tf32"
-	}
-	if info.Name, err = dev.Name(); err != nil {
-		return nil, fmt.Errorf("cuda:%d: device name: %w", opt.Device, err)
-	}
-	for _, a := range []struct {
-		attr cu.DeviceAttribute
-		dst  *int
-	}{
-		{cu.ComputeCapabilityMajor, &info.Major},
-		{cu.ComputeCapabilityMinor, &info.Minor},
-		{cu.MultiprocessorCount, &info.SMs},
-		{attrMaxSharedOptin, &info.MaxShared},
-		{cu.ClockRate, &info.ClockKHz},
-	} {
-		if *a.dst, err = dev.Attribute(a.attr); err != nil {
-			return nil, fmt.Errorf("cuda:%d (%s): device attribute: %w", opt.Device, info.Name, err)
-		}
-	}
-	if info.TotalMemory, err = dev.TotalMem(); err != nil {
-		return nil, fmt.Errorf("cuda:%d (%s): total memory: %w", opt.Device, info.Name, err)
-	}
-	if cc := info.Major*10 + info.Minor; cc < MinComputeCapability {
-		return nil, fmt.Errorf("cuda:%d (%s) has compute capability %s; gantrain's kernels need %d.%d or newer (Ampere, Ada, Hopper)",
-			opt.Device, info.Name, info.ComputeCapability(), MinComputeCapability/10, MinComputeCapability%10)
 	}
 	ptx, err := kernels.PTX(info.Major, info.Minor)
 	if err != nil {
 		return nil, fmt.Errorf("cuda:%d (%s): %w", opt.Device, info.Name, err)
 	}
-
 	ctx, err := dev.RetainPrimaryCtx()
 	if err != nil {
 		return nil, fmt.Errorf("cuda:%d (%s): retain context: %w", opt.Device, info.Name, err)
@@ -194,22 +161,7 @@ func New(opt Options) (*Backend, error) {
 	b := &Backend{info: info, dev: dev, ctx: ctx, open: true,
 		fns: map[string]cu.Function{}, sharedOptIn: map[string]uint32{},
 	}
-	b.tuneT.b = b
-	b.tune = &tune.Tuner{Timing: opt.Autotune, Timer: &b.tuneT, Log: opt.Log,
-		Device: kernels.Target{SMs: info.SMs, TF32: opt.TF32, MaxSharedBytes: info.MaxShared}}
-	kd := b.tune.Device
-	kd.Gemm = b.tune
-	if opt.Gemm != nil {
-		kd.Gemm = opt.Gemm
-	}
-	b.Core = ops.Core{Kind: "CUDA", Target: kd, Launch: b.run}
-	if opt.TuneCache != "" {
-		c, err := tune.OpenCache(opt.TuneCache, tune.Identity(info.Name, info.ComputeCapability(), info.Driver, ptx))
-		if err != nil && opt.Log != nil {
-			opt.Log.Warn("autotune cache unusable", "err", err)
-		}
-		b.tune.Cache = c
-	}
+	b.initTuner(opt, ptx)
 	b.mem = arena{chunk: opt.ChunkBytes, limit: opt.MemoryLimit}
 	if b.mem.chunk <= 0 {
 		b.mem.chunk = 64 << 20
@@ -223,6 +175,69 @@ func New(opt Options) (*Backend, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// openDevice finds CUDA device ordinal and reads what gantrain needs to know of it,
+// refusing a device older than the kernels' MinComputeCapability.
+func openDevice(ordinal int) (cu.Device, DeviceInfo, error) {
+	var dev cu.Device
+	n, err := cu.NumDevices()
+	if err != nil {
+		return dev, DeviceInfo{}, fmt.Errorf("cuda: count devices: %w", err)
+	}
+	if ordinal < 0 || ordinal >= n {
+		return dev, DeviceInfo{}, fmt.Errorf("cuda: no device cuda:%d: this machine has %s", ordinal, plural(n, "CUDA device"))
+	}
+	if dev, err = cu.GetDevice(ordinal); err != nil {
+		return dev, DeviceInfo{}, fmt.Errorf("cuda:%d: %w", ordinal, err)
+	}
+	info := DeviceInfo{Ordinal: ordinal, Driver: cu.Version(), Precision: "fp32"}
+	if info.Name, err = dev.Name(); err != nil {
+		return dev, info, fmt.Errorf("cuda:%d: device name: %w", ordinal, err)
+	}
+	for _, a := range []struct {
+		attr cu.DeviceAttribute
+		dst  *int
+	}{
+		{cu.ComputeCapabilityMajor, &info.Major},
+		{cu.ComputeCapabilityMinor, &info.Minor},
+		{cu.MultiprocessorCount, &info.SMs},
+		{attrMaxSharedOptin, &info.MaxShared},
+		{cu.ClockRate, &info.ClockKHz},
+	} {
+		if *a.dst, err = dev.Attribute(a.attr); err != nil {
+			return dev, info, fmt.Errorf("cuda:%d (%s): device attribute: %w", ordinal, info.Name, err)
+		}
+	}
+	if info.TotalMemory, err = dev.TotalMem(); err != nil {
+		return dev, info, fmt.Errorf("cuda:%d (%s): total memory: %w", ordinal, info.Name, err)
+	}
+	if cc := info.Major*10 + info.Minor; cc < MinComputeCapability {
+		return dev, info, fmt.Errorf("cuda:%d (%s) has compute capability %s; gantrain's kernels need %d.%d or newer (Ampere, Ada, Hopper)",
+			ordinal, info.Name, info.ComputeCapability(), MinComputeCapability/10, MinComputeCapability%10)
+	}
+	return dev, info, nil
+}
+
+// initTuner sets up the matrix products' kernel choices (the autotuner, its cache
+// file, or opt.Gemm) and the operations that launch through them.
+func (b *Backend) initTuner(opt Options, ptx string) {
+	b.tuneT.b = b
+	b.tune = &tune.Tuner{Timing: opt.Autotune, Timer: &b.tuneT, Log: opt.Log,
+		Device: kernels.Target{SMs: b.info.SMs, TF32: opt.TF32, MaxSharedBytes: b.info.MaxShared}}
+	kd := b.tune.Device
+	kd.Gemm = b.tune
+	if opt.Gemm != nil {
+		kd.Gemm = opt.Gemm
+	}
+	b.Core = ops.Core{Kind: "CUDA", Target: kd, Launch: b.run}
+	if opt.TuneCache != "" {
+		c, err := tune.OpenCache(opt.TuneCache, tune.Identity(b.info.Name, b.info.ComputeCapability(), b.info.Driver, ptx))
+		if err != nil && opt.Log != nil {
+			opt.Log.Warn("autotune cache unusable", "err", err)
+		}
+		b.tune.Cache = c
+	}
 }
 
 // setup makes the context current, then creates the stream, loads the module and
