@@ -407,7 +407,7 @@ func train(ctx context.Context, f *trainFlags, cfg config.Config, log *slog.Logg
 		log.Info("resuming", "step", rep.Step, "checkpoint", rep.Path, "skipped", len(rep.Refused))
 	}
 	log.Info("ready", "setup", time.Since(start).Round(time.Millisecond).String())
-	bar := cfg.Output.Progress == "bar" || (cfg.Output.Progress == "auto" && isTerminal(stderr))
+	bar := cfg.Output.Progress == config.ProgressBar || (cfg.Output.Progress == config.ProgressAuto && isTerminal(stderr))
 	return t.Run(ctx, trainer.RunOptions{Dir: cfg.Output.Dir, Shape: sets.Shape, Marks: marks, Progress: stderr, Bar: bar,
 		Observer: mon, Commands: commands, Evaluator: evaluator})
 }
