@@ -152,6 +152,12 @@ type Backend interface {
 	// MaxoutDropoutBackward is Mul(dy ⊙ mask) followed by MaxoutBackward, in one pass:
 	// dz[i·pieces + arg[i]] = dy[i]·mask[i], the other pieces zero.
 	MaxoutDropoutBackward(dz, dy, mask, arg Tensor, pieces int)
+	// DenseMaxout is DenseForward(z, x, w, b, identity) followed by MaxoutForward(y,
+	// arg, z, pieces), or, with mask not nil, by MaxoutDropout(y, arg, mask, z, pieces,
+	// keep, s): y, arg and mask as those set them, to the product's rounding. z
+	// (n×units·pieces) is scratch whose contents are unspecified afterwards: the GPU may
+	// take the maxout in the product's epilogue and never store z.
+	DenseMaxout(y, arg, mask, z, x, w, b Tensor, pieces int, keep float32, s rng.Stream)
 
 	// Im2Col lays out the receptive fields of the NHWC images x (n×g.InSize()) as the
 	// rows of cols ((n·g.Positions())×g.Patch()): row (i, oy, ox), column (ky, kx, c)

@@ -83,6 +83,16 @@ func CheckMaxoutDropoutBackward(dz, dy, mask, arg Tensor, pieces int) error {
 	return shapeErr("MaxoutDropoutBackward", "dz %s, dy %s, mask %s, arg %s, %d pieces", dz, dy, mask, arg, pieces)
 }
 
+// CheckDenseMaxout is the rule of Backend.DenseMaxout; mask may be nil (no dropout).
+func CheckDenseMaxout(y, arg, mask, z, x, w, b Tensor, pieces int, keep float32) error {
+	if CheckDenseForward(z, x, w, b) != nil || CheckMaxoutForward(y, arg, z, pieces) != nil ||
+		(mask != nil && (!same(mask, y) || !(keep > 0 && keep <= 1))) {
+		return shapeErr("DenseMaxout", "y %s, arg %s, mask %s, z %s = x %s · w %s + b %s, %d pieces, keep %g",
+			y, arg, mask, z, x, w, b, pieces, keep)
+	}
+	return nil
+}
+
 // CheckDropout is the rule of Backend.Dropout.
 func CheckDropout(y, mask, x Tensor, keep float32) error {
 	if same(y, x) && same(mask, x) && keep > 0 && keep <= 1 {

@@ -108,6 +108,24 @@ func TestShapeErrors(t *testing.T) {
 		{"MaxoutDropoutBackward", "mask shape", func(b *cpu.Backend) { b.MaxoutDropoutBackward(f(b, 2, 6), f(b, 2, 3), f(b, 2, 2), i(b, 2, 3), 2) }},
 		{"MaxoutDropoutBackward", "dz cols", func(b *cpu.Backend) { b.MaxoutDropoutBackward(f(b, 2, 5), f(b, 2, 3), f(b, 2, 3), i(b, 2, 3), 2) }},
 		{"MaxoutDropoutBackward", "i32 mask", func(b *cpu.Backend) { b.MaxoutDropoutBackward(f(b, 2, 6), f(b, 2, 3), i(b, 2, 3), i(b, 2, 3), 2) }},
+		{"DenseMaxout", "z cols", func(b *cpu.Backend) {
+			b.DenseMaxout(f(b, 2, 3), i(b, 2, 3), f(b, 2, 3), f(b, 2, 7), f(b, 2, 4), f(b, 4, 6), f(b, 1, 6), 2, 0.5, s)
+		}},
+		{"DenseMaxout", "w rows", func(b *cpu.Backend) {
+			b.DenseMaxout(f(b, 2, 3), i(b, 2, 3), f(b, 2, 3), f(b, 2, 6), f(b, 2, 4), f(b, 5, 6), f(b, 1, 6), 2, 0.5, s)
+		}},
+		{"DenseMaxout", "mask shape", func(b *cpu.Backend) {
+			b.DenseMaxout(f(b, 2, 3), i(b, 2, 3), f(b, 3, 2), f(b, 2, 6), f(b, 2, 4), f(b, 4, 6), f(b, 1, 6), 2, 0.5, s)
+		}},
+		{"DenseMaxout", "keep 0", func(b *cpu.Backend) {
+			b.DenseMaxout(f(b, 2, 3), i(b, 2, 3), f(b, 2, 3), f(b, 2, 6), f(b, 2, 4), f(b, 4, 6), f(b, 1, 6), 2, 0, s)
+		}},
+		{"DenseMaxout", "f32 arg", func(b *cpu.Backend) {
+			b.DenseMaxout(f(b, 2, 3), f(b, 2, 3), nil, f(b, 2, 6), f(b, 2, 4), f(b, 4, 6), f(b, 1, 6), 2, 1, s)
+		}},
+		{"DenseMaxout", "nil bias", func(b *cpu.Backend) {
+			b.DenseMaxout(f(b, 2, 3), i(b, 2, 3), nil, f(b, 2, 6), f(b, 2, 4), f(b, 4, 6), nil, 2, 1, s)
+		}},
 		{"Dropout", "y", func(b *cpu.Backend) { b.Dropout(f(b, 3, 2), f(b, 2, 3), f(b, 2, 3), 0.5, s) }},
 		{"Dropout", "mask", func(b *cpu.Backend) { b.Dropout(f(b, 2, 3), f(b, 2, 4), f(b, 2, 3), 0.5, s) }},
 		{"Dropout", "i32 mask", func(b *cpu.Backend) { b.Dropout(f(b, 2, 3), i(b, 2, 3), f(b, 2, 3), 0.5, s) }},

@@ -295,6 +295,25 @@ func (b *Backend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep
 	})
 }
 
+// DenseMaxout implements backend.Backend: the product into z, then MaxoutForward or
+// MaxoutDropout on it.
+func (b *Backend) DenseMaxout(y, arg, mask, z, x, w, bias backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	const op = "DenseMaxout"
+	_, ok := b.ops.F32(op, y, z, x, w)
+	_, okb := b.ops.F32(op, bias)
+	_, oki := b.ops.I32(op, arg)
+	_, okm := b.ops.OptionalF32(op+" mask", mask)
+	if !ok || !okb || !oki || !okm || !b.ops.Check(backend.CheckDenseMaxout(y, arg, mask, z, x, w, bias, pieces, keep)) {
+		return
+	}
+	b.DenseForward(z, x, w, bias, backend.Act{})
+	if mask == nil {
+		b.MaxoutForward(y, arg, z, pieces)
+		return
+	}
+	b.MaxoutDropout(y, arg, mask, z, pieces, keep, s)
+}
+
 // MaxoutDropoutBackward implements backend.Backend.
 func (b *Backend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
 	ts, ok := b.ops.F32("MaxoutDropoutBackward", dz, dy, mask)

@@ -163,6 +163,44 @@ func TestMaxoutDropout(t *testing.T) {
 	}
 }
 
+// TestDenseMaxout pins DenseMaxout to DenseForward then MaxoutDropout (MaxoutForward
+// without a mask), bit for bit.
+func TestDenseMaxout(t *testing.T) {
+	b := newBackend(t, "go")
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, tc := range []struct{ n, in, units, pcs int }{{4, 3, 5, 3}, {1, 1, 1, 1}, {33, 17, 41, 5}} {
+		for _, dropout := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%dx%dx%dx%d/dropout=%v", tc.n, tc.in, tc.units, tc.pcs, dropout), func(t *testing.T) {
+				s := rng.Stream{Seed: r.Uint64(), Offset: r.Uint64()}
+				out := tc.units * tc.pcs
+				x := tensorOf(t, b, tc.n, tc.in, uniform(r, tc.n*tc.in, -1, 1))
+				w := tensorOf(t, b, tc.in, out, uniform(r, tc.in*out, -1, 1))
+				bias := tensorOf(t, b, 1, out, uniform(r, out, -1, 1))
+				z := alloc(t, b, backend.F32, tc.n, out)
+				yWant, argWant, maskWant := alloc(t, b, backend.F32, tc.n, tc.units), alloc(t, b, backend.I32, tc.n, tc.units), alloc(t, b, backend.F32, tc.n, tc.units)
+				b.DenseForward(z, x, w, bias, backend.Act{})
+				y, arg := filled(t, b, tc.n, tc.units, 9), alloc(t, b, backend.I32, tc.n, tc.units)
+				var mask backend.Tensor
+				if dropout {
+					b.MaxoutDropout(yWant, argWant, maskWant, z, tc.pcs, 0.5, s)
+					mask = filled(t, b, tc.n, tc.units, 9)
+				} else {
+					b.MaxoutForward(yWant, argWant, z, tc.pcs)
+				}
+				b.DenseMaxout(y, arg, mask, filled(t, b, tc.n, out, 7), x, w, bias, tc.pcs, 0.5, s)
+				checkNoErr(t, b)
+				checkBits(t, "y", backendtest.Download(t, b, y), backendtest.Download(t, b, yWant))
+				if dropout {
+					checkBits(t, "mask", backendtest.Download(t, b, mask), backendtest.Download(t, b, maskWant))
+				}
+				if got, want := backendtest.DownloadI32(t, b, arg), backendtest.DownloadI32(t, b, argWant); !slices.Equal(got, want) {
+					t.Fatalf("arg %v, want %v", got, want)
+				}
+			})
+		}
+	}
+}
+
 // TestMaxoutDenseFiniteDifferences checks the gradient of L = Σ c ⊙ maxout(x·w + b)
 // through MaxoutBackward and DenseBackward against central differences.
 func TestMaxoutDenseFiniteDifferences(t *testing.T) {

@@ -44,6 +44,7 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 	x, w, bias, y := f(n, in, 0.5), f(in, out, -0.25), f(1, out, 0.125), f(n, out, 3)
 	dx, dw, db, dy := f(n, in, 4), f(in, out, 5), f(1, out, 6), f(n, out, 7)
 	z, my, arg := f(n, out*pcs, 1), f(n, out, 2), ix(n, out, 1, 0, 1, 0, 0, 1, 0, 1)
+	zw, zb := f(in, out*pcs, -0.5), f(1, out*pcs, 0.25)
 	mask, logits, targets, loss := f(n, out, 8), f(n, 1, -1), f(n, 1, 0.5), f(1, 2, 10)
 	dl := f(n, 1, 15)
 	p, g, m, v := f(n, out, 11), f(n, out, 12), f(n, out, 13), f(n, out, 14)
@@ -65,6 +66,7 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 		{"Dropout", func() { b.Dropout(my, mask, y, 0.5, s) }},
 		{"MaxoutDropout", func() { b.MaxoutDropout(my, arg, mask, z, pcs, 0.5, s) }},
 		{"MaxoutDropoutBackward", func() { b.MaxoutDropoutBackward(z, my, mask, arg, pcs) }},
+		{"DenseMaxout", func() { b.DenseMaxout(my, arg, mask, z, x, zw, zb, pcs, 0.5, s) }},
 		{"SigmoidCrossEntropy", func() { b.SigmoidCrossEntropy(dl, logits, targets, 1, loss, 0) }},
 		{"MeanSigmoid", func() { b.MeanSigmoid(logits, loss, 1) }},
 		{"SGDMomentum", func() { b.SGDMomentum(p, g, v, 0.1, 0.9) }},

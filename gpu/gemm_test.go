@@ -14,6 +14,7 @@ import (
 	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/gpu"
 	"github.com/gantrain/gantrain/kernels"
+	"github.com/gantrain/gantrain/rng"
 )
 
 // switchChooser answers whichever choice it holds (each candidate in turn), and
@@ -26,6 +27,16 @@ type switchChooser struct {
 func (s *switchChooser) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
 	s.seen = p
 	return s.c
+}
+
+// switchedPair pairs the CPU with a GPU backend whose matrix products take sw's
+// choice, and returns the plan device the candidates are listed for.
+func switchedPair(t *testing.T, tf32 bool) (*switchChooser, *pair, kernels.Target) {
+	t.Helper()
+	sw := &switchChooser{}
+	p := newPairWith(t, newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), TF32: tf32, Gemm: sw}))
+	info := p.dev.DeviceInfo()
+	return sw, p, kernels.Target{SMs: info.SMs, TF32: tf32, MaxSharedBytes: info.MaxShared}
 }
 
 // gemmCases are dense layers n×in→out: the paper's at batch 100 (D sees 200 rows), a
@@ -47,10 +58,7 @@ func gemmCases() [][3]int {
 func TestGemmCandidates(t *testing.T) {
 	for _, prec := range precisions() {
 		t.Run(prec.name, func(t *testing.T) {
-			sw := &switchChooser{}
-			p := newPairWith(t, newGPUWith(t, gpu.Options{Device: deviceOrdinal(t), TF32: prec.tf32, Gemm: sw}))
-			info := p.dev.DeviceInfo()
-			plan := kernels.Target{SMs: info.SMs, TF32: prec.tf32, MaxSharedBytes: info.MaxShared}
+			sw, p, plan := switchedPair(t, prec.tf32)
 			total := 0
 			for _, s := range gemmCases() {
 				n, in, out := s[0], s[1], s[2]
@@ -202,4 +210,59 @@ func bits(v []float32) []uint32 {
 		out[i] = math.Float32bits(f)
 	}
 	return out
+}
+
+// TestDenseMaxoutCandidates runs DenseMaxout on the device under every candidate of
+// the paper's maxout layers (D's two, at batch 100 with D's 200 rows, and a ragged
+// one), fused or not, against the CPU backend: y to the product's rounding, the mask
+// bit for bit; and each fused candidate against the same configuration unfused, bit
+// for bit (the same sums, then the same maxout and dropout expressions).
+func TestDenseMaxoutCandidates(t *testing.T) {
+	for _, prec := range precisions() {
+		t.Run(prec.name, func(t *testing.T) {
+			sw, p, plan := switchedPair(t, prec.tf32)
+			shapes := [][4]int{{200, 784, 240, 5}, {200, 240, 240, 5}, {36, 52, 24, 5}}
+			if os.Getenv("GANTRAIN_GEMM_SMALL") != "" {
+				shapes = shapes[2:]
+			}
+			for _, s := range shapes {
+				n, in, units, pieces := s[0], s[1], s[2], s[3]
+				x, w, bias := p.Uniform(n, in, -1, 1), p.Uniform(in, units*pieces, -0.1, 0.1), p.Uniform(1, units*pieces, -0.5, 0.5)
+				z, y, arg, mask := p.Alloc(backend.F32, n, units*pieces), p.Alloc(backend.F32, n, units), p.Alloc(backend.I32, n, units), p.Alloc(backend.F32, n, units)
+				st := rng.Stream{Seed: p.R.Uint64(), Offset: p.R.Uint64()}
+				p.C.DenseMaxout(y.C, arg.C, mask.C, z.C, x.C, w.C, bias.C, pieces, 0.5, st)
+				pr := kernels.GemmProblem{Kind: "nn", M: n, N: units * pieces, K: in, LDA: in, LDB: units * pieces, TF32: prec.tf32,
+					Vec4: true, Pieces: pieces, Dropout: true}
+				run := func(c kernels.GemmChoice) (yv, mv []float32, av []int32) {
+					sw.c = c
+					p.Poison(z, y, arg, mask)
+					p.G.DenseMaxout(y.G, arg.G, mask.G, z.G, x.G, w.G, bias.G, pieces, 0.5, st)
+					p.NoErr()
+					if sw.seen != pr {
+						t.Fatalf("the builder planned %v, want %v", sw.seen, pr)
+					}
+					return backendtest.Download(t, p.G, y.G), backendtest.Download(t, p.G, mask.G), backendtest.DownloadI32(t, p.G, arg.G)
+				}
+				fused := 0
+				for _, c := range kernels.GemmCandidates(plan, pr) {
+					name := fmt.Sprintf("%v/%v", pr, c)
+					gy, gm, ga := run(c)
+					backendtest.Near(t, name+" y", gy, backendtest.Download(t, p.C, y.C), prec.tol*10)
+					backendtest.Bitwise(t, name+" mask", gm, backendtest.Download(t, p.C, mask.C))
+					if !c.Fused {
+						continue
+					}
+					fused++
+					c.Fused = false
+					uy, um, ua := run(c)
+					backendtest.Bitwise(t, name+" y against unfused", gy, uy)
+					backendtest.Bitwise(t, name+" arg against unfused", ga, ua)
+					backendtest.Bitwise(t, name+" mask against unfused", gm, um)
+				}
+				if fused == 0 {
+					t.Errorf("%v: no fused candidate", pr)
+				}
+			}
+		})
+	}
 }

@@ -94,7 +94,12 @@ func splitK(d Target, m, n, k int) (split, kchunk int) {
 func matmul(d Target, kind matmulKind, c, a, b, bias uint64, m, n, k, lda, ldb int, act backend.Act, ws uint64) []Launch {
 	p := GemmProblem{Kind: string(kind), M: m, N: n, K: k, LDA: lda, LDB: ldb, TF32: d.TF32,
 		Vec4: vec4(kind, a, b, m, n, k, lda, ldb)}
-	build := func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, c, a, b, bias, act, ws) }
+	return chooseGemm(d, p, func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, c, a, b, bias, act, ws, nil) })
+}
+
+// chooseGemm builds the launches of p's configuration: d's GemmChooser's choice, or
+// DefaultGemm's.
+func chooseGemm(d Target, p GemmProblem, build func(GemmChoice) []Launch) []Launch {
 	var ch GemmChoice
 	if d.Gemm != nil {
 		ch = d.Gemm.ChooseGemm(p, build)
@@ -134,6 +139,21 @@ func tiledMatmul(d Target, kind matmulKind, c, a, b, bias uint64, m, n, k, lda, 
 // device, split-K partials in the workspace and matmul_splitk_reduce_bias_act.
 func DenseForward(d Target, y, x, w, b uint64, n, in, out int, act backend.Act, ws uint64) []Launch {
 	return matmul(d, nn, y, x, w, b, n, out, in, in, out, act, ws)
+}
+
+// DenseMaxout computes the maxout units of z = x·w + b (x n×in, w in×units·pieces)
+// into y (n×units) and arg, as MaxoutForward on z does, and with mask ≠ 0 their
+// dropout, as MaxoutDropout does: in the product's epilogue where the chooser picks a
+// fused configuration (z is then not written), else the product into z and
+// maxout.cu's kernel.
+func DenseMaxout(d Target, y, arg, mask, z, x, w, b uint64, n, in, units, pieces int, keep float32, s rng.Stream, ws uint64) []Launch {
+	out := units * pieces
+	p := GemmProblem{Kind: string(nn), M: n, N: out, K: in, LDA: in, LDB: out, TF32: d.TF32,
+		Vec4: vec4(nn, x, w, n, out, in, in, out), Pieces: pieces, Dropout: mask != 0}
+	mo := &maxoutOut{y: y, arg: arg, mask: mask, keep: keep, s: s}
+	return chooseGemm(d, p, func(ch GemmChoice) []Launch {
+		return gemmLaunches(d, p, ch, z, x, w, b, backend.Act{}, ws, mo)
+	})
 }
 
 // columnChunks splits `rows` rows into chunks for the column kernels (block 32×8 over

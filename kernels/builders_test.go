@@ -64,3 +64,43 @@ func TestPTX(t *testing.T) {
 		t.Errorf("PTX(7, 5) = %v", err)
 	}
 }
+
+func TestGemmChoiceRoundTrip(t *testing.T) {
+	for _, c := range []GemmChoice{{Config: "tc_64x64x32_w32x32_s4", Split: 4}, {Config: "simt_32x64x16_t4x4_s3", Split: 1, Fused: true}} {
+		got, err := ParseGemmChoice(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseGemmChoice(%q) = %v, %v", c.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"tc", "tc/split0", "tc/fused", "tc/split2/fused/fused", "tc/splitx"} {
+		if _, err := ParseGemmChoice(bad); err == nil {
+			t.Errorf("ParseGemmChoice(%q): no error", bad)
+		}
+	}
+}
+
+// TestFusedStride: the maxout epilogue's tiles step by whole units and 16-byte chunks,
+// and only gemm.cu's nn products of whole units fuse.
+func TestFusedStride(t *testing.T) {
+	simt, _ := configByName("simt_128x64x16_t8x8_s3")
+	tiled, _ := configByName("tiled_64x64x16")
+	p := GemmProblem{Kind: "nn", M: 100, N: 1200, K: 240, Pieces: 5}
+	for _, tc := range []struct {
+		g      GemmConfig
+		p      func(GemmProblem) GemmProblem
+		stride int
+	}{
+		{simt, func(p GemmProblem) GemmProblem { return p }, 60},
+		{simt, func(p GemmProblem) GemmProblem { p.Pieces, p.N = 2, 1000; return p }, 64},
+		{simt, func(p GemmProblem) GemmProblem { p.Pieces, p.N = 3, 1200; return p }, 60},
+		{simt, func(p GemmProblem) GemmProblem { p.N = 1201; return p }, 0},
+		{simt, func(p GemmProblem) GemmProblem { p.Kind = "tn"; return p }, 0},
+		{simt, func(p GemmProblem) GemmProblem { p.Pieces = 1; return p }, 0},
+		{tiled, func(p GemmProblem) GemmProblem { return p }, 0},
+	} {
+		q := tc.p(p)
+		if got := tc.g.fusedStride(q); got != tc.stride {
+			t.Errorf("%s on %v: stride %d, want %d", tc.g.Name(), q, got, tc.stride)
+		}
+	}
+}

@@ -16,13 +16,33 @@
 // extents to be multiples of 4 floats (the builder checks; matmul.cu takes the rest).
 //
 // Suffix nn: C = A·B; tn: C = Aᵀ·B; nt: C = A·Bᵀ (lda, ldb: the stored row lengths).
-// Grid (⌈N/BN⌉, ⌈M/BM⌉, split). With split > 1, block z multiplies over k ∈ [z·kchunk,
-// min(K, (z+1)·kchunk)) (kchunk a multiple of BK), writes its partial tile to
+// Grid (⌈N/nstride⌉, ⌈M/BM⌉, split), nstride = BN but with the maxout epilogue (below).
+// With split > 1, block z multiplies over k ∈ [z·kchunk, min(K, (z+1)·kchunk)) (kchunk
+// a multiple of BK), writes its partial tile to
 // ws + z·M·N and counts itself in counters[tile]; the block that counts last adds the
 // split partials in order z = 0, 1, … (the same sum whichever block is last), applies
 // the epilogue, and resets the counter to zero for the next launch. No reduction
 // launch, and the result is deterministic.
+//
+// Maxout epilogue (pieces > 1, nn only): C's columns are groups of `pieces` adjacent
+// pieces of a maxout unit. The tiles then step nstride columns (a multiple of both 4 and
+// pieces, at most BN; the B tile's columns beyond it are loaded and not used) so that no
+// unit straddles two tiles, and the epilogue writes y (M×N/pieces) = the max over each
+// unit's pieces of act(acc + bias), with the first winning piece in arg and, given a
+// mask, dropout: mask = 1/keep or 0 from word (m·units + u) of the Philox stream, y =
+// max·mask — maxout_dropout_forward's expressions, so the result equals the product
+// followed by that kernel bit for bit. The kernel's c is then y: C is not stored.
 #include "common.cuh"
+#include "philox.cuh"
+
+// gt_maxout is a maxout epilogue's arguments (pieces ≤ 1: none).
+struct gt_maxout {
+  int* arg;
+  float* mask;
+  int pieces, nstride;
+  float keep, scale;
+  unsigned long long seed, offset;
+};
 
 // Operand tiles in shared memory. A tile holds OUT stored rows of IN contiguous floats.
 // Padded tiles (CPT = 0) pad a row to LD: by 4 floats when the contiguous dimension is
@@ -151,6 +171,39 @@ __device__ __forceinline__ void gt_gemm_finish4(float e[4], const float* __restr
   e[0] = y.x, e[1] = y.y, e[2] = y.z, e[3] = y.w;  // the columns ≥ N are not stored
 }
 
+// gt_gemm_maxout is the maxout epilogue (see the top of the file) of the tile at (m0,
+// n0), whose sums are staged in smem (row length LDC): one thread per unit of a row,
+// consecutive threads consecutive units, so that their reads, `pieces` floats apart,
+// fall in distinct banks for an odd number of pieces.
+template <int BM, int THREADS, int LDC>
+__device__ __forceinline__ void gt_gemm_maxout(const float* smem, float* __restrict__ y,
+                                               const float* __restrict__ bias, int M, int N, int act, float alpha,
+                                               const gt_maxout& mx, int m0, int n0) {
+  const int P = mx.pieces, units = N / P, ut = mx.nstride / P, u0 = n0 / P;
+#pragma unroll 1
+  for (int q = threadIdx.x; q < BM * ut; q += THREADS) {
+    const int r = q / ut, ul = q - r * ut, m = m0 + r, u = u0 + ul;
+    if (m >= M || u >= units) continue;
+    const float* z = smem + r * LDC + ul * P;
+    const int n = n0 + ul * P;
+    float best = gt_gemm_finish(z[0], bias, n, act, alpha);
+    int at = 0;
+    for (int p = 1; p < P; p++) {
+      float v = gt_gemm_finish(z[p], bias, n + p, act, alpha);
+      if (v > best) best = v, at = p;
+    }
+    const long long i = (long long)m * units + u;
+    mx.arg[i] = at;
+    if (mx.mask) {
+      gt_words w = gt_philox_block((unsigned long long)(i >> 2), mx.offset, mx.seed);
+      float k = gt_to_unit(w.w[i & 3]) < mx.keep ? mx.scale : 0.0f;
+      mx.mask[i] = k;
+      best = __fmul_rn(best, k);
+    }
+    y[i] = best;
+  }
+}
+
 // gt_gemm_epilogue stores the block's BM×BN tile of C. frags(f) calls f(r, c, acc) for
 // every accumulator this thread holds (r, c within the tile); they are staged in shared
 // memory (over the pipeline's stages, rows padded to BN+4), then each thread takes
@@ -163,11 +216,12 @@ __device__ __forceinline__ void gt_gemm_finish4(float e[4], const float* __restr
 template <int BM, int BN, int THREADS, typename Frags>
 __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float* __restrict__ c,
                                                  const float* __restrict__ bias, float* __restrict__ ws,
-                                                 int* __restrict__ counters, int M, int N, int act, float alpha) {
+                                                 int* __restrict__ counters, int M, int N, int act, float alpha,
+                                                 const gt_maxout& mx) {
   constexpr int LDC = BN + 4, CPR = BN / 4, PER = BM * CPR / THREADS;
   constexpr int GROUP = PER < 8 ? PER : 8;  // chunks summed together: 8 loads in flight, 32 registers
   static_assert(BN % 4 == 0 && (BM * CPR) % THREADS == 0 && PER % GROUP == 0, "epilogue chunks");
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * mx.nstride;
   gt_cp_async_wait<0>();
   __syncthreads();  // every warp is done with the stages
   frags([&](int r, int cc, float v) { smem[r * LDC + cc] = v; });
@@ -177,7 +231,7 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
   auto at = [&](int it, int& r, int& cc, int& m, int& n) {
     int q = it * THREADS + (int)threadIdx.x;
     r = q / CPR, cc = (q % CPR) * 4, m = m0 + r, n = n0 + cc;
-    return m < M && n < N;
+    return m < M && n < N && cc < mx.nstride;  // the columns beyond nstride are the next tile's
   };
   if (gridDim.z > 1) {
     const size_t mn = (size_t)M * N;
@@ -236,6 +290,11 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
       }
     }
   }
+  if (mx.pieces > 1) {
+    if (gridDim.z > 1) __syncthreads();  // a unit's pieces are other threads' sums (every thread got here)
+    gt_gemm_maxout<BM, THREADS, LDC>(smem, c, bias, M, N, act, alpha, mx, m0, n0);
+    return;
+  }
 #pragma unroll 1
   for (int it = 0; it < PER; it++) {
     int r, cc, m, n;
@@ -255,7 +314,8 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
 #define GT_GEMM_ARGS                                                                                          \
   float *__restrict__ c, const float *__restrict__ a, const float *__restrict__ b,                            \
       const float *__restrict__ bias, float *__restrict__ ws, int *__restrict__ counters, int M, int N, int K, \
-      int lda, int ldb, int kchunk, int act, float alpha
+      int lda, int ldb, int kchunk, int act, float alpha, int *__restrict__ marg, float *__restrict__ mmask,   \
+      int pieces, int nstride, float keep, float kscale, unsigned long long seed, unsigned long long offset
 
 // gt_gemm_tc: tensor cores. Warps are laid out (BM/WM)×(BN/WN); each holds (WM/16)×(WN/8)
 // m16n8k8 accumulators in the PTX ISA's fragment layout (see gt_mma_tf32). Fragments
@@ -283,7 +343,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;  // groupID, threadID_in_group
   const int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * nstride;
   const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
   float acc[MI][NI][4];
 #pragma unroll
@@ -368,7 +428,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
             for (int r = 0; r < 4; r++)  // c0,c1: (row g, cols 2t, 2t+1); c2,c3: row g+8
               f(row(i, r >> 1), col(j, 2 * t + (r & 1)), acc[i][j][r]);
       },
-      smem, c, bias, ws, counters, M, N, act, alpha);
+      smem, c, bias, ws, counters, M, N, act, alpha, gt_maxout{marg, mmask, pieces, nstride, keep, kscale, seed, offset});
 }
 
 // gt_gemm_simt: fp32 FMAs, a (BM/TM)×(BN/TN) grid of threads, TM×TN outputs each. A
@@ -386,7 +446,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
   static_assert(TM % 4 == 0 && TN % 4 == 0 && BK % 4 == 0 && BM % TM == 0 && BN % TN == 0, "tile shape");
   float* smem = gt_dynamic_shared();
   const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * nstride;
   const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
   auto row = [&](int i) { return TA ? ty * 4 + (i % 4) + (i / 4) * (TY * 4) : ty + i * TY; };
   auto col = [&](int j) { return TB ? tx + j * TX : tx * 4 + (j % 4) + (j / 4) * (TX * 4); };
@@ -448,7 +508,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
 #pragma unroll
           for (int j = 0; j < TN; j++) f(row(i), col(j), acc[i][j]);
       },
-      smem, c, bias, ws, counters, M, N, act, alpha);
+      smem, c, bias, ws, counters, M, N, act, alpha, gt_maxout{marg, mmask, pieces, nstride, keep, kscale, seed, offset});
 }
 
 // gt_gemm_dot: one thread per element of C and a plain loop over k, for products too
@@ -491,7 +551,8 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   }
 }
 
-#define GT_GEMM_PASS c, a, b, bias, ws, counters, M, N, K, lda, ldb, kchunk, act, alpha
+#define GT_GEMM_PASS \
+  c, a, b, bias, ws, counters, M, N, K, lda, ldb, kchunk, act, alpha, marg, mmask, pieces, nstride, keep, kscale, seed, offset
 
 // One kernel per configuration and operand layout; the names are kernels/gemm.go's. The
 // tensor-core configurations come with and without the swizzled tiles (_swz: nn and tn;

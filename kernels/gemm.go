@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/rng"
 )
 
 // A matrix product C = op(A)·op(B) can run as any of several kernel configurations
@@ -185,38 +186,79 @@ type GemmProblem struct {
 	LDA, LDB int
 	TF32     bool
 	Vec4     bool
+	// Pieces > 1: the product feeds maxout units of that many adjacent columns (and
+	// Dropout when Dropout is set), which a fused choice computes in its epilogue.
+	Pieces  int
+	Dropout bool
 }
 
 func (p GemmProblem) String() string {
-	prec, vec := "fp32", ""
+	prec, vec, mx := "fp32", "", ""
 	if p.TF32 {
 		prec = "tf32"
 	}
 	if p.Vec4 {
 		vec = " vec4"
 	}
-	return fmt.Sprintf("%s %s %dx%dx%d lda=%d ldb=%d%s", prec, p.Kind, p.M, p.N, p.K, p.LDA, p.LDB, vec)
+	if p.Pieces > 1 {
+		mx = fmt.Sprintf(" maxout%d", p.Pieces)
+		if p.Dropout {
+			mx += "+dropout"
+		}
+	}
+	return fmt.Sprintf("%s %s %dx%dx%d lda=%d ldb=%d%s%s", prec, p.Kind, p.M, p.N, p.K, p.LDA, p.LDB, vec, mx)
+}
+
+// plain is p without its maxout: the product an unfused choice computes.
+func (p GemmProblem) plain() GemmProblem {
+	p.Pieces, p.Dropout = 0, false
+	return p
+}
+
+// fusedStride is the column stride of g's tiles with p's maxout epilogue: the largest
+// multiple of 4 and of p.Pieces within BN, so that no unit straddles two tiles and the
+// tiles start 16-byte aligned; 0 where g cannot fuse p's maxout (not gemm.cu's, not
+// nn, a width that is not whole units).
+func (g GemmConfig) fusedStride(p GemmProblem) int {
+	if !g.pipelined() || p.Kind != "nn" || p.Pieces < 2 || p.N%p.Pieces != 0 {
+		return 0
+	}
+	l := p.Pieces
+	for l%4 != 0 {
+		l += p.Pieces
+	}
+	return g.BN / l * l
 }
 
 // FLOPs is the product's floating-point operation count, 2·M·N·K.
 func (p GemmProblem) FLOPs() float64 { return 2 * float64(p.M) * float64(p.N) * float64(p.K) }
 
-// GemmChoice is a configuration (by name) and the number of slices K is split into.
+// GemmChoice is a configuration (by name), the number of slices K is split into, and,
+// for a product that feeds maxout units, whether the maxout (and dropout) is computed
+// in the product's epilogue (Fused) or by maxout.cu's kernel after it.
 type GemmChoice struct {
 	Config string
 	Split  int
+	Fused  bool
 }
 
-func (c GemmChoice) String() string { return fmt.Sprintf("%s/split%d", c.Config, c.Split) }
+func (c GemmChoice) String() string {
+	s := fmt.Sprintf("%s/split%d", c.Config, c.Split)
+	if c.Fused {
+		s += "/fused"
+	}
+	return s
+}
 
 // ParseGemmChoice is String's inverse.
 func ParseGemmChoice(s string) (GemmChoice, error) {
-	name, sp, ok := strings.Cut(s, "/split")
+	rest, fused := strings.CutSuffix(s, "/fused")
+	name, sp, ok := strings.Cut(rest, "/split")
 	n, err := strconv.Atoi(sp)
 	if !ok || err != nil || n < 1 {
-		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN", s)
+		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN or CONFIG/splitN/fused", s)
 	}
-	return GemmChoice{Config: name, Split: n}, nil
+	return GemmChoice{Config: name, Split: n, Fused: fused}, nil
 }
 
 // GemmChooser picks the configuration of a matrix product. build returns the launches
@@ -265,6 +307,8 @@ func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("no kernel configuration %q", c.Config)
+	case c.Fused && g.fusedStride(p) == 0:
+		return fmt.Errorf("%s cannot compute the maxout of %v in its epilogue", c.Config, p)
 	case !g.serves(p):
 		return fmt.Errorf("%s cannot compute %v", c.Config, p)
 	case d.MaxSharedBytes > 0 && g.SharedBytes(p.Kind) > d.MaxSharedBytes:
@@ -284,17 +328,38 @@ func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 	if c.Split*p.M*p.N*4 > partialBytes {
 		return fmt.Errorf("%d partial products of %d×%d exceed the workspace", c.Split, p.M, p.N)
 	}
-	if g.pipelined() && cdiv(p.M, g.BM)*cdiv(p.N, g.BN) > counterWords {
-		return fmt.Errorf("%d tiles exceed the %d split-K counters", cdiv(p.M, g.BM)*cdiv(p.N, g.BN), counterWords)
+	if tiles := cdiv(p.M, g.BM) * cdiv(p.N, g.strideN(p, c)); g.pipelined() && tiles > counterWords {
+		return fmt.Errorf("%d tiles exceed the %d split-K counters", tiles, counterWords)
 	}
 	return nil
+}
+
+// strideN is the column stride of g's tiles for choice c of p.
+func (g GemmConfig) strideN(p GemmProblem, c GemmChoice) int {
+	if c.Fused {
+		return g.fusedStride(p)
+	}
+	return g.BN
 }
 
 // GemmCandidates lists the choices an autotuner should time for p: every
 // configuration that serves it, each unsplit and split so that the blocks fill the
 // device about once, twice and four times; the tiled kernels with their own split
 // (splitK), so that a tuned run is never slower than the first-generation kernels.
+//
+// For a product feeding maxout units, the candidates are those of the plain product
+// (the maxout kernel after it, as without fusion: a tuned run is never slower than an
+// untuned one) and each of gemm.cu's that can fuse the maxout, fused.
 func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
+	if p.Pieces > 1 {
+		out := GemmCandidates(d, p.plain())
+		for _, c := range out[:len(out):len(out)] {
+			if f := (GemmChoice{Config: c.Config, Split: c.Split, Fused: true}); ValidGemm(d, p, f) == nil {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
 	var out []GemmChoice
 	seen := map[GemmChoice]bool{}
 	add := func(c GemmChoice) {
@@ -310,14 +375,14 @@ func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 		switch g.Family {
 		case "tiled":
 			split, _ := splitK(d, p.M, p.N, p.K)
-			add(GemmChoice{g.Name(), split})
-			add(GemmChoice{g.Name(), 1}) // no reduction launch: the better for tiny products
+			add(GemmChoice{Config: g.Name(), Split: split})
+			add(GemmChoice{Config: g.Name(), Split: 1}) // no reduction launch: the better for tiny products
 			continue
 		case "dot", "wdot":
-			add(GemmChoice{g.Name(), 1})
+			add(GemmChoice{Config: g.Name(), Split: 1})
 			continue
 		}
-		add(GemmChoice{g.Name(), 1})
+		add(GemmChoice{Config: g.Name(), Split: 1})
 		tiles := cdiv(p.M, g.BM) * cdiv(p.N, g.BN)
 		for _, waves := range []int{1, 2, 4} {
 			if d.SMs == 0 || tiles >= waves*d.SMs {
@@ -325,19 +390,22 @@ func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 			}
 			s := min(cdiv(waves*d.SMs, tiles), max(p.K/(2*g.BK), 1), 32)
 			_, s = kchunkFor(p.K, s, g.BK)
-			add(GemmChoice{g.Name(), s})
+			add(GemmChoice{Config: g.Name(), Split: s})
 		}
 	}
 	return out
 }
 
-// DefaultGemm is the fixed table, used without a chooser (and with --autotune=off). It
+// DefaultGemm is the fixed table, used without a chooser (and with --autotune=off),
+// never fused (the fused epilogue is the autotuner's to choose where it measures
+// faster). It
 // follows what the autotuner chose on an H200 for the paper's nets at batch 100, 1024
 // and 4096 (docs/PERFORMANCE.md): D's logit layer (N or K below 8) on the dot kernels;
 // operands gemm.cu can read on its 128-row tiles when M reaches 2048 rows, else on
 // 64×64 tiles (tf32) or 64- and 32-row tiles (fp32), K split so that the blocks about
 // fill the device, each slice at least four k-steps deep; the rest on the tiled kernels.
 func DefaultGemm(d Target, p GemmProblem) GemmChoice {
+	p = p.plain()
 	if p.N < 8 || p.K < 8 { // one launch, a warp per output where K is long
 		if p.K >= 64 {
 			return GemmChoice{Config: "wdot", Split: 1}
@@ -368,7 +436,7 @@ func DefaultGemm(d Target, p GemmProblem) GemmChoice {
 	tiles := cdiv(p.M, g.BM) * cdiv(p.N, g.BN)
 	s := min(max(cdiv(max(d.SMs, 1), tiles), 1), max(p.K/(4*g.BK), 1), 32)
 	_, s = kchunkFor(p.K, s, g.BK)
-	c := GemmChoice{name, s}
+	c := GemmChoice{Config: name, Split: s}
 	if ValidGemm(d, p, c) != nil {
 		c.Split = 1
 	}
@@ -392,8 +460,45 @@ func vec4(kind matmulKind, a, b uint64, m, n, k, lda, ldb int) bool {
 	return false
 }
 
-// gemmLaunches are the launches of choice c for C (M×N) = op(A)·op(B) (+ bias, act).
-func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64) []Launch {
+// maxoutOut is where the maxout after a product (GemmProblem.Pieces > 1) writes: y and
+// arg, and the dropout of y (mask, keep, the Philox stream) when mask is not 0.
+type maxoutOut struct {
+	y, arg, mask uint64
+	keep         float32
+	s            rng.Stream
+}
+
+// launches are the maxout's own kernel on the product z (M×N) of p: maxout_forward,
+// or maxout_dropout_forward with a mask.
+func (mo *maxoutOut) launches(d Target, p GemmProblem, z uint64) []Launch {
+	outputs := p.M * p.N / p.Pieces
+	if mo.mask == 0 {
+		return MaxoutForward(d, mo.y, mo.arg, z, outputs, p.Pieces)
+	}
+	return MaxoutDropout(d, mo.y, mo.arg, mo.mask, z, outputs, p.Pieces, mo.keep, mo.s)
+}
+
+// epilogueArgs are the maxout epilogue's kernel arguments (gemm.cu's GT_GEMM_ARGS after
+// alpha): none (pieces 1) unless c is fused, the tiles nstride columns apart.
+func (mo *maxoutOut) epilogueArgs(p GemmProblem, c GemmChoice, nstride int) []Arg {
+	if !c.Fused {
+		return []Arg{Ptr(0), Ptr(0), i32(1), i32(nstride), Float(0), Float(0), U64(0), U64(0)}
+	}
+	scale := float32(0)
+	if mo.mask != 0 {
+		scale = 1 / mo.keep
+	}
+	return []Arg{Ptr(mo.arg), Ptr(mo.mask), i32(p.Pieces), i32(nstride), Float(mo.keep), Float(scale),
+		U64(mo.s.Seed), U64(mo.s.Offset)}
+}
+
+// gemmLaunches are the launches of choice c for C (M×N) = op(A)·op(B) (+ bias, act),
+// and for a product feeding maxout units (p.Pieces > 1) the maxout into mo: in the
+// epilogue when c is fused (C is then not stored), else by its own kernel on C.
+func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64, mo *maxoutOut) []Launch {
+	if p.Pieces > 1 && !c.Fused {
+		return append(gemmLaunches(d, p.plain(), c, cp, a, b, bias, act, ws, nil), mo.launches(d, p, cp)...)
+	}
 	g, _ := configByName(c.Config)
 	kind := matmulKind(p.Kind)
 	switch g.Family {
@@ -406,15 +511,21 @@ func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, 
 		}
 		args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),
 			i32(p.LDA), i32(p.LDB), i32(p.K)}, actArgs(act)...)
+		args = append(args, mo.epilogueArgs(p, c, 0)...)
 		blocks := min(cdiv(max(p.M*p.N, 1), per), 32*max(d.SMs, 1))
 		return []Launch{{Kernel: g.kernel(p.Kind, p.TF32), Grid: dim(blocks, 1, 1), Block: dim(ewThreads, 1, 1), Args: args}}
 	}
 	kchunk, split := kchunkFor(p.K, c.Split, g.BK)
+	nstride := g.strideN(p, c)
+	if c.Fused {
+		cp = mo.y
+	}
 	args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),
 		i32(p.LDA), i32(p.LDB), i32(kchunk)}, actArgs(act)...)
+	args = append(args, mo.epilogueArgs(p, c, nstride)...)
 	return []Launch{{
 		Kernel:      g.kernel(p.Kind, p.TF32),
-		Grid:        dim(cdiv(p.N, g.BN), cdiv(p.M, g.BM), split),
+		Grid:        dim(cdiv(p.N, nstride), cdiv(p.M, g.BM), split),
 		Block:       dim(g.Threads(), 1, 1),
 		SharedBytes: uint32(g.SharedBytes(p.Kind)),
 		Args:        args,

@@ -456,7 +456,7 @@ type Pass struct {
 	// Buffers of N rows, one row per example (so that Rows views them alike).
 	acts  []backend.Tensor // acts[i] is layer i's input, acts[len] = Out
 	dacts []backend.Tensor // gradients of acts (dacts[0] = DIn, may be nil)
-	lin   []backend.Tensor // maxout: pre-max activations (units·pieces, or H·W·C·pieces)
+	lin   []backend.Tensor // maxout: pre-max activations (units·pieces, or H·W·C·pieces); scratch of DenseMaxout
 	dlin  []backend.Tensor
 	aux   []backend.Tensor // maxout: argmax (I32); dropout: mask
 	cols  []backend.Tensor // convolutions: the column matrix (its gradient in a transposed one's backward)
@@ -680,9 +680,11 @@ const (
 
 // Forward runs the net on In into Out. In Train mode, dropout layer i draws its
 // mask from stream {s.Seed, s.Offset + i}; in the inference modes dropout is the
-// identity (the inverted scaling already happened in training). In training, a maxout
-// layer followed by dropout runs as one MaxoutDropout, and the maxout's own output
-// (acts[i+1]) is not written: nothing after it reads that buffer.
+// identity (the inverted scaling already happened in training). A maxout layer runs as
+// one DenseMaxout, which may leave its pre-max buffer (lin) unwritten: its backward
+// needs only the argmax. In training, a maxout layer followed by dropout runs as one
+// DenseMaxout with the dropout, and the maxout's own output (acts[i+1]) is not
+// written: nothing after it reads that buffer.
 func (p *Pass) Forward(b backend.Backend, mode Mode, s rng.Stream) {
 	train := mode == Train
 	stream := func(i int) rng.Stream { return rng.Stream{Seed: s.Seed, Offset: s.Offset + uint64(i)} }
@@ -702,14 +704,13 @@ func (p *Pass) Forward(b backend.Backend, mode Mode, s rng.Stream) {
 				b.DenseForward(v.y, in, l.w, l.b, l.act)
 				break
 			}
-			b.DenseForward(v.lin, in, l.w, l.b, backend.Act{})
 			if train && p.droppedAfter(i) {
 				next := &p.v[i+1]
-				b.MaxoutDropout(next.y, v.aux, next.aux, v.lin, l.pieces, p.net.layers[i+1].spec.Keep, stream(i+1))
+				b.DenseMaxout(next.y, v.aux, next.aux, v.lin, in, l.w, l.b, l.pieces, p.net.layers[i+1].spec.Keep, stream(i+1))
 				i++ // the dropout layer is done
 				continue
 			}
-			b.MaxoutForward(v.y, v.aux, v.lin, l.pieces)
+			b.DenseMaxout(v.y, v.aux, nil, v.lin, in, l.w, l.b, l.pieces, 1, rng.Stream{})
 		case ConvTranspose2D:
 			b.DenseForward(v.cols, v.x, l.w, l.zeros, backend.Act{})
 			b.Col2Im(y, v.cols, l.geom)

@@ -36,7 +36,8 @@
 #               (the tensor-core matmul kernels)
 #   initcheck   compute-sanitizer --tool initcheck over 5 iterations launched kernel by
 #               kernel (the others submit step graphs, the default)
-#   memcheck-gemm, racecheck-gemm, synccheck-gemm   each tool over TestGemmCandidates on a
+#   memcheck-gemm, racecheck-gemm, synccheck-gemm   each tool over TestGemmCandidates and
+#               TestDenseMaxoutCandidates on a
 #               small shape (GANTRAIN_GEMM_SMALL=1): every configuration and split, fp32
 #               and tf32, once
 #   train       `gantrain train --preset best` for 25 epochs with step graphs; gpu.test
@@ -110,8 +111,9 @@ step racecheck 120 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[
 step memcheck-tf32 90 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-memcheck-tf32"
 step racecheck-tf32 90 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${train[@]}" --precision tf32 --steps 3 --out "$LOGS/run-racecheck-tf32"
 step initcheck 90 $END "${cs[@]}" --tool initcheck --error-exitcode 3 "${train[@]}" --cuda-graphs=false --steps 5 --out "$LOGS/run-initcheck"
-# Every matrix-product candidate (configuration and split) once, under each tool.
-gemm=(env GANTRAIN_GEMM_SMALL=1 "$TEST" -test.run '^TestGemmCandidates$' -test.v)
+# Every matrix-product candidate (configuration and split, and the maxout epilogue's)
+# once, under each tool.
+gemm=(env GANTRAIN_GEMM_SMALL=1 "$TEST" -test.run '^Test(GemmCandidates|DenseMaxoutCandidates)$' -test.v)
 step memcheck-gemm 60 $END "${cs[@]}" --tool memcheck --error-exitcode 3 "${gemm[@]}"
 step racecheck-gemm 120 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${gemm[@]}"
 step synccheck-gemm 60 $END "${cs[@]}" --tool synccheck --error-exitcode 3 "${gemm[@]}"

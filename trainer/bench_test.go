@@ -147,6 +147,11 @@ func (t *timedBackend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int,
 	t.Backend.MaxoutDropout(y, arg, mask, z, pieces, keep, s)
 }
 
+func (t *timedBackend) DenseMaxout(y, arg, mask, z, x, w, b backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	defer t.time("DenseMaxout "+dims(z), time.Now())
+	t.Backend.DenseMaxout(y, arg, mask, z, x, w, b, pieces, keep, s)
+}
+
 func (t *timedBackend) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
 	defer t.time("MaxoutDropoutBackward "+dims(dz), time.Now())
 	t.Backend.MaxoutDropoutBackward(dz, dy, mask, arg, pieces)

@@ -12,6 +12,7 @@ import (
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/backend/backendtest"
 	"github.com/gantrain/gantrain/kernels"
+	"github.com/gantrain/gantrain/rng"
 )
 
 // forced is a GemmChooser that always answers c (the tests' way to run one candidate)
@@ -230,6 +231,97 @@ func TestGemmEpilogueUnaligned(t *testing.T) {
 				}
 				backendtest.Near(t, name, got[1:n*out+1], want, tol(d))
 				e.countersZero(name)
+			}
+		}
+	}
+}
+
+// maxoutShapes are n×in → units×pieces maxout layers for the fused epilogue: ragged
+// against every tile and stride (the strides are multiples of lcm(4, pieces)), the
+// paper's D layer's width (240×5), and a width whose units only some configurations
+// can tile.
+var maxoutShapes = []struct{ n, in, units, pieces int }{
+	{37, 52, 24, 5}, {64, 40, 48, 5}, {9, 100, 240, 5}, {33, 20, 14, 2}, {21, 36, 12, 3}, {16, 8, 32, 4},
+}
+
+// TestGemmMaxoutEpilogue runs DenseMaxout under every candidate: each fused one gives
+// y, arg and mask bit for bit as the same configuration and split unfused (the product
+// into z, then maxout.cu's kernel), whose product the other tests pin to the CPU; and
+// y and mask match the CPU backend's DenseForward then MaxoutDropout (MaxoutForward
+// without dropout).
+func TestGemmMaxoutEpilogue(t *testing.T) {
+	e := newEnv(t)
+	for _, tf32 := range []bool{false, true} {
+		for _, sh := range maxoutShapes {
+			for _, dropout := range []bool{true, false} {
+				n, in, units, pieces := sh.n, sh.in, sh.units, sh.pieces
+				out := units * pieces
+				xv, wv, bv := e.floats(n*in, -1, 1), e.floats(in*out, -0.5, 0.5), e.floats(out, -1, 1)
+				X, W, B := e.tensor(n, in, xv), e.tensor(in, out, wv), e.tensor(1, out, bv)
+				Z, Y, M := e.tensor(n, out, make([]float32, n*out)), e.tensor(n, units, make([]float32, n*units)), e.tensor(n, units, make([]float32, n*units))
+				A := e.tensor(n, units, make([]int32, n*units))
+				s := rng.Stream{Seed: uint64(n), Offset: 3}
+				e.cpu.DenseForward(Z, X, W, B, backend.Act{})
+				if dropout {
+					e.cpu.MaxoutDropout(Y, A, M, Z, pieces, 0.5, s)
+				} else {
+					e.cpu.MaxoutForward(Y, A, Z, pieces)
+				}
+				wantY, wantM := e.down(Y), e.down(M)
+
+				x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
+				d := gemmDevice(tf32)
+				p := kernels.GemmProblem{Kind: "nn", M: n, N: out, K: in, LDA: in, LDB: out, TF32: tf32, Pieces: pieces, Dropout: dropout}
+				p.Vec4 = vec4(p)
+				type result struct {
+					y, mask []float32
+					arg     []int32
+				}
+				run := func(c kernels.GemmChoice) result {
+					var seen kernels.GemmProblem
+					d.Gemm = forced{c, &seen}
+					z, y, arg := e.poisoned(n*out), e.poisoned(n*units), e.poisoned(n*units)
+					mask := uint64(0)
+					var mk *Mem
+					if dropout {
+						mk = e.poisoned(n * units)
+						mask = mk.Addr()
+					}
+					e.run(kernels.DenseMaxout(d, y.Addr(), arg.Addr(), mask, z.Addr(), x.Addr(), w.Addr(), b.Addr(), n, in, units, pieces, 0.5, s, e.ws.Addr()))
+					if seen != p {
+						t.Fatalf("%v: the builder planned %v", p, seen)
+					}
+					e.countersZero(fmt.Sprint(p, c))
+					r := result{y: slices.Clone(y.F32()), arg: slices.Clone(arg.I32())}
+					if mk != nil {
+						r.mask = slices.Clone(mk.F32())
+					}
+					return r
+				}
+				cands := kernels.GemmCandidates(d, p)
+				fused := 0
+				for _, c := range cands {
+					name := fmt.Sprintf("%v/%v", p, c)
+					got := run(c)
+					backendtest.Near(t, name+" y", got.y, wantY, tol(d))
+					if dropout {
+						backendtest.Bitwise(t, name+" mask", got.mask, wantM)
+					}
+					if !c.Fused {
+						continue
+					}
+					fused++
+					c.Fused = false
+					want := run(c)
+					backendtest.Bitwise(t, name+" y against unfused", got.y, want.y)
+					backendtest.Bitwise(t, name+" arg against unfused", got.arg, want.arg)
+					if dropout {
+						backendtest.Bitwise(t, name+" mask against unfused", got.mask, want.mask)
+					}
+				}
+				if p.Vec4 && fused == 0 {
+					t.Errorf("%v: no fused candidate among %v", p, cands)
+				}
 			}
 		}
 	}

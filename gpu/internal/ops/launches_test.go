@@ -35,6 +35,23 @@ func TestLaunchesPerStep(t *testing.T) {
 	}
 }
 
+// TestFusedMaxoutLaunches: with the maxout and dropout in the products' epilogues (a
+// chooser that takes the fused candidates), the paper's alternating step loses its 4
+// maxout+dropout launches (D's two layers, in the D step and in the G step) and gains
+// none.
+func TestFusedMaxoutLaunches(t *testing.T) {
+	cfg := config.Default()
+	d := kernels.Target{SMs: 132, MaxSharedBytes: 227 << 10}
+	plain, total := launchesPerStepOn(t, cfg, d)
+	d.Gemm = fusedFirst{d}
+	fused, fusedTotal := launchesPerStepOn(t, cfg, d)
+	t.Logf("fused: %d launches:%s", fusedTotal, listLaunches(fused))
+	if plain["maxout_dropout_forward"] != 4 || fused["maxout_dropout_forward"] != 0 || fusedTotal != total-4 {
+		t.Errorf("maxout_dropout_forward %d → %d, launches %d → %d; want 4 → 0 and 4 fewer",
+			plain["maxout_dropout_forward"], fused["maxout_dropout_forward"], total, fusedTotal)
+	}
+}
+
 // TestConvLaunchesPerStep lists the kernel launches of one step of --preset dcgan-mnist
 // (the alternating update, batch 64) on an H100-sized plan: what its step graph holds.
 // Every convolution is an im2col or a col2im beside a matrix product, and each of the
@@ -58,7 +75,12 @@ func TestConvLaunchesPerStep(t *testing.T) {
 // kernels do not run: the shim would take minutes), by kernel, and in all.
 func launchesPerStep(t *testing.T, cfg config.Config) (map[string]int, int) {
 	t.Helper()
-	sh := newShim(t, kernels.Target{SMs: 132, MaxSharedBytes: 227 << 10})
+	return launchesPerStepOn(t, cfg, kernels.Target{SMs: 132, MaxSharedBytes: 227 << 10})
+}
+
+func launchesPerStepOn(t *testing.T, cfg config.Config, d kernels.Target) (map[string]int, int) {
+	t.Helper()
+	sh := newShim(t, d)
 	counts := map[string]int{}
 	total := 0
 	sh.Core.Launch = func(op string, ls []kernels.Launch) {

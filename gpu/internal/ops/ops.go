@@ -269,6 +269,24 @@ func (b *Core) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int, keep fl
 	b.Launch("MaxoutDropout", kernels.MaxoutDropout(b.Target, Y.ptr, A.ptr, M.ptr, Z.ptr, Y.Len(), pieces, keep, s))
 }
 
+// DenseMaxout implements backend.Backend: the product with the maxout (and dropout)
+// in its epilogue where the chooser picks a fused configuration, else the product
+// into z and the maxout kernel (kernels.DenseMaxout).
+func (b *Core) DenseMaxout(y, arg, mask, z, x, w, bias backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	const op = "DenseMaxout"
+	ts, ok := b.args().F32(op, y, z, x, w)
+	B, okb := b.args().F32(op, bias)
+	A, oki := b.args().I32(op, arg)
+	M, okm := b.args().OptionalF32(op+" mask", mask)
+	if !ok || !okb || !oki || !okm || !b.ops.Check(backend.CheckDenseMaxout(y, arg, mask, z, x, w, bias, pieces, keep)) {
+		return
+	}
+	Y, Z, X, W := ts[0], ts[1], ts[2], ts[3]
+	A.DeviceWrote()
+	b.Launch(op, kernels.DenseMaxout(b.Target, Y.ptr, A.ptr, addr(M), Z.ptr, X.ptr, W.ptr, B[0].ptr,
+		X.rows, X.cols, Y.cols, pieces, keep, s, b.Workspace))
+}
+
 // MaxoutDropoutBackward implements backend.Backend.
 func (b *Core) MaxoutDropoutBackward(dz, dy, mask, arg backend.Tensor, pieces int) {
 	ts, ok := b.args().F32("MaxoutDropoutBackward", dz, dy, mask)

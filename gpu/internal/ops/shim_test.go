@@ -450,3 +450,62 @@ func trainOnShim(t *testing.T, cfg config.Config, set *data.Set, steps int) {
 		}
 	}
 }
+
+// fusedFirst is a GemmChooser that takes the first fused candidate of a product that
+// has one (the maxout in the product's epilogue), else the fixed table's choice.
+type fusedFirst struct{ d kernels.Target }
+
+func (f fusedFirst) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
+	for _, c := range kernels.GemmCandidates(f.d, p) {
+		if c.Fused {
+			return c
+		}
+	}
+	return kernels.DefaultGemm(f.d, p)
+}
+
+// TestDenseMaxoutOnShim runs DenseMaxout through the backend wiring on the shim, with
+// the maxout after the product (the fixed table) and in its epilogue, against the CPU
+// backend: y to the product's rounding, the dropout mask bit for bit, and (fp32) the
+// winning pieces.
+func TestDenseMaxoutOnShim(t *testing.T) {
+	for _, plan := range plans {
+		for _, fused := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/fused=%v", plan.name, fused), func(t *testing.T) {
+				d := plan.d
+				if fused {
+					d.Gemm = fusedFirst{plan.d}
+				}
+				p := newPair(t, d)
+				for _, sh := range [][4]int{{37, 52, 24, 5}, {100, 240, 240, 5}, {3, 7, 5, 3}} {
+					n, in, units, pieces := sh[0], sh[1], sh[2], sh[3]
+					for _, dropout := range []bool{true, false} {
+						name := fmt.Sprintf("%v dropout=%v", sh, dropout)
+						x, w, bias := p.Uniform(n, in, -1, 1), p.Uniform(in, units*pieces, -0.2, 0.2), p.Uniform(1, units*pieces, -0.5, 0.5)
+						z, y, arg := p.Poisoned(n, units*pieces), p.Poisoned(n, units), p.Alloc(backend.I32, n, units)
+						s := rng.Stream{Seed: 9, Offset: uint64(n)}
+						var mask twin
+						var mc, mg backend.Tensor
+						if dropout {
+							mask = p.Poisoned(n, units)
+							mc, mg = mask.C, mask.G
+						}
+						p.C.DenseMaxout(y.C, arg.C, mc, z.C, x.C, w.C, bias.C, pieces, 0.8, s)
+						p.G.DenseMaxout(y.G, arg.G, mg, z.G, x.G, w.G, bias.G, pieces, 0.8, s)
+						p.NoErr()
+						p.Close(name+" y", y, plan.tol)
+						if dropout {
+							p.Same(name+" mask", mask)
+						}
+						if !plan.d.TF32 {
+							p.Same(name+" arg", arg)
+						}
+						if fused && in%4 == 0 && units*pieces%4 == 0 { // the product is gemm.cu's: z is never stored
+							p.Untouched(name+" z", z, 0, n*units*pieces)
+						}
+					}
+				}
+			})
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/kernels"
+	"github.com/gantrain/gantrain/rng"
 )
 
 // fakeTimer times a candidate by a table of kernel names and grid depths (the split),
@@ -247,5 +248,59 @@ func TestCacheFileErrors(t *testing.T) {
 	var nilCache *Cache
 	if err := nilCache.Put("k", Entry{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTunerMaxoutEpilogue: for a product feeding maxout units, the tuner times the
+// fused candidates (one launch) beside the unfused ones (the product, then the maxout
+// kernel, timed together), keeps whichever is faster, and the cache gives a fused
+// choice back as fused.
+func TestTunerMaxoutEpilogue(t *testing.T) {
+	p := paperProduct
+	p.Pieces, p.Dropout = 5, true
+	buildMaxout := func(c kernels.GemmChoice) []kernels.Launch {
+		d := h100
+		d.Gemm = fixed{c}
+		return kernels.DenseMaxout(d, 1<<10, 2<<10, 3<<10, 4<<10, 256, 512, 768, p.M, p.K, p.N/p.Pieces, p.Pieces, 0.5,
+			rng.Stream{}, 1<<20)
+	}
+	// The maxout epilogue makes the product's kernel slower than the plain product but
+	// saves the maxout kernel's launch: here by less (the fused one wins) or more.
+	for _, tc := range []struct {
+		name          string
+		epilogueCost  float64
+		wantFused     bool
+		wantLaunchLen int
+	}{{"fused faster", 2, true, 1}, {"unfused faster", 8, false, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ft := &fakeTimer{us: func(l kernels.Launch) (float64, error) {
+				switch {
+				case strings.HasPrefix(l.Kernel, "maxout_"):
+					return 5, nil
+				case !strings.Contains(l.Kernel, "tc_nn_64x64x32") || l.Grid[2] != 4:
+					return 50, nil
+				case l.Args[len(l.Args)-6].Int32() > 1: // pieces: the fused epilogue
+					return 10 + tc.epilogueCost, nil
+				}
+				return 10, nil
+			}}
+			cache, err := OpenCache(filepath.Join(t.TempDir(), "autotune.json"), Identity("NVIDIA H100", "9.0", 13000, "ptx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tu := &Tuner{Device: h100, Timing: true, Timer: ft, Cache: cache, Log: quiet()}
+			got := tu.ChooseGemm(p, buildMaxout)
+			want := kernels.GemmChoice{Config: "tc_64x64x32_w32x32_s4", Split: 4, Fused: tc.wantFused}
+			if got != want {
+				t.Fatalf("chose %v, want %v", got, want)
+			}
+			if n := len(buildMaxout(got)); n != tc.wantLaunchLen {
+				t.Fatalf("%v: %d launches, want %d", got, n, tc.wantLaunchLen)
+			}
+			tu2 := &Tuner{Device: h100, Timing: true, Timer: &fakeTimer{us: fastest("simt", 1)}, Cache: cache, Log: quiet()}
+			if again := tu2.ChooseGemm(p, buildMaxout); again != want {
+				t.Fatalf("from the cache: %v, want %v", again, want)
+			}
+		})
 	}
 }
