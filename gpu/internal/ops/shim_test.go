@@ -296,6 +296,15 @@ func TestErrorsOnShim(t *testing.T) {
 			b.DenseBackward(f(3, 4), f(3, 5), f(1, 5), f(4, 5), f(4, 3), f(4, 5), f(3, 5), backend.Act{})
 		}},
 		{"maxout arg", func(b backend.Backend, f, i mk) { b.MaxoutForward(f(2, 3), f(2, 3), f(2, 6), 2) }},
+		{"dense maxout z", func(b backend.Backend, f, i mk) {
+			b.DenseMaxout(f(2, 3), i(2, 3), f(2, 3), f(2, 7), f(2, 4), f(4, 6), f(1, 6), 2, 0.5, s)
+		}},
+		{"dense maxout mask", func(b backend.Backend, f, i mk) {
+			b.DenseMaxout(f(2, 3), i(2, 3), f(3, 2), f(2, 6), f(2, 4), f(4, 6), f(1, 6), 2, 0.5, s)
+		}},
+		{"dense maxout arg", func(b backend.Backend, f, i mk) {
+			b.DenseMaxout(f(2, 3), f(2, 3), nil, f(2, 6), f(2, 4), f(4, 6), f(1, 6), 2, 1, s)
+		}},
 		{"dropout keep", func(b backend.Backend, f, i mk) { b.Dropout(f(2, 3), f(2, 3), f(2, 3), 0, s) }},
 		{"foreign", func(b backend.Backend, f, i mk) { b.Fill(foreign{}, 1) }},
 		{"im2col cols", func(b backend.Backend, f, i mk) {
