@@ -213,7 +213,7 @@ __device__ __forceinline__ void gt_gemm_maxout(const float* smem, float* __restr
 // block of the tile to count adds the partials, z = 0, 1, … for each element (a group
 // of the thread's chunks at a time, all of one z's loads in flight together), puts the
 // sums back in its staged tile, and finishes as without split.
-template <int BM, int BN, int THREADS, typename Frags>
+template <int BM, int BN, int THREADS, bool MX, typename Frags>
 __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float* __restrict__ c,
                                                  const float* __restrict__ bias, float* __restrict__ ws,
                                                  int* __restrict__ counters, int M, int N, int act, float alpha,
@@ -221,7 +221,8 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
   constexpr int LDC = BN + 4, CPR = BN / 4, PER = BM * CPR / THREADS;
   constexpr int GROUP = PER < 8 ? PER : 8;  // chunks summed together: 8 loads in flight, 32 registers
   static_assert(BN % 4 == 0 && (BM * CPR) % THREADS == 0 && PER % GROUP == 0, "epilogue chunks");
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * mx.nstride;
+  const int nstride = MX ? mx.nstride : BN;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * nstride;
   gt_cp_async_wait<0>();
   __syncthreads();  // every warp is done with the stages
   frags([&](int r, int cc, float v) { smem[r * LDC + cc] = v; });
@@ -231,7 +232,7 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
   auto at = [&](int it, int& r, int& cc, int& m, int& n) {
     int q = it * THREADS + (int)threadIdx.x;
     r = q / CPR, cc = (q % CPR) * 4, m = m0 + r, n = n0 + cc;
-    return m < M && n < N && cc < mx.nstride;  // the columns beyond nstride are the next tile's
+    return m < M && n < N && (!MX || cc < nstride);  // the columns beyond nstride are the next tile's
   };
   if (gridDim.z > 1) {
     const size_t mn = (size_t)M * N;
@@ -290,23 +291,23 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
       }
     }
   }
-  if (mx.pieces > 1) {
+  if (MX) {
     if (gridDim.z > 1) __syncthreads();  // a unit's pieces are other threads' sums (every thread got here)
     gt_gemm_maxout<BM, THREADS, LDC>(smem, c, bias, M, N, act, alpha, mx, m0, n0);
-    return;
-  }
+  } else {
 #pragma unroll 1
-  for (int it = 0; it < PER; it++) {
-    int r, cc, m, n;
-    if (!at(it, r, cc, m, n)) continue;
-    float* dst = c + (size_t)m * N + n;
-    float4 v = gt_ld4(smem + r * LDC + cc);
-    float e[4] = {v.x, v.y, v.z, v.w};
-    gt_gemm_finish4(e, bias, n, N, act, alpha);
-    if (vec) {
-      gt_st4(dst, make_float4(e[0], e[1], e[2], e[3]));
-    } else {
-      for (int k = 0; k < 4 && n + k < N; k++) dst[k] = e[k];
+    for (int it = 0; it < PER; it++) {
+      int r, cc, m, n;
+      if (!at(it, r, cc, m, n)) continue;
+      float* dst = c + (size_t)m * N + n;
+      float4 v = gt_ld4(smem + r * LDC + cc);
+      float e[4] = {v.x, v.y, v.z, v.w};
+      gt_gemm_finish4(e, bias, n, N, act, alpha);
+      if (vec) {
+        gt_st4(dst, make_float4(e[0], e[1], e[2], e[3]));
+      } else {
+        for (int k = 0; k < 4 && n + k < N; k++) dst[k] = e[k];
+      }
     }
   }
 }
@@ -332,7 +333,7 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
 //     (CPT = NI/4). The sum over k is unchanged; the epilogue puts each accumulator at
 //     its permuted row and column. Of the 8 lanes (g ∈ {2p, 2p+1}, t = 0..3) that one
 //     phase of a 16-byte shared load serves, the swizzle sends each to its own 4 banks.
-template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ>
+template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ, bool MX>
 __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
   constexpr int WARPS_N = BN / WN, THREADS = (BM / WM) * WARPS_N * 32, MI = WM / 16, NI = WN / 8;
   constexpr int ACPT = SWZ ? 2 * MI / 4 : 0, BCPT = SWZ ? NI / 4 : 0;  // chunks per swizzled fragment read
@@ -343,7 +344,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;  // groupID, threadID_in_group
   const int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * nstride;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * (MX ? nstride : BN);
   const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
   float acc[MI][NI][4];
 #pragma unroll
@@ -418,7 +419,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
   // The tile's row of mma row g + 8h of m16 tile i, and column of mma column cc of n8 tile j.
   auto row = [&](int i, int h) { return TA && SWZ ? wm + g * 2 * MI + 2 * i + h : wm + 16 * i + g + 8 * h; };
   auto col = [&](int j, int cc) { return !TB && SWZ ? wn + cc * NI + j : wn + 8 * j + cc; };
-  gt_gemm_epilogue<BM, BN, THREADS>(
+  gt_gemm_epilogue<BM, BN, THREADS, MX>(
       [&](auto f) {
 #pragma unroll
         for (int i = 0; i < MI; i++)
@@ -439,14 +440,14 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
 //   columns likewise with TB for B.
 // The k-step is consumed 4 at a time: a TM×4 slice of A and a 4×TN slice of B in
 // registers, then 4·TM·TN FMAs.
-template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES>
+template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES, bool MX>
 __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
   using G = gt_gemm_geometry<TA, TB, BM, BN, BK>;
   constexpr int TX = BN / TN, TY = BM / TM, THREADS = TX * TY;
   static_assert(TM % 4 == 0 && TN % 4 == 0 && BK % 4 == 0 && BM % TM == 0 && BN % TN == 0, "tile shape");
   float* smem = gt_dynamic_shared();
   const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * nstride;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * (MX ? nstride : BN);
   const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
   auto row = [&](int i) { return TA ? ty * 4 + (i % 4) + (i / 4) * (TY * 4) : ty + i * TY; };
   auto col = [&](int j) { return TB ? tx + j * TX : tx * 4 + (j % 4) + (j / 4) * (TX * 4); };
@@ -501,7 +502,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
     }
   });
 
-  gt_gemm_epilogue<BM, BN, THREADS>(
+  gt_gemm_epilogue<BM, BN, THREADS, MX>(
       [&](auto f) {
 #pragma unroll
         for (int i = 0; i < TM; i++)
@@ -556,42 +557,41 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
 
 // One kernel per configuration and operand layout; the names are kernels/gemm.go's. The
 // tensor-core configurations come with and without the swizzled tiles (_swz: nn and tn;
-// the nt kernels have no m- or n-contiguous tile, so they would be the same).
-#define GT_GEMM_TC(BM, BN, BK, WM, WN, S)                                                                          \
-  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
-      gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
-    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false>(GT_GEMM_PASS);                                          \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
-      gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
-    gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S, false>(GT_GEMM_PASS);                                           \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
-      gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S(GT_GEMM_ARGS) {                                          \
-    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false>(GT_GEMM_PASS);                                           \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
-      gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz(GT_GEMM_ARGS) {                                    \
-    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true>(GT_GEMM_PASS);                                           \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)                                         \
-      gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz(GT_GEMM_ARGS) {                                    \
-    gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S, true>(GT_GEMM_PASS);                                            \
-  }
+// the nt kernels have no m- or n-contiguous tile, so they would be the same). The nn
+// kernels come again with the maxout epilogue (_mx), a kernel of its own so that it
+// costs the others no registers.
 
-#define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                        \
-  extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
-      gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S(GT_GEMM_ARGS) {                                        \
-    gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                               \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
-      gemm_simt_tn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S(GT_GEMM_ARGS) {                                        \
-    gt_gemm_simt<true, false, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                                \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__((BM / TM) * (BN / TN))                                              \
-      gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S(GT_GEMM_ARGS) {                                        \
-    gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S>(GT_GEMM_PASS);                                                \
-  }
+// GT_GEMM_KERNEL defines one kernel: NAME, its block size, and the template it runs.
+#define GT_GEMM_KERNEL(NAME, THREADS, ...) \
+  extern "C" __global__ void __launch_bounds__(THREADS) NAME(GT_GEMM_ARGS) { __VA_ARGS__(GT_GEMM_PASS); }
+
+#define GT_TC_THREADS(BM, BN, WM, WN) ((BM / WM) * (BN / WN) * 32)
+#define GT_GEMM_TC(BM, BN, BK, WM, WN, S)                                                                         \
+  GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S, GT_TC_THREADS(BM, BN, WM, WN),             \
+                 gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false, false>)                                   \
+  GT_GEMM_KERNEL(gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S, GT_TC_THREADS(BM, BN, WM, WN),             \
+                 gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S, false, false>)                                    \
+  GT_GEMM_KERNEL(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S, GT_TC_THREADS(BM, BN, WM, WN),             \
+                 gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false, false>)                                    \
+  GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz, GT_TC_THREADS(BM, BN, WM, WN),       \
+                 gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, false>)                                    \
+  GT_GEMM_KERNEL(gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz, GT_TC_THREADS(BM, BN, WM, WN),       \
+                 gt_gemm_tc<true, false, BM, BN, BK, WM, WN, S, true, false>)                                     \
+  GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_mx, GT_TC_THREADS(BM, BN, WM, WN),        \
+                 gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false, true>)                                    \
+  GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_mx, GT_TC_THREADS(BM, BN, WM, WN),    \
+                 gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, true>)
+
+#define GT_SIMT_THREADS(BM, BN, TM, TN) ((BM / TM) * (BN / TN))
+#define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                       \
+  GT_GEMM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S, GT_SIMT_THREADS(BM, BN, TM, TN),         \
+                 gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, false>)                                        \
+  GT_GEMM_KERNEL(gemm_simt_tn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S, GT_SIMT_THREADS(BM, BN, TM, TN),         \
+                 gt_gemm_simt<true, false, BM, BN, BK, TM, TN, S, false>)                                         \
+  GT_GEMM_KERNEL(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S, GT_SIMT_THREADS(BM, BN, TM, TN),         \
+                 gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S, false>)                                         \
+  GT_GEMM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_mx, GT_SIMT_THREADS(BM, BN, TM, TN),    \
+                 gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, true>)
 
 // The tiny products, in both precisions.
 #define GT_GEMM_DOT(FAM, PREC, TF32)                                                                              \

@@ -517,14 +517,15 @@ func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, 
 	}
 	kchunk, split := kchunkFor(p.K, c.Split, g.BK)
 	nstride := g.strideN(p, c)
+	kernel := g.kernel(p.Kind, p.TF32)
 	if c.Fused {
-		cp = mo.y
+		cp, kernel = mo.y, kernel+"_mx"
 	}
 	args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),
 		i32(p.LDA), i32(p.LDB), i32(kchunk)}, actArgs(act)...)
 	args = append(args, mo.epilogueArgs(p, c, nstride)...)
 	return []Launch{{
-		Kernel:      g.kernel(p.Kind, p.TF32),
+		Kernel:      kernel,
 		Grid:        dim(cdiv(p.N, nstride), cdiv(p.M, g.BM), split),
 		Block:       dim(g.Threads(), 1, 1),
 		SharedBytes: uint32(g.SharedBytes(p.Kind)),
