@@ -254,17 +254,18 @@ func Near(t testing.TB, what string, got, want []float32, tol float64) bool {
 // Download returns float32 x from b.
 func Download(t testing.TB, b backend.Backend, x backend.Tensor) []float32 {
 	t.Helper()
-	v := make([]float32, backend.Len(x))
-	if err := b.Download(v, x); err != nil {
-		t.Fatalf("%s Download: %v", b.Name(), err)
-	}
-	return v
+	return download[float32](t, b, x)
 }
 
 // DownloadI32 returns int32 x from b.
 func DownloadI32(t testing.TB, b backend.Backend, x backend.Tensor) []int32 {
 	t.Helper()
-	v := make([]int32, backend.Len(x))
+	return download[int32](t, b, x)
+}
+
+func download[E float32 | int32](t testing.TB, b backend.Backend, x backend.Tensor) []E {
+	t.Helper()
+	v := make([]E, backend.Len(x))
 	if err := b.Download(v, x); err != nil {
 		t.Fatalf("%s Download: %v", b.Name(), err)
 	}

@@ -279,7 +279,7 @@ func TestTunerMaxoutEpilogue(t *testing.T) {
 					return 5, nil
 				case !strings.Contains(l.Kernel, "tc_nn_64x64x32") || l.Grid[2] != 4:
 					return 50, nil
-				case l.Args[len(l.Args)-6].Int32() > 1: // pieces: the fused epilogue
+				case strings.HasSuffix(l.Kernel, "_mx"): // the kernel with the maxout epilogue
 					return 10 + tc.epilogueCost, nil
 				}
 				return 10, nil
