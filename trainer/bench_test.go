@@ -54,7 +54,7 @@ func BenchmarkIteration(b *testing.B) {
 // benchTrainer makes a trainer of the paper's nets on the CPU backend named by the
 // environment (see BenchmarkIteration), its backend seen through wrap, warmed up by
 // three steps. flops is what one iteration's matrix products compute.
-func benchTrainer(b *testing.B, wrap func(backend.Backend) backend.Backend) (tr *Trainer, be *cpu.Backend, flops float64) {
+func benchTrainer(b testing.TB, wrap func(backend.Backend) backend.Backend) (tr *Trainer, be *cpu.Backend, flops float64) {
 	b.Helper()
 	threads, _ := strconv.Atoi(os.Getenv("GANTRAIN_THREADS"))
 	be, err := cpu.New(cpu.Options{BLAS: cmp.Or(os.Getenv("GANTRAIN_BLAS"), "auto"), Threads: threads})
@@ -99,6 +99,13 @@ func (f *flopCounter) DenseForward(y, x, w, b backend.Tensor, act backend.Act) {
 		f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
 	}
 	f.Backend.DenseForward(y, x, w, b, act)
+}
+
+func (f *flopCounter) DenseMaxout(y, arg, mask, z, x, w, b backend.Tensor, pieces int, keep float32, s rng.Stream) {
+	if !f.off {
+		f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
+	}
+	f.Backend.DenseMaxout(y, arg, mask, z, x, w, b, pieces, keep, s)
 }
 
 func (f *flopCounter) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
@@ -148,7 +155,7 @@ func (t *timedBackend) MaxoutDropout(y, arg, mask, z backend.Tensor, pieces int,
 }
 
 func (t *timedBackend) DenseMaxout(y, arg, mask, z, x, w, b backend.Tensor, pieces int, keep float32, s rng.Stream) {
-	defer t.time("DenseMaxout "+dims(z), time.Now())
+	defer t.time(fmt.Sprintf("DenseMaxout %s·%s pieces=%d", dims(x), dims(w), pieces), time.Now())
 	t.Backend.DenseMaxout(y, arg, mask, z, x, w, b, pieces, keep, s)
 }
 
@@ -220,4 +227,25 @@ func BenchmarkIterationOps(b *testing.B) {
 	b.Logf("backend: %s; one iteration %.2f ms, of which the operations above %.2f ms:%s",
 		be.Describe(), float64(elapsed.Microseconds())/1e3/float64(b.N), float64(sum.Microseconds())/1e3/float64(b.N), sb.String())
 	b.ReportMetric(float64(elapsed.Microseconds())/1e3/float64(b.N), "ms/iter")
+}
+
+// TestFlopCounterPaperIteration pins the count BenchmarkIteration reports to the
+// products of one iteration of the paper's nets, written out: a product the counter
+// missed (an operation it does not wrap) would make every GFLOP/s of bench/cpu.sh low.
+func TestFlopCounterPaperIteration(t *testing.T) {
+	t.Setenv("GANTRAIN_PRESET", "paper")
+	t.Setenv("GANTRAIN_BATCH", "20")
+	t.Setenv("GANTRAIN_BLAS", "go")
+	t.Setenv("GANTRAIN_THREADS", "1")
+	_, _, got := benchTrainer(t, func(be backend.Backend) backend.Backend { return be })
+	const m = 20
+	g := 100*1200 + 1200*1200 + 1200*784 // G's weights: one multiply-add each a row
+	d := 784*1200 + 240*1200 + 240       // D's (maxout layers: 240 units of 5 pieces)
+	dStep := m*g + 2*m*d +               // G's forward, D's on the real and fake halves
+		2*m*d + 2*m*(d-784*1200) // D's backward: every dW, dx but for the input layer
+	gStep := m*g + m*d + m*d + // G's forward, D's forward and its dx
+		m*g + m*(g-100*1200) // G's backward: every dW, dx but for the noise layer
+	if want := 2 * float64(dStep+gStep); got != want {
+		t.Errorf("one iteration at batch %d counts %.0f FLOP; the paper's nets make %.0f", m, got, want)
+	}
 }
