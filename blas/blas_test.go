@@ -121,14 +121,7 @@ func BenchmarkShapes(b *testing.B) {
 		for _, s := range shapes {
 			// Random operands: gonum skips zero elements of A, so zeros would flatter it.
 			r := rand.New(rand.NewPCG(1, 2))
-			rnd := func(n int) []float32 {
-				x := make([]float32, n)
-				for i := range x {
-					x[i] = r.Float32() - 0.5
-				}
-				return x
-			}
-			a, bb, c := rnd(s.m*s.k), rnd(s.k*s.n), make([]float32, s.m*s.n)
+			a, bb, c := centred(r, s.m*s.k), centred(r, s.k*s.n), make([]float32, s.m*s.n)
 			lda, ldb := s.k, s.n
 			if s.tA {
 				lda = s.m
@@ -197,14 +190,7 @@ func TestAutoOrder(t *testing.T) {
 func BenchmarkConcurrentHalves(b *testing.B) {
 	const m, n, k, h = 500, 1200, 1200, 600
 	r := rand.New(rand.NewPCG(3, 4))
-	rnd := func(size int) []float32 {
-		x := make([]float32, size)
-		for i := range x {
-			x[i] = r.Float32() - 0.5
-		}
-		return x
-	}
-	a, w, c := rnd(m*k), rnd(k*n), make([]float32, m*n)
+	a, w, c := centred(r, m*k), centred(r, k*n), make([]float32, m*n)
 	for _, impl := range loaded(b) {
 		if _, pure := impl.(*Go); pure {
 			continue
@@ -231,4 +217,13 @@ func BenchmarkConcurrentHalves(b *testing.B) {
 			})
 		}
 	}
+}
+
+// centred returns n uniform random floats in [−0.5, 0.5).
+func centred(r *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = r.Float32() - 0.5
+	}
+	return x
 }
