@@ -182,8 +182,8 @@ func TestAutoOrder(t *testing.T) {
 	t.Logf("this CPU: %q", cpuVendor())
 }
 
-// BenchmarkConcurrentHalves times the CPU backend's way of using two cores on one of
-// the paper's products at batch 500 (C = A·B, 500×1200 by 1200×1200): the product in
+// BenchmarkConcurrentHalves times the way the CPU backend uses two cores on one of the
+// paper's products at batch 500 (C = A·B, 500×1200 by 1200×1200): the product in
 // one call, its two column halves one after the other, and the two halves at once on
 // two goroutines, each library call single-threaded. GFLOP/s counts the whole product,
 // so "at once" over "one call" is what the split gains; on two cores it would be 2.

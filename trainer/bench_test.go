@@ -54,32 +54,32 @@ func BenchmarkIteration(b *testing.B) {
 // benchTrainer makes a trainer of the paper's nets on the CPU backend named by the
 // environment (see BenchmarkIteration), its backend seen through wrap, warmed up by
 // three steps. flops is what one iteration's matrix products compute.
-func benchTrainer(b testing.TB, wrap func(backend.Backend) backend.Backend) (tr *Trainer, be *cpu.Backend, flops float64) {
-	b.Helper()
+func benchTrainer(tb testing.TB, wrap func(backend.Backend) backend.Backend) (tr *Trainer, be *cpu.Backend, flops float64) {
+	tb.Helper()
 	threads, _ := strconv.Atoi(os.Getenv("GANTRAIN_THREADS"))
 	be, err := cpu.New(cpu.Options{BLAS: cmp.Or(os.Getenv("GANTRAIN_BLAS"), "auto"), Threads: threads})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { be.Close() })
+	tb.Cleanup(func() { be.Close() })
 	cfg := config.Default()
 	if err := config.ApplyPreset(&cfg, cmp.Or(os.Getenv("GANTRAIN_PRESET"), "paper")); err != nil {
-		b.Fatalf("GANTRAIN_PRESET: %v", err)
+		tb.Fatalf("GANTRAIN_PRESET: %v", err)
 	}
 	if v := os.Getenv("GANTRAIN_BATCH"); v != "" {
 		if cfg.Train.Batch, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("GANTRAIN_BATCH: %v", err)
+			tb.Fatalf("GANTRAIN_BATCH: %v", err)
 		}
 	}
 	fc := &flopCounter{Backend: wrap(be)}
 	tr, err = New(cfg, fc, randomImages(5000), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	for i := 0; i < 3; i++ { // warm up; the last step is counted
 		fc.flops = 0
 		if _, err := tr.Step(false); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	fc.off = true
@@ -94,26 +94,27 @@ type flopCounter struct {
 	off   bool
 }
 
-func (f *flopCounter) DenseForward(y, x, w, b backend.Tensor, act backend.Act) {
+// product counts one product of x's rows with the weights w.
+func (f *flopCounter) product(x, w backend.Tensor) {
 	if !f.off {
 		f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
 	}
+}
+
+func (f *flopCounter) DenseForward(y, x, w, b backend.Tensor, act backend.Act) {
+	f.product(x, w)
 	f.Backend.DenseForward(y, x, w, b, act)
 }
 
 func (f *flopCounter) DenseMaxout(y, arg, mask, z, x, w, b backend.Tensor, pieces int, keep float32, s rng.Stream) {
-	if !f.off {
-		f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
-	}
+	f.product(x, w)
 	f.Backend.DenseMaxout(y, arg, mask, z, x, w, b, pieces, keep, s)
 }
 
 func (f *flopCounter) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
-	if !f.off {
-		for _, out := range []backend.Tensor{dx, dw} {
-			if out != nil {
-				f.flops += 2 * float64(x.Rows()*w.Rows()*w.Cols())
-			}
+	for _, out := range []backend.Tensor{dx, dw} {
+		if out != nil {
+			f.product(x, w)
 		}
 	}
 	f.Backend.DenseBackward(dx, dw, db, dy, x, y, w, act)
