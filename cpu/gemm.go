@@ -2,9 +2,12 @@ package cpu
 
 // The matrix products are split between the backend's workers by blocks of columns
 // of C (by blocks of rows where C is too narrow), each block one single-threaded
-// library call. A column of C is computed by the same sequence of operations whether
-// or not its block has neighbours, so the split does not change a bit
-// (TestProductSplitIsExact) and the results do not depend on the number of workers.
+// library call. Where the library computes a column of C by the same sequence of
+// operations whether or not its block has neighbours (OpenBLAS, BLIS and MKL on an
+// Intel Xeon with AVX-512), the split does not change a bit and the results do not
+// depend on the number of workers (TestProductSplitIsExact). Where its kernels'
+// blocking depends on the call's width (OpenBLAS 0.3.21 and BLIS on an AMD Zen 5), a
+// split changes the last bits of some columns, so results there depend on --threads.
 // Each worker then finishes its own block's epilogue while the block is in its cache.
 
 // minBlock is the least m·n·k of a block of a split product. It keeps blocks clear of
