@@ -169,6 +169,11 @@ type Backend interface {
 	// a convolution, and the forward pass of a transposed one). Each element is summed
 	// in the order of its (ky, kx) taps, so results do not depend on scheduling.
 	Col2Im(x, cols Tensor, g ConvGeom)
+	// ConvForward is Im2Col(cols, x, g) followed by DenseForward(y, cols, w, b, act): a
+	// convolution's output y ((n·g.Positions())×F, NHWC), its columns left in cols for
+	// the backward pass. The GPU may read the product's operand straight from x and
+	// store cols as it goes.
+	ConvForward(y, cols, x, w, b Tensor, g ConvGeom, act Act)
 	// BiasActivation sets y = act(y + b) in place, b (1×C) added to every row of y (m×C).
 	BiasActivation(y, b Tensor, act Act)
 	// BiasActivationBackward overwrites dy (m×C) with dZ = dy ⊙ act'(z), act' computed

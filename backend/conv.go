@@ -87,6 +87,20 @@ func CheckCol2Im(x, cols Tensor, g ConvGeom) error {
 	return shapeErr("Col2Im", "x %s, cols %s, geometry %v (want x n×%d, cols n·%d×%d)", x, cols, g, g.InSize(), g.Positions(), g.Patch())
 }
 
+// CheckConvForward is the rule of Backend.ConvForward: Im2Col's and DenseForward's.
+func CheckConvForward(y, cols, x, w, b Tensor, g ConvGeom) error {
+	if err := g.Valid(); err != nil {
+		return shapeErr("ConvForward", "%v", err)
+	}
+	n := x.Rows()
+	if n > 0 && x.Cols() == g.InSize() && cols.Rows() == n*g.Positions() && cols.Cols() == g.Patch() &&
+		w.Rows() == g.Patch() && w.Cols() > 0 && Len(b) == w.Cols() && y.Rows() == cols.Rows() && y.Cols() == w.Cols() {
+		return nil
+	}
+	return shapeErr("ConvForward", "y %s, cols %s, x %s, w %s, b %s, geometry %v (want x n×%d, cols n·%d×%d, w %d×F, b 1×F, y n·%d×F)",
+		y, cols, x, w, b, g, g.InSize(), g.Positions(), g.Patch(), g.Patch(), g.Positions())
+}
+
 // CheckBiasActivation is the rule of Backend.BiasActivation.
 func CheckBiasActivation(y, b Tensor) error {
 	if Len(y) > 0 && y.Cols() > 0 && Len(b) == y.Cols() {

@@ -69,6 +69,17 @@ func im2colRow(dst, x []float32, g backend.ConvGeom, r int) {
 	}
 }
 
+// ConvForward implements backend.Backend: Im2Col, then DenseForward on the columns.
+func (b *Backend) ConvForward(y, cols, x, w, bias backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	_, ok := b.ops.F32("ConvForward", y, cols, x, w)
+	_, okb := b.ops.F32("ConvForward b", bias)
+	if !ok || !okb || !b.ops.Check(backend.CheckConvForward(y, cols, x, w, bias, g)) {
+		return
+	}
+	b.Im2Col(cols, x, g)
+	b.DenseForward(y, cols, w, bias, act)
+}
+
 // Col2Im implements backend.Backend. It gathers: each element of x is a float32 sum,
 // from 0, of its taps' elements of cols in (ky, kx) order, so no two workers write
 // one element and the split changes nothing.

@@ -52,6 +52,7 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 	geom := backend.ConvGeom{InH: 2, InW: 2, InC: 1, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1} // 9 positions
 	img, cols := f(n, geom.InSize(), 16), f(n*geom.Positions(), geom.Patch(), 17)
 	mean, variance, runMean, runVar := f(1, out, 18), f(1, out, 19), f(1, out, 20), f(1, out, 21)
+	convY, convW, convB := f(n*geom.Positions(), 3, 22), f(geom.Patch(), 3, 23), f(1, 3, 24)
 
 	s := rng.Stream{Seed: 1, Offset: 2}
 	act := backend.Act{Kind: backend.Tanh}
@@ -77,6 +78,7 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 		{"GatherRows", func() { b.GatherRows(dx, x, idx, 0) }},
 		{"Im2Col", func() { b.Im2Col(cols, img, geom) }},
 		{"Col2Im", func() { b.Col2Im(img, cols, geom) }},
+		{"ConvForward", func() { b.ConvForward(convY, cols, img, convW, convB, geom, act) }},
 		{"BiasActivation", func() { b.BiasActivation(y, bias, act) }},
 		{"BiasActivationBackward", func() { b.BiasActivationBackward(db, dy, y, act) }},
 		{"BatchNorm", func() { b.BatchNorm(y, mean, variance, p, bias, db, runMean, runVar, 1, 1e-5, 0.1, act) }},

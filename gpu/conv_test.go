@@ -4,20 +4,26 @@ package gpu_test
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/backend/backendtest"
+	"github.com/gantrain/gantrain/kernels"
 )
 
 // The convolution and batch-normalisation operations against their CPU twins: data
 // movement and dZ bit for bit, the batch statistics and what depends on them within
 // fp32 rounding. Ragged geometries, the DCGAN's sizes, and rows enough to split.
 
-var convCases = []struct {
+// convCase is a convolution's geometry and its number of images.
+type convCase struct {
 	g backend.ConvGeom
 	n int
-}{
+}
+
+var convCases = []convCase{
 	{backend.ConvGeom{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 1, StrideW: 1}, 3},
 	{backend.ConvGeom{InH: 5, InW: 7, InC: 1, KH: 3, KW: 2, StrideH: 2, StrideW: 3, PadH: 1, PadW: 1}, 1},
 	{backend.ConvGeom{InH: 5, InW: 7, InC: 37, KH: 3, KW: 2, StrideH: 3, StrideW: 2, PadH: 2, PadW: 1}, 3},
@@ -113,5 +119,62 @@ func TestBatchNorm(t *testing.T) {
 		p.Close(name+" dx", dx, tolFP32)
 		p.Close(name+" dgamma", dgamma, tolFP32)
 		p.Close(name+" dbeta", dbeta, tolFP32)
+	}
+}
+
+// convForwardCases are convCases and a ragged one of 8 channels (the implicit im2col's
+// candidates too); GANTRAIN_GEMM_SMALL=1 keeps only the small ones, for the
+// sanitizers.
+func convForwardCases() []convCase {
+	cs := append(convCases[:len(convCases):len(convCases)],
+		convCase{backend.ConvGeom{InH: 9, InW: 6, InC: 8, KH: 3, KW: 4, StrideH: 1, StrideW: 2, PadH: 2, PadW: 1}, 5})
+	if os.Getenv("GANTRAIN_GEMM_SMALL") != "" {
+		return slices.DeleteFunc(cs, func(c convCase) bool { return c.n*c.g.Positions()*c.g.Patch() > 1<<14 })
+	}
+	return cs
+}
+
+// TestConvForwardCandidates runs every candidate of each convolution's forward
+// product on the device, the implicit im2col's (_im kernels) included, against the CPU
+// backend: the columns bit for bit, the output within the precision's tolerance.
+func TestConvForwardCandidates(t *testing.T) {
+	for _, prec := range precisions() {
+		t.Run(prec.name, func(t *testing.T) {
+			sw, p, plan := switchedPair(t, prec.tf32)
+			total, implicit := 0, 0
+			for _, c := range convForwardCases() {
+				g, n, out := c.g, c.n, 72
+				x := p.Uniform(n, g.InSize(), -1, 1)
+				w := p.Uniform(g.Patch(), out, -0.1, 0.1)
+				bias := p.Uniform(1, out, -0.5, 0.5)
+				rows := n * g.Positions()
+				y, cols := p.Alloc(backend.F32, rows, out), p.Alloc(backend.F32, rows, g.Patch())
+				act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
+				p.C.ConvForward(y.C, cols.C, x.C, w.C, bias.C, g, act)
+				wantY, wantCols := backendtest.Download(t, p.C, y.C), backendtest.Download(t, p.C, cols.C)
+				pr := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: g.Patch(), LDA: g.Patch(), LDB: out, TF32: prec.tf32,
+					Vec4: g.Patch()%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+				for _, ch := range kernels.GemmCandidates(plan, pr) {
+					sw.c = ch
+					name := fmt.Sprintf("%v %v", pr, ch)
+					p.Poison(y, cols)
+					p.G.ConvForward(y.G, cols.G, x.G, w.G, bias.G, g, act)
+					p.NoErr()
+					if sw.seen != pr {
+						t.Fatalf("%s: the backend planned %v", name, sw.seen)
+					}
+					backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
+					writtenNear(t, name+" y", backendtest.Download(t, p.G, y.G), wantY, prec.tol)
+					total++
+					if ch.Im2Col {
+						implicit++
+					}
+				}
+			}
+			if implicit == 0 {
+				t.Errorf("no implicit im2col among the %d candidates", total)
+			}
+			t.Logf("%d candidate runs checked, %d with the implicit im2col", total, implicit)
+		})
 	}
 }

@@ -52,6 +52,18 @@ func gemmCases() [][3]int {
 	}
 }
 
+// writtenNear fails unless every element of got was written (none is the poison's
+// NaN) and got is within relative error tol of want.
+func writtenNear(t *testing.T, name string, got, want []float32, tol float64) {
+	t.Helper()
+	if i := backendtest.FirstNaN(got); i >= 0 {
+		t.Fatalf("%s: element %d not written (NaN)", name, i)
+	}
+	if e := backendtest.RelErr(got, want); !(e <= tol) {
+		t.Errorf("%s: relative error %.3g > %g", name, e, tol)
+	}
+}
+
 // TestGemmCandidates runs every candidate configuration of every matrix product of a
 // dense layer (forward nn, dW tn, dX nt) on the device against the CPU backend: what
 // the autotuner may choose must be right, whichever it chooses.
@@ -101,13 +113,7 @@ func TestGemmCandidates(t *testing.T) {
 						if sw.seen != pr {
 							t.Fatalf("%s: the backend planned %v", name, sw.seen)
 						}
-						g := backendtest.Download(t, p.G, got.G)
-						if i := backendtest.FirstNaN(g); i >= 0 {
-							t.Fatalf("%s: element %d not written (NaN)", name, i)
-						}
-						if e := backendtest.RelErr(g, want); !(e <= prec.tol) {
-							t.Errorf("%s: relative error %.3g > %g", name, e, prec.tol)
-						}
+						writtenNear(t, name, backendtest.Download(t, p.G, got.G), want, prec.tol)
 						total++
 					}
 				}

@@ -94,7 +94,7 @@ func splitK(d Target, m, n, k int) (split, kchunk int) {
 func matmul(d Target, kind matmulKind, c, a, b, bias uint64, m, n, k, lda, ldb int, act backend.Act, ws uint64) []Launch {
 	p := GemmProblem{Kind: string(kind), M: m, N: n, K: k, LDA: lda, LDB: ldb, TF32: d.TF32,
 		Vec4: vec4(kind, a, b, m, n, k, lda, ldb)}
-	return chooseGemm(d, p, func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, c, a, b, bias, act, ws, nil) })
+	return chooseGemm(d, p, func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, c, a, b, bias, act, ws, nil, 0) })
 }
 
 // chooseGemm builds the launches of p's configuration: d's GemmChooser's choice, or
@@ -152,7 +152,7 @@ func DenseMaxout(d Target, y, arg, mask, z, x, w, b uint64, n, in, units, pieces
 		Vec4: vec4(nn, x, w, n, out, in, in, out), Pieces: pieces, Dropout: mask != 0}
 	mo := &maxoutOut{y: y, arg: arg, mask: mask, keep: keep, s: s}
 	return chooseGemm(d, p, func(ch GemmChoice) []Launch {
-		return gemmLaunches(d, p, ch, z, x, w, b, backend.Act{}, ws, mo)
+		return gemmLaunches(d, p, ch, z, x, w, b, backend.Act{}, ws, mo, 0)
 	})
 }
 

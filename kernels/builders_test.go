@@ -66,16 +66,67 @@ func TestPTX(t *testing.T) {
 }
 
 func TestGemmChoiceRoundTrip(t *testing.T) {
-	for _, c := range []GemmChoice{{Config: "tc_64x64x32_w32x32_s4", Split: 4}, {Config: "simt_32x64x16_t4x4_s3", Split: 1, Fused: true}} {
+	for _, c := range []GemmChoice{{Config: "tc_64x64x32_w32x32_s4", Split: 4}, {Config: "simt_32x64x16_t4x4_s3", Split: 1, Fused: true},
+		{Config: "tc_64x64x32_w32x32_s4_swz", Split: 3, Im2Col: true}} {
 		got, err := ParseGemmChoice(c.String())
 		if err != nil || got != c {
 			t.Errorf("ParseGemmChoice(%q) = %v, %v", c.String(), got, err)
 		}
 	}
-	for _, bad := range []string{"tc", "tc/split0", "tc/fused", "tc/split2/fused/fused", "tc/splitx"} {
+	for _, bad := range []string{"tc", "tc/split0", "tc/fused", "tc/split2/fused/fused", "tc/splitx", "tc/split2/im2col/im2col", "tc/split02"} {
 		if _, err := ParseGemmChoice(bad); err == nil {
 			t.Errorf("ParseGemmChoice(%q): no error", bad)
 		}
+	}
+}
+
+// TestImplicitIm2Col: only a convolution's forward product whose images allow 16-byte
+// copies may read them (gemm.cu's configurations, unfused), and the fixed table never
+// does.
+func TestImplicitIm2Col(t *testing.T) {
+	d := Target{SMs: 132, TF32: true}
+	g := backend.ConvGeom{InH: 14, InW: 14, InC: 64, KH: 4, KW: 4, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
+	conv := GemmProblem{Kind: "nn", M: 64 * 49, N: 128, K: 1024, LDA: 1024, LDB: 128, TF32: true, Vec4: true, Conv: g, ConvVec4: true}
+	im := func(name string) GemmChoice { return GemmChoice{Config: name, Split: 1, Im2Col: true} }
+	for _, tc := range []struct {
+		p  func(GemmProblem) GemmProblem
+		c  GemmChoice
+		ok bool
+	}{
+		{func(p GemmProblem) GemmProblem { return p }, im("tc_64x64x32_w32x32_s4"), true},
+		{func(p GemmProblem) GemmProblem { return p }, im("tc_64x64x32_w32x32_s4_swz"), true},
+		{func(p GemmProblem) GemmProblem { p.TF32 = false; return p }, im("simt_64x64x16_t4x4_s3"), true},
+		{func(p GemmProblem) GemmProblem { return p }, GemmChoice{Config: "tc_64x64x32_w32x32_s4", Split: 4, Im2Col: true}, true},
+		{func(p GemmProblem) GemmProblem { return p }, GemmChoice{Config: "tc_64x64x32_w32x32_s4", Split: 1}, true},
+		{func(p GemmProblem) GemmProblem { return p }, im("tiled_64x64x16"), false},
+		{func(p GemmProblem) GemmProblem { p.ConvVec4 = false; return p }, im("tc_64x64x32_w32x32_s4"), false},
+		{func(p GemmProblem) GemmProblem { return p.plainProduct() }, im("tc_64x64x32_w32x32_s4"), false},
+		{func(p GemmProblem) GemmProblem { p.Kind = "tn"; return p }, im("tc_64x64x32_w32x32_s4"), false},
+	} {
+		p := tc.p(conv)
+		if err := ValidGemm(d, p, tc.c); (err == nil) != tc.ok {
+			t.Errorf("ValidGemm(%v, %v) = %v", p, tc.c, err)
+		}
+	}
+	if c := DefaultGemm(d, conv); c.Im2Col {
+		t.Errorf("DefaultGemm(%v) = %v", conv, c)
+	}
+	cands := GemmCandidates(d, conv)
+	plain := GemmCandidates(d, conv.plainProduct())
+	implicit := 0
+	for _, c := range cands {
+		if c.Im2Col {
+			implicit++
+			if err := ValidGemm(d, conv, c); err != nil {
+				t.Errorf("candidate %v: %v", c, err)
+			}
+		}
+	}
+	if implicit == 0 || len(cands) != len(plain)+implicit {
+		t.Errorf("%d candidates, %d implicit, %d of the plain product", len(cands), implicit, len(plain))
+	}
+	if !strings.Contains(conv.String(), "im2col 14×14×64 k4×4 s2×2 p1×1 vec4") {
+		t.Errorf("problem key %q does not name the convolution", conv.String())
 	}
 }
 

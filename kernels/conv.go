@@ -22,6 +22,20 @@ func Im2Col(d Target, cols, x uint64, n int, g backend.ConvGeom) []Launch {
 	return []Launch{ew("im2col_nhwc", d, n*g.Positions()*g.Patch(), append([]Arg{Ptr(cols), Ptr(x)}, convArgs(n, g)...)...)}
 }
 
+// ConvForward computes a convolution's output y = act(cols·w + b) with cols = Im2Col of
+// the n NHWC images x, which it leaves in cols ((n·g.Positions())×g.Patch()); w is
+// g.Patch()×out, b 1×out, y (n·g.Positions())×out. The chooser picks im2col_nhwc and
+// then any product configuration of DenseForward, or, where the images allow 16-byte
+// copies (channels a multiple of 4), a gemm.cu configuration's _im kernel, which reads
+// the product's A tiles from x and stores them into cols as they land: one launch, and
+// the columns written but never read back.
+func ConvForward(d Target, y, cols, x, w, b uint64, n int, g backend.ConvGeom, out int, act backend.Act, ws uint64) []Launch {
+	m, k := n*g.Positions(), g.Patch()
+	p := GemmProblem{Kind: string(nn), M: m, N: out, K: k, LDA: k, LDB: out, TF32: d.TF32,
+		Vec4: vec4(nn, cols, w, m, out, k, k, out), Conv: g, ConvVec4: x%16 == 0 && g.InC%4 == 0}
+	return chooseGemm(d, p, func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, y, x, w, b, act, ws, nil, cols) })
+}
+
 // Col2Im overwrites the n NHWC images x with the adjoint of Im2Col applied to cols:
 // each element the float32 sum of the elements of cols copied from it, in the order of
 // their (ky, kx) taps. Kernel col2im_nhwc, one thread per element of x (a gather: no

@@ -16,6 +16,8 @@
 // extents to be multiples of 4 floats (the builder checks; matmul.cu takes the rest).
 //
 // Suffix nn: C = A·B; tn: C = Aᵀ·B; nt: C = A·Bᵀ (lda, ldb: the stored row lengths).
+// Suffix _im (nn): a convolution's product, A the im2col of NHWC images read from the
+// images themselves, which also stores the columns (gt_conv).
 // Grid (⌈N/nstride⌉, ⌈M/BM⌉, split), nstride = BN but with the maxout epilogue (below).
 // With split > 1, block z multiplies over k ∈ [z·kchunk, min(K, (z+1)·kchunk)) (kchunk
 // a multiple of BK), writes its partial tile to
@@ -140,6 +142,100 @@ __device__ __forceinline__ void gt_gemm_mainloop(float* smem, const float* __res
     if (next < steps)
       G::template load<THREADS>(smem + (next % STAGES) * G::STAGE, a, b, M, N, kend, lda, ldb, m0, n0,
                                 kbeg + next * BK);
+    gt_cp_async_commit();
+    multiply(smem + (kt % STAGES) * G::STAGE);
+  }
+}
+
+// gt_conv is an implicit im2col (the *_im kernels): A is the column matrix that
+// conv.cu's im2col_nhwc makes of the NHWC images x, read straight from x, and the
+// blocks of the first column of tiles store the A tiles they load into cols, so that
+// cols = im2col(x) as after that kernel. in_c is a multiple of 4, so a 16-byte chunk of
+// a column row is 4 channels of one tap: one copy from x, or zeros in the padding.
+struct gt_conv {
+  float* cols;
+  int in_h, in_w, in_c, k_w, s_h, s_w, p_h, p_w, out_w, positions;
+};
+
+// gt_conv_src is the address in x of element (m, k) of the column matrix, with valid
+// false in the padding (m < M and k < K given).
+__device__ __forceinline__ const float* gt_conv_src(const gt_conv& cv, const float* __restrict__ x, int m, int k,
+                                                    bool& valid) {
+  const int img = m / cv.positions, pos = m - img * cv.positions;
+  const int oy = pos / cv.out_w, ox = pos - oy * cv.out_w;
+  const int tap = k / cv.in_c, c = k - tap * cv.in_c;
+  const int ky = tap / cv.k_w, kx = tap - ky * cv.k_w;
+  const int iy = oy * cv.s_h - cv.p_h + ky, ix = ox * cv.s_w - cv.p_w + kx;
+  valid = iy >= 0 && iy < cv.in_h && ix >= 0 && ix < cv.in_w;
+  return x + (size_t)img * cv.in_h * cv.in_w * cv.in_c + ((size_t)iy * cv.in_w + ix) * cv.in_c + c;
+}
+
+// gt_conv_chunks calls f(r, col) for each 16-byte chunk of A's tile (row r, column col
+// within the tile) that this thread copies: the chunks go to the threads in turn.
+template <typename G, int THREADS, typename F>
+__device__ __forceinline__ void gt_conv_chunks(F f) {
+  constexpr int CH = G::At::IN / 4, TOTAL = G::At::OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
+#pragma unroll
+  for (int it = 0; it < ITERS; it++) {
+    int c = it * THREADS + (int)threadIdx.x;
+    if (TOTAL % THREADS == 0 || c < TOTAL) f(c / CH, (c % CH) * 4);
+  }
+}
+
+// gt_conv_load starts the copies of k-step [k0, k0+BK) of an nn product into stage s,
+// A's tile (BM rows of BK columns of the column matrix) from the images x through cv.
+template <typename G, int THREADS>
+__device__ __forceinline__ void gt_conv_load(float* s, const float* __restrict__ x, const float* __restrict__ b, int M,
+                                             int N, int kend, int ldb, int m0, int n0, int k0, const gt_conv& cv) {
+  using Bt = typename G::Bt;
+  gt_conv_chunks<G, THREADS>([&](int r, int col) {
+    int m = m0 + r, k = k0 + col;
+    bool valid = false;
+    const float* src = x;
+    if (m < M && k < kend) {
+      const float* p = gt_conv_src(cv, x, m, k, valid);
+      if (valid) src = p;
+    }
+    gt_cp_async16(s + r * G::At::LD + col, src, valid);
+  });
+  gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + G::At::SIZE, b, ldb, k0, kend, n0, N);
+}
+
+// gt_conv_store stores the landed A tile of k-step k0 (an implicit im2col's, nn) into
+// cols (M×K, row length K): rows m < M and columns k < kend, in 16-byte chunks. Only
+// the blocks of the first column of tiles store, so each element is stored once.
+template <typename G, int THREADS>
+__device__ __forceinline__ void gt_conv_store(const float* s, const gt_conv& cv, int M, int K, int kend, int m0,
+                                              int k0) {
+  if (blockIdx.x != 0) return;
+  gt_conv_chunks<G, THREADS>([&](int r, int col) {
+    int m = m0 + r, k = k0 + col;
+    if (m < M && k < kend) gt_st4(cv.cols + (size_t)m * K + k, gt_ld4(s + r * G::At::LD + col));
+  });
+}
+
+// gt_gemm_mainloop_im is gt_gemm_mainloop with the implicit im2col: A's tiles come from
+// the images (gt_conv_load), and each k-step's landed A tile is stored into the
+// columns (gt_conv_store) before the next step's copies are started. A loop of its own
+// rather than hooks in gt_gemm_mainloop, which leaves the other kernels' code as it was
+// measured (with hooks, nvcc 11.8 schedules some of them differently).
+template <typename G, int STAGES, int THREADS, int BK, typename Multiply>
+__device__ __forceinline__ void gt_gemm_mainloop_im(float* smem, const float* __restrict__ x,
+                                                    const float* __restrict__ b, int M, int N, int K, int ldb, int m0,
+                                                    int n0, int kbeg, int kend, const gt_conv& cv, Multiply multiply) {
+  const int steps = kend > kbeg ? (kend - kbeg + BK - 1) / BK : 0;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; s++) {
+    if (s < steps) gt_conv_load<G, THREADS>(smem + s * G::STAGE, x, b, M, N, kend, ldb, m0, n0, kbeg + s * BK, cv);
+    gt_cp_async_commit();
+  }
+  for (int kt = 0; kt < steps; kt++) {
+    gt_cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    gt_conv_store<G, THREADS>(smem + (kt % STAGES) * G::STAGE, cv, M, K, kend, m0, kbeg + kt * BK);
+    int next = kt + STAGES - 1;
+    if (next < steps)
+      gt_conv_load<G, THREADS>(smem + (next % STAGES) * G::STAGE, x, b, M, N, kend, ldb, m0, n0, kbeg + next * BK, cv);
     gt_cp_async_commit();
     multiply(smem + (kt % STAGES) * G::STAGE);
   }
@@ -333,8 +429,8 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
 //     (CPT = NI/4). The sum over k is unchanged; the epilogue puts each accumulator at
 //     its permuted row and column. Of the 8 lanes (g ∈ {2p, 2p+1}, t = 0..3) that one
 //     phase of a 16-byte shared load serves, the swizzle sends each to its own 4 banks.
-template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ, bool MX>
-__device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
+template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ, bool MX, bool IM = false>
+__device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_conv{}) {
   constexpr int WARPS_N = BN / WN, THREADS = (BM / WM) * WARPS_N * 32, MI = WM / 16, NI = WN / 8;
   constexpr int ACPT = SWZ ? 2 * MI / 4 : 0, BCPT = SWZ ? NI / 4 : 0;  // chunks per swizzled fragment read
   static_assert(BM % WM == 0 && BN % WN == 0 && (WM == 32 || WM == 64) && (WN == 32 || WN == 64) && BK % 8 == 0,
@@ -354,7 +450,8 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
 #pragma unroll
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
-  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+  static_assert(!IM || (!TA && !TB && !MX), "implicit im2col: nn without the maxout epilogue");
+  auto multiply = [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
 #pragma unroll
@@ -414,7 +511,11 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
 #pragma unroll
         for (int j = 0; j < NI; j++) gt_mma_tf32(acc[i][j], af[i], bf[j]);
     }
-  });
+  };
+  if constexpr (IM)
+    gt_gemm_mainloop_im<G, STAGES, THREADS, BK>(smem, a, b, M, N, K, ldb, m0, n0, kbeg, kend, cv, multiply);
+  else
+    gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, multiply);
 
   // The tile's row of mma row g + 8h of m16 tile i, and column of mma column cc of n8 tile j.
   auto row = [&](int i, int h) { return TA && SWZ ? wm + g * 2 * MI + 2 * i + h : wm + 16 * i + g + 8 * h; };
@@ -440,8 +541,8 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS) {
 //   columns likewise with TB for B.
 // The k-step is consumed 4 at a time: a TM×4 slice of A and a 4×TN slice of B in
 // registers, then 4·TM·TN FMAs.
-template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES, bool MX>
-__device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
+template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES, bool MX, bool IM = false>
+__device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS, const gt_conv& cv = gt_conv{}) {
   using G = gt_gemm_geometry<TA, TB, BM, BN, BK>;
   constexpr int TX = BN / TN, TY = BM / TM, THREADS = TX * TY;
   static_assert(TM % 4 == 0 && TN % 4 == 0 && BK % 4 == 0 && BM % TM == 0 && BN % TN == 0, "tile shape");
@@ -457,7 +558,8 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
 #pragma unroll
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
-  gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, [&](const float* s) {
+  static_assert(!IM || (!TA && !TB && !MX), "implicit im2col: nn without the maxout epilogue");
+  auto multiply = [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
 #pragma unroll
@@ -500,7 +602,11 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS) {
 #pragma unroll
           for (int j = 0; j < TN; j++) acc[i][j] = fmaf(av[i][q], bv[q][j], acc[i][j]);
     }
-  });
+  };
+  if constexpr (IM)
+    gt_gemm_mainloop_im<G, STAGES, THREADS, BK>(smem, a, b, M, N, K, ldb, m0, n0, kbeg, kend, cv, multiply);
+  else
+    gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, multiply);
 
   gt_gemm_epilogue<BM, BN, THREADS, MX>(
       [&](auto f) {
@@ -565,6 +671,15 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
 #define GT_GEMM_KERNEL(NAME, THREADS, ...) \
   extern "C" __global__ void __launch_bounds__(THREADS) NAME(GT_GEMM_ARGS) { __VA_ARGS__(GT_GEMM_PASS); }
 
+// GT_GEMM_IM_KERNEL defines an nn kernel with the implicit im2col (gt_conv): A is the
+// images x, and the arguments go on with cols and the geometry.
+#define GT_GEMM_IM_KERNEL(NAME, THREADS, ...)                                                                  \
+  extern "C" __global__ void __launch_bounds__(THREADS)                                                       \
+      NAME(GT_GEMM_ARGS, float* __restrict__ cols, int in_h, int in_w, int in_c, int k_w, int s_h, int s_w,     \
+           int p_h, int p_w, int out_w, int positions) {                                                      \
+    __VA_ARGS__(GT_GEMM_PASS, gt_conv{cols, in_h, in_w, in_c, k_w, s_h, s_w, p_h, p_w, out_w, positions});     \
+  }
+
 #define GT_TC_THREADS(BM, BN, WM, WN) ((BM / WM) * (BN / WN) * 32)
 #define GT_GEMM_TC(BM, BN, BK, WM, WN, S)                                                                         \
   GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S, GT_TC_THREADS(BM, BN, WM, WN),             \
@@ -580,7 +695,11 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_mx, GT_TC_THREADS(BM, BN, WM, WN),        \
                  gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false, true>)                                    \
   GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_mx, GT_TC_THREADS(BM, BN, WM, WN),    \
-                 gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, true>)
+                 gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, true>)                                     \
+  GT_GEMM_IM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im, GT_TC_THREADS(BM, BN, WM, WN),     \
+                    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false, false, true>)                          \
+  GT_GEMM_IM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_im, GT_TC_THREADS(BM, BN, WM, WN), \
+                    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, false, true>)
 
 #define GT_SIMT_THREADS(BM, BN, TM, TN) ((BM / TM) * (BN / TN))
 #define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                       \
@@ -591,7 +710,9 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   GT_GEMM_KERNEL(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S, GT_SIMT_THREADS(BM, BN, TM, TN),         \
                  gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S, false>)                                         \
   GT_GEMM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_mx, GT_SIMT_THREADS(BM, BN, TM, TN),    \
-                 gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, true>)
+                 gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, true>)                                         \
+  GT_GEMM_IM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im, GT_SIMT_THREADS(BM, BN, TM, TN), \
+                    gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, false, true>)
 
 // The tiny products, in both precisions.
 #define GT_GEMM_DOT(FAM, PREC, TF32)                                                                              \

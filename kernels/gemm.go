@@ -190,6 +190,12 @@ type GemmProblem struct {
 	// Dropout when Dropout is set), which a fused choice computes in its epilogue.
 	Pieces  int
 	Dropout bool
+	// Conv, when set (InH > 0), makes the problem a convolution's forward product: A is
+	// the columns Im2Col lays out of images, which an implicit choice reads from the
+	// images themselves. ConvVec4 is whether it can: the images 16-byte aligned and
+	// their channels a multiple of 4.
+	Conv     backend.ConvGeom
+	ConvVec4 bool
 }
 
 func (p GemmProblem) String() string {
@@ -206,12 +212,24 @@ func (p GemmProblem) String() string {
 			mx += "+dropout"
 		}
 	}
+	if p.Conv.InH > 0 {
+		mx += " im2col " + p.Conv.String()
+		if p.ConvVec4 {
+			mx += " vec4"
+		}
+	}
 	return fmt.Sprintf("%s %s %dx%dx%d lda=%d ldb=%d%s%s", prec, p.Kind, p.M, p.N, p.K, p.LDA, p.LDB, vec, mx)
 }
 
 // plain is p without its maxout: the product an unfused choice computes.
 func (p GemmProblem) plain() GemmProblem {
 	p.Pieces, p.Dropout = 0, false
+	return p
+}
+
+// plainProduct is p as a product of stored operands, without a convolution's images.
+func (p GemmProblem) plainProduct() GemmProblem {
+	p.Conv, p.ConvVec4 = backend.ConvGeom{}, false
 	return p
 }
 
@@ -235,11 +253,14 @@ func (p GemmProblem) FLOPs() float64 { return 2 * float64(p.M) * float64(p.N) * 
 
 // GemmChoice is a configuration (by name), the number of slices K is split into, and,
 // for a product that feeds maxout units, whether the maxout (and dropout) is computed
-// in the product's epilogue (Fused) or by maxout.cu's kernel after it.
+// in the product's epilogue (Fused) or by maxout.cu's kernel after it; for a
+// convolution's product, whether A is read from the images by the configuration's
+// _im kernel (Im2Col) or laid out by im2col_nhwc first.
 type GemmChoice struct {
 	Config string
 	Split  int
 	Fused  bool
+	Im2Col bool
 }
 
 func (c GemmChoice) String() string {
@@ -247,18 +268,22 @@ func (c GemmChoice) String() string {
 	if c.Fused {
 		s += "/fused"
 	}
+	if c.Im2Col {
+		s += "/im2col"
+	}
 	return s
 }
 
 // ParseGemmChoice is String's inverse.
 func ParseGemmChoice(s string) (GemmChoice, error) {
-	rest, fused := strings.CutSuffix(s, "/fused")
+	rest, im := strings.CutSuffix(s, "/im2col")
+	rest, fused := strings.CutSuffix(rest, "/fused")
 	name, sp, ok := strings.Cut(rest, "/split")
 	n, err := strconv.Atoi(sp)
-	if !ok || err != nil || n < 1 {
-		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN or CONFIG/splitN/fused", s)
+	if !ok || err != nil || n < 1 || strconv.Itoa(n) != sp {
+		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN, optionally followed by /fused or /im2col", s)
 	}
-	return GemmChoice{Config: name, Split: n, Fused: fused}, nil
+	return GemmChoice{Config: name, Split: n, Fused: fused, Im2Col: im}, nil
 }
 
 // GemmChooser picks the configuration of a matrix product. build returns the launches
@@ -309,6 +334,8 @@ func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 		return fmt.Errorf("no kernel configuration %q", c.Config)
 	case c.Fused && g.fusedStride(p) == 0:
 		return fmt.Errorf("%s cannot compute the maxout of %v in its epilogue", c.Config, p)
+	case c.Im2Col && !g.implicit(p):
+		return fmt.Errorf("%s cannot read the columns of %v from the images", c.Config, p)
 	case !g.serves(p):
 		return fmt.Errorf("%s cannot compute %v", c.Config, p)
 	case d.MaxSharedBytes > 0 && g.SharedBytes(p.Kind) > d.MaxSharedBytes:
@@ -334,6 +361,12 @@ func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 	return nil
 }
 
+// implicit reports whether g has a kernel that reads p's columns from the images (an
+// _im kernel): gemm.cu's, nn, no maxout, the images readable in 16-byte copies.
+func (g GemmConfig) implicit(p GemmProblem) bool {
+	return g.pipelined() && p.Kind == "nn" && p.Pieces < 2 && p.Conv.InH > 0 && p.ConvVec4
+}
+
 // strideN is the column stride of g's tiles for choice c of p.
 func (g GemmConfig) strideN(p GemmProblem, c GemmChoice) int {
 	if c.Fused {
@@ -356,6 +389,15 @@ func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 		for _, c := range out[:len(out):len(out)] {
 			if f := (GemmChoice{Config: c.Config, Split: c.Split, Fused: true}); ValidGemm(d, p, f) == nil {
 				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if p.Conv.InH > 0 { // the product after im2col_nhwc, and each of gemm.cu's reading the images
+		out := GemmCandidates(d, p.plainProduct())
+		for _, c := range out[:len(out):len(out)] {
+			if im := (GemmChoice{Config: c.Config, Split: c.Split, Im2Col: true}); ValidGemm(d, p, im) == nil {
+				out = append(out, im)
 			}
 		}
 		return out
@@ -397,15 +439,15 @@ func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 }
 
 // DefaultGemm is the fixed table, used without a chooser (and with --autotune=off),
-// never fused (the fused epilogue is the autotuner's to choose where it measures
-// faster). It
+// never fused and never reading a convolution's images (the fused epilogue and the
+// implicit im2col are the autotuner's to choose where they measure faster). It
 // follows what the autotuner chose on an H200 for the paper's nets at batch 100, 1024
 // and 4096 (docs/PERFORMANCE.md): D's logit layer (N or K below 8) on the dot kernels;
 // operands gemm.cu can read on its 128-row tiles when M reaches 2048 rows, else on
 // 64×64 tiles (tf32) or 64- and 32-row tiles (fp32), K split so that the blocks about
 // fill the device, each slice at least four k-steps deep; the rest on the tiled kernels.
 func DefaultGemm(d Target, p GemmProblem) GemmChoice {
-	p = p.plain()
+	p = p.plain().plainProduct()
 	if p.N < 8 || p.K < 8 { // one launch, a warp per output where K is long
 		if p.K >= 64 {
 			return GemmChoice{Config: "wdot", Split: 1}
@@ -494,10 +536,17 @@ func (mo *maxoutOut) epilogueArgs(p GemmProblem, c GemmChoice, nstride int) []Ar
 
 // gemmLaunches are the launches of choice c for C (M×N) = op(A)·op(B) (+ bias, act),
 // and for a product feeding maxout units (p.Pieces > 1) the maxout into mo: in the
-// epilogue when c is fused (C is then not stored), else by its own kernel on C.
-func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64, mo *maxoutOut) []Launch {
+// epilogue when c is fused (C is then not stored), else by its own kernel on C. For a
+// convolution's product (p.Conv set) A is the images and cols their columns: laid out
+// by im2col_nhwc, then the product, or, when c reads the images (Im2Col), one _im
+// kernel that stores cols as it goes.
+func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64, mo *maxoutOut, cols uint64) []Launch {
 	if p.Pieces > 1 && !c.Fused {
-		return append(gemmLaunches(d, p.plain(), c, cp, a, b, bias, act, ws, nil), mo.launches(d, p, cp)...)
+		return append(gemmLaunches(d, p.plain(), c, cp, a, b, bias, act, ws, nil, cols), mo.launches(d, p, cp)...)
+	}
+	if p.Conv.InH > 0 && !c.Im2Col {
+		n := p.M / p.Conv.Positions()
+		return append(Im2Col(d, cols, a, n, p.Conv), gemmLaunches(d, p.plainProduct(), c, cp, cols, b, bias, act, ws, mo, 0)...)
 	}
 	g, _ := configByName(c.Config)
 	kind := matmulKind(p.Kind)
@@ -521,9 +570,17 @@ func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, 
 	if c.Fused {
 		cp, kernel = mo.y, kernel+"_mx"
 	}
+	if c.Im2Col {
+		kernel += "_im"
+	}
 	args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(p.N), i32(p.K),
 		i32(p.LDA), i32(p.LDB), i32(kchunk)}, actArgs(act)...)
 	args = append(args, mo.epilogueArgs(p, c, nstride)...)
+	if c.Im2Col {
+		g := p.Conv
+		args = append(args, Ptr(cols), i32(g.InH), i32(g.InW), i32(g.InC), i32(g.KW), i32(g.StrideH), i32(g.StrideW),
+			i32(g.PadH), i32(g.PadW), i32(g.OutW()), i32(g.Positions()))
+	}
 	return []Launch{{
 		Kernel:      kernel,
 		Grid:        dim(cdiv(p.N, nstride), cdiv(p.M, g.BM), split),

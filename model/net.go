@@ -697,6 +697,10 @@ func (p *Pass) Forward(b backend.Backend, mode Mode, s rng.Stream) {
 		case Maxout, Conv2D:
 			in := x
 			if l.spec.Type == Conv2D {
+				if !l.spec.isMaxout() {
+					b.ConvForward(v.y, v.cols, x, l.w, l.b, l.geom, l.act)
+					break
+				}
 				b.Im2Col(v.cols, x, l.geom)
 				in = v.cols
 			}

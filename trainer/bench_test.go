@@ -111,6 +111,11 @@ func (f *flopCounter) DenseMaxout(y, arg, mask, z, x, w, b backend.Tensor, piece
 	f.Backend.DenseMaxout(y, arg, mask, z, x, w, b, pieces, keep, s)
 }
 
+func (f *flopCounter) ConvForward(y, cols, x, w, b backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	f.product(cols, w)
+	f.Backend.ConvForward(y, cols, x, w, b, g, act)
+}
+
 func (f *flopCounter) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
 	for _, out := range []backend.Tensor{dx, dw} {
 		if out != nil {
@@ -143,6 +148,11 @@ func dims(x backend.Tensor) string {
 func (t *timedBackend) DenseForward(y, x, w, b backend.Tensor, act backend.Act) {
 	defer t.time(fmt.Sprintf("DenseForward %s·%s %s", dims(x), dims(w), act.Kind), time.Now())
 	t.Backend.DenseForward(y, x, w, b, act)
+}
+
+func (t *timedBackend) ConvForward(y, cols, x, w, b backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	defer t.time(fmt.Sprintf("ConvForward %s·%s %v %s", dims(cols), dims(w), g, act.Kind), time.Now())
+	t.Backend.ConvForward(y, cols, x, w, b, g, act)
 }
 
 func (t *timedBackend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
@@ -230,23 +240,47 @@ func BenchmarkIterationOps(b *testing.B) {
 	b.ReportMetric(float64(elapsed.Microseconds())/1e3/float64(b.N), "ms/iter")
 }
 
-// TestFlopCounterPaperIteration pins the count BenchmarkIteration reports to the
-// products of one iteration of the paper's nets, written out: a product the counter
-// missed (an operation it does not wrap) would make every GFLOP/s of bench/cpu.sh low.
-func TestFlopCounterPaperIteration(t *testing.T) {
-	t.Setenv("GANTRAIN_PRESET", "paper")
-	t.Setenv("GANTRAIN_BATCH", "20")
-	t.Setenv("GANTRAIN_BLAS", "go")
-	t.Setenv("GANTRAIN_THREADS", "1")
-	_, _, got := benchTrainer(t, func(be backend.Backend) backend.Backend { return be })
-	const m = 20
-	g := 100*1200 + 1200*1200 + 1200*784 // G's weights: one multiply-add each a row
-	d := 784*1200 + 240*1200 + 240       // D's (maxout layers: 240 units of 5 pieces)
-	dStep := m*g + 2*m*d +               // G's forward, D's on the real and fake halves
-		2*m*d + 2*m*(d-784*1200) // D's backward: every dW, dx but for the input layer
-	gStep := m*g + m*d + m*d + // G's forward, D's forward and its dx
-		m*g + m*(g-100*1200) // G's backward: every dW, dx but for the noise layer
-	if want := 2 * float64(dStep+gStep); got != want {
-		t.Errorf("one iteration at batch %d counts %.0f FLOP; the paper's nets make %.0f", m, got, want)
+// TestFlopCounter pins the count BenchmarkIteration reports to the products of one
+// iteration, written out for the paper's nets and the convolutional preset's: a
+// product the counter missed (an operation it does not wrap) would make every GFLOP/s
+// of bench/cpu.sh low.
+func TestFlopCounter(t *testing.T) {
+	// Multiply-adds per example of the layers' forward products: a dense layer's
+	// weights once; a convolution's positions times its (patch × filters) weights; a
+	// transposed convolution's input pixels times its (channels × kernel·filters).
+	dcganG := []int{100 * 7 * 7 * 128, 7 * 7 * 128 * (4 * 4 * 64), 14 * 14 * 64 * (4 * 4 * 1)}
+	dcganD := []int{14 * 14 * (4 * 4 * 1) * 64, 7 * 7 * (4 * 4 * 64) * 128, 7 * 7 * 128}
+	for _, tc := range []struct {
+		preset string
+		batch  int
+		g, d   []int // each layer's product, the first one's dx not computed
+	}{
+		{"paper", 20, []int{100 * 1200, 1200 * 1200, 1200 * 784}, []int{784 * 1200, 240 * 1200, 240}}, // maxout: 240 units of 5 pieces
+		{"dcgan-mnist", 8, dcganG, dcganD},
+	} {
+		t.Run(tc.preset, func(t *testing.T) {
+			t.Setenv("GANTRAIN_PRESET", tc.preset)
+			t.Setenv("GANTRAIN_BATCH", strconv.Itoa(tc.batch))
+			t.Setenv("GANTRAIN_BLAS", "go")
+			t.Setenv("GANTRAIN_THREADS", "1")
+			_, _, got := benchTrainer(t, func(be backend.Backend) backend.Backend { return be })
+			m := tc.batch
+			g, d := sum(tc.g), sum(tc.d)
+			dStep := m*g + 2*m*d + // G's forward, D's on the real and fake halves
+				2*m*d + 2*m*(d-tc.d[0]) // D's backward: every dW, dx but for the first layer
+			gStep := m*g + m*d + m*d + // G's forward, D's forward and its dx
+				m*g + m*(g-tc.g[0]) // G's backward: every dW, dx but for the first layer
+			if want := 2 * float64(dStep+gStep); got != want {
+				t.Errorf("one iteration at batch %d counts %.0f FLOP; the nets make %.0f", m, got, want)
+			}
+		})
 	}
+}
+
+func sum(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }

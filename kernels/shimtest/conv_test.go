@@ -182,3 +182,72 @@ func TestBatchNorm(t *testing.T) {
 		}
 	}
 }
+
+// convForwardGeoms are convolutions for ConvForward: channels a multiple of 4 (the
+// implicit im2col's candidates too) with padding on every side, strides 1 to 3 and a
+// ragged number of output positions, and one of 3 channels (im2col_nhwc first only).
+var convForwardGeoms = []struct {
+	g      backend.ConvGeom
+	n, out int
+}{
+	{backend.ConvGeom{InH: 7, InW: 5, InC: 8, KH: 4, KW: 4, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, 3, 12},
+	{backend.ConvGeom{InH: 6, InW: 9, InC: 4, KH: 3, KW: 2, StrideH: 1, StrideW: 3, PadH: 2, PadW: 1}, 2, 72},
+	{backend.ConvGeom{InH: 5, InW: 5, InC: 12, KH: 3, KW: 3, StrideH: 3, StrideW: 1, PadH: 1}, 5, 8},
+	{backend.ConvGeom{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 1}, 3, 8},
+}
+
+// TestConvForwardCandidates runs every candidate of every convolution's forward
+// product, the implicit im2col's included, against the CPU backend: the columns bit
+// for bit, the output to the product's rounding; with the shim's copies landing at
+// their wait and, for the first geometry, at their issue.
+func TestConvForwardCandidates(t *testing.T) {
+	e := newEnv(t)
+	defer SetCopyMode(false)
+	for _, eager := range []bool{false, true} {
+		SetCopyMode(eager)
+		for ci, cf := range convForwardGeoms {
+			if eager && ci > 0 {
+				break
+			}
+			g, n, out := cf.g, cf.n, cf.out
+			if err := g.Valid(); err != nil {
+				t.Fatal(err)
+			}
+			rows, patch := n*g.Positions(), g.Patch()
+			xv, wv, bv := e.floats(n*g.InSize(), -1, 1), e.floats(patch*out, -0.5, 0.5), e.floats(out, -1, 1)
+			act := acts[ci%len(acts)]
+			Y, C := e.tensor(rows, out, make([]float32, rows*out)), e.tensor(rows, patch, make([]float32, rows*patch))
+			e.cpu.ConvForward(Y, C, e.tensor(n, g.InSize(), xv), e.tensor(patch, out, wv), e.tensor(1, out, bv), g, act)
+			wantY, wantC := e.down(Y), e.down(C)
+			x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
+			for _, tf32 := range []bool{false, true} {
+				d := gemmDevice(tf32)
+				p := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: patch, LDA: patch, LDB: out, TF32: tf32,
+					Vec4: patch%4 == 0 && out%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+				cands := kernels.GemmCandidates(d, p)
+				implicit := 0
+				for _, c := range cands {
+					if c.Im2Col {
+						implicit++
+					}
+				}
+				if (implicit > 0) != (g.InC%4 == 0) {
+					t.Errorf("%v: %d implicit candidates among %v", p, implicit, cands)
+				}
+				for _, c := range cands {
+					var seen kernels.GemmProblem
+					d.Gemm = forced{c, &seen}
+					name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
+					y, cols := e.poisoned(rows*out), e.poisoned(rows*patch)
+					e.run(kernels.ConvForward(d, y.Addr(), cols.Addr(), x.Addr(), w.Addr(), b.Addr(), n, g, out, act, e.ws.Addr()))
+					if seen != p {
+						t.Fatalf("%s: the builder planned %v", name, seen)
+					}
+					backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
+					backendtest.Near(t, name+" y", y.F32(), wantY, tol(d))
+					e.countersZero(name)
+				}
+			}
+		}
+	}
+}

@@ -156,8 +156,8 @@ func TestGemmConfigsMatchKernels(t *testing.T) {
 				names = []string{"gemm_" + fam + "_f32_" + kind, "gemm_" + fam + "_tf32_" + kind}
 			default:
 				names = []string{"gemm_" + fam + "_" + kind + "_" + rest}
-				if kind == "nn" { // and with the maxout epilogue
-					names = append(names, names[0]+"_mx")
+				if kind == "nn" { // and with the maxout epilogue, and the implicit im2col
+					names = append(names, names[0]+"_mx", names[0]+"_im")
 				}
 				if sb := g.SharedBytes(kind); sb > maxSharedBytes || sb <= 0 {
 					t.Errorf("%s %s: %d B of shared memory", g.Name(), kind, sb)

@@ -28,6 +28,17 @@ func (b *Core) Col2Im(x, cols backend.Tensor, g backend.ConvGeom) {
 	b.Launch("Col2Im", kernels.Col2Im(b.Target, X.ptr, C.ptr, X.rows, g))
 }
 
+// ConvForward implements backend.Backend.
+func (b *Core) ConvForward(y, cols, x, w, bias backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	ts, ok := b.args().F32("ConvForward", y, cols, x, w)
+	bs, okb := b.args().F32("ConvForward b", bias)
+	if !ok || !okb || !b.ops.Check(backend.CheckConvForward(y, cols, x, w, bias, g)) {
+		return
+	}
+	Y, C, X, W, B := ts[0], ts[1], ts[2], ts[3], bs[0]
+	b.Launch("ConvForward", kernels.ConvForward(b.Target, Y.ptr, C.ptr, X.ptr, W.ptr, B.ptr, X.rows, g, W.cols, act, b.Workspace))
+}
+
 // BiasActivation implements backend.Backend.
 func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) {
 	ts, ok := b.args().F32("BiasActivation", y, bias)

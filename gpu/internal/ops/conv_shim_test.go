@@ -31,6 +31,22 @@ func TestConvOpsOnShim(t *testing.T) {
 			p.Same(name+" col2im", xs)
 		}
 	}
+	// A convolution's forward product, through the backend's chooser (the shim's plan
+	// device has none: the fixed table).
+	for _, g := range []backend.ConvGeom{
+		{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 1},
+		{InH: 6, InW: 5, InC: 8, KH: 4, KW: 4, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1},
+	} {
+		n, out := 3, 20
+		name := fmt.Sprintf("%v n=%d conv forward", g, n)
+		x, w, bias := p.Uniform(n, g.InSize(), -1, 1), p.Uniform(g.Patch(), out, -0.5, 0.5), p.Uniform(1, out, -0.5, 0.5)
+		y, cols := p.Poisoned(n*g.Positions(), out), p.Poisoned(n*g.Positions(), g.Patch())
+		act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
+		p.C.ConvForward(y.C, cols.C, x.C, w.C, bias.C, g, act)
+		p.G.ConvForward(y.G, cols.G, x.G, w.G, bias.G, g, act)
+		p.Same(name+" cols", cols)
+		p.Close(name+" y", y, 1e-5)
+	}
 	for _, s := range [][3]int{{1, 1, 1}, {37, 37, 1}, {600, 5, 2}} {
 		m, c, groups := s[0], s[1], s[2]
 		for _, act := range []backend.Act{{Kind: backend.ReLU}, {Kind: backend.LeakyReLU, Alpha: 0.2}, {}} {

@@ -313,6 +313,15 @@ func TestErrorsOnShim(t *testing.T) {
 		{"col2im geometry", func(b backend.Backend, f, i mk) {
 			b.Col2Im(f(2, 12), f(4, 6), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1, PadH: 2})
 		}},
+		{"conv forward w", func(b backend.Backend, f, i mk) {
+			b.ConvForward(f(4, 5), f(4, 6), f(2, 12), f(5, 5), f(1, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
+		{"conv forward nil b", func(b backend.Backend, f, i mk) {
+			b.ConvForward(f(4, 5), f(4, 6), f(2, 12), f(6, 5), nil, backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
+		{"conv forward i32", func(b backend.Backend, f, i mk) {
+			b.ConvForward(f(4, 5), f(4, 6), i(2, 12), f(6, 5), f(1, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
 		{"im2col i32", func(b backend.Backend, f, i mk) {
 			b.Im2Col(f(4, 6), i(2, 12), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1})
 		}},
