@@ -157,19 +157,6 @@ struct gt_conv {
   int in_h, in_w, in_c, k_w, s_h, s_w, p_h, p_w, out_w, positions;
 };
 
-// gt_conv_src is the address in x of element (m, k) of the column matrix, with valid
-// false in the padding (m < M and k < K given).
-__device__ __forceinline__ const float* gt_conv_src(const gt_conv& cv, const float* __restrict__ x, int m, int k,
-                                                    bool& valid) {
-  const int img = m / cv.positions, pos = m - img * cv.positions;
-  const int oy = pos / cv.out_w, ox = pos - oy * cv.out_w;
-  const int tap = k / cv.in_c, c = k - tap * cv.in_c;
-  const int ky = tap / cv.k_w, kx = tap - ky * cv.k_w;
-  const int iy = oy * cv.s_h - cv.p_h + ky, ix = ox * cv.s_w - cv.p_w + kx;
-  valid = iy >= 0 && iy < cv.in_h && ix >= 0 && ix < cv.in_w;
-  return x + (size_t)img * cv.in_h * cv.in_w * cv.in_c + ((size_t)iy * cv.in_w + ix) * cv.in_c + c;
-}
-
 // gt_conv_chunks calls f(r, col) for each 16-byte chunk of A's tile (row r, column col
 // within the tile) that this thread copies: the chunks go to the threads in turn.
 template <typename G, int THREADS, typename F>
@@ -182,23 +169,70 @@ __device__ __forceinline__ void gt_conv_chunks(F f) {
   }
 }
 
-// gt_conv_load starts the copies of k-step [k0, k0+BK) of an nn product into stage s,
-// A's tile (BM rows of BK columns of the column matrix) from the images x through cv.
+// gt_conv_loader is the state of the copies of A's tiles from the images, k-step after
+// k-step in order. A thread copies the same column of every tile (its chunks are
+// THREADS apart, a multiple of the CH chunks of a row) and the same rows of a block's
+// tiles, so the rows are decomposed into image and window origin once
+// (gt_conv_loader_init), and the column's tap (ky, kx) and channel are carried from
+// step to step with no division (gt_conv_loader_load).
 template <typename G, int THREADS>
-__device__ __forceinline__ void gt_conv_load(float* s, const float* __restrict__ x, const float* __restrict__ b, int M,
-                                             int N, int kend, int ldb, int m0, int n0, int k0, const gt_conv& cv) {
-  using Bt = typename G::Bt;
-  gt_conv_chunks<G, THREADS>([&](int r, int col) {
-    int m = m0 + r, k = k0 + col;
-    bool valid = false;
-    const float* src = x;
-    if (m < M && k < kend) {
-      const float* p = gt_conv_src(cv, x, m, k, valid);
-      if (valid) src = p;
+struct gt_conv_loader {
+  static constexpr int CH = G::At::IN / 4, ROWS = G::At::OUT, TOTAL = ROWS * CH,
+                       ITERS = (TOTAL + THREADS - 1) / THREADS, PER = THREADS / CH;
+  static_assert(THREADS % CH == 0, "a thread's chunks are in one column of the tile");
+  long long base[ITERS];       // x's offset of the row's image
+  int iy0[ITERS], ix0[ITERS];  // the row's window origin (iy0 far below the image: a row ≥ M)
+  int col, k, ky, kx, ch;      // this thread's column of the tile; k = k0 + col, its tap and channel
+};
+
+template <typename G, int THREADS>
+__device__ __forceinline__ void gt_conv_loader_init(gt_conv_loader<G, THREADS>& l, const gt_conv& cv, int M, int m0,
+                                                    int kbeg) {
+  using L = gt_conv_loader<G, THREADS>;
+  l.col = ((int)threadIdx.x % L::CH) * 4;
+  const int r0 = (int)threadIdx.x / L::CH;
+#pragma unroll
+  for (int it = 0; it < L::ITERS; it++) {
+    const int m = m0 + r0 + it * L::PER;
+    l.base[it] = 0, l.iy0[it] = -(1 << 30), l.ix0[it] = 0;  // with any tap, never in the image
+    if (m < M) {
+      const int img = m / cv.positions, pos = m - img * cv.positions;
+      const int oy = pos / cv.out_w, ox = pos - oy * cv.out_w;
+      l.base[it] = (long long)img * cv.in_h * cv.in_w * cv.in_c;
+      l.iy0[it] = oy * cv.s_h - cv.p_h, l.ix0[it] = ox * cv.s_w - cv.p_w;
     }
-    gt_cp_async16(s + r * G::At::LD + col, src, valid);
-  });
+  }
+  l.k = kbeg + l.col;
+  const int tap = l.k / cv.in_c;
+  l.ch = l.k - tap * cv.in_c, l.ky = tap / cv.k_w, l.kx = tap - l.ky * cv.k_w;
+}
+
+// gt_conv_loader_load starts the copies of the next k-step's A tile into stage s (zeros
+// in the padding, past kend and in the rows ≥ M), and B's tile as gt_load_tile does.
+template <typename G, int THREADS>
+__device__ __forceinline__ void gt_conv_loader_load(gt_conv_loader<G, THREADS>& l, float* s,
+                                                    const float* __restrict__ x, const float* __restrict__ b, int N,
+                                                    int kend, int ldb, int n0, int k0, const gt_conv& cv) {
+  using L = gt_conv_loader<G, THREADS>;
+#pragma unroll
+  for (int it = 0; it < L::ITERS; it++) {
+    const int r = (int)threadIdx.x / L::CH + it * L::PER;
+    if (L::TOTAL % THREADS == 0 || r < L::ROWS) {
+      const int iy = l.iy0[it] + l.ky, ix = l.ix0[it] + l.kx;
+      const bool valid = l.k < kend && (unsigned)iy < (unsigned)cv.in_h && (unsigned)ix < (unsigned)cv.in_w;
+      const float* src = valid ? x + l.base[it] + ((long long)iy * cv.in_w + ix) * cv.in_c + l.ch : x;
+      gt_cp_async16(s + r * G::At::LD + l.col, src, valid);
+    }
+  }
+  using Bt = typename G::Bt;
   gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + G::At::SIZE, b, ldb, k0, kend, n0, N);
+  // On to the next k-step: BK columns on, across as many taps as that spans.
+  l.k += G::At::IN;
+  l.ch += G::At::IN;
+  while (l.ch >= cv.in_c) {
+    l.ch -= cv.in_c;
+    if (++l.kx == cv.k_w) l.kx = 0, l.ky++;
+  }
 }
 
 // gt_conv_store stores the landed A tile of k-step k0 (an implicit im2col's, nn) into
@@ -215,7 +249,7 @@ __device__ __forceinline__ void gt_conv_store(const float* s, const gt_conv& cv,
 }
 
 // gt_gemm_mainloop_im is gt_gemm_mainloop with the implicit im2col: A's tiles come from
-// the images (gt_conv_load), and each k-step's landed A tile is stored into the
+// the images (gt_conv_loader), and each k-step's landed A tile is stored into the
 // columns (gt_conv_store) before the next step's copies are started. A loop of its own
 // rather than hooks in gt_gemm_mainloop, which leaves the other kernels' code as it was
 // measured (with hooks, nvcc 11.8 schedules some of them differently).
@@ -224,9 +258,11 @@ __device__ __forceinline__ void gt_gemm_mainloop_im(float* smem, const float* __
                                                     const float* __restrict__ b, int M, int N, int K, int ldb, int m0,
                                                     int n0, int kbeg, int kend, const gt_conv& cv, Multiply multiply) {
   const int steps = kend > kbeg ? (kend - kbeg + BK - 1) / BK : 0;
+  gt_conv_loader<G, THREADS> loader;
+  gt_conv_loader_init(loader, cv, M, m0, kbeg);
 #pragma unroll
   for (int s = 0; s < STAGES - 1; s++) {
-    if (s < steps) gt_conv_load<G, THREADS>(smem + s * G::STAGE, x, b, M, N, kend, ldb, m0, n0, kbeg + s * BK, cv);
+    if (s < steps) gt_conv_loader_load(loader, smem + s * G::STAGE, x, b, N, kend, ldb, n0, kbeg + s * BK, cv);
     gt_cp_async_commit();
   }
   for (int kt = 0; kt < steps; kt++) {
@@ -235,7 +271,7 @@ __device__ __forceinline__ void gt_gemm_mainloop_im(float* smem, const float* __
     gt_conv_store<G, THREADS>(smem + (kt % STAGES) * G::STAGE, cv, M, K, kend, m0, kbeg + kt * BK);
     int next = kt + STAGES - 1;
     if (next < steps)
-      gt_conv_load<G, THREADS>(smem + (next % STAGES) * G::STAGE, x, b, M, N, kend, ldb, m0, n0, kbeg + next * BK, cv);
+      gt_conv_loader_load(loader, smem + (next % STAGES) * G::STAGE, x, b, N, kend, ldb, n0, kbeg + next * BK, cv);
     gt_cp_async_commit();
     multiply(smem + (kt % STAGES) * G::STAGE);
   }
