@@ -174,6 +174,13 @@ type Backend interface {
 	// the backward pass. The GPU may read the product's operand straight from x and
 	// store cols as it goes.
 	ConvForward(y, cols, x, w, b Tensor, g ConvGeom, act Act)
+	// ConvTransposeBackward is the products of a transposed convolution's backward pass
+	// (its forward: x·w, then Col2Im by g): Im2Col(cols, dy, g), the gradient of the
+	// columns, followed by DenseBackward(dx, dw, nil, cols, x, cols, w, identity): dx =
+	// cols·wᵀ and dw = xᵀ·cols, each unless nil. dy (n×g.InSize()) is the output's
+	// gradient after the bias and activation; x is (n·g.Positions())×C, w C×g.Patch().
+	// The GPU may read dx's product's operand straight from dy and store cols as it goes.
+	ConvTransposeBackward(dx, dw, cols, dy, x, w Tensor, g ConvGeom)
 	// BiasActivation sets y = act(y + b) in place, b (1×C) added to every row of y (m×C).
 	BiasActivation(y, b Tensor, act Act)
 	// BiasActivationBackward overwrites dy (m×C) with dZ = dy ⊙ act'(z), act' computed

@@ -101,6 +101,22 @@ func CheckConvForward(y, cols, x, w, b Tensor, g ConvGeom) error {
 		y, cols, x, w, b, g, g.InSize(), g.Positions(), g.Patch(), g.Patch(), g.Positions())
 }
 
+// CheckConvTransposeBackward is the rule of Backend.ConvTransposeBackward; dx and dw
+// may be nil.
+func CheckConvTransposeBackward(dx, dw, cols, dy, x, w Tensor, g ConvGeom) error {
+	if err := g.Valid(); err != nil {
+		return shapeErr("ConvTransposeBackward", "%v", err)
+	}
+	n := dy.Rows()
+	rows, c := n*g.Positions(), w.Rows()
+	if n > 0 && dy.Cols() == g.InSize() && cols.Rows() == rows && cols.Cols() == g.Patch() && c > 0 && w.Cols() == g.Patch() &&
+		x.Rows() == rows && x.Cols() == c && (dx == nil || same(dx, x)) && (dw == nil || same(dw, w)) {
+		return nil
+	}
+	return shapeErr("ConvTransposeBackward", "dx %s, dw %s, cols %s, dy %s, x %s, w %s, geometry %v (want dy n×%d, cols n·%d×%d, x n·%d×C, w C×%d, dx as x, dw as w)",
+		dx, dw, cols, dy, x, w, g, g.InSize(), g.Positions(), g.Patch(), g.Positions(), g.Patch())
+}
+
 // CheckBiasActivation is the rule of Backend.BiasActivation.
 func CheckBiasActivation(y, b Tensor) error {
 	if Len(y) > 0 && y.Cols() > 0 && Len(b) == y.Cols() {

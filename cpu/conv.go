@@ -80,6 +80,19 @@ func (b *Backend) ConvForward(y, cols, x, w, bias backend.Tensor, g backend.Conv
 	b.DenseForward(y, cols, w, bias, act)
 }
 
+// ConvTransposeBackward implements backend.Backend: Im2Col of dy, then DenseBackward's
+// products on the columns.
+func (b *Backend) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
+	_, ok := b.ops.F32("ConvTransposeBackward", cols, dy, x, w)
+	_, okx := b.ops.OptionalF32("ConvTransposeBackward dx", dx)
+	_, okw := b.ops.OptionalF32("ConvTransposeBackward dw", dw)
+	if !ok || !okx || !okw || !b.ops.Check(backend.CheckConvTransposeBackward(dx, dw, cols, dy, x, w, g)) {
+		return
+	}
+	b.Im2Col(cols, dy, g)
+	b.DenseBackward(dx, dw, nil, cols, x, cols, w, backend.Act{})
+}
+
 // Col2Im implements backend.Backend. It gathers: each element of x is a float32 sum,
 // from 0, of its taps' elements of cols in (ky, kx) order, so no two workers write
 // one element and the split changes nothing.

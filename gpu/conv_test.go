@@ -134,6 +134,24 @@ func convForwardCases() []convCase {
 	return cs
 }
 
+// implicitCounter counts a test's candidate runs, and those of the implicit im2col.
+type implicitCounter struct{ total, implicit int }
+
+func (c *implicitCounter) add(ch kernels.GemmChoice) {
+	c.total++
+	if ch.Im2Col {
+		c.implicit++
+	}
+}
+
+// check fails unless the implicit im2col ran, and logs the counts.
+func (c *implicitCounter) check(t *testing.T) {
+	if c.implicit == 0 {
+		t.Errorf("no implicit im2col among the %d candidates", c.total)
+	}
+	t.Logf("%d candidate runs checked, %d with the implicit im2col", c.total, c.implicit)
+}
+
 // TestConvForwardCandidates runs every candidate of each convolution's forward
 // product on the device, the implicit im2col's (_im kernels) included, against the CPU
 // backend: the columns bit for bit, the output within the precision's tolerance.
@@ -141,7 +159,7 @@ func TestConvForwardCandidates(t *testing.T) {
 	for _, prec := range precisions() {
 		t.Run(prec.name, func(t *testing.T) {
 			sw, p, plan := switchedPair(t, prec.tf32)
-			total, implicit := 0, 0
+			var runs implicitCounter
 			for _, c := range convForwardCases() {
 				g, n, out := c.g, c.n, 72
 				x := p.Uniform(n, g.InSize(), -1, 1)
@@ -165,16 +183,48 @@ func TestConvForwardCandidates(t *testing.T) {
 					}
 					backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
 					writtenNear(t, name+" y", backendtest.Download(t, p.G, y.G), wantY, prec.tol)
-					total++
-					if ch.Im2Col {
-						implicit++
-					}
+					runs.add(ch)
 				}
 			}
-			if implicit == 0 {
-				t.Errorf("no implicit im2col among the %d candidates", total)
+			runs.check(t)
+		})
+	}
+}
+
+// TestConvTransposeBackwardCandidates runs every candidate of the input gradient's
+// product of each transposed convolution (the columns of the output gradient times
+// wᵀ), the implicit im2col's included, and the weight gradient on the columns it
+// leaves, on the device against the CPU backend: the columns bit for bit, dx and dw
+// within the precision's tolerance.
+func TestConvTransposeBackwardCandidates(t *testing.T) {
+	for _, prec := range precisions() {
+		t.Run(prec.name, func(t *testing.T) {
+			sw, p, plan := switchedPair(t, prec.tf32)
+			var runs implicitCounter
+			for _, c := range convForwardCases() {
+				g, n, in := c.g, c.n, 72 // the transposed convolution of g, from in channels
+				rows := n * g.Positions()
+				x, dy := p.Uniform(rows, in, -1, 1), p.Uniform(n, g.InSize(), -1, 1)
+				w := p.Uniform(in, g.Patch(), -0.1, 0.1)
+				dx, dw, cols := p.Alloc(backend.F32, rows, in), p.Alloc(backend.F32, in, g.Patch()), p.Alloc(backend.F32, rows, g.Patch())
+				p.C.ConvTransposeBackward(dx.C, dw.C, cols.C, dy.C, x.C, w.C, g)
+				wantDX, wantDW := backendtest.Download(t, p.C, dx.C), backendtest.Download(t, p.C, dw.C)
+				wantCols := backendtest.Download(t, p.C, cols.C)
+				pr := kernels.GemmProblem{Kind: "nt", M: rows, N: in, K: g.Patch(), LDA: g.Patch(), LDB: g.Patch(), TF32: prec.tf32,
+					Vec4: g.Patch()%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+				for _, ch := range kernels.GemmCandidates(plan, pr) {
+					sw.c = ch
+					name := fmt.Sprintf("%v %v", pr, ch)
+					p.Poison(dx, dw, cols)
+					p.G.ConvTransposeBackward(dx.G, dw.G, cols.G, dy.G, x.G, w.G, g)
+					p.NoErr()
+					backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
+					writtenNear(t, name+" dx", backendtest.Download(t, p.G, dx.G), wantDX, prec.tol)
+					writtenNear(t, name+" dw", backendtest.Download(t, p.G, dw.G), wantDW, prec.tol)
+					runs.add(ch)
+				}
 			}
-			t.Logf("%d candidate runs checked, %d with the implicit im2col", total, implicit)
+			runs.check(t)
 		})
 	}
 }

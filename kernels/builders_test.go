@@ -102,6 +102,8 @@ func TestImplicitIm2Col(t *testing.T) {
 		{func(p GemmProblem) GemmProblem { p.ConvVec4 = false; return p }, im("tc_64x64x32_w32x32_s4"), false},
 		{func(p GemmProblem) GemmProblem { return p.plainProduct() }, im("tc_64x64x32_w32x32_s4"), false},
 		{func(p GemmProblem) GemmProblem { p.Kind = "tn"; return p }, im("tc_64x64x32_w32x32_s4"), false},
+		{func(p GemmProblem) GemmProblem { p.Kind = "nt"; return p }, im("tc_64x64x32_w32x32_s4"), true},
+		{func(p GemmProblem) GemmProblem { p.Kind = "nt"; return p }, im("tc_64x64x32_w32x32_s4_swz"), false},
 	} {
 		p := tc.p(conv)
 		if err := ValidGemm(d, p, tc.c); (err == nil) != tc.ok {

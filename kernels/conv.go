@@ -36,6 +36,31 @@ func ConvForward(d Target, y, cols, x, w, b uint64, n int, g backend.ConvGeom, o
 	return chooseGemm(d, p, func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, y, x, w, b, act, ws, nil, cols) })
 }
 
+// ConvTransposeBackward computes the products of a transposed convolution's backward
+// pass: the columns' gradient cols = Im2Col of the n output gradients dy (each
+// g.InSize(), after the bias and activation), then dx = cols·wᵀ and dw = xᵀ·cols, each
+// unless 0; x is the layer's input ((n·g.Positions())×in), w in×g.Patch(). For dx the
+// chooser picks im2col_nhwc and then any product configuration, or a gemm.cu
+// configuration's nt _im kernel reading dy (16-byte aligned, channels a multiple of
+// 4) and storing cols as the tiles land; dw is then DenseBackward's product on cols.
+func ConvTransposeBackward(d Target, dx, dw, cols, dy, x, w uint64, n int, g backend.ConvGeom, in int, ws uint64) []Launch {
+	m, k := n*g.Positions(), g.Patch()
+	var ls []Launch
+	if dx != 0 {
+		p := GemmProblem{Kind: string(nt), M: m, N: in, K: k, LDA: k, LDB: k, TF32: d.TF32,
+			Vec4: vec4(nt, cols, w, m, in, k, k, k), Conv: g, ConvVec4: dy%16 == 0 && g.InC%4 == 0}
+		ls = chooseGemm(d, p, func(ch GemmChoice) []Launch {
+			return gemmLaunches(d, p, ch, dx, dy, w, 0, backend.Act{}, ws, nil, cols)
+		})
+	} else {
+		ls = Im2Col(d, cols, dy, n, g)
+	}
+	if dw != 0 {
+		ls = append(ls, matmul(d, tn, dw, x, cols, 0, in, k, m, in, k, backend.Act{}, ws)...)
+	}
+	return ls
+}
+
 // Col2Im overwrites the n NHWC images x with the adjoint of Im2Col applied to cols:
 // each element the float32 sum of the elements of cols copied from it, in the order of
 // their (ky, kx) taps. Kernel col2im_nhwc, one thread per element of x (a gather: no

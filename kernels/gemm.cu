@@ -16,8 +16,9 @@
 // extents to be multiples of 4 floats (the builder checks; matmul.cu takes the rest).
 //
 // Suffix nn: C = A·B; tn: C = Aᵀ·B; nt: C = A·Bᵀ (lda, ldb: the stored row lengths).
-// Suffix _im (nn): a convolution's product, A the im2col of NHWC images read from the
-// images themselves, which also stores the columns (gt_conv).
+// Suffix _im (nn and nt): a product whose A is the im2col of NHWC images (a
+// convolution's forward product; the input gradient of a transposed convolution), read
+// from the images themselves, which also stores the columns (gt_conv).
 // Grid (⌈N/nstride⌉, ⌈M/BM⌉, split), nstride = BN but with the maxout epilogue (below).
 // With split > 1, block z multiplies over k ∈ [z·kchunk, min(K, (z+1)·kchunk)) (kchunk
 // a multiple of BK), writes its partial tile to
@@ -94,6 +95,7 @@ struct gt_gemm_geometry {
   // B: !TB stored K×N (BK rows of BN), TB stored N×K (BN rows of BK).
   using Bt = gt_tile<TB ? BN : BK, TB ? BK : BN, TB, TB ? 0 : BCPT>;
   static constexpr int STAGE = At::SIZE + Bt::SIZE;  // floats
+  static constexpr bool TRANS_B = TB;
 
   // load starts the copies of k-step [k0, k0+BK) into stage s.
   template <int THREADS>
@@ -208,7 +210,8 @@ __device__ __forceinline__ void gt_conv_loader_init(gt_conv_loader<G, THREADS>& 
 }
 
 // gt_conv_loader_load starts the copies of the next k-step's A tile into stage s (zeros
-// in the padding, past kend and in the rows ≥ M), and B's tile as gt_load_tile does.
+// in the padding, past kend and in the rows ≥ M), and B's tile (stored K×N, or N×K for
+// nt) as gt_load_tile does.
 template <typename G, int THREADS>
 __device__ __forceinline__ void gt_conv_loader_load(gt_conv_loader<G, THREADS>& l, float* s,
                                                     const float* __restrict__ x, const float* __restrict__ b, int N,
@@ -225,7 +228,10 @@ __device__ __forceinline__ void gt_conv_loader_load(gt_conv_loader<G, THREADS>& 
     }
   }
   using Bt = typename G::Bt;
-  gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + G::At::SIZE, b, ldb, k0, kend, n0, N);
+  if (G::TRANS_B)
+    gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + G::At::SIZE, b, ldb, n0, N, k0, kend);
+  else
+    gt_load_tile<Bt::OUT, Bt::IN, Bt::LD, Bt::SWZ, THREADS>(s + G::At::SIZE, b, ldb, k0, kend, n0, N);
   // On to the next k-step: BK columns on, across as many taps as that spans.
   l.k += G::At::IN;
   l.ch += G::At::IN;
@@ -235,7 +241,7 @@ __device__ __forceinline__ void gt_conv_loader_load(gt_conv_loader<G, THREADS>& 
   }
 }
 
-// gt_conv_store stores the landed A tile of k-step k0 (an implicit im2col's, nn) into
+// gt_conv_store stores the landed A tile of k-step k0 (an implicit im2col's) into
 // cols (M×K, row length K): rows m < M and columns k < kend, in 16-byte chunks. Only
 // the blocks of the first column of tiles store, so each element is stored once.
 template <typename G, int THREADS>
@@ -486,7 +492,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_
 #pragma unroll
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
-  static_assert(!IM || (!TA && !TB && !MX), "implicit im2col: nn without the maxout epilogue");
+  static_assert(!IM || (!TA && !MX), "implicit im2col: nn or nt, without the maxout epilogue");
   auto multiply = [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
@@ -594,7 +600,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS, const gt_conv& cv = g
 #pragma unroll
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
-  static_assert(!IM || (!TA && !TB && !MX), "implicit im2col: nn without the maxout epilogue");
+  static_assert(!IM || (!TA && !MX), "implicit im2col: nn or nt, without the maxout epilogue");
   auto multiply = [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
@@ -735,7 +741,9 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   GT_GEMM_IM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im, GT_TC_THREADS(BM, BN, WM, WN),     \
                     gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false, false, true>)                          \
   GT_GEMM_IM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_im, GT_TC_THREADS(BM, BN, WM, WN), \
-                    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, false, true>)
+                    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, false, true>)                           \
+  GT_GEMM_IM_KERNEL(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im, GT_TC_THREADS(BM, BN, WM, WN),     \
+                    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false, false, true>)
 
 #define GT_SIMT_THREADS(BM, BN, TM, TN) ((BM / TM) * (BN / TN))
 #define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                       \
@@ -748,7 +756,9 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   GT_GEMM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_mx, GT_SIMT_THREADS(BM, BN, TM, TN),    \
                  gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, true>)                                         \
   GT_GEMM_IM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im, GT_SIMT_THREADS(BM, BN, TM, TN), \
-                    gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, false, true>)
+                    gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, false, true>)                               \
+  GT_GEMM_IM_KERNEL(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im, GT_SIMT_THREADS(BM, BN, TM, TN), \
+                    gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S, false, true>)
 
 // The tiny products, in both precisions.
 #define GT_GEMM_DOT(FAM, PREC, TF32)                                                                              \

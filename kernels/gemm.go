@@ -190,10 +190,10 @@ type GemmProblem struct {
 	// Dropout when Dropout is set), which a fused choice computes in its epilogue.
 	Pieces  int
 	Dropout bool
-	// Conv, when set (InH > 0), makes the problem a convolution's forward product: A is
-	// the columns Im2Col lays out of images, which an implicit choice reads from the
-	// images themselves. ConvVec4 is whether it can: the images 16-byte aligned and
-	// their channels a multiple of 4.
+	// Conv, when set (InH > 0), makes the problem's A (nn or nt) the columns Im2Col lays
+	// out of images (a convolution's forward product, a transposed convolution's input
+	// gradient), which an implicit choice reads from the images themselves. ConvVec4 is
+	// whether it can: the images 16-byte aligned and their channels a multiple of 4.
 	Conv     backend.ConvGeom
 	ConvVec4 bool
 }
@@ -362,9 +362,9 @@ func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 }
 
 // implicit reports whether g has a kernel that reads p's columns from the images (an
-// _im kernel): gemm.cu's, nn, no maxout, the images readable in 16-byte copies.
+// _im kernel): gemm.cu's, nn or nt, no maxout, the images readable in 16-byte copies.
 func (g GemmConfig) implicit(p GemmProblem) bool {
-	return g.pipelined() && p.Kind == "nn" && p.Pieces < 2 && p.Conv.InH > 0 && p.ConvVec4
+	return g.pipelined() && (p.Kind == "nn" || p.Kind == "nt") && p.Pieces < 2 && p.Conv.InH > 0 && p.ConvVec4
 }
 
 // strideN is the column stride of g's tiles for choice c of p.

@@ -799,12 +799,12 @@ func (p *Pass) Backward(b backend.Backend, want Grads) {
 			}
 		case ConvTranspose2D:
 			b.BiasActivationBackward(db, v.dy, v.y, l.act)
-			b.Im2Col(v.cols, dy, l.geom) // the columns' gradient, in the forward's columns
 			var dxm backend.Tensor
 			if dx != nil {
 				dxm = v.dx
 			}
-			b.DenseBackward(dxm, dw, nil, v.cols, v.x, v.cols, l.w, backend.Act{})
+			b.ConvTransposeBackward(dxm, dw, v.cols, dy, v.x, l.w, l.geom) // the columns' gradient in the forward's columns
+
 		case BatchNorm:
 			var dxm backend.Tensor
 			if dx != nil {

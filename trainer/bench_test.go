@@ -117,12 +117,23 @@ func (f *flopCounter) ConvForward(y, cols, x, w, b backend.Tensor, g backend.Con
 }
 
 func (f *flopCounter) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
+	f.backwardProducts(dx, dw, x, w)
+	f.Backend.DenseBackward(dx, dw, db, dy, x, y, w, act)
+}
+
+func (f *flopCounter) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
+	f.backwardProducts(dx, dw, x, w)
+	f.Backend.ConvTransposeBackward(dx, dw, cols, dy, x, w, g)
+}
+
+// backwardProducts counts a dense layer's backward products: x's rows with w for each
+// of dx and dw that is wanted.
+func (f *flopCounter) backwardProducts(dx, dw, x, w backend.Tensor) {
 	for _, out := range []backend.Tensor{dx, dw} {
 		if out != nil {
 			f.product(x, w)
 		}
 	}
-	f.Backend.DenseBackward(dx, dw, db, dy, x, y, w, act)
 }
 
 // timedBackend times every operation of a synchronous backend, by operation and
@@ -153,6 +164,11 @@ func (t *timedBackend) DenseForward(y, x, w, b backend.Tensor, act backend.Act) 
 func (t *timedBackend) ConvForward(y, cols, x, w, b backend.Tensor, g backend.ConvGeom, act backend.Act) {
 	defer t.time(fmt.Sprintf("ConvForward %s·%s %v %s", dims(cols), dims(w), g, act.Kind), time.Now())
 	t.Backend.ConvForward(y, cols, x, w, b, g, act)
+}
+
+func (t *timedBackend) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
+	defer t.time(fmt.Sprintf("ConvTransposeBackward %s·%s %v dx=%v dw=%v", dims(cols), dims(w), g, dx != nil, dw != nil), time.Now())
+	t.Backend.ConvTransposeBackward(dx, dw, cols, dy, x, w, g)
 }
 
 func (t *timedBackend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {

@@ -4,6 +4,7 @@ package shimtest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/gantrain/gantrain/backend"
@@ -196,12 +197,9 @@ var convForwardGeoms = []struct {
 	{backend.ConvGeom{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 1}, 3, 8},
 }
 
-// TestConvForwardCandidates runs every candidate of every convolution's forward
-// product, the implicit im2col's included, against the CPU backend: the columns bit
-// for bit, the output to the product's rounding; with the shim's copies landing at
-// their wait and, for the first geometry, at their issue.
-func TestConvForwardCandidates(t *testing.T) {
-	e := newEnv(t)
+// eachConvGeom calls f for each of convForwardGeoms with the shim's copies landing at
+// their wait, and for the first again with them landing at their issue.
+func eachConvGeom(t *testing.T, f func(eager bool, ci int, g backend.ConvGeom, n, out int)) {
 	defer SetCopyMode(false)
 	for _, eager := range []bool{false, true} {
 		SetCopyMode(eager)
@@ -209,45 +207,96 @@ func TestConvForwardCandidates(t *testing.T) {
 			if eager && ci > 0 {
 				break
 			}
-			g, n, out := cf.g, cf.n, cf.out
-			if err := g.Valid(); err != nil {
+			if err := cf.g.Valid(); err != nil {
 				t.Fatal(err)
 			}
-			rows, patch := n*g.Positions(), g.Patch()
-			xv, wv, bv := e.floats(n*g.InSize(), -1, 1), e.floats(patch*out, -0.5, 0.5), e.floats(out, -1, 1)
-			act := acts[ci%len(acts)]
-			Y, C := e.tensor(rows, out, make([]float32, rows*out)), e.tensor(rows, patch, make([]float32, rows*patch))
-			e.cpu.ConvForward(Y, C, e.tensor(n, g.InSize(), xv), e.tensor(patch, out, wv), e.tensor(1, out, bv), g, act)
-			wantY, wantC := e.down(Y), e.down(C)
-			x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
-			for _, tf32 := range []bool{false, true} {
-				d := gemmDevice(tf32)
-				p := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: patch, LDA: patch, LDB: out, TF32: tf32,
-					Vec4: patch%4 == 0 && out%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
-				cands := kernels.GemmCandidates(d, p)
-				implicit := 0
-				for _, c := range cands {
-					if c.Im2Col {
-						implicit++
-					}
-				}
-				if (implicit > 0) != (g.InC%4 == 0) {
-					t.Errorf("%v: %d implicit candidates among %v", p, implicit, cands)
-				}
-				for _, c := range cands {
-					var seen kernels.GemmProblem
-					d.Gemm = forced{c, &seen}
-					name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
-					y, cols := e.poisoned(rows*out), e.poisoned(rows*patch)
-					e.run(kernels.ConvForward(d, y.Addr(), cols.Addr(), x.Addr(), w.Addr(), b.Addr(), n, g, out, act, e.ws.Addr()))
-					if seen != p {
-						t.Fatalf("%s: the builder planned %v", name, seen)
-					}
-					backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
-					backendtest.Near(t, name+" y", y.F32(), wantY, tol(d))
-					e.countersZero(name)
-				}
-			}
+			f(eager, ci, cf.g, cf.n, cf.out)
 		}
 	}
+}
+
+// convCandidates lists p's candidates on d, checking that the implicit im2col is among
+// them exactly when the images' channels are a multiple of 4.
+func convCandidates(t *testing.T, d kernels.Target, p kernels.GemmProblem) []kernels.GemmChoice {
+	t.Helper()
+	cands := kernels.GemmCandidates(d, p)
+	if slices.ContainsFunc(cands, func(c kernels.GemmChoice) bool { return c.Im2Col }) != (p.Conv.InC%4 == 0) {
+		t.Errorf("%v: candidates %v", p, cands)
+	}
+	return cands
+}
+
+// TestConvForwardCandidates runs every candidate of every convolution's forward
+// product, the implicit im2col's included, against the CPU backend: the columns bit
+// for bit, the output to the product's rounding; with the shim's copies landing at
+// their wait and, for the first geometry, at their issue.
+func TestConvForwardCandidates(t *testing.T) {
+	e := newEnv(t)
+	eachConvGeom(t, func(eager bool, ci int, g backend.ConvGeom, n, out int) {
+		rows, patch := n*g.Positions(), g.Patch()
+		xv, wv, bv := e.floats(n*g.InSize(), -1, 1), e.floats(patch*out, -0.5, 0.5), e.floats(out, -1, 1)
+		act := acts[ci%len(acts)]
+		Y, C := e.tensor(rows, out, make([]float32, rows*out)), e.tensor(rows, patch, make([]float32, rows*patch))
+		e.cpu.ConvForward(Y, C, e.tensor(n, g.InSize(), xv), e.tensor(patch, out, wv), e.tensor(1, out, bv), g, act)
+		wantY, wantC := e.down(Y), e.down(C)
+		x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
+		for _, tf32 := range []bool{false, true} {
+			d := gemmDevice(tf32)
+			p := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: patch, LDA: patch, LDB: out, TF32: tf32,
+				Vec4: patch%4 == 0 && out%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+			for _, c := range convCandidates(t, d, p) {
+				var seen kernels.GemmProblem
+				d.Gemm = forced{c, &seen}
+				name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
+				y, cols := e.poisoned(rows*out), e.poisoned(rows*patch)
+				e.run(kernels.ConvForward(d, y.Addr(), cols.Addr(), x.Addr(), w.Addr(), b.Addr(), n, g, out, act, e.ws.Addr()))
+				if seen != p {
+					t.Fatalf("%s: the builder planned %v", name, seen)
+				}
+				backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
+				backendtest.Near(t, name+" y", y.F32(), wantY, tol(d))
+				e.countersZero(name)
+			}
+		}
+	})
+}
+
+// TestConvTransposeBackwardCandidates runs every candidate of the input gradient's
+// product of a transposed convolution (nt, A the columns of the output gradient), the
+// implicit im2col's included, then the weight gradient on the columns it left, against
+// the CPU backend: the columns bit for bit, dx and dw to the products' rounding; with
+// the shim's copies landing at their wait and, for the first geometry, at their issue.
+func TestConvTransposeBackwardCandidates(t *testing.T) {
+	e := newEnv(t)
+	eachConvGeom(t, func(eager bool, _ int, g backend.ConvGeom, n, in int) {
+		// The transposed convolution of g: input (n·Positions)×in, output n images of
+		// g.InSize(); in plays the part of the filters.
+		rows, patch := n*g.Positions(), g.Patch()
+		xv, wv, dyv := e.floats(rows*in, -1, 1), e.floats(in*patch, -0.5, 0.5), e.floats(n*g.InSize(), -1, 1)
+		X, W, DY := e.tensor(rows, in, xv), e.tensor(in, patch, wv), e.tensor(n, g.InSize(), dyv)
+		C := e.tensor(rows, patch, make([]float32, rows*patch))
+		DX, DW := e.tensor(rows, in, make([]float32, rows*in)), e.tensor(in, patch, make([]float32, in*patch))
+		e.cpu.ConvTransposeBackward(DX, DW, C, DY, X, W, g)
+		wantC, wantDX, wantDW := e.down(C), e.down(DX), e.down(DW)
+		x, w, dy := e.mem(xv), e.mem(wv), e.mem(dyv)
+		for _, tf32 := range []bool{false, true} {
+			d := gemmDevice(tf32)
+			p := kernels.GemmProblem{Kind: "nt", M: rows, N: in, K: patch, LDA: patch, LDB: patch, TF32: tf32,
+				Vec4: patch%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+			for _, c := range convCandidates(t, d, p) {
+				var seen []kernels.GemmProblem
+				d.Gemm = recorder{c, &seen}
+				name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
+				dx, dw, cols := e.poisoned(rows*in), e.poisoned(in*patch), e.poisoned(rows*patch)
+				e.run(kernels.ConvTransposeBackward(d, dx.Addr(), dw.Addr(), cols.Addr(), dy.Addr(), x.Addr(), w.Addr(), n, g, in, e.ws.Addr()))
+				if len(seen) != 2 || seen[0] != p || seen[1].Kind != "tn" {
+					t.Fatalf("%s: the builder planned %v", name, seen)
+				}
+				backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
+				backendtest.Near(t, name+" dx", dx.F32(), wantDX, tol(d))
+				backendtest.Near(t, name+" dw", dw.F32(), wantDW, tol(d))
+				e.countersZero(name)
+			}
+		}
+	})
 }

@@ -29,6 +29,18 @@ func (f forced) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []k
 	return f.c
 }
 
+// recorder is a GemmChooser that always answers c and records every product it was
+// asked about (an operation of several products asks once for each).
+type recorder struct {
+	c    kernels.GemmChoice
+	seen *[]kernels.GemmProblem
+}
+
+func (r recorder) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
+	*r.seen = append(*r.seen, p)
+	return r.c
+}
+
 // vec4 is whether gemm.cu can read a product's operands (16-byte aligned, as the shim's
 // allocations are): the contiguous extents and row lengths multiples of 4.
 func vec4(p kernels.GemmProblem) bool {
@@ -156,8 +168,13 @@ func TestGemmConfigsMatchKernels(t *testing.T) {
 				names = []string{"gemm_" + fam + "_f32_" + kind, "gemm_" + fam + "_tf32_" + kind}
 			default:
 				names = []string{"gemm_" + fam + "_" + kind + "_" + rest}
-				if kind == "nn" { // and with the maxout epilogue, and the implicit im2col
+				switch kind {
+				case "nn": // and with the maxout epilogue, and the implicit im2col
 					names = append(names, names[0]+"_mx", names[0]+"_im")
+				case "nt":
+					if !g.Swizzle {
+						names = append(names, names[0]+"_im")
+					}
 				}
 				if sb := g.SharedBytes(kind); sb > maxSharedBytes || sb <= 0 {
 					t.Errorf("%s %s: %d B of shared memory", g.Name(), kind, sb)

@@ -39,6 +39,19 @@ func (b *Core) ConvForward(y, cols, x, w, bias backend.Tensor, g backend.ConvGeo
 	b.Launch("ConvForward", kernels.ConvForward(b.Target, Y.ptr, C.ptr, X.ptr, W.ptr, B.ptr, X.rows, g, W.cols, act, b.Workspace))
 }
 
+// ConvTransposeBackward implements backend.Backend.
+func (b *Core) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
+	const op = "ConvTransposeBackward"
+	ts, ok := b.args().F32(op, cols, dy, x, w)
+	DX, okx := b.args().OptionalF32(op+" dx", dx)
+	DW, okw := b.args().OptionalF32(op+" dw", dw)
+	if !ok || !okx || !okw || !b.ops.Check(backend.CheckConvTransposeBackward(dx, dw, cols, dy, x, w, g)) {
+		return
+	}
+	C, DY, X, W := ts[0], ts[1], ts[2], ts[3]
+	b.Launch(op, kernels.ConvTransposeBackward(b.Target, addr(DX), addr(DW), C.ptr, DY.ptr, X.ptr, W.ptr, DY.rows, g, W.rows, b.Workspace))
+}
+
 // BiasActivation implements backend.Backend.
 func (b *Core) BiasActivation(y, bias backend.Tensor, act backend.Act) {
 	ts, ok := b.args().F32("BiasActivation", y, bias)

@@ -46,6 +46,17 @@ func TestConvOpsOnShim(t *testing.T) {
 		p.G.ConvForward(y.G, cols.G, x.G, w.G, bias.G, g, act)
 		p.Same(name+" cols", cols)
 		p.Close(name+" y", y, 1e-5)
+
+		// The transposed convolution of g (out channels in), backward.
+		name = fmt.Sprintf("%v n=%d conv transpose backward", g, n)
+		tx, dy := p.Uniform(n*g.Positions(), out, -1, 1), p.Uniform(n, g.InSize(), -1, 1)
+		tw := p.Uniform(out, g.Patch(), -0.5, 0.5)
+		dx, dw := p.Poisoned(n*g.Positions(), out), p.Poisoned(out, g.Patch())
+		p.C.ConvTransposeBackward(dx.C, dw.C, cols.C, dy.C, tx.C, tw.C, g)
+		p.G.ConvTransposeBackward(dx.G, dw.G, cols.G, dy.G, tx.G, tw.G, g)
+		p.Same(name+" cols", cols)
+		p.Close(name+" dx", dx, 1e-5)
+		p.Close(name+" dw", dw, 1e-5)
 	}
 	for _, s := range [][3]int{{1, 1, 1}, {37, 37, 1}, {600, 5, 2}} {
 		m, c, groups := s[0], s[1], s[2]

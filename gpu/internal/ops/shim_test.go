@@ -319,6 +319,12 @@ func TestErrorsOnShim(t *testing.T) {
 		{"conv forward nil b", func(b backend.Backend, f, i mk) {
 			b.ConvForward(f(4, 5), f(4, 6), f(2, 12), f(6, 5), nil, backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
 		}},
+		{"conv transpose backward dx", func(b backend.Backend, f, i mk) {
+			b.ConvTransposeBackward(f(4, 4), nil, f(4, 6), f(2, 12), f(4, 5), f(5, 6), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1})
+		}},
+		{"conv transpose backward dw i32", func(b backend.Backend, f, i mk) {
+			b.ConvTransposeBackward(nil, i(5, 6), f(4, 6), f(2, 12), f(4, 5), f(5, 6), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1})
+		}},
 		{"conv forward i32", func(b backend.Backend, f, i mk) {
 			b.ConvForward(f(4, 5), f(4, 6), i(2, 12), f(6, 5), f(1, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
 		}},
