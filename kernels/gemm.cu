@@ -713,7 +713,7 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
 #define GT_GEMM_KERNEL(NAME, THREADS, ...) \
   extern "C" __global__ void __launch_bounds__(THREADS) NAME(GT_GEMM_ARGS) { __VA_ARGS__(GT_GEMM_PASS); }
 
-// GT_GEMM_IM_KERNEL defines an nn kernel with the implicit im2col (gt_conv): A is the
+// GT_GEMM_IM_KERNEL defines an nn or nt kernel with the implicit im2col (gt_conv): A is the
 // images x, and the arguments go on with cols and the geometry.
 #define GT_GEMM_IM_KERNEL(NAME, THREADS, ...)                                                                  \
   extern "C" __global__ void __launch_bounds__(THREADS)                                                       \

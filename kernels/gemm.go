@@ -253,9 +253,9 @@ func (p GemmProblem) FLOPs() float64 { return 2 * float64(p.M) * float64(p.N) * 
 
 // GemmChoice is a configuration (by name), the number of slices K is split into, and,
 // for a product that feeds maxout units, whether the maxout (and dropout) is computed
-// in the product's epilogue (Fused) or by maxout.cu's kernel after it; for a
-// convolution's product, whether A is read from the images by the configuration's
-// _im kernel (Im2Col) or laid out by im2col_nhwc first.
+// in the product's epilogue (Fused) or by maxout.cu's kernel after it; for a product
+// whose A is the columns of images (GemmProblem.Conv), whether A is read from the
+// images by the configuration's _im kernel (Im2Col) or laid out by im2col_nhwc first.
 type GemmChoice struct {
 	Config string
 	Split  int
