@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 )
@@ -97,12 +98,7 @@ func columnInvariant(b *Backend, p product, want []float32) bool {
 		b.rows(&q, 0, mid)
 		b.rows(&q, mid, p.m)
 	}
-	for i := range want {
-		if q.c[i] != want[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(q.c, want)
 }
 
 // roundingBound is, for each element of p's C, how far two float32 evaluations of its

@@ -159,18 +159,6 @@ struct gt_conv {
   int in_h, in_w, in_c, k_w, s_h, s_w, p_h, p_w, out_w, positions;
 };
 
-// gt_conv_chunks calls f(r, col) for each 16-byte chunk of A's tile (row r, column col
-// within the tile) that this thread copies: the chunks go to the threads in turn.
-template <typename G, int THREADS, typename F>
-__device__ __forceinline__ void gt_conv_chunks(F f) {
-  constexpr int CH = G::At::IN / 4, TOTAL = G::At::OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
-#pragma unroll
-  for (int it = 0; it < ITERS; it++) {
-    int c = it * THREADS + (int)threadIdx.x;
-    if (TOTAL % THREADS == 0 || c < TOTAL) f(c / CH, (c % CH) * 4);
-  }
-}
-
 // gt_conv_loader is the state of the copies of A's tiles from the images, k-step after
 // k-step in order. A thread copies the same column of every tile (its chunks are
 // THREADS apart, a multiple of the CH chunks of a row) and the same rows of a block's
@@ -248,10 +236,14 @@ template <typename G, int THREADS>
 __device__ __forceinline__ void gt_conv_store(const float* s, const gt_conv& cv, int M, int K, int kend, int m0,
                                               int k0) {
   if (blockIdx.x != 0) return;
-  gt_conv_chunks<G, THREADS>([&](int r, int col) {
-    int m = m0 + r, k = k0 + col;
-    if (m < M && k < kend) gt_st4(cv.cols + (size_t)m * K + k, gt_ld4(s + r * G::At::LD + col));
-  });
+  constexpr int CH = G::At::IN / 4, TOTAL = G::At::OUT * CH, ITERS = (TOTAL + THREADS - 1) / THREADS;
+#pragma unroll
+  for (int it = 0; it < ITERS; it++) {
+    const int c = it * THREADS + (int)threadIdx.x, r = c / CH, col = (c % CH) * 4;
+    const int m = m0 + r, k = k0 + col;
+    if ((TOTAL % THREADS == 0 || c < TOTAL) && m < M && k < kend)
+      gt_st4(cv.cols + (size_t)m * K + k, gt_ld4(s + r * G::At::LD + col));
+  }
 }
 
 // gt_gemm_mainloop_im is gt_gemm_mainloop with the implicit im2col: A's tiles come from
