@@ -174,6 +174,14 @@ type Backend interface {
 	// the backward pass. The GPU may read the product's operand straight from x and
 	// store cols as it goes.
 	ConvForward(y, cols, x, w, b Tensor, g ConvGeom, act Act)
+	// ConvBackward is a convolution's backward pass (its forward: ConvForward):
+	// DenseBackward(dcols, dw, db, dy, cols, y, w, act) followed by Col2Im(dx, dcols,
+	// g), dy overwritten with dZ as DenseBackward leaves it; dx, dw and db each unless
+	// nil (dcols may be nil without dx). dcols ((n·g.Positions())×g.Patch()) is scratch
+	// whose contents are unspecified afterwards: the GPU may compute dx in one product
+	// per phase of the input pixels, to the products' rounding, and never store the
+	// columns' gradient.
+	ConvBackward(dx, dw, db, dcols, dy, cols, y, w Tensor, g ConvGeom, act Act)
 	// ConvTransposeBackward is the products of a transposed convolution's backward pass
 	// (its forward: x·w, then Col2Im by g): Im2Col(cols, dy, g), the gradient of the
 	// columns, followed by DenseBackward(dx, dw, nil, cols, x, cols, w, identity): dx =
@@ -181,6 +189,13 @@ type Backend interface {
 	// gradient after the bias and activation; x is (n·g.Positions())×C, w C×g.Patch().
 	// The GPU may read dx's product's operand straight from dy and store cols as it goes.
 	ConvTransposeBackward(dx, dw, cols, dy, x, w Tensor, g ConvGeom)
+	// ConvTransposeForward is a transposed convolution's output: the product x·w into
+	// cols (identity, no bias), then Col2Im(y, cols, g), then BiasActivation(y, b,
+	// act). x is (n·g.Positions())×C, w C×g.Patch(), b 1×g.InC, y n×g.InSize(); cols
+	// ((n·g.Positions())×g.Patch()) is scratch whose contents are unspecified
+	// afterwards: the GPU may compute y in one product per output phase, to the
+	// products' rounding, and never store the columns.
+	ConvTransposeForward(y, cols, x, w, b Tensor, g ConvGeom, act Act)
 	// BiasActivation sets y = act(y + b) in place, b (1×C) added to every row of y (m×C).
 	BiasActivation(y, b Tensor, act Act)
 	// BiasActivationBackward overwrites dy (m×C) with dZ = dy ⊙ act'(z), act' computed

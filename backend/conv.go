@@ -101,6 +101,30 @@ func CheckConvForward(y, cols, x, w, b Tensor, g ConvGeom) error {
 		y, cols, x, w, b, g, g.InSize(), g.Positions(), g.Patch(), g.Patch(), g.Positions())
 }
 
+// CheckConvBackward is the rule of Backend.ConvBackward; dx, dw, db and, without dx,
+// dcols may be nil.
+func CheckConvBackward(dx, dw, db, dcols, dy, cols, y, w Tensor, g ConvGeom) error {
+	if err := g.Valid(); err != nil {
+		return shapeErr("ConvBackward", "%v", err)
+	}
+	rows, out := cols.Rows(), w.Cols()
+	if !(rows > 0 && rows%g.Positions() == 0 && cols.Cols() == g.Patch() && w.Rows() == g.Patch() && out > 0 &&
+		y.Rows() == rows && y.Cols() == out && same(dy, y)) {
+		return shapeErr("ConvBackward", "dy %s, cols %s, y %s, w %s, geometry %v (want cols n·%d×%d, w %d×F, y and dy n·%d×F)",
+			dy, cols, y, w, g, g.Positions(), g.Patch(), g.Patch(), g.Positions())
+	}
+	if dw != nil && !same(dw, w) {
+		return shapeErr("ConvBackward", "dw %s, w %s", dw, w)
+	}
+	if db != nil && Len(db) != out {
+		return shapeErr("ConvBackward", "db %s, %d filters", db, out)
+	}
+	if dx != nil && (dcols == nil || !same(dcols, cols) || dx.Rows()*g.Positions() != rows || dx.Cols() != g.InSize()) {
+		return shapeErr("ConvBackward", "dx %s, dcols %s, cols %s (want dx n×%d, dcols as cols)", dx, dcols, cols, g.InSize())
+	}
+	return nil
+}
+
 // CheckConvTransposeBackward is the rule of Backend.ConvTransposeBackward; dx and dw
 // may be nil.
 func CheckConvTransposeBackward(dx, dw, cols, dy, x, w Tensor, g ConvGeom) error {
@@ -115,6 +139,21 @@ func CheckConvTransposeBackward(dx, dw, cols, dy, x, w Tensor, g ConvGeom) error
 	}
 	return shapeErr("ConvTransposeBackward", "dx %s, dw %s, cols %s, dy %s, x %s, w %s, geometry %v (want dy n×%d, cols n·%d×%d, x n·%d×C, w C×%d, dx as x, dw as w)",
 		dx, dw, cols, dy, x, w, g, g.InSize(), g.Positions(), g.Patch(), g.Positions(), g.Patch())
+}
+
+// CheckConvTransposeForward is the rule of Backend.ConvTransposeForward.
+func CheckConvTransposeForward(y, cols, x, w, b Tensor, g ConvGeom) error {
+	if err := g.Valid(); err != nil {
+		return shapeErr("ConvTransposeForward", "%v", err)
+	}
+	n := y.Rows()
+	rows, c := n*g.Positions(), w.Rows()
+	if n > 0 && y.Cols() == g.InSize() && cols.Rows() == rows && cols.Cols() == g.Patch() && c > 0 && w.Cols() == g.Patch() &&
+		x.Rows() == rows && x.Cols() == c && Len(b) == g.InC {
+		return nil
+	}
+	return shapeErr("ConvTransposeForward", "y %s, cols %s, x %s, w %s, b %s, geometry %v (want y n×%d, cols n·%d×%d, x n·%d×C, w C×%d, b 1×%d)",
+		y, cols, x, w, b, g, g.InSize(), g.Positions(), g.Patch(), g.Positions(), g.Patch(), g.InC)
 }
 
 // CheckBiasActivation is the rule of Backend.BiasActivation.

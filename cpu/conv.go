@@ -80,6 +80,28 @@ func (b *Backend) ConvForward(y, cols, x, w, bias backend.Tensor, g backend.Conv
 	b.DenseForward(y, cols, w, bias, act)
 }
 
+// ConvBackward implements backend.Backend: DenseBackward on the columns, then Col2Im
+// of the columns' gradient.
+func (b *Backend) ConvBackward(dx, dw, db, dcols, dy, cols, y, w backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	const op = "ConvBackward"
+	_, ok := b.ops.F32(op, dy, cols, y, w)
+	_, okx := b.ops.OptionalF32(op+" dx", dx)
+	_, okc := b.ops.OptionalF32(op+" dcols", dcols)
+	_, okw := b.ops.OptionalF32(op+" dw", dw)
+	_, okb := b.ops.OptionalF32(op+" db", db)
+	if !ok || !okx || !okc || !okw || !okb || !b.ops.Check(backend.CheckConvBackward(dx, dw, db, dcols, dy, cols, y, w, g)) {
+		return
+	}
+	var din backend.Tensor
+	if dx != nil {
+		din = dcols
+	}
+	b.DenseBackward(din, dw, db, dy, cols, y, w, act)
+	if dx != nil {
+		b.Col2Im(dx, dcols, g)
+	}
+}
+
 // ConvTransposeBackward implements backend.Backend: Im2Col of dy, then DenseBackward's
 // products on the columns.
 func (b *Backend) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
@@ -91,6 +113,30 @@ func (b *Backend) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g
 	}
 	b.Im2Col(cols, dy, g)
 	b.DenseBackward(dx, dw, nil, cols, x, cols, w, backend.Act{})
+}
+
+// ConvTransposeForward implements backend.Backend: the product x·w into the columns,
+// then, an image row at a time, Col2Im's sums and BiasActivation's epilogue (the same
+// bits as the three operations).
+func (b *Backend) ConvTransposeForward(y, cols, x, w, bias backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	ts, ok := b.ops.F32("ConvTransposeForward", y, cols, x, w)
+	bs, okb := b.ops.F32("ConvTransposeForward b", bias)
+	if !ok || !okb || !b.ops.Check(backend.CheckConvTransposeForward(y, cols, x, w, bias, g)) {
+		return
+	}
+	Y, C, X, W, B := ts[0], ts[1], ts[2], ts[3], bs[0]
+	b.multiply(&product{m: X.rows, n: W.cols, k: X.cols, a: X.f, lda: X.cols, b: W.f, ldb: W.cols, c: C.f, ldc: W.cols}, nil)
+	c := g.InC
+	b.parallelWork(Y.rows*g.InH, len(Y.f)+len(C.f), 1, func(lo, hi int) {
+		for u := lo; u < hi; u++ {
+			i, iy := u/g.InH, u%g.InH
+			col2imRow(Y.f, C.f, g, i, iy)
+			row := Y.f[(i*g.InH+iy)*g.InW*c : (i*g.InH+iy+1)*g.InW*c]
+			for ix := 0; ix < g.InW; ix++ {
+				biasActivate(row[ix*c:(ix+1)*c], B.f, act)
+			}
+		}
+	})
 }
 
 // Col2Im implements backend.Backend. It gathers: each element of x is a float32 sum,

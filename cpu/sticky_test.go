@@ -54,6 +54,7 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 	mean, variance, runMean, runVar := f(1, out, 18), f(1, out, 19), f(1, out, 20), f(1, out, 21)
 	convY, convW, convB := f(n*geom.Positions(), 3, 22), f(geom.Patch(), 3, 23), f(1, 3, 24)
 	convX, convDX, convTW, convTW2 := f(n*geom.Positions(), 3, 25), f(n*geom.Positions(), 3, 26), f(3, geom.Patch(), 27), f(3, geom.Patch(), 28)
+	convTB, convDW, convDCols := f(1, geom.InC, 29), f(geom.Patch(), 3, 30), f(n*geom.Positions(), geom.Patch(), 31)
 
 	s := rng.Stream{Seed: 1, Offset: 2}
 	act := backend.Act{Kind: backend.Tanh}
@@ -81,6 +82,8 @@ func stickySetup(t *testing.T, b *Backend) (ops []stickyOp, all []*tensor, fail 
 		{"Col2Im", func() { b.Col2Im(img, cols, geom) }},
 		{"ConvForward", func() { b.ConvForward(convY, cols, img, convW, convB, geom, act) }},
 		{"ConvTransposeBackward", func() { b.ConvTransposeBackward(convDX, convTW, cols, img, convX, convTW2, geom) }},
+		{"ConvBackward", func() { b.ConvBackward(img, convDW, convB, convDCols, convX, cols, convY, convW, geom, act) }},
+		{"ConvTransposeForward", func() { b.ConvTransposeForward(img, cols, convX, convTW, convTB, geom, act) }},
 		{"BiasActivation", func() { b.BiasActivation(y, bias, act) }},
 		{"BiasActivationBackward", func() { b.BiasActivationBackward(db, dy, y, act) }},
 		{"BatchNorm", func() { b.BatchNorm(y, mean, variance, p, bias, db, runMean, runVar, 1, 1e-5, 0.1, act) }},

@@ -122,73 +122,133 @@ func TestBatchNorm(t *testing.T) {
 	}
 }
 
-// convForwardCases are convCases and a ragged one of 8 channels (the implicit im2col's
-// candidates too); GANTRAIN_GEMM_SMALL=1 keeps only the small ones, for the
-// sanitizers.
+// convForwardCases are convCases, a ragged one of 8 channels (the implicit im2col's
+// candidates too) and one of 136 (a transposed convolution's output in several column
+// tiles); GANTRAIN_GEMM_SMALL=1 keeps only the small ones, for the sanitizers.
 func convForwardCases() []convCase {
 	cs := append(convCases[:len(convCases):len(convCases)],
-		convCase{backend.ConvGeom{InH: 9, InW: 6, InC: 8, KH: 3, KW: 4, StrideH: 1, StrideW: 2, PadH: 2, PadW: 1}, 5})
+		convCase{backend.ConvGeom{InH: 9, InW: 6, InC: 8, KH: 3, KW: 4, StrideH: 1, StrideW: 2, PadH: 2, PadW: 1}, 5},
+		convCase{backend.ConvGeom{InH: 6, InW: 6, InC: 136, KH: 4, KW: 4, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, 3})
 	if os.Getenv("GANTRAIN_GEMM_SMALL") != "" {
 		return slices.DeleteFunc(cs, func(c convCase) bool { return c.n*c.g.Positions()*c.g.Patch() > 1<<14 })
 	}
 	return cs
 }
 
-// implicitCounter counts a test's candidate runs, and those of the implicit im2col.
-type implicitCounter struct{ total, implicit int }
-
-func (c *implicitCounter) add(ch kernels.GemmChoice) {
-	c.total++
-	if ch.Im2Col {
-		c.implicit++
+// eachConvCandidate runs, for each precision and each of convForwardCases, the
+// operation case_ prepares (its problem for the chooser and a run that calls the
+// operation on the GPU and checks it against the CPU's result) with every candidate
+// of that problem, which the operation must ask the chooser about. It fails unless an
+// _im or _ct kernel (a convolution kernel that lays out no columns first) ran.
+func eachConvCandidate(t *testing.T, case_ func(p *pair, c convCase, tf32 bool, tol float64) (kernels.GemmProblem, func(name string))) {
+	for _, prec := range precisions() {
+		t.Run(prec.name, func(t *testing.T) {
+			sw, p, plan := switchedPair(t, prec.tf32)
+			total, implicit := 0, 0
+			for _, c := range convForwardCases() {
+				pr, run := case_(p, c, prec.tf32, prec.tol)
+				for _, ch := range kernels.GemmCandidates(plan, pr) {
+					sw.c, sw.asked = ch, nil
+					name := fmt.Sprintf("%v %v", pr, ch)
+					run(name)
+					if !slices.Contains(sw.asked, pr) {
+						t.Fatalf("%s: the backend planned %v", name, sw.asked)
+					}
+					total++
+					if ch.Im2Col || ch.Col2Im {
+						implicit++
+					}
+				}
+			}
+			if implicit == 0 {
+				t.Errorf("no _im or _ct kernel among the %d candidates", total)
+			}
+			t.Logf("%d candidate runs checked, %d of _im or _ct kernels", total, implicit)
+		})
 	}
-}
-
-// check fails unless the implicit im2col ran, and logs the counts.
-func (c *implicitCounter) check(t *testing.T) {
-	if c.implicit == 0 {
-		t.Errorf("no implicit im2col among the %d candidates", c.total)
-	}
-	t.Logf("%d candidate runs checked, %d with the implicit im2col", c.total, c.implicit)
 }
 
 // TestConvForwardCandidates runs every candidate of each convolution's forward
 // product on the device, the implicit im2col's (_im kernels) included, against the CPU
 // backend: the columns bit for bit, the output within the precision's tolerance.
 func TestConvForwardCandidates(t *testing.T) {
-	for _, prec := range precisions() {
-		t.Run(prec.name, func(t *testing.T) {
-			sw, p, plan := switchedPair(t, prec.tf32)
-			var runs implicitCounter
-			for _, c := range convForwardCases() {
-				g, n, out := c.g, c.n, 72
-				x := p.Uniform(n, g.InSize(), -1, 1)
-				w := p.Uniform(g.Patch(), out, -0.1, 0.1)
-				bias := p.Uniform(1, out, -0.5, 0.5)
-				rows := n * g.Positions()
-				y, cols := p.Alloc(backend.F32, rows, out), p.Alloc(backend.F32, rows, g.Patch())
-				act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
-				p.C.ConvForward(y.C, cols.C, x.C, w.C, bias.C, g, act)
-				wantY, wantCols := backendtest.Download(t, p.C, y.C), backendtest.Download(t, p.C, cols.C)
-				pr := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: g.Patch(), LDA: g.Patch(), LDB: out, TF32: prec.tf32,
-					Vec4: g.Patch()%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
-				for _, ch := range kernels.GemmCandidates(plan, pr) {
-					sw.c = ch
-					name := fmt.Sprintf("%v %v", pr, ch)
-					p.Poison(y, cols)
-					p.G.ConvForward(y.G, cols.G, x.G, w.G, bias.G, g, act)
-					p.NoErr()
-					if sw.seen != pr {
-						t.Fatalf("%s: the backend planned %v", name, sw.seen)
-					}
-					backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
-					writtenNear(t, name+" y", backendtest.Download(t, p.G, y.G), wantY, prec.tol)
-					runs.add(ch)
-				}
-			}
-			runs.check(t)
-		})
-	}
+	eachConvCandidate(t, func(p *pair, c convCase, tf32 bool, tol float64) (kernels.GemmProblem, func(string)) {
+		g, n, out := c.g, c.n, 72
+		x := p.Uniform(n, g.InSize(), -1, 1)
+		w := p.Uniform(g.Patch(), out, -0.1, 0.1)
+		bias := p.Uniform(1, out, -0.5, 0.5)
+		rows := n * g.Positions()
+		y, cols := p.Alloc(backend.F32, rows, out), p.Alloc(backend.F32, rows, g.Patch())
+		act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
+		p.C.ConvForward(y.C, cols.C, x.C, w.C, bias.C, g, act)
+		wantY, wantCols := backendtest.Download(t, p.C, y.C), backendtest.Download(t, p.C, cols.C)
+		pr := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: g.Patch(), LDA: g.Patch(), LDB: out, TF32: tf32,
+			Vec4: g.Patch()%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+		return pr, func(name string) {
+			p.Poison(y, cols)
+			p.G.ConvForward(y.G, cols.G, x.G, w.G, bias.G, g, act)
+			p.NoErr()
+			backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
+			writtenNear(t, name+" y", backendtest.Download(t, p.G, y.G), wantY, tol)
+		}
+	})
+}
+
+// TestConvBackwardCandidates runs every candidate of each convolution's input
+// gradient on the device (dZ·wᵀ into the columns, then col2im_nhwc; the nt _ct
+// kernels), after dZ and the weight and bias gradients, against the CPU backend: dZ
+// bit for bit, dx, dw and db within the precision's tolerance.
+func TestConvBackwardCandidates(t *testing.T) {
+	eachConvCandidate(t, func(p *pair, c convCase, tf32 bool, tol float64) (kernels.GemmProblem, func(string)) {
+		g, n, out := c.g, c.n, 72
+		rows := n * g.Positions()
+		cols, w := p.Uniform(rows, g.Patch(), -1, 1), p.Uniform(g.Patch(), out, -0.1, 0.1)
+		y, dy0 := p.Uniform(rows, out, -1, 1), p.Uniform(rows, out, -1, 1)
+		dy := p.Alloc(backend.F32, rows, out)
+		dx, dw, db, dcols := p.Alloc(backend.F32, n, g.InSize()), p.Alloc(backend.F32, g.Patch(), out), p.Alloc(backend.F32, 1, out),
+			p.Alloc(backend.F32, rows, g.Patch())
+		act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
+		p.C.Copy(dy.C, dy0.C)
+		p.C.ConvBackward(dx.C, dw.C, db.C, dcols.C, dy.C, cols.C, y.C, w.C, g, act)
+		wantDZ, wantDX := backendtest.Download(t, p.C, dy.C), backendtest.Download(t, p.C, dx.C)
+		wantDW, wantDB := backendtest.Download(t, p.C, dw.C), backendtest.Download(t, p.C, db.C)
+		pr := kernels.GemmProblem{Kind: "nt", M: rows, N: g.Patch(), K: out, LDA: out, LDB: out, TF32: tf32,
+			Vec4: true, ConvT: g, ConvTVec4: g.InC%4 == 0}
+		return pr, func(name string) {
+			p.Poison(dx, dw, db, dcols)
+			p.G.Copy(dy.G, dy0.G)
+			p.G.ConvBackward(dx.G, dw.G, db.G, dcols.G, dy.G, cols.G, y.G, w.G, g, act)
+			p.NoErr()
+			backendtest.Bitwise(t, name+" dZ", backendtest.Download(t, p.G, dy.G), wantDZ)
+			writtenNear(t, name+" dx", backendtest.Download(t, p.G, dx.G), wantDX, tol)
+			writtenNear(t, name+" dw", backendtest.Download(t, p.G, dw.G), wantDW, tol)
+			writtenNear(t, name+" db", backendtest.Download(t, p.G, db.G), wantDB, tol)
+		}
+	})
+}
+
+// TestConvTransposeForwardCandidates runs every candidate of each transposed
+// convolution's forward pass on the device (the product, col2im_nhwc and
+// bias_activation; the _ct kernels, one product per output phase), against the CPU
+// backend: y within the precision's tolerance.
+func TestConvTransposeForwardCandidates(t *testing.T) {
+	eachConvCandidate(t, func(p *pair, c convCase, tf32 bool, tol float64) (kernels.GemmProblem, func(string)) {
+		g, n, in := c.g, c.n, 72 // the transposed convolution of g, from in channels
+		rows := n * g.Positions()
+		x, w, bias := p.Uniform(rows, in, -1, 1), p.Uniform(in, g.Patch(), -0.1, 0.1), p.Uniform(1, g.InC, -0.5, 0.5)
+		y, cols := p.Alloc(backend.F32, n, g.InSize()), p.Alloc(backend.F32, rows, g.Patch())
+		act := backend.Act{Kind: backend.Tanh}
+		p.C.ConvTransposeForward(y.C, cols.C, x.C, w.C, bias.C, g, act)
+		wantY := backendtest.Download(t, p.C, y.C)
+		pr := kernels.GemmProblem{Kind: "nn", M: rows, N: g.Patch(), K: in, LDA: in, LDB: g.Patch(), TF32: tf32,
+			Vec4: g.Patch()%4 == 0, ConvT: g, ConvTVec4: g.InC%4 == 0}
+		return pr, func(name string) {
+			p.Poison(y, cols)
+			p.G.ConvTransposeForward(y.G, cols.G, x.G, w.G, bias.G, g, act)
+			p.NoErr()
+			writtenNear(t, name+" y", backendtest.Download(t, p.G, y.G), wantY, tol)
+		}
+	})
 }
 
 // TestConvTransposeBackwardCandidates runs every candidate of the input gradient's
@@ -197,34 +257,24 @@ func TestConvForwardCandidates(t *testing.T) {
 // leaves, on the device against the CPU backend: the columns bit for bit, dx and dw
 // within the precision's tolerance.
 func TestConvTransposeBackwardCandidates(t *testing.T) {
-	for _, prec := range precisions() {
-		t.Run(prec.name, func(t *testing.T) {
-			sw, p, plan := switchedPair(t, prec.tf32)
-			var runs implicitCounter
-			for _, c := range convForwardCases() {
-				g, n, in := c.g, c.n, 72 // the transposed convolution of g, from in channels
-				rows := n * g.Positions()
-				x, dy := p.Uniform(rows, in, -1, 1), p.Uniform(n, g.InSize(), -1, 1)
-				w := p.Uniform(in, g.Patch(), -0.1, 0.1)
-				dx, dw, cols := p.Alloc(backend.F32, rows, in), p.Alloc(backend.F32, in, g.Patch()), p.Alloc(backend.F32, rows, g.Patch())
-				p.C.ConvTransposeBackward(dx.C, dw.C, cols.C, dy.C, x.C, w.C, g)
-				wantDX, wantDW := backendtest.Download(t, p.C, dx.C), backendtest.Download(t, p.C, dw.C)
-				wantCols := backendtest.Download(t, p.C, cols.C)
-				pr := kernels.GemmProblem{Kind: "nt", M: rows, N: in, K: g.Patch(), LDA: g.Patch(), LDB: g.Patch(), TF32: prec.tf32,
-					Vec4: g.Patch()%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
-				for _, ch := range kernels.GemmCandidates(plan, pr) {
-					sw.c = ch
-					name := fmt.Sprintf("%v %v", pr, ch)
-					p.Poison(dx, dw, cols)
-					p.G.ConvTransposeBackward(dx.G, dw.G, cols.G, dy.G, x.G, w.G, g)
-					p.NoErr()
-					backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
-					writtenNear(t, name+" dx", backendtest.Download(t, p.G, dx.G), wantDX, prec.tol)
-					writtenNear(t, name+" dw", backendtest.Download(t, p.G, dw.G), wantDW, prec.tol)
-					runs.add(ch)
-				}
-			}
-			runs.check(t)
-		})
-	}
+	eachConvCandidate(t, func(p *pair, c convCase, tf32 bool, tol float64) (kernels.GemmProblem, func(string)) {
+		g, n, in := c.g, c.n, 72 // the transposed convolution of g, from in channels
+		rows := n * g.Positions()
+		x, dy := p.Uniform(rows, in, -1, 1), p.Uniform(n, g.InSize(), -1, 1)
+		w := p.Uniform(in, g.Patch(), -0.1, 0.1)
+		dx, dw, cols := p.Alloc(backend.F32, rows, in), p.Alloc(backend.F32, in, g.Patch()), p.Alloc(backend.F32, rows, g.Patch())
+		p.C.ConvTransposeBackward(dx.C, dw.C, cols.C, dy.C, x.C, w.C, g)
+		wantDX, wantDW := backendtest.Download(t, p.C, dx.C), backendtest.Download(t, p.C, dw.C)
+		wantCols := backendtest.Download(t, p.C, cols.C)
+		pr := kernels.GemmProblem{Kind: "nt", M: rows, N: in, K: g.Patch(), LDA: g.Patch(), LDB: g.Patch(), TF32: tf32,
+			Vec4: g.Patch()%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
+		return pr, func(name string) {
+			p.Poison(dx, dw, cols)
+			p.G.ConvTransposeBackward(dx.G, dw.G, cols.G, dy.G, x.G, w.G, g)
+			p.NoErr()
+			backendtest.Bitwise(t, name+" cols", backendtest.Download(t, p.G, cols.G), wantCols)
+			writtenNear(t, name+" dx", backendtest.Download(t, p.G, dx.G), wantDX, tol)
+			writtenNear(t, name+" dw", backendtest.Download(t, p.G, dw.G), wantDW, tol)
+		}
+	})
 }

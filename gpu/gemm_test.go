@@ -18,14 +18,16 @@ import (
 )
 
 // switchChooser answers whichever choice it holds (each candidate in turn), and
-// remembers the product it was asked about.
+// remembers the product it was asked about last (seen) and every one (asked).
 type switchChooser struct {
-	c    kernels.GemmChoice
-	seen kernels.GemmProblem
+	c     kernels.GemmChoice
+	seen  kernels.GemmProblem
+	asked []kernels.GemmProblem
 }
 
 func (s *switchChooser) ChooseGemm(p kernels.GemmProblem, _ func(kernels.GemmChoice) []kernels.Launch) kernels.GemmChoice {
 	s.seen = p
+	s.asked = append(s.asked, p)
 	return s.c
 }
 

@@ -67,15 +67,33 @@ func TestPTX(t *testing.T) {
 
 func TestGemmChoiceRoundTrip(t *testing.T) {
 	for _, c := range []GemmChoice{{Config: "tc_64x64x32_w32x32_s4", Split: 4}, {Config: "simt_32x64x16_t4x4_s3", Split: 1, Fused: true},
-		{Config: "tc_64x64x32_w32x32_s4_swz", Split: 3, Im2Col: true}} {
+		{Config: "tc_64x64x32_w32x32_s4_swz", Split: 3, Im2Col: true}, {Config: "simt_32x64x16_t4x4_s3", Split: 1, Col2Im: true}} {
 		got, err := ParseGemmChoice(c.String())
 		if err != nil || got != c {
 			t.Errorf("ParseGemmChoice(%q) = %v, %v", c.String(), got, err)
 		}
 	}
-	for _, bad := range []string{"tc", "tc/split0", "tc/fused", "tc/split2/fused/fused", "tc/splitx", "tc/split2/im2col/im2col", "tc/split02"} {
+	for _, bad := range []string{"tc", "tc/split0", "tc/fused", "tc/split2/fused/fused", "tc/splitx", "tc/split2/im2col/im2col", "tc/split02", "tc/split1/col2im/im2col"} {
 		if _, err := ParseGemmChoice(bad); err == nil {
 			t.Errorf("ParseGemmChoice(%q): no error", bad)
+		}
+	}
+}
+
+// validCase is a choice for a problem made from a base one, and whether it is valid.
+type validCase struct {
+	p  func(GemmProblem) GemmProblem
+	c  GemmChoice
+	ok bool
+}
+
+// checkValidGemm checks ValidGemm's answer for each case made from base.
+func checkValidGemm(t *testing.T, d Target, base GemmProblem, cases []validCase) {
+	t.Helper()
+	for _, tc := range cases {
+		p := tc.p(base)
+		if err := ValidGemm(d, p, tc.c); (err == nil) != tc.ok {
+			t.Errorf("ValidGemm(%v, %v) = %v", p, tc.c, err)
 		}
 	}
 }
@@ -88,11 +106,7 @@ func TestImplicitIm2Col(t *testing.T) {
 	g := backend.ConvGeom{InH: 14, InW: 14, InC: 64, KH: 4, KW: 4, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
 	conv := GemmProblem{Kind: "nn", M: 64 * 49, N: 128, K: 1024, LDA: 1024, LDB: 128, TF32: true, Vec4: true, Conv: g, ConvVec4: true}
 	im := func(name string) GemmChoice { return GemmChoice{Config: name, Split: 1, Im2Col: true} }
-	for _, tc := range []struct {
-		p  func(GemmProblem) GemmProblem
-		c  GemmChoice
-		ok bool
-	}{
+	checkValidGemm(t, d, conv, []validCase{
 		{func(p GemmProblem) GemmProblem { return p }, im("tc_64x64x32_w32x32_s4"), true},
 		{func(p GemmProblem) GemmProblem { return p }, im("tc_64x64x32_w32x32_s4_swz"), true},
 		{func(p GemmProblem) GemmProblem { p.TF32 = false; return p }, im("simt_64x64x16_t4x4_s3"), true},
@@ -104,12 +118,7 @@ func TestImplicitIm2Col(t *testing.T) {
 		{func(p GemmProblem) GemmProblem { p.Kind = "tn"; return p }, im("tc_64x64x32_w32x32_s4"), false},
 		{func(p GemmProblem) GemmProblem { p.Kind = "nt"; return p }, im("tc_64x64x32_w32x32_s4"), true},
 		{func(p GemmProblem) GemmProblem { p.Kind = "nt"; return p }, im("tc_64x64x32_w32x32_s4_swz"), false},
-	} {
-		p := tc.p(conv)
-		if err := ValidGemm(d, p, tc.c); (err == nil) != tc.ok {
-			t.Errorf("ValidGemm(%v, %v) = %v", p, tc.c, err)
-		}
-	}
+	})
 	if c := DefaultGemm(d, conv); c.Im2Col {
 		t.Errorf("DefaultGemm(%v) = %v", conv, c)
 	}
@@ -129,6 +138,55 @@ func TestImplicitIm2Col(t *testing.T) {
 	}
 	if !strings.Contains(conv.String(), "im2col 14×14×64 k4×4 s2×2 p1×1 vec4") {
 		t.Errorf("problem key %q does not name the convolution", conv.String())
+	}
+}
+
+// TestTransposedConvChoice: only a transposed convolution's product (nn, or nt for a
+// convolution's input gradient) whose operands allow 16-byte copies may run as a _ct
+// kernel (gemm.cu's configurations, unsplit),
+// the fixed table never does, and the grid's rows are the largest phase's.
+func TestTransposedConvChoice(t *testing.T) {
+	d := Target{SMs: 132, TF32: true}
+	g := backend.ConvGeom{InH: 14, InW: 14, InC: 64, KH: 4, KW: 4, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
+	convT := GemmProblem{Kind: "nn", M: 64 * 49, N: 1024, K: 128, LDA: 128, LDB: 1024, TF32: true, Vec4: true, ConvT: g, ConvTVec4: true}
+	ct := func(name string) GemmChoice { return GemmChoice{Config: name, Split: 1, Col2Im: true} }
+	checkValidGemm(t, d, convT, []validCase{
+		{func(p GemmProblem) GemmProblem { return p }, ct("tc_64x64x32_w32x32_s4"), true},
+		{func(p GemmProblem) GemmProblem { return p }, ct("tc_64x64x32_w32x32_s4_swz"), true},
+		{func(p GemmProblem) GemmProblem { p.TF32 = false; return p }, ct("simt_64x64x16_t4x4_s3"), true},
+		{func(p GemmProblem) GemmProblem { return p }, GemmChoice{Config: "tc_64x64x32_w32x32_s4", Split: 2, Col2Im: true}, false},
+		{func(p GemmProblem) GemmProblem { return p }, ct("tiled_64x64x16"), false},
+		{func(p GemmProblem) GemmProblem { return p }, ct("dot"), false},
+		{func(p GemmProblem) GemmProblem { p.ConvTVec4 = false; return p }, ct("tc_64x64x32_w32x32_s4"), false},
+		{func(p GemmProblem) GemmProblem { return p.plainProduct() }, ct("tc_64x64x32_w32x32_s4"), false},
+		{func(p GemmProblem) GemmProblem { p.Kind = "nt"; return p }, ct("tc_64x64x32_w32x32_s4"), true}, // a convolution's input gradient
+		{func(p GemmProblem) GemmProblem { p.Kind = "nt"; return p }, ct("tc_64x64x32_w32x32_s4_swz"), false},
+		{func(p GemmProblem) GemmProblem { p.Kind = "tn"; return p }, ct("tc_64x64x32_w32x32_s4"), false},
+		{func(p GemmProblem) GemmProblem { p.M = 1 << 24; return p }, ct("tc_32x64x32_w32x32_s4"), false}, // 65,536 row blocks
+	})
+	if c := DefaultGemm(d, convT); c.Col2Im {
+		t.Errorf("DefaultGemm(%v) = %v", convT, c)
+	}
+	cands, plain := GemmCandidates(d, convT), GemmCandidates(d, convT.plainProduct())
+	var kernels []string
+	for _, c := range cands {
+		if c.Col2Im {
+			if err := ValidGemm(d, convT, c); err != nil {
+				t.Errorf("candidate %v: %v", c, err)
+			}
+			kernels = append(kernels, c.Config)
+		}
+	}
+	if len(kernels) != 14 || len(cands) != len(plain)+len(kernels) { // every tc configuration, plain and swizzled, once
+		t.Errorf("%d candidates, _ct kernels of %v, %d of the plain product", len(cands), kernels, len(plain))
+	}
+	if !strings.Contains(convT.String(), "col2im 14×14×64 k4×4 s2×2 p1×1 vec4") {
+		t.Errorf("problem key %q does not name the transposed convolution", convT.String())
+	}
+	// 64 images of 14×14 in 4 phases of 7×7 pixels each; a grid of 4 phases.
+	ls := transposedConvLaunch(d, convT, ct("tc_64x64x32_w32x32_s4"), 16, 32, 48, 64, backend.Act{}, 128, 64)
+	if len(ls) != 1 || ls[0].Kernel != "gemm_tc_nn_64x64x32_w32x32_s4_ct" || ls[0].Grid != dim(1, 49, 4) {
+		t.Errorf("launch %+v", ls)
 	}
 }
 

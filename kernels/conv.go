@@ -61,6 +61,47 @@ func ConvTransposeBackward(d Target, dx, dw, cols, dy, x, w uint64, n int, g bac
 	return ls
 }
 
+// ConvTransposeForward computes a transposed convolution's output y = act(Col2Im(x·w)
+// + b) of the n inputs x ((n·g.Positions())×in), w in×g.Patch(), b 1×g.InC, y n
+// images of g.InSize(); cols ((n·g.Positions())×g.Patch()) is scratch. The chooser
+// picks any product configuration into cols, then col2im_nhwc and bias_activation,
+// or, where the operands allow 16-byte copies (x, w and y 16-byte aligned, in and
+// g.InC multiples of 4), a gemm.cu configuration's _ct kernel, which computes y
+// directly, one product per output phase, with no columns.
+func ConvTransposeForward(d Target, y, cols, x, w, b uint64, n int, g backend.ConvGeom, in int, act backend.Act, ws uint64) []Launch {
+	m, k := n*g.Positions(), g.Patch()
+	p := GemmProblem{Kind: string(nn), M: m, N: k, K: in, LDA: in, LDB: k, TF32: d.TF32,
+		Vec4: vec4(nn, x, w, m, k, in, in, k), ConvT: g,
+		ConvTVec4: x%16 == 0 && w%16 == 0 && y%16 == 0 && in%4 == 0 && g.InC%4 == 0}
+	return chooseGemm(d, p, func(ch GemmChoice) []Launch { return gemmLaunches(d, p, ch, y, x, w, b, act, ws, nil, cols) })
+}
+
+// ConvBackward back-propagates through a convolution y = act(cols·w + b), cols the
+// Im2Col of the n images whose gradient is dx: dy ((n·g.Positions())×out) is
+// overwritten with dZ = dy ⊙ act'(y) and db = Σ_rows dZ, as DenseBackward does; then
+// dw = colsᵀ·dZ, and dx = Col2Im(dZ·wᵀ) (w g.Patch()×out), dcols
+// ((n·g.Positions())×g.Patch()) scratch; dx, dw and db may be 0 to skip them. For dx
+// the chooser picks any product configuration into dcols and then col2im_nhwc, or,
+// where the operands allow 16-byte copies (dy, w and dx 16-byte aligned, out and
+// g.InC multiples of 4), a gemm.cu configuration's nt _ct kernel, which computes dx
+// directly, one product per phase of the input pixels, with no columns.
+func ConvBackward(d Target, dx, dw, db, dcols, dy, cols, y, w uint64, n int, g backend.ConvGeom, out int, act backend.Act, ws uint64) []Launch {
+	m, k := n*g.Positions(), g.Patch()
+	ls := BiasActivationBackward(d, db, dy, y, m, out, act, ws)
+	if dw != 0 {
+		ls = append(ls, matmul(d, tn, dw, cols, dy, 0, k, out, m, k, out, backend.Act{}, ws)...)
+	}
+	if dx != 0 {
+		p := GemmProblem{Kind: string(nt), M: m, N: k, K: out, LDA: out, LDB: out, TF32: d.TF32,
+			Vec4: vec4(nt, dy, w, m, k, out, out, out), ConvT: g,
+			ConvTVec4: dy%16 == 0 && w%16 == 0 && dx%16 == 0 && out%4 == 0 && g.InC%4 == 0}
+		ls = append(ls, chooseGemm(d, p, func(ch GemmChoice) []Launch {
+			return gemmLaunches(d, p, ch, dx, dy, w, 0, backend.Act{}, ws, nil, dcols)
+		})...)
+	}
+	return ls
+}
+
 // Col2Im overwrites the n NHWC images x with the adjoint of Im2Col applied to cols:
 // each element the float32 sum of the elements of cols copied from it, in the order of
 // their (ky, kx) taps. Kernel col2im_nhwc, one thread per element of x (a gather: no

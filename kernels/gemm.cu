@@ -19,6 +19,9 @@
 // Suffix _im (nn and nt): a product whose A is the im2col of NHWC images (a
 // convolution's forward product; the input gradient of a transposed convolution), read
 // from the images themselves, which also stores the columns (gt_conv).
+// Suffix _ct (nn and nt): a transposed convolution's forward pass (nn; nt: a
+// convolution's input gradient), its col2im, bias and activation included, as one
+// product per output phase (gt_convt).
 // Grid (⌈N/nstride⌉, ⌈M/BM⌉, split), nstride = BN but with the maxout epilogue (below).
 // With split > 1, block z multiplies over k ∈ [z·kchunk, min(K, (z+1)·kchunk)) (kchunk
 // a multiple of BK), writes its partial tile to
@@ -275,6 +278,178 @@ __device__ __forceinline__ void gt_gemm_mainloop_im(float* smem, const float* __
   }
 }
 
+// gt_convt is a transposed convolution's forward pass done as products (the *_ct
+// kernels): y = act(col2im(x·w) + bias), col2im_nhwc's geometry (the convolution from
+// y's n images, in_h×in_w×in_c, to x's, out_h×out_w×xc), w xc×(k_h·k_w·in_c) (nn) or
+// its transpose (nt: a convolution's input gradient, x the output's gradient). An output
+// pixel (iy, ix) receives the taps ky ≡ iy + p_h (mod s_h), kx ≡ ix + p_w (mod s_w):
+// the pixels of a phase (qy, qx) = ((iy + p_h) mod s_h, (ix + p_w) mod s_w) share
+// theirs, ky = qy + s_h·ty and kx = qx + s_w·tx. Each phase is then one product, C
+// (the phase's pixels × in_c) = A·B over k = (ty, tx, c), with A(pixel, k) = x[img,
+// oy − ty, ox − tx, c] for oy = (iy + p_h − qy)/s_h, ox likewise (0 outside x), and
+// B(k, j) = w[c, (ky·k_w + kx)·in_c + j] (nt: w[(ky·k_w + kx)·in_c + j, c]): the
+// product's FLOPs are those of x·w, and no
+// columns are stored. blockIdx.z is the phase; xc and in_c are multiples of 4 (16-byte
+// copies of 4 channels), and there is no split.
+struct gt_convt {
+  int n, in_h, in_w, in_c, k_h, k_w, s_h, s_w, p_h, p_w, out_h, out_w, xc;
+};
+
+// gt_ct_phase is the product of phase blockIdx.z: its first output row and column
+// (ry, rx), its output rows and columns per image, its taps, the first oy and ox of
+// its pixels, and its M and K.
+struct gt_ct_phase {
+  int qy, qx, ry, rx, rows_y, rows_x, taps_y, taps_x, oy0, ox0, M, K;
+};
+
+__device__ __forceinline__ gt_ct_phase gt_ct_phase_of(const gt_convt& cv) {
+  gt_ct_phase ph;
+  ph.qy = (int)blockIdx.z / cv.s_w, ph.qx = (int)blockIdx.z - ph.qy * cv.s_w;
+  ph.ry = ((ph.qy - cv.p_h) % cv.s_h + cv.s_h) % cv.s_h, ph.rx = ((ph.qx - cv.p_w) % cv.s_w + cv.s_w) % cv.s_w;
+  ph.rows_y = ph.ry < cv.in_h ? (cv.in_h - ph.ry + cv.s_h - 1) / cv.s_h : 0;
+  ph.rows_x = ph.rx < cv.in_w ? (cv.in_w - ph.rx + cv.s_w - 1) / cv.s_w : 0;
+  ph.taps_y = ph.qy < cv.k_h ? (cv.k_h - ph.qy + cv.s_h - 1) / cv.s_h : 0;
+  ph.taps_x = ph.qx < cv.k_w ? (cv.k_w - ph.qx + cv.s_w - 1) / cv.s_w : 0;
+  ph.oy0 = (ph.ry + cv.p_h - ph.qy) / cv.s_h, ph.ox0 = (ph.rx + cv.p_w - ph.qx) / cv.s_w;  // exact
+  ph.M = cv.n * ph.rows_y * ph.rows_x;
+  ph.K = ph.taps_y * ph.taps_x * cv.xc;
+  return ph;
+}
+
+// gt_tapwalk is a position k = (ty, tx, c) along a phase's K, carried from k-step to
+// k-step with no division.
+struct gt_tapwalk {
+  int k, ty, tx, c;
+};
+
+__device__ __forceinline__ void gt_tapwalk_init(gt_tapwalk& w, int k, const gt_convt& cv, const gt_ct_phase& ph) {
+  w.k = k, w.ty = 0, w.tx = 0, w.c = k;
+  if (ph.K == 0) return;  // no taps: nothing is loaded
+  const int t = k / cv.xc;
+  w.c = k - t * cv.xc, w.ty = t / ph.taps_x, w.tx = t - w.ty * ph.taps_x;
+}
+
+__device__ __forceinline__ void gt_tapwalk_step(gt_tapwalk& w, int by, const gt_convt& cv, const gt_ct_phase& ph) {
+  w.k += by, w.c += by;
+  while (w.c >= cv.xc) {
+    w.c -= cv.xc;
+    if (++w.tx == ph.taps_x) w.tx = 0, w.ty++;
+  }
+}
+
+// gt_ct_loader is the state of the copies of a phase's A and B tiles, k-step after
+// k-step in order. As in gt_conv_loader, a thread copies the same column of every A
+// tile for the same rows (decomposed into image and (oy, ox) once); of B (nn), the same
+// column of every tile for rows BK apart, each row with its own walk; of B (nt, k
+// contiguous like A), the same column as of A, so A's walk serves.
+template <typename G, int THREADS>
+struct gt_ct_loader {
+  static constexpr int ACH = G::At::IN / 4, AROWS = G::At::OUT, ATOTAL = AROWS * ACH,
+                       AITERS = (ATOTAL + THREADS - 1) / THREADS, APER = THREADS / ACH;
+  static constexpr int BCH = G::Bt::IN / 4, BROWS = G::Bt::OUT, BTOTAL = BROWS * BCH,
+                       BITERS = (BTOTAL + THREADS - 1) / THREADS, BPER = THREADS / BCH;
+  static_assert(THREADS % ACH == 0 && THREADS % BCH == 0 && (!G::TRANS_B || ACH == BCH), "a thread's chunks in one column");
+  long long base[AITERS];         // x's offset of the row's image
+  int oy[AITERS], ox[AITERS];     // the row's (oy, ox) at tap (0, 0) (oy far below x: a row ≥ M)
+  int acol, bcol;                 // this thread's column of the A and B tiles
+  gt_tapwalk a;                   // A's column k (and B's, nt)
+  gt_tapwalk b[G::TRANS_B ? 1 : BITERS];  // B's rows k (nn)
+};
+
+template <typename G, int THREADS>
+__device__ __forceinline__ void gt_ct_loader_init(gt_ct_loader<G, THREADS>& l, const gt_convt& cv,
+                                                  const gt_ct_phase& ph, int m0) {
+  using L = gt_ct_loader<G, THREADS>;
+  l.acol = ((int)threadIdx.x % L::ACH) * 4;
+  const int per_img = ph.rows_y * ph.rows_x;
+#pragma unroll
+  for (int it = 0; it < L::AITERS; it++) {
+    const int m = m0 + (int)threadIdx.x / L::ACH + it * L::APER;
+    l.base[it] = 0, l.oy[it] = -(1 << 30), l.ox[it] = 0;  // with any tap, never in x
+    if (m < ph.M) {
+      const int img = m / per_img, pix = m - img * per_img;
+      const int jy = pix / ph.rows_x, jx = pix - jy * ph.rows_x;
+      l.base[it] = (long long)img * cv.out_h * cv.out_w * cv.xc;
+      l.oy[it] = ph.oy0 + jy, l.ox[it] = ph.ox0 + jx;
+    }
+  }
+  gt_tapwalk_init(l.a, l.acol, cv, ph);
+  l.bcol = ((int)threadIdx.x % L::BCH) * 4;
+  if constexpr (!G::TRANS_B) {
+#pragma unroll
+    for (int it = 0; it < L::BITERS; it++) gt_tapwalk_init(l.b[it], (int)threadIdx.x / L::BCH + it * L::BPER, cv, ph);
+  }
+}
+
+// gt_ct_loader_load starts the copies of the next k-step's tiles into stage s: A from x
+// (zeros outside x, past K and in the rows ≥ M), B from the taps' rows (nt: columns)
+// of w (zeros past K and beyond N).
+template <typename G, int THREADS>
+__device__ __forceinline__ void gt_ct_loader_load(gt_ct_loader<G, THREADS>& l, float* s, const float* __restrict__ x,
+                                                  const float* __restrict__ w, int N, int ldb, int n0,
+                                                  const gt_convt& cv, const gt_ct_phase& ph) {
+  using L = gt_ct_loader<G, THREADS>;
+#pragma unroll
+  for (int it = 0; it < L::AITERS; it++) {
+    const int r = (int)threadIdx.x / L::ACH + it * L::APER;
+    if (L::ATOTAL % THREADS == 0 || r < L::AROWS) {
+      const int oy = l.oy[it] - l.a.ty, ox = l.ox[it] - l.a.tx;
+      const bool valid = l.a.k < ph.K && (unsigned)oy < (unsigned)cv.out_h && (unsigned)ox < (unsigned)cv.out_w;
+      const float* src = valid ? x + l.base[it] + ((long long)oy * cv.out_w + ox) * cv.xc + l.a.c : x;
+      gt_cp_async16(s + r * G::At::LD + l.acol, src, valid);
+    }
+  }
+  using Bt = typename G::Bt;
+  if constexpr (G::TRANS_B) {  // row n of the tile: w's row (tap, n0 + n), channels from A's walk
+    const int tap = (ph.qy + cv.s_h * l.a.ty) * cv.k_w + ph.qx + cv.s_w * l.a.tx;
+#pragma unroll
+    for (int it = 0; it < L::BITERS; it++) {
+      const int r = (int)threadIdx.x / L::BCH + it * L::BPER;
+      if (L::BTOTAL % THREADS == 0 || r < L::BROWS) {
+        const bool valid = l.a.k < ph.K && n0 + r < N;
+        const float* src = valid ? w + ((size_t)tap * cv.in_c + n0 + r) * ldb + l.a.c : w;
+        gt_cp_async16(s + G::At::SIZE + r * Bt::LD + l.bcol, src, valid);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int it = 0; it < L::BITERS; it++) {
+      const int r = (int)threadIdx.x / L::BCH + it * L::BPER;
+      if (L::BTOTAL % THREADS == 0 || r < L::BROWS) {
+        const gt_tapwalk& k = l.b[it];
+        const bool valid = k.k < ph.K && n0 + l.bcol < N;
+        const int tap = (ph.qy + cv.s_h * k.ty) * cv.k_w + ph.qx + cv.s_w * k.tx;
+        const float* src = valid ? w + (size_t)k.c * ldb + (size_t)tap * cv.in_c + n0 + l.bcol : w;
+        gt_cp_async16(s + G::At::SIZE + r * Bt::LD + (((l.bcol >> 2) ^ gt_swz<Bt::SWZ>(r)) << 2), src, valid);
+        gt_tapwalk_step(l.b[it], G::At::IN, cv, ph);
+      }
+    }
+  }
+  gt_tapwalk_step(l.a, G::At::IN, cv, ph);
+}
+
+// gt_gemm_mainloop_ct is gt_gemm_mainloop over a phase's product (gt_ct_loader).
+template <typename G, int STAGES, int THREADS, int BK, typename Multiply>
+__device__ __forceinline__ void gt_gemm_mainloop_ct(float* smem, const float* __restrict__ x,
+                                                    const float* __restrict__ w, int N, int ldb, int m0, int n0,
+                                                    const gt_convt& cv, const gt_ct_phase& ph, Multiply multiply) {
+  const int steps = (ph.K + BK - 1) / BK;
+  gt_ct_loader<G, THREADS> loader;
+  gt_ct_loader_init(loader, cv, ph, m0);
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; s++) {
+    if (s < steps) gt_ct_loader_load(loader, smem + s * G::STAGE, x, w, N, ldb, n0, cv, ph);
+    gt_cp_async_commit();
+  }
+  for (int kt = 0; kt < steps; kt++) {
+    gt_cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    if (kt + STAGES - 1 < steps) gt_ct_loader_load(loader, smem + ((kt + STAGES - 1) % STAGES) * G::STAGE, x, w, N, ldb, n0, cv, ph);
+    gt_cp_async_commit();
+    multiply(smem + (kt % STAGES) * G::STAGE);
+  }
+}
+
 // gt_gemm_finish is the epilogue of one element: z = s + bias[n], then the activation
 // (the cheap ones inline, with gt_activate's expressions; the float64 ones out of line).
 __device__ __forceinline__ float gt_gemm_finish(float s, const float* __restrict__ bias, int n, int act, float alpha) {
@@ -442,6 +617,33 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
   }
 }
 
+// gt_ct_epilogue stores a phase's BM×BN tile (gt_convt): staged as in gt_gemm_epilogue,
+// then each row m of the phase goes to its pixel (img, ry + s_h·jy, rx + s_w·jx) of y,
+// act(acc + bias) in 16-byte stores (in_c is a multiple of 4 and y 16-byte aligned).
+template <int BM, int BN, int THREADS, typename Frags>
+__device__ __forceinline__ void gt_ct_epilogue(Frags frags, float* smem, float* __restrict__ y,
+                                               const float* __restrict__ bias, int N, int act, float alpha,
+                                               const gt_convt& cv, const gt_ct_phase& ph, int m0, int n0) {
+  constexpr int LDC = BN + 4, CPR = BN / 4, PER = BM * CPR / THREADS;
+  static_assert(BN % 4 == 0 && (BM * CPR) % THREADS == 0, "epilogue chunks");
+  gt_cp_async_wait<0>();
+  __syncthreads();  // every warp is done with the stages
+  frags([&](int r, int cc, float v) { smem[r * LDC + cc] = v; });
+  __syncthreads();
+  const int per_img = ph.rows_y * ph.rows_x;
+#pragma unroll 1
+  for (int it = 0; it < PER; it++) {
+    const int q = it * THREADS + (int)threadIdx.x, r = q / CPR, cc = (q % CPR) * 4, m = m0 + r, n = n0 + cc;
+    if (m >= ph.M || n >= N) continue;
+    const int img = m / per_img, pix = m - img * per_img, jy = pix / ph.rows_x, jx = pix - jy * ph.rows_x;
+    const long long row = ((long long)img * cv.in_h + ph.ry + cv.s_h * jy) * cv.in_w + ph.rx + cv.s_w * jx;
+    float4 v = gt_ld4(smem + r * LDC + cc);
+    float e[4] = {v.x, v.y, v.z, v.w};
+    gt_gemm_finish4(e, bias, n, N, act, alpha);
+    gt_st4(y + row * N + n, make_float4(e[0], e[1], e[2], e[3]));
+  }
+}
+
 #define GT_GEMM_ARGS                                                                                          \
   float *__restrict__ c, const float *__restrict__ a, const float *__restrict__ b,                            \
       const float *__restrict__ bias, float *__restrict__ ws, int *__restrict__ counters, int M, int N, int K, \
@@ -463,8 +665,9 @@ __device__ __forceinline__ void gt_gemm_epilogue(Frags frags, float* smem, float
 //     (CPT = NI/4). The sum over k is unchanged; the epilogue puts each accumulator at
 //     its permuted row and column. Of the 8 lanes (g ∈ {2p, 2p+1}, t = 0..3) that one
 //     phase of a 16-byte shared load serves, the swizzle sends each to its own 4 banks.
-template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ, bool MX, bool IM = false>
-__device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_conv{}) {
+template <bool TA, bool TB, int BM, int BN, int BK, int WM, int WN, int STAGES, bool SWZ, bool MX, bool IM = false,
+          bool CT = false>
+__device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_conv{}, const gt_convt& ct = gt_convt{}) {
   constexpr int WARPS_N = BN / WN, THREADS = (BM / WM) * WARPS_N * 32, MI = WM / 16, NI = WN / 8;
   constexpr int ACPT = SWZ ? 2 * MI / 4 : 0, BCPT = SWZ ? NI / 4 : 0;  // chunks per swizzled fragment read
   static_assert(BM % WM == 0 && BN % WN == 0 && (WM == 32 || WM == 64) && (WN == 32 || WN == 64) && BK % 8 == 0,
@@ -475,7 +678,10 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_
   const int g = lane / 4, t = lane % 4;  // groupID, threadID_in_group
   const int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * (MX ? nstride : BN);
-  const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+  // A transposed convolution's phase (CT): the product of blockIdx.z, unsplit.
+  const gt_ct_phase ph = CT ? gt_ct_phase_of(ct) : gt_ct_phase{};
+  if (CT && m0 >= ph.M) return;  // the whole block: a phase with fewer rows than the grid
+  const int kbeg = CT ? 0 : blockIdx.z * kchunk, kend = CT ? ph.K : min(K, kbeg + kchunk);
   float acc[MI][NI][4];
 #pragma unroll
   for (int i = 0; i < MI; i++)
@@ -485,6 +691,7 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
   static_assert(!IM || (!TA && !MX), "implicit im2col: nn or nt, without the maxout epilogue");
+  static_assert(!CT || (!TA && !MX && !IM), "transposed convolution: nn or nt, without the maxout epilogue");
   auto multiply = [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
@@ -548,23 +755,28 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_
   };
   if constexpr (IM)
     gt_gemm_mainloop_im<G, STAGES, THREADS, BK>(smem, a, b, M, N, K, ldb, m0, n0, kbeg, kend, cv, multiply);
+  else if constexpr (CT)
+    gt_gemm_mainloop_ct<G, STAGES, THREADS, BK>(smem, a, b, N, ldb, m0, n0, ct, ph, multiply);
   else
     gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, multiply);
 
   // The tile's row of mma row g + 8h of m16 tile i, and column of mma column cc of n8 tile j.
   auto row = [&](int i, int h) { return TA && SWZ ? wm + g * 2 * MI + 2 * i + h : wm + 16 * i + g + 8 * h; };
   auto col = [&](int j, int cc) { return !TB && SWZ ? wn + cc * NI + j : wn + 8 * j + cc; };
-  gt_gemm_epilogue<BM, BN, THREADS, MX>(
-      [&](auto f) {
+  auto frags = [&](auto f) {
 #pragma unroll
-        for (int i = 0; i < MI; i++)
+    for (int i = 0; i < MI; i++)
 #pragma unroll
-          for (int j = 0; j < NI; j++)
+      for (int j = 0; j < NI; j++)
 #pragma unroll
-            for (int r = 0; r < 4; r++)  // c0,c1: (row g, cols 2t, 2t+1); c2,c3: row g+8
-              f(row(i, r >> 1), col(j, 2 * t + (r & 1)), acc[i][j][r]);
-      },
-      smem, c, bias, ws, counters, M, N, act, alpha, gt_maxout{marg, mmask, pieces, nstride, keep, kscale, seed, offset});
+        for (int r = 0; r < 4; r++)  // c0,c1: (row g, cols 2t, 2t+1); c2,c3: row g+8
+          f(row(i, r >> 1), col(j, 2 * t + (r & 1)), acc[i][j][r]);
+  };
+  if constexpr (CT)
+    gt_ct_epilogue<BM, BN, THREADS>(frags, smem, c, bias, N, act, alpha, ct, ph, m0, n0);
+  else
+    gt_gemm_epilogue<BM, BN, THREADS, MX>(frags, smem, c, bias, ws, counters, M, N, act, alpha,
+                                          gt_maxout{marg, mmask, pieces, nstride, keep, kscale, seed, offset});
 }
 
 // gt_gemm_simt: fp32 FMAs, a (BM/TM)×(BN/TN) grid of threads, TM×TN outputs each. A
@@ -575,15 +787,18 @@ __device__ __forceinline__ void gt_gemm_tc(GT_GEMM_ARGS, const gt_conv& cv = gt_
 //   columns likewise with TB for B.
 // The k-step is consumed 4 at a time: a TM×4 slice of A and a 4×TN slice of B in
 // registers, then 4·TM·TN FMAs.
-template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES, bool MX, bool IM = false>
-__device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS, const gt_conv& cv = gt_conv{}) {
+template <bool TA, bool TB, int BM, int BN, int BK, int TM, int TN, int STAGES, bool MX, bool IM = false,
+          bool CT = false>
+__device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS, const gt_conv& cv = gt_conv{}, const gt_convt& ct = gt_convt{}) {
   using G = gt_gemm_geometry<TA, TB, BM, BN, BK>;
   constexpr int TX = BN / TN, TY = BM / TM, THREADS = TX * TY;
   static_assert(TM % 4 == 0 && TN % 4 == 0 && BK % 4 == 0 && BM % TM == 0 && BN % TN == 0, "tile shape");
   float* smem = gt_dynamic_shared();
   const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * (MX ? nstride : BN);
-  const int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+  const gt_ct_phase ph = CT ? gt_ct_phase_of(ct) : gt_ct_phase{};  // as in gt_gemm_tc
+  if (CT && m0 >= ph.M) return;
+  const int kbeg = CT ? 0 : blockIdx.z * kchunk, kend = CT ? ph.K : min(K, kbeg + kchunk);
   auto row = [&](int i) { return TA ? ty * 4 + (i % 4) + (i / 4) * (TY * 4) : ty + i * TY; };
   auto col = [&](int j) { return TB ? tx + j * TX : tx * 4 + (j % 4) + (j / 4) * (TX * 4); };
   float acc[TM][TN];
@@ -593,6 +808,7 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS, const gt_conv& cv = g
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
 
   static_assert(!IM || (!TA && !MX), "implicit im2col: nn or nt, without the maxout epilogue");
+  static_assert(!CT || (!TA && !MX && !IM), "transposed convolution: nn or nt, without the maxout epilogue");
   auto multiply = [&](const float* s) {
     const float* As = s;
     const float* Bs = s + G::At::SIZE;
@@ -639,17 +855,22 @@ __device__ __forceinline__ void gt_gemm_simt(GT_GEMM_ARGS, const gt_conv& cv = g
   };
   if constexpr (IM)
     gt_gemm_mainloop_im<G, STAGES, THREADS, BK>(smem, a, b, M, N, K, ldb, m0, n0, kbeg, kend, cv, multiply);
+  else if constexpr (CT)
+    gt_gemm_mainloop_ct<G, STAGES, THREADS, BK>(smem, a, b, N, ldb, m0, n0, ct, ph, multiply);
   else
     gt_gemm_mainloop<G, STAGES, THREADS, BK>(smem, a, b, M, N, lda, ldb, m0, n0, kbeg, kend, multiply);
 
-  gt_gemm_epilogue<BM, BN, THREADS, MX>(
-      [&](auto f) {
+  auto frags = [&](auto f) {
 #pragma unroll
-        for (int i = 0; i < TM; i++)
+    for (int i = 0; i < TM; i++)
 #pragma unroll
-          for (int j = 0; j < TN; j++) f(row(i), col(j), acc[i][j]);
-      },
-      smem, c, bias, ws, counters, M, N, act, alpha, gt_maxout{marg, mmask, pieces, nstride, keep, kscale, seed, offset});
+      for (int j = 0; j < TN; j++) f(row(i), col(j), acc[i][j]);
+  };
+  if constexpr (CT)
+    gt_ct_epilogue<BM, BN, THREADS>(frags, smem, c, bias, N, act, alpha, ct, ph, m0, n0);
+  else
+    gt_gemm_epilogue<BM, BN, THREADS, MX>(frags, smem, c, bias, ws, counters, M, N, act, alpha,
+                                          gt_maxout{marg, mmask, pieces, nstride, keep, kscale, seed, offset});
 }
 
 // gt_gemm_dot: one thread per element of C and a plain loop over k, for products too
@@ -714,6 +935,17 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
     __VA_ARGS__(GT_GEMM_PASS, gt_conv{cols, in_h, in_w, in_c, k_w, s_h, s_w, p_h, p_w, out_w, positions});     \
   }
 
+// GT_GEMM_CT_KERNEL defines an nn or nt kernel computing a transposed convolution (gt_convt): A
+// is the images x, B the weights, C the output images y, and the arguments go on with
+// the geometry. Grid (⌈in_c/BN⌉, ⌈most rows of a phase/BM⌉, s_h·s_w).
+#define GT_GEMM_CT_KERNEL(NAME, THREADS, ...)                                                                  \
+  extern "C" __global__ void __launch_bounds__(THREADS)                                                       \
+      NAME(GT_GEMM_ARGS, int n, int in_h, int in_w, int in_c, int k_h, int k_w, int s_h, int s_w, int p_h,      \
+           int p_w, int out_h, int out_w, int xc) {                                                           \
+    __VA_ARGS__(GT_GEMM_PASS, gt_conv{},                                                                      \
+                gt_convt{n, in_h, in_w, in_c, k_h, k_w, s_h, s_w, p_h, p_w, out_h, out_w, xc});                \
+  }
+
 #define GT_TC_THREADS(BM, BN, WM, WN) ((BM / WM) * (BN / WN) * 32)
 #define GT_GEMM_TC(BM, BN, BK, WM, WN, S)                                                                         \
   GT_GEMM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S, GT_TC_THREADS(BM, BN, WM, WN),             \
@@ -735,7 +967,13 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   GT_GEMM_IM_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_im, GT_TC_THREADS(BM, BN, WM, WN), \
                     gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, false, true>)                           \
   GT_GEMM_IM_KERNEL(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im, GT_TC_THREADS(BM, BN, WM, WN),     \
-                    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false, false, true>)
+                    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false, false, true>)                           \
+  GT_GEMM_CT_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_ct, GT_TC_THREADS(BM, BN, WM, WN),     \
+                    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, false, false, false, true>)                   \
+  GT_GEMM_CT_KERNEL(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_ct, GT_TC_THREADS(BM, BN, WM, WN), \
+                    gt_gemm_tc<false, false, BM, BN, BK, WM, WN, S, true, false, false, true>)                    \
+  GT_GEMM_CT_KERNEL(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_ct, GT_TC_THREADS(BM, BN, WM, WN),     \
+                    gt_gemm_tc<false, true, BM, BN, BK, WM, WN, S, false, false, false, true>)
 
 #define GT_SIMT_THREADS(BM, BN, TM, TN) ((BM / TM) * (BN / TN))
 #define GT_GEMM_SIMT(BM, BN, BK, TM, TN, S)                                                                       \
@@ -750,7 +988,11 @@ __device__ __forceinline__ void gt_gemm_wdot(GT_GEMM_ARGS) {
   GT_GEMM_IM_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im, GT_SIMT_THREADS(BM, BN, TM, TN), \
                     gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, false, true>)                               \
   GT_GEMM_IM_KERNEL(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im, GT_SIMT_THREADS(BM, BN, TM, TN), \
-                    gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S, false, true>)
+                    gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S, false, true>)                                \
+  GT_GEMM_CT_KERNEL(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_ct, GT_SIMT_THREADS(BM, BN, TM, TN), \
+                    gt_gemm_simt<false, false, BM, BN, BK, TM, TN, S, false, false, true>)                        \
+  GT_GEMM_CT_KERNEL(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_ct, GT_SIMT_THREADS(BM, BN, TM, TN), \
+                    gt_gemm_simt<false, true, BM, BN, BK, TM, TN, S, false, false, true>)
 
 // The tiny products, in both precisions.
 #define GT_GEMM_DOT(FAM, PREC, TF32)                                                                              \

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -196,6 +197,15 @@ type GemmProblem struct {
 	// whether it can: the images 16-byte aligned and their channels a multiple of 4.
 	Conv     backend.ConvGeom
 	ConvVec4 bool
+	// ConvT, when set (InH > 0), makes the problem a transposed convolution's forward
+	// product (nn; nt: a convolution's input gradient, B the convolution's weights):
+	// C's rows are the columns that Col2Im sums into images of ConvT.InSize(),
+	// followed by the bias and activation, which a choice with the col2im in the
+	// kernel computes as one product per output phase (gemm.cu's gt_convt). ConvTVec4
+	// is whether it can: the images, the input and the weights 16-byte aligned, and the
+	// channels of both images a multiple of 4.
+	ConvT     backend.ConvGeom
+	ConvTVec4 bool
 }
 
 func (p GemmProblem) String() string {
@@ -218,6 +228,12 @@ func (p GemmProblem) String() string {
 			mx += " vec4"
 		}
 	}
+	if p.ConvT.InH > 0 {
+		mx += " col2im " + p.ConvT.String()
+		if p.ConvTVec4 {
+			mx += " vec4"
+		}
+	}
 	return fmt.Sprintf("%s %s %dx%dx%d lda=%d ldb=%d%s%s", prec, p.Kind, p.M, p.N, p.K, p.LDA, p.LDB, vec, mx)
 }
 
@@ -230,6 +246,7 @@ func (p GemmProblem) plain() GemmProblem {
 // plainProduct is p as a product of stored operands, without a convolution's images.
 func (p GemmProblem) plainProduct() GemmProblem {
 	p.Conv, p.ConvVec4 = backend.ConvGeom{}, false
+	p.ConvT, p.ConvTVec4 = backend.ConvGeom{}, false
 	return p
 }
 
@@ -255,12 +272,16 @@ func (p GemmProblem) FLOPs() float64 { return 2 * float64(p.M) * float64(p.N) * 
 // for a product that feeds maxout units, whether the maxout (and dropout) is computed
 // in the product's epilogue (Fused) or by maxout.cu's kernel after it; for a product
 // whose A is the columns of images (GemmProblem.Conv), whether A is read from the
-// images by the configuration's _im kernel (Im2Col) or laid out by im2col_nhwc first.
+// images by the configuration's _im kernel (Im2Col) or laid out by im2col_nhwc first;
+// for a transposed convolution's product (GemmProblem.ConvT), whether the
+// configuration's _ct kernel computes the output images (Col2Im) or the columns are
+// stored, then summed by col2im_nhwc, then biased by bias_activation.
 type GemmChoice struct {
 	Config string
 	Split  int
 	Fused  bool
 	Im2Col bool
+	Col2Im bool
 }
 
 func (c GemmChoice) String() string {
@@ -271,19 +292,23 @@ func (c GemmChoice) String() string {
 	if c.Im2Col {
 		s += "/im2col"
 	}
+	if c.Col2Im {
+		s += "/col2im"
+	}
 	return s
 }
 
 // ParseGemmChoice is String's inverse.
 func ParseGemmChoice(s string) (GemmChoice, error) {
-	rest, im := strings.CutSuffix(s, "/im2col")
+	rest, ci := strings.CutSuffix(s, "/col2im")
+	rest, im := strings.CutSuffix(rest, "/im2col")
 	rest, fused := strings.CutSuffix(rest, "/fused")
 	name, sp, ok := strings.Cut(rest, "/split")
 	n, err := strconv.Atoi(sp)
 	if !ok || err != nil || n < 1 || strconv.Itoa(n) != sp {
-		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN, optionally followed by /fused or /im2col", s)
+		return GemmChoice{}, fmt.Errorf("kernel choice %q: want CONFIG/splitN, optionally followed by /fused, /im2col or /col2im", s)
 	}
-	return GemmChoice{Config: name, Split: n, Fused: fused, Im2Col: im}, nil
+	return GemmChoice{Config: name, Split: n, Fused: fused, Im2Col: im, Col2Im: ci}, nil
 }
 
 // GemmChooser picks the configuration of a matrix product. build returns the launches
@@ -336,6 +361,12 @@ func ValidGemm(d Target, p GemmProblem, c GemmChoice) error {
 		return fmt.Errorf("%s cannot compute the maxout of %v in its epilogue", c.Config, p)
 	case c.Im2Col && !g.implicit(p):
 		return fmt.Errorf("%s cannot read the columns of %v from the images", c.Config, p)
+	case c.Col2Im && !g.transposedConv(p):
+		return fmt.Errorf("%s cannot compute the transposed convolution %v in one kernel", c.Config, p)
+	case c.Col2Im && c.Split != 1:
+		return fmt.Errorf("%s computes a transposed convolution unsplit, not in %d slices", c.Config, c.Split)
+	case c.Col2Im && (cdiv(phaseRows(p.ConvT, p.M), g.BM) > 65535 || p.ConvT.StrideH*p.ConvT.StrideW > 65535):
+		return fmt.Errorf("%s: the transposed convolution %v needs more blocks than a grid has", c.Config, p)
 	case !g.serves(p):
 		return fmt.Errorf("%s cannot compute %v", c.Config, p)
 	case d.MaxSharedBytes > 0 && g.SharedBytes(p.Kind) > d.MaxSharedBytes:
@@ -367,6 +398,13 @@ func (g GemmConfig) implicit(p GemmProblem) bool {
 	return g.pipelined() && (p.Kind == "nn" || p.Kind == "nt") && p.Pieces < 2 && p.Conv.InH > 0 && p.ConvVec4
 }
 
+// transposedConv reports whether g has a kernel that computes p's transposed
+// convolution, col2im, bias and activation included (a _ct kernel): gemm.cu's, nn or
+// nt, no maxout, the operands readable in 16-byte copies.
+func (g GemmConfig) transposedConv(p GemmProblem) bool {
+	return g.pipelined() && (p.Kind == "nn" || p.Kind == "nt") && p.Pieces < 2 && p.ConvT.InH > 0 && p.ConvTVec4
+}
+
 // strideN is the column stride of g's tiles for choice c of p.
 func (g GemmConfig) strideN(p GemmProblem, c GemmChoice) int {
 	if c.Fused {
@@ -389,6 +427,15 @@ func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 		for _, c := range out[:len(out):len(out)] {
 			if f := (GemmChoice{Config: c.Config, Split: c.Split, Fused: true}); ValidGemm(d, p, f) == nil {
 				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if p.ConvT.InH > 0 { // the product, col2im_nhwc and bias_activation, and each of gemm.cu's _ct kernels
+		out := GemmCandidates(d, p.plainProduct())
+		for _, c := range out[:len(out):len(out)] {
+			if ct := (GemmChoice{Config: c.Config, Split: 1, Col2Im: true}); !slices.Contains(out, ct) && ValidGemm(d, p, ct) == nil {
+				out = append(out, ct)
 			}
 		}
 		return out
@@ -439,8 +486,9 @@ func GemmCandidates(d Target, p GemmProblem) []GemmChoice {
 }
 
 // DefaultGemm is the fixed table, used without a chooser (and with --autotune=off),
-// never fused and never reading a convolution's images (the fused epilogue and the
-// implicit im2col are the autotuner's to choose where they measure faster). It
+// never fused, never reading a convolution's images and never summing a transposed
+// convolution's columns in the product (the fused epilogue, the implicit im2col and
+// the _ct kernels are the autotuner's to choose where they measure faster). It
 // follows what the autotuner chose on an H200 for the paper's nets at batch 100, 1024
 // and 4096 (docs/PERFORMANCE.md): D's logit layer (N or K below 8) on the dot kernels;
 // operands gemm.cu can read on its 128-row tiles when M reaches 2048 rows, else on
@@ -548,6 +596,18 @@ func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, 
 		n := p.M / p.Conv.Positions()
 		return append(Im2Col(d, cols, a, n, p.Conv), gemmLaunches(d, p.plainProduct(), c, cp, cols, b, bias, act, ws, mo, 0)...)
 	}
+	if ct := p.ConvT; ct.InH > 0 {
+		n := p.M / ct.Positions()
+		if !c.Col2Im {
+			ls := gemmLaunches(d, p.plainProduct(), c, cols, a, b, 0, backend.Act{}, ws, nil, 0)
+			ls = append(ls, Col2Im(d, cp, cols, n, ct)...)
+			if bias == 0 { // a convolution's input gradient: no bias, the identity
+				return ls
+			}
+			return append(ls, BiasActivation(d, cp, bias, n*ct.InH*ct.InW, ct.InC, act)...)
+		}
+		return transposedConvLaunch(d, p, c, cp, a, b, bias, act, ws, n)
+	}
 	g, _ := configByName(c.Config)
 	kind := matmulKind(p.Kind)
 	switch g.Family {
@@ -584,6 +644,32 @@ func gemmLaunches(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, 
 	return []Launch{{
 		Kernel:      kernel,
 		Grid:        dim(cdiv(p.N, nstride), cdiv(p.M, g.BM), split),
+		Block:       dim(g.Threads(), 1, 1),
+		SharedBytes: uint32(g.SharedBytes(p.Kind)),
+		Args:        args,
+	}}
+}
+
+// phaseRows is the most output pixels of any phase of the transposed convolution of
+// g whose product has m rows (gemm.cu's gt_ct_phase).
+func phaseRows(g backend.ConvGeom, m int) int {
+	return m / g.Positions() * cdiv(g.InH, g.StrideH) * cdiv(g.InW, g.StrideW)
+}
+
+// transposedConvLaunch is the _ct kernel of choice c for p's transposed convolution
+// of the n inputs a into the images cp (bias 0: none): one block per BM rows × BN
+// channels of an output phase, blockIdx.z the phase (gemm.cu's gt_convt).
+func transposedConvLaunch(d Target, p GemmProblem, c GemmChoice, cp, a, b, bias uint64, act backend.Act, ws uint64, n int) []Launch {
+	g, _ := configByName(c.Config)
+	ct := p.ConvT
+	args := append([]Arg{Ptr(cp), Ptr(a), Ptr(b), Ptr(bias), Ptr(ws), Ptr(counters(ws)), i32(p.M), i32(ct.InC), i32(p.K),
+		i32(p.LDA), i32(p.LDB), i32(p.K)}, actArgs(act)...)
+	args = append(args, (*maxoutOut)(nil).epilogueArgs(p, c, g.BN)...)
+	args = append(args, i32(n), i32(ct.InH), i32(ct.InW), i32(ct.InC), i32(ct.KH), i32(ct.KW), i32(ct.StrideH), i32(ct.StrideW),
+		i32(ct.PadH), i32(ct.PadW), i32(ct.OutH()), i32(ct.OutW()), i32(p.K))
+	return []Launch{{
+		Kernel:      g.kernel(p.Kind, p.TF32) + "_ct",
+		Grid:        dim(cdiv(ct.InC, g.BN), cdiv(phaseRows(ct, p.M), g.BM), ct.StrideH*ct.StrideW),
 		Block:       dim(g.Threads(), 1, 1),
 		SharedBytes: uint32(g.SharedBytes(p.Kind)),
 		Args:        args,

@@ -47,7 +47,6 @@ type layer struct {
 	sOff         int            // batchnorm: offset of the running mean in State (the variance follows)
 	runMean      backend.Tensor // views of State
 	runVar       backend.Tensor
-	zeros        backend.Tensor // conv_transpose2d: the zero bias of its column product
 	wLayout      Layout
 }
 
@@ -234,8 +233,6 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, data Shape, he
 			if l.runMean, err = b.View(n.State, l.sOff, 1, c); err == nil {
 				l.runVar, err = b.View(n.State, l.sOff+c, 1, c)
 			}
-		case ConvTranspose2D:
-			l.zeros, err = b.Alloc(backend.F32, 1, l.geom.Patch())
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s layer %d: %w", name, i, err)
@@ -716,9 +713,7 @@ func (p *Pass) Forward(b backend.Backend, mode Mode, s rng.Stream) {
 			}
 			b.DenseMaxout(v.y, v.aux, nil, v.lin, in, l.w, l.b, l.pieces, 1, rng.Stream{})
 		case ConvTranspose2D:
-			b.DenseForward(v.cols, v.x, l.w, l.zeros, backend.Act{})
-			b.Col2Im(y, v.cols, l.geom)
-			b.BiasActivation(v.y, l.b, l.act)
+			b.ConvTransposeForward(y, v.cols, v.x, l.w, l.b, l.geom, l.act)
 		case BatchNorm:
 			switch mode {
 			case Train:
@@ -784,6 +779,10 @@ func (p *Pass) Backward(b backend.Backend, want Grads) {
 				}
 			}
 			if !l.spec.isMaxout() {
+				if l.spec.Type == Conv2D {
+					b.ConvBackward(dx, dw, db, v.dcols, v.dy, v.cols, v.y, l.w, l.geom, l.act)
+					break
+				}
 				b.DenseBackward(din, dw, db, v.dy, in, v.y, l.w, l.act)
 			} else {
 				if p.droppedAfter(i) { // the dropout above left its gradient unmasked (below)

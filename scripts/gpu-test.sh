@@ -37,8 +37,7 @@
 #   initcheck   compute-sanitizer --tool initcheck over 5 iterations launched kernel by
 #               kernel (the others submit step graphs, the default)
 #   memcheck-gemm, racecheck-gemm, synccheck-gemm   each tool over TestGemmCandidates,
-#               TestDenseMaxoutCandidates, TestConvForwardCandidates and
-#               TestConvTransposeBackwardCandidates on a small shape
+#               TestDenseMaxoutCandidates and the Conv*Candidates tests on a small shape
 #               (GANTRAIN_GEMM_SMALL=1): every configuration and split, fp32 and tf32, once
 #   train       `gantrain train --preset best` for 25 epochs with step graphs; gpu.test
 #               checks that the evaluation at the end shows it learnt
@@ -113,7 +112,7 @@ step racecheck-tf32 90 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${tr
 step initcheck 90 $END "${cs[@]}" --tool initcheck --error-exitcode 3 "${train[@]}" --cuda-graphs=false --steps 5 --out "$LOGS/run-initcheck"
 # Every matrix-product candidate (configuration and split, and the maxout epilogue's)
 # once, under each tool.
-gemm=(env GANTRAIN_GEMM_SMALL=1 "$TEST" -test.run '^Test(GemmCandidates|DenseMaxoutCandidates|ConvForwardCandidates|ConvTransposeBackwardCandidates)$' -test.v)
+gemm=(env GANTRAIN_GEMM_SMALL=1 "$TEST" -test.run '^Test(GemmCandidates|DenseMaxoutCandidates|Conv(Forward|Backward|TransposeForward|TransposeBackward)Candidates)$' -test.v)
 step memcheck-gemm 60 $END "${cs[@]}" --tool memcheck --error-exitcode 3 "${gemm[@]}"
 step racecheck-gemm 120 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${gemm[@]}"
 step synccheck-gemm 60 $END "${cs[@]}" --tool synccheck --error-exitcode 3 "${gemm[@]}"

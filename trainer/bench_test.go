@@ -116,9 +116,19 @@ func (f *flopCounter) ConvForward(y, cols, x, w, b backend.Tensor, g backend.Con
 	f.Backend.ConvForward(y, cols, x, w, b, g, act)
 }
 
+func (f *flopCounter) ConvTransposeForward(y, cols, x, w, b backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	f.product(x, w)
+	f.Backend.ConvTransposeForward(y, cols, x, w, b, g, act)
+}
+
 func (f *flopCounter) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {
 	f.backwardProducts(dx, dw, x, w)
 	f.Backend.DenseBackward(dx, dw, db, dy, x, y, w, act)
+}
+
+func (f *flopCounter) ConvBackward(dx, dw, db, dcols, dy, cols, y, w backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	f.backwardProducts(dx, dw, cols, w)
+	f.Backend.ConvBackward(dx, dw, db, dcols, dy, cols, y, w, g, act)
 }
 
 func (f *flopCounter) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
@@ -166,9 +176,19 @@ func (t *timedBackend) ConvForward(y, cols, x, w, b backend.Tensor, g backend.Co
 	t.Backend.ConvForward(y, cols, x, w, b, g, act)
 }
 
+func (t *timedBackend) ConvBackward(dx, dw, db, dcols, dy, cols, y, w backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	defer t.time(fmt.Sprintf("ConvBackward %s·%s %v %s dx=%v dw=%v", dims(cols), dims(w), g, act.Kind, dx != nil, dw != nil), time.Now())
+	t.Backend.ConvBackward(dx, dw, db, dcols, dy, cols, y, w, g, act)
+}
+
 func (t *timedBackend) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
 	defer t.time(fmt.Sprintf("ConvTransposeBackward %s·%s %v dx=%v dw=%v", dims(cols), dims(w), g, dx != nil, dw != nil), time.Now())
 	t.Backend.ConvTransposeBackward(dx, dw, cols, dy, x, w, g)
+}
+
+func (t *timedBackend) ConvTransposeForward(y, cols, x, w, b backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	defer t.time(fmt.Sprintf("ConvTransposeForward %s·%s %v %s", dims(x), dims(w), g, act.Kind), time.Now())
+	t.Backend.ConvTransposeForward(y, cols, x, w, b, g, act)
 }
 
 func (t *timedBackend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act backend.Act) {

@@ -186,7 +186,10 @@ func TestBatchNorm(t *testing.T) {
 
 // convForwardGeoms are convolutions for ConvForward: channels a multiple of 4 (the
 // implicit im2col's candidates too) with padding on every side, strides 1 to 3 and a
-// ragged number of output positions, and one of 3 channels (im2col_nhwc first only).
+// ragged number of output positions, one of 3 channels (im2col_nhwc first only), one
+// whose stride exceeds its kernel (a transposed convolution's output rows that no tap
+// reaches), and one of 136 channels (a transposed convolution's output in several
+// column tiles).
 var convForwardGeoms = []struct {
 	g      backend.ConvGeom
 	n, out int
@@ -195,6 +198,8 @@ var convForwardGeoms = []struct {
 	{backend.ConvGeom{InH: 6, InW: 9, InC: 4, KH: 3, KW: 2, StrideH: 1, StrideW: 3, PadH: 2, PadW: 1}, 2, 72},
 	{backend.ConvGeom{InH: 5, InW: 5, InC: 12, KH: 3, KW: 3, StrideH: 3, StrideW: 1, PadH: 1}, 5, 8},
 	{backend.ConvGeom{InH: 5, InW: 7, InC: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 1}, 3, 8},
+	{backend.ConvGeom{InH: 5, InW: 4, InC: 4, KH: 1, KW: 2, StrideH: 2, StrideW: 3, PadW: 1}, 2, 4},
+	{backend.ConvGeom{InH: 3, InW: 4, InC: 136, KH: 2, KW: 2, StrideH: 2, StrideW: 2, PadH: 1}, 2, 8},
 }
 
 // eachConvGeom calls f for each of convForwardGeoms with the shim's copies landing at
@@ -215,15 +220,41 @@ func eachConvGeom(t *testing.T, f func(eager bool, ci int, g backend.ConvGeom, n
 	}
 }
 
-// convCandidates lists p's candidates on d, checking that the implicit im2col is among
-// them exactly when the images' channels are a multiple of 4.
+// convCandidates lists p's candidates on d, checking that the implicit im2col (the
+// _ct kernels for a transposed convolution) is among them exactly when the images'
+// channels (and a transposed convolution's input channels) are a multiple of 4.
 func convCandidates(t *testing.T, d kernels.Target, p kernels.GemmProblem) []kernels.GemmChoice {
 	t.Helper()
 	cands := kernels.GemmCandidates(d, p)
-	if slices.ContainsFunc(cands, func(c kernels.GemmChoice) bool { return c.Im2Col }) != (p.Conv.InC%4 == 0) {
+	implicit, want := func(c kernels.GemmChoice) bool { return c.Im2Col }, p.Conv.InC%4 == 0
+	if p.ConvT.InH > 0 {
+		implicit, want = func(c kernels.GemmChoice) bool { return c.Col2Im }, p.ConvT.InC%4 == 0 && p.K%4 == 0
+	}
+	if slices.ContainsFunc(cands, implicit) != want {
 		t.Errorf("%v: candidates %v", p, cands)
 	}
 	return cands
+}
+
+// eachConvCandidate calls run for every candidate of the problem problem(tf32) gives
+// (convCandidates), fp32 and tf32, with a device whose chooser answers the candidate;
+// the builder must have asked about the problem, and the split-K counters must be left
+// at zero.
+func eachConvCandidate(t *testing.T, e *env, eager bool, problem func(tf32 bool) kernels.GemmProblem, run func(d kernels.Target, name string)) {
+	for _, tf32 := range []bool{false, true} {
+		d := gemmDevice(tf32)
+		p := problem(tf32)
+		for _, c := range convCandidates(t, d, p) {
+			var seen []kernels.GemmProblem
+			d.Gemm = recorder{c, &seen}
+			name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
+			run(d, name)
+			if !slices.Contains(seen, p) {
+				t.Fatalf("%s: the builder planned %v", name, seen)
+			}
+			e.countersZero(name)
+		}
+	}
 }
 
 // TestConvForwardCandidates runs every candidate of every convolution's forward
@@ -240,24 +271,15 @@ func TestConvForwardCandidates(t *testing.T) {
 		e.cpu.ConvForward(Y, C, e.tensor(n, g.InSize(), xv), e.tensor(patch, out, wv), e.tensor(1, out, bv), g, act)
 		wantY, wantC := e.down(Y), e.down(C)
 		x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
-		for _, tf32 := range []bool{false, true} {
-			d := gemmDevice(tf32)
-			p := kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: patch, LDA: patch, LDB: out, TF32: tf32,
+		eachConvCandidate(t, e, eager, func(tf32 bool) kernels.GemmProblem {
+			return kernels.GemmProblem{Kind: "nn", M: rows, N: out, K: patch, LDA: patch, LDB: out, TF32: tf32,
 				Vec4: patch%4 == 0 && out%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
-			for _, c := range convCandidates(t, d, p) {
-				var seen kernels.GemmProblem
-				d.Gemm = forced{c, &seen}
-				name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
-				y, cols := e.poisoned(rows*out), e.poisoned(rows*patch)
-				e.run(kernels.ConvForward(d, y.Addr(), cols.Addr(), x.Addr(), w.Addr(), b.Addr(), n, g, out, act, e.ws.Addr()))
-				if seen != p {
-					t.Fatalf("%s: the builder planned %v", name, seen)
-				}
-				backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
-				backendtest.Near(t, name+" y", y.F32(), wantY, tol(d))
-				e.countersZero(name)
-			}
-		}
+		}, func(d kernels.Target, name string) {
+			y, cols := e.poisoned(rows*out), e.poisoned(rows*patch)
+			e.run(kernels.ConvForward(d, y.Addr(), cols.Addr(), x.Addr(), w.Addr(), b.Addr(), n, g, out, act, e.ws.Addr()))
+			backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
+			backendtest.Near(t, name+" y", y.F32(), wantY, tol(d))
+		})
 	})
 }
 
@@ -279,24 +301,75 @@ func TestConvTransposeBackwardCandidates(t *testing.T) {
 		e.cpu.ConvTransposeBackward(DX, DW, C, DY, X, W, g)
 		wantC, wantDX, wantDW := e.down(C), e.down(DX), e.down(DW)
 		x, w, dy := e.mem(xv), e.mem(wv), e.mem(dyv)
-		for _, tf32 := range []bool{false, true} {
-			d := gemmDevice(tf32)
-			p := kernels.GemmProblem{Kind: "nt", M: rows, N: in, K: patch, LDA: patch, LDB: patch, TF32: tf32,
+		eachConvCandidate(t, e, eager, func(tf32 bool) kernels.GemmProblem {
+			return kernels.GemmProblem{Kind: "nt", M: rows, N: in, K: patch, LDA: patch, LDB: patch, TF32: tf32,
 				Vec4: patch%4 == 0, Conv: g, ConvVec4: g.InC%4 == 0}
-			for _, c := range convCandidates(t, d, p) {
-				var seen []kernels.GemmProblem
-				d.Gemm = recorder{c, &seen}
-				name := fmt.Sprintf("eager=%v/%v/%v", eager, p, c)
-				dx, dw, cols := e.poisoned(rows*in), e.poisoned(in*patch), e.poisoned(rows*patch)
-				e.run(kernels.ConvTransposeBackward(d, dx.Addr(), dw.Addr(), cols.Addr(), dy.Addr(), x.Addr(), w.Addr(), n, g, in, e.ws.Addr()))
-				if len(seen) != 2 || seen[0] != p || seen[1].Kind != "tn" {
-					t.Fatalf("%s: the builder planned %v", name, seen)
-				}
-				backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
-				backendtest.Near(t, name+" dx", dx.F32(), wantDX, tol(d))
-				backendtest.Near(t, name+" dw", dw.F32(), wantDW, tol(d))
-				e.countersZero(name)
-			}
-		}
+		}, func(d kernels.Target, name string) {
+			dx, dw, cols := e.poisoned(rows*in), e.poisoned(in*patch), e.poisoned(rows*patch)
+			e.run(kernels.ConvTransposeBackward(d, dx.Addr(), dw.Addr(), cols.Addr(), dy.Addr(), x.Addr(), w.Addr(), n, g, in, e.ws.Addr()))
+			backendtest.Bitwise(t, name+" cols", cols.F32(), wantC)
+			backendtest.Near(t, name+" dx", dx.F32(), wantDX, tol(d))
+			backendtest.Near(t, name+" dw", dw.F32(), wantDW, tol(d))
+		})
+	})
+}
+
+// TestConvTransposeForwardCandidates runs every candidate of a transposed
+// convolution's forward pass (the transposed convolution of each of convForwardGeoms,
+// its filters the input's channels), the _ct kernels included, against the CPU
+// backend: y to the products' rounding, which for a _ct kernel includes the sum over
+// the taps; with the shim's copies landing at their wait and, for the first geometry,
+// at their issue.
+func TestConvTransposeForwardCandidates(t *testing.T) {
+	e := newEnv(t)
+	eachConvGeom(t, func(eager bool, ci int, g backend.ConvGeom, n, in int) {
+		rows, patch := n*g.Positions(), g.Patch()
+		xv, wv, bv := e.floats(rows*in, -1, 1), e.floats(in*patch, -0.5, 0.5), e.floats(g.InC, -1, 1)
+		act := acts[(ci+1)%len(acts)]
+		Y, C := e.tensor(n, g.InSize(), make([]float32, n*g.InSize())), e.tensor(rows, patch, make([]float32, rows*patch))
+		e.cpu.ConvTransposeForward(Y, C, e.tensor(rows, in, xv), e.tensor(in, patch, wv), e.tensor(1, g.InC, bv), g, act)
+		wantY := e.down(Y)
+		x, w, b := e.mem(xv), e.mem(wv), e.mem(bv)
+		eachConvCandidate(t, e, eager, func(tf32 bool) kernels.GemmProblem {
+			return kernels.GemmProblem{Kind: "nn", M: rows, N: patch, K: in, LDA: in, LDB: patch, TF32: tf32,
+				Vec4: in%4 == 0 && patch%4 == 0, ConvT: g, ConvTVec4: in%4 == 0 && g.InC%4 == 0}
+		}, func(d kernels.Target, name string) {
+			y, cols := e.poisoned(n*g.InSize()), e.poisoned(rows*patch)
+			e.run(kernels.ConvTransposeForward(d, y.Addr(), cols.Addr(), x.Addr(), w.Addr(), b.Addr(), n, g, in, act, e.ws.Addr()))
+			backendtest.Near(t, name+" y", y.F32(), wantY, tol(d))
+		})
+	})
+}
+
+// TestConvBackwardCandidates runs every candidate of a convolution's input gradient
+// (dZ·wᵀ into the columns, then col2im_nhwc; the nt _ct kernels, one product per phase
+// of the input pixels), after dZ and the weight and bias gradients, against the CPU
+// backend: dZ bit for bit, dx, dw and db to the products' rounding; with the shim's
+// copies landing at their wait and, for the first geometry, at their issue.
+func TestConvBackwardCandidates(t *testing.T) {
+	e := newEnv(t)
+	eachConvGeom(t, func(eager bool, ci int, g backend.ConvGeom, n, out int) {
+		rows, patch := n*g.Positions(), g.Patch()
+		cv, wv := e.floats(rows*patch, -1, 1), e.floats(patch*out, -0.5, 0.5)
+		yv, dyv := e.floats(rows*out, -1, 1), e.floats(rows*out, -1, 1)
+		act := acts[(ci+2)%len(acts)]
+		C, W, Y, DY := e.tensor(rows, patch, cv), e.tensor(patch, out, wv), e.tensor(rows, out, yv), e.tensor(rows, out, dyv)
+		DX, DW, DB := e.tensor(n, g.InSize(), make([]float32, n*g.InSize())), e.tensor(patch, out, make([]float32, patch*out)),
+			e.tensor(1, out, make([]float32, out))
+		e.cpu.ConvBackward(DX, DW, DB, e.tensor(rows, patch, make([]float32, rows*patch)), DY, C, Y, W, g, act)
+		wantDZ, wantDX, wantDW, wantDB := e.down(DY), e.down(DX), e.down(DW), e.down(DB)
+		cols, w, y := e.mem(cv), e.mem(wv), e.mem(yv)
+		eachConvCandidate(t, e, eager, func(tf32 bool) kernels.GemmProblem {
+			return kernels.GemmProblem{Kind: "nt", M: rows, N: patch, K: out, LDA: out, LDB: out, TF32: tf32,
+				Vec4: out%4 == 0, ConvT: g, ConvTVec4: out%4 == 0 && g.InC%4 == 0}
+		}, func(d kernels.Target, name string) {
+			dy, dx, dw, db, dcols := e.mem(dyv), e.poisoned(n*g.InSize()), e.poisoned(patch*out), e.poisoned(out), e.poisoned(rows*patch)
+			e.run(kernels.ConvBackward(d, dx.Addr(), dw.Addr(), db.Addr(), dcols.Addr(), dy.Addr(), cols.Addr(), y.Addr(), w.Addr(),
+				n, g, out, act, e.ws.Addr()))
+			backendtest.Bitwise(t, name+" dZ", dy.F32(), wantDZ)
+			backendtest.Near(t, name+" dx", dx.F32(), wantDX, tol(d))
+			backendtest.Near(t, name+" dw", dw.F32(), wantDW, tol(d))
+			backendtest.Near(t, name+" db", db.F32(), wantDB, tol(d))
+		})
 	})
 }

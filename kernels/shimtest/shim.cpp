@@ -62,8 +62,8 @@ struct entry {
 
 #define K(name) {#name, make_invoker(name)}
 // gemm.cu's configurations (GT_GEMM_TC, GT_GEMM_SIMT there), each in three layouts (the
-// swizzled tensor-core ones in nn and tn), in nn with the maxout epilogue (_mx), and in
-// nn and nt with the implicit im2col (_im).
+// swizzled tensor-core ones in nn and tn), in nn with the maxout epilogue (_mx), in nn
+// and nt with the implicit im2col (_im), and in nn and nt as a transposed convolution (_ct).
 #define K_TC(BM, BN, BK, WM, WN, S)                                                                     \
   K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S), K(gemm_tc_tn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S), \
       K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S),                                                      \
@@ -73,13 +73,18 @@ struct entry {
       K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_mx),                                             \
       K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im),                                                 \
       K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_im),                                             \
-      K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im)
+      K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_im),                                                 \
+      K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_ct),                                                 \
+      K(gemm_tc_nn_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_swz_ct),                                             \
+      K(gemm_tc_nt_##BM##x##BN##x##BK##_w##WM##x##WN##_s##S##_ct)
 #define K_SIMT(BM, BN, BK, TM, TN, S)                                                                        \
   K(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S), K(gemm_simt_tn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S), \
       K(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S),                                                    \
       K(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_mx),                                               \
       K(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im),                                               \
-      K(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im)
+      K(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_im),                                               \
+      K(gemm_simt_nn_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_ct),                                               \
+      K(gemm_simt_nt_##BM##x##BN##x##BK##_t##TM##x##TN##_s##S##_ct)
 const entry kernels[] = {
     K(fill_f32),
     K(copy_words),

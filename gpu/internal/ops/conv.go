@@ -39,6 +39,22 @@ func (b *Core) ConvForward(y, cols, x, w, bias backend.Tensor, g backend.ConvGeo
 	b.Launch("ConvForward", kernels.ConvForward(b.Target, Y.ptr, C.ptr, X.ptr, W.ptr, B.ptr, X.rows, g, W.cols, act, b.Workspace))
 }
 
+// ConvBackward implements backend.Backend.
+func (b *Core) ConvBackward(dx, dw, db, dcols, dy, cols, y, w backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	const op = "ConvBackward"
+	ts, ok := b.args().F32(op, dy, cols, y, w)
+	DX, okx := b.args().OptionalF32(op+" dx", dx)
+	DC, okc := b.args().OptionalF32(op+" dcols", dcols)
+	DW, okw := b.args().OptionalF32(op+" dw", dw)
+	DB, okb := b.args().OptionalF32(op+" db", db)
+	if !ok || !okx || !okc || !okw || !okb || !b.ops.Check(backend.CheckConvBackward(dx, dw, db, dcols, dy, cols, y, w, g)) {
+		return
+	}
+	DY, C, Y, W := ts[0], ts[1], ts[2], ts[3]
+	b.Launch(op, kernels.ConvBackward(b.Target, addr(DX), addr(DW), addr(DB), addr(DC), DY.ptr, C.ptr, Y.ptr, W.ptr,
+		C.rows/g.Positions(), g, W.cols, act, b.Workspace))
+}
+
 // ConvTransposeBackward implements backend.Backend.
 func (b *Core) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g backend.ConvGeom) {
 	const op = "ConvTransposeBackward"
@@ -50,6 +66,17 @@ func (b *Core) ConvTransposeBackward(dx, dw, cols, dy, x, w backend.Tensor, g ba
 	}
 	C, DY, X, W := ts[0], ts[1], ts[2], ts[3]
 	b.Launch(op, kernels.ConvTransposeBackward(b.Target, addr(DX), addr(DW), C.ptr, DY.ptr, X.ptr, W.ptr, DY.rows, g, W.rows, b.Workspace))
+}
+
+// ConvTransposeForward implements backend.Backend.
+func (b *Core) ConvTransposeForward(y, cols, x, w, bias backend.Tensor, g backend.ConvGeom, act backend.Act) {
+	ts, ok := b.args().F32("ConvTransposeForward", y, cols, x, w)
+	bs, okb := b.args().F32("ConvTransposeForward b", bias)
+	if !ok || !okb || !b.ops.Check(backend.CheckConvTransposeForward(y, cols, x, w, bias, g)) {
+		return
+	}
+	Y, C, X, W, B := ts[0], ts[1], ts[2], ts[3], bs[0]
+	b.Launch("ConvTransposeForward", kernels.ConvTransposeForward(b.Target, Y.ptr, C.ptr, X.ptr, W.ptr, B.ptr, Y.rows, g, W.rows, act, b.Workspace))
 }
 
 // BiasActivation implements backend.Backend.

@@ -47,6 +47,29 @@ func TestConvOpsOnShim(t *testing.T) {
 		p.Same(name+" cols", cols)
 		p.Close(name+" y", y, 1e-5)
 
+		// Its backward pass, every gradient, then the input's alone.
+		name = fmt.Sprintf("%v n=%d conv backward", g, n)
+		dyv := make([]float32, n*g.Positions()*out)
+		for i := range dyv {
+			dyv[i] = 2*p.R.Float32() - 1
+		}
+		for _, all := range []bool{true, false} {
+			dy, dx, dcols := p.Alloc(backend.F32, n*g.Positions(), out), p.Poisoned(n, g.InSize()), p.Poisoned(n*g.Positions(), g.Patch())
+			p.Set(dy, dyv)
+			dw, db := p.Poisoned(g.Patch(), out), p.Poisoned(1, out)
+			if all {
+				p.C.ConvBackward(dx.C, dw.C, db.C, dcols.C, dy.C, cols.C, y.C, w.C, g, act)
+				p.G.ConvBackward(dx.G, dw.G, db.G, dcols.G, dy.G, cols.G, y.G, w.G, g, act)
+				p.Close(name+" dw", dw, 1e-5)
+				p.Close(name+" db", db, 1e-5)
+			} else {
+				p.C.ConvBackward(dx.C, nil, nil, dcols.C, dy.C, cols.C, y.C, w.C, g, act)
+				p.G.ConvBackward(dx.G, nil, nil, dcols.G, dy.G, cols.G, y.G, w.G, g, act)
+			}
+			p.Same(name+" dZ", dy)
+			p.Close(name+" dx", dx, 1e-5)
+		}
+
 		// The transposed convolution of g (out channels in), backward.
 		name = fmt.Sprintf("%v n=%d conv transpose backward", g, n)
 		tx, dy := p.Uniform(n*g.Positions(), out, -1, 1), p.Uniform(n, g.InSize(), -1, 1)
@@ -57,6 +80,13 @@ func TestConvOpsOnShim(t *testing.T) {
 		p.Same(name+" cols", cols)
 		p.Close(name+" dx", dx, 1e-5)
 		p.Close(name+" dw", dw, 1e-5)
+
+		// The transposed convolution of g (out channels in), forward.
+		name = fmt.Sprintf("%v n=%d conv transpose forward", g, n)
+		ty, tb := p.Poisoned(n, g.InSize()), p.Uniform(1, g.InC, -0.5, 0.5)
+		p.C.ConvTransposeForward(ty.C, cols.C, tx.C, tw.C, tb.C, g, act)
+		p.G.ConvTransposeForward(ty.G, cols.G, tx.G, tw.G, tb.G, g, act)
+		p.Close(name+" y", ty, 1e-5)
 	}
 	for _, s := range [][3]int{{1, 1, 1}, {37, 37, 1}, {600, 5, 2}} {
 		m, c, groups := s[0], s[1], s[2]

@@ -325,6 +325,18 @@ func TestErrorsOnShim(t *testing.T) {
 		{"conv transpose backward dw i32", func(b backend.Backend, f, i mk) {
 			b.ConvTransposeBackward(nil, i(5, 6), f(4, 6), f(2, 12), f(4, 5), f(5, 6), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1})
 		}},
+		{"conv backward dx", func(b backend.Backend, f, i mk) {
+			b.ConvBackward(f(4, 12), nil, nil, f(4, 6), f(4, 5), f(4, 6), f(4, 5), f(6, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
+		{"conv backward i32 dcols", func(b backend.Backend, f, i mk) {
+			b.ConvBackward(f(2, 12), nil, nil, i(4, 6), f(4, 5), f(4, 6), f(4, 5), f(6, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
+		{"conv transpose forward b", func(b backend.Backend, f, i mk) {
+			b.ConvTransposeForward(f(2, 12), f(4, 6), f(4, 5), f(5, 6), f(1, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
+		{"conv transpose forward i32 x", func(b backend.Backend, f, i mk) {
+			b.ConvTransposeForward(f(2, 12), f(4, 6), i(4, 5), f(5, 6), f(1, 3), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
+		}},
 		{"conv forward i32", func(b backend.Backend, f, i mk) {
 			b.ConvForward(f(4, 5), f(4, 6), i(2, 12), f(6, 5), f(1, 5), backend.ConvGeom{InH: 2, InW: 2, InC: 3, KH: 2, KW: 1, StrideH: 1, StrideW: 1}, backend.Act{})
 		}},
