@@ -169,11 +169,11 @@ func TestGemmConfigsMatchKernels(t *testing.T) {
 			default:
 				names = []string{"gemm_" + fam + "_" + kind + "_" + rest}
 				switch kind {
-				case "nn": // and with the maxout epilogue, and the implicit im2col
-					names = append(names, names[0]+"_mx", names[0]+"_im")
+				case "nn": // and with the maxout epilogue, the implicit im2col, and as a transposed convolution
+					names = append(names, names[0]+"_mx", names[0]+"_im", names[0]+"_ct")
 				case "nt":
 					if !g.Swizzle {
-						names = append(names, names[0]+"_im")
+						names = append(names, names[0]+"_im", names[0]+"_ct")
 					}
 				}
 				if sb := g.SharedBytes(kind); sb > maxSharedBytes || sb <= 0 {
