@@ -150,7 +150,8 @@ type Train struct {
 	// GEMA is the decay of an exponential moving average of G's parameters, updated
 	// after every generator update (0: none; e.g. 0.999 averages over about the last
 	// 1000 updates). When set, sample grids, evaluations and `gantrain sample` use the
-	// averaged generator; checkpoints hold both.
+	// averaged generator, with batchnorm statistics stood for it; checkpoints hold both
+	// parameter sets.
 	GEMA float64 `yaml:"g_ema" json:"g_ema,omitempty"`
 	// GEMAWarmup lowers the average's decay to (1+t)/(10+t) after t updates while that
 	// is below GEMA (TensorFlow's ExponentialMovingAverage with num_updates), so that a

@@ -225,20 +225,29 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, data Shape, he
 			return nil, fmt.Errorf("%s batchnorm statistics: %w", name, err)
 		}
 	}
-	for i := range n.layers {
-		l := &n.layers[i]
-		switch l.spec.Type {
-		case BatchNorm:
-			c := l.out.C
-			if l.runMean, err = b.View(n.State, l.sOff, 1, c); err == nil {
-				l.runVar, err = b.View(n.State, l.sOff+c, 1, c)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s layer %d: %w", name, i, err)
-		}
+	if err := n.viewState(b); err != nil {
+		return nil, err
 	}
 	return n, nil
+}
+
+// viewState points the batchnorm layers' running statistics at their part of State.
+func (n *Net) viewState(b backend.Backend) error {
+	for i := range n.layers {
+		l := &n.layers[i]
+		if l.spec.Type != BatchNorm {
+			continue
+		}
+		c := l.out.C
+		var err error
+		if l.runMean, err = b.View(n.State, l.sOff, 1, c); err == nil {
+			l.runVar, err = b.View(n.State, l.sOff+c, 1, c)
+		}
+		if err != nil {
+			return fmt.Errorf("%s layer %d: %w", n.Name, i, err)
+		}
+	}
+	return nil
 }
 
 // newLayer works out a layer's shapes and parameter sizes from its spec and input.
@@ -320,7 +329,9 @@ func (n *Net) viewArena(b backend.Backend, arena backend.Tensor, set func(l *lay
 // WithParams returns a net of the same layers whose parameters are views of arena
 // (laid out as n.Params), for inference passes over another copy of the parameters:
 // the exponential moving average of a generator's. It shares n's gradient arena and
-// batchnorm statistics, and must not be trained.
+// must not be trained. Its batchnorm layers keep running statistics of their own,
+// since n's were gathered with other parameters: they start as InitialState, and
+// Pass.StandStatistics sets them for these parameters.
 func (n *Net) WithParams(b backend.Backend, arena backend.Tensor) (*Net, error) {
 	if arena.DType() != backend.F32 || arena.Rows() != 1 || arena.Cols() != n.Size() {
 		return nil, fmt.Errorf("%s: a parameter arena must be F32 1×%d, got %s", n.Name, n.Size(), backend.ShapeString(arena))
@@ -330,6 +341,18 @@ func (n *Net) WithParams(b backend.Backend, arena backend.Tensor) (*Net, error) 
 	c.layers = append([]layer(nil), n.layers...)
 	if err := c.viewArena(b, arena, func(l *layer, w, bias backend.Tensor) { l.w, l.b = w, bias }); err != nil {
 		return nil, err
+	}
+	if n.State != nil {
+		var err error
+		if c.State, err = b.Alloc(backend.F32, 1, n.State.Cols()); err != nil {
+			return nil, fmt.Errorf("%s batchnorm statistics: %w", n.Name, err)
+		}
+		if err := b.Upload(c.State, n.InitialState()); err != nil {
+			return nil, fmt.Errorf("%s batchnorm statistics: %w", n.Name, err)
+		}
+		if err := c.viewState(b); err != nil {
+			return nil, err
+		}
 	}
 	return &c, nil
 }
@@ -460,6 +483,8 @@ type Pass struct {
 	dcols []backend.Tensor // conv2d: the column matrix's gradient
 	// Batchnorm statistics of the last training forward: groups×C.
 	mean, variance []backend.Tensor
+	// standMomentum is the running statistics' momentum of a standing pass.
+	standMomentum float32
 	// v holds each layer's views of the buffers as (N·H·W)×C matrices.
 	v []views
 }
@@ -675,6 +700,32 @@ const (
 	InferBatchStats
 )
 
+// standing is the mode of StandStatistics' passes: Infer, but batchnorm normalises by
+// the batch's statistics and folds them into the running ones with the pass's
+// standMomentum.
+const standing Mode = 255
+
+// StandStatistics sets the running statistics of the net's batchnorm layers to the
+// mean, over `batches` passes, of each batch's statistics (the standing statistics of
+// Brock et al. 2019), fill(k) writing the k-th batch into In before its pass. A net
+// whose parameters no training pass has run with (the moving average of a
+// generator's) then infers with statistics of its own. Dropout layers run as in
+// inference. The pass must keep its rows in one group.
+func (p *Pass) StandStatistics(b backend.Backend, batches int, fill func(k int)) error {
+	if batches < 1 || p.groups != 1 {
+		return fmt.Errorf("%s: standing statistics need at least one batch of one group, got %d batches of %d groups", p.net.Name, batches, p.groups)
+	}
+	if p.net.State == nil {
+		return nil
+	}
+	for k := range batches {
+		fill(k)
+		p.standMomentum = 1 / float32(k+1) // the running mean of the batches so far
+		p.Forward(b, standing, rng.Stream{})
+	}
+	return nil
+}
+
 // Forward runs the net on In into Out. In Train mode, dropout layer i draws its
 // mask from stream {s.Seed, s.Offset + i}; in the inference modes dropout is the
 // identity (the inverted scaling already happened in training). A maxout layer runs as
@@ -720,6 +771,8 @@ func (p *Pass) Forward(b backend.Backend, mode Mode, s rng.Stream) {
 				b.BatchNorm(v.y, p.mean[i], p.variance[i], v.x, l.w, l.b, l.runMean, l.runVar, p.groups, l.spec.bnEps(), l.spec.bnMomentum(), l.act)
 			case InferBatchStats:
 				b.BatchNorm(v.y, p.mean[i], p.variance[i], v.x, l.w, l.b, nil, nil, p.groups, l.spec.bnEps(), l.spec.bnMomentum(), l.act)
+			case standing:
+				b.BatchNorm(v.y, p.mean[i], p.variance[i], v.x, l.w, l.b, l.runMean, l.runVar, p.groups, l.spec.bnEps(), p.standMomentum, l.act)
 			default:
 				b.BatchNormInfer(v.y, v.x, l.w, l.b, l.runMean, l.runVar, l.spec.bnEps(), l.act)
 			}

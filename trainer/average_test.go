@@ -2,11 +2,15 @@ package trainer
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
+	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/model"
 )
 
 // With train.g_ema the checkpoint's ".ema" tensors are exactly the float32 recurrence
@@ -88,34 +92,7 @@ func TestSampleUsesGeneratorAverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// asPlain is f without an average, its generator's parameters taken from the
-	// tensors named name+suffix.
-	asPlain := func(suffix string) *checkpoint.File {
-		g := &checkpoint.File{Metadata: map[string]string{}}
-		for k, v := range f.Metadata {
-			g.Metadata[k] = v
-		}
-		var arch map[string]any
-		if err := json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch); err != nil {
-			t.Fatal(err)
-		}
-		if arch["g_ema"] != true {
-			t.Fatalf("architecture %v does not record the average", arch)
-		}
-		delete(arch, "g_ema")
-		raw, _ := json.Marshal(arch)
-		g.Metadata[metaArchitecture] = string(raw)
-		for _, x := range f.Tensors {
-			if strings.HasSuffix(x.Name, ".ema") {
-				continue
-			}
-			if src, ok := f.Tensor(x.Name + suffix); ok && strings.HasPrefix(x.Name, "generator.") {
-				x.F32 = src.F32
-			}
-			g.Tensors = append(g.Tensors, x)
-		}
-		return g
-	}
+	asPlain := func(suffix string) *checkpoint.File { return withoutAverage(t, f, suffix, nil, nil) }
 	sample := func(f *checkpoint.File, raw bool) []float32 {
 		x, _, err := Sample(newCPU(t), f, 5, 3, SampleOptions{Raw: raw})
 		if err != nil {
@@ -136,5 +113,113 @@ func TestSampleUsesGeneratorAverage(t *testing.T) {
 	}
 	if want := sample(asPlain(""), false); !reflect.DeepEqual(raw, want) {
 		t.Error("raw samples differ from those of a checkpoint without the average")
+	}
+}
+
+// withoutAverage is f without an average, its generator's parameters taken from the
+// tensors named name+suffix and its batchnorm statistics, when state is not nil, from
+// state (a host copy of the State of net, a generator).
+func withoutAverage(t *testing.T, f *checkpoint.File, suffix string, state []float32, net *model.Net) *checkpoint.File {
+	t.Helper()
+	g := &checkpoint.File{Metadata: map[string]string{}}
+	for k, v := range f.Metadata {
+		g.Metadata[k] = v
+	}
+	var arch map[string]any
+	if err := json.Unmarshal([]byte(f.Metadata[metaArchitecture]), &arch); err != nil {
+		t.Fatal(err)
+	}
+	if arch["g_ema"] != true {
+		t.Fatalf("architecture %v does not record the average", arch)
+	}
+	delete(arch, "g_ema")
+	raw, _ := json.Marshal(arch)
+	g.Metadata[metaArchitecture] = string(raw)
+	stats := map[string][]float32{}
+	if state != nil {
+		for _, p := range net.StateList() {
+			stats[tensorName(net, p, "")] = p.ToTorch(state)
+		}
+	}
+	for _, x := range f.Tensors {
+		if strings.HasSuffix(x.Name, ".ema") {
+			continue
+		}
+		if src, ok := f.Tensor(x.Name + suffix); ok && strings.HasPrefix(x.Name, "generator.") {
+			x.F32 = src.F32
+		}
+		if st, ok := stats[x.Name]; ok {
+			x.F32 = st
+			delete(stats, x.Name)
+		}
+		g.Tensors = append(g.Tensors, x)
+	}
+	if len(stats) > 0 {
+		t.Fatalf("the checkpoint lacks the statistics %v", stats)
+	}
+	return g
+}
+
+// With batchnorm in G and running statistics for sampling, the average is
+// normalised by statistics of its own, stood on noise the run's seed fixes: Sample
+// of a checkpoint reproduces the statistics the trainer stood for its sample grid,
+// and they bring the samples far closer to those normalised by each batch's own
+// statistics than G's running statistics do.
+func TestAverageStandsItsBatchNormStatistics(t *testing.T) {
+	c := smallConfig()
+	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
+	c.Train.GEMA = 0.8
+	tr, err := New(c, newCPU(t), randomImages(100), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses(t, tr, 6)
+	if _, err := tr.Samples(); err != nil {
+		t.Fatal(err)
+	}
+	avg := tr.optG.averaged
+	stood := make([]float32, backend.Len(avg.State))
+	gStats := make([]float32, backend.Len(tr.G.State))
+	if err := tr.b.Download(stood, avg.State); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.b.Download(gStats, tr.G.State); err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(stood, gStats) || reflect.DeepEqual(stood, avg.InitialState()) {
+		t.Fatal("the average's statistics are G's or the initial ones after a sample grid")
+	}
+	f, err := tr.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	sample := func(f *checkpoint.File, bn string) []float32 {
+		x, _, err := Sample(newCPU(t), f, n, 3, SampleOptions{BatchNorm: bn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	got := sample(f, "")
+	if want := sample(withoutAverage(t, f, ".ema", stood, avg), ""); !reflect.DeepEqual(got, want) {
+		t.Error("Sample stands other statistics than the trainer")
+	}
+	withG := sample(withoutAverage(t, f, ".ema", nil, nil), "")
+	batch := sample(f, config.SampleBatchNormBatch)
+	if want := sample(withoutAverage(t, f, ".ema", nil, nil), config.SampleBatchNormBatch); !reflect.DeepEqual(batch, want) {
+		t.Error("with batch statistics the average's samples depend on running statistics")
+	}
+	dist := func(x, y []float32) float64 {
+		var s float64
+		for i := range x {
+			s += math.Abs(float64(x[i] - y[i]))
+		}
+		return s / float64(len(x))
+	}
+	dStood, dG := dist(got, batch), dist(withG, batch)
+	t.Logf("mean distance to the samples with batch statistics: %.4g with the stood statistics, %.4g with G's", dStood, dG)
+	if !(dStood < dG/2) {
+		t.Error("the stood statistics bring the samples no closer to those with batch statistics than half as far as G's")
 	}
 }

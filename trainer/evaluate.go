@@ -108,7 +108,11 @@ func (t *Trainer) evaluate(ctx context.Context, e *evaluation, dir string, recor
 	e.lastEpoch = t.epoch
 	obs.EvaluationStarted(t.step)
 	start := time.Now()
-	m, err := e.score(ctx, t, e.pass)
+	err = t.stander.stand(t.b, t.step)
+	var m map[string]float64
+	if err == nil {
+		m, err = e.score(ctx, t, e.pass)
+	}
 	if err == nil && e.raw != nil {
 		var raw map[string]float64
 		if raw, err = e.score(ctx, t, e.raw); err == nil {

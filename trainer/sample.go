@@ -31,7 +31,8 @@ func HasAverage(f *checkpoint.File) bool {
 
 // Sample loads the generator of checkpoint f into b and draws n samples from it with
 // noise seed seed: from the moving average of its parameters when the run kept one
-// (train.g_ema) and opts.Raw is not set, else from its parameters. It returns the
+// (train.g_ema) and opts.Raw is not set, with batchnorm statistics of its own (see
+// stander), else from its parameters. It returns the
 // samples (n × data width) and the data's image shape (zero for point data).
 func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts SampleOptions) ([]float32, data.Shape, error) {
 	cfg, err := CheckpointConfig(f)
@@ -67,13 +68,22 @@ func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts Samp
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 	}
-	fillNoise(b, z, cfg.Noise.Dist, rng.Stream{Seed: seed, Offset: streamSample})
 	if opts.BatchNorm != "" {
 		cfg.Train.SampleBatchNorm = opts.BatchNorm
 		if err := cfg.Validate(); err != nil {
 			return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
 		}
 	}
+	if suffix == suffixEMA { // the average's own statistics, as the trainer sets them
+		s, err := newStander(b, g, cfg)
+		if err == nil {
+			err = s.stand(b, 0)
+		}
+		if err != nil {
+			return nil, data.Shape{}, fmt.Errorf("sample: %w", err)
+		}
+	}
+	fillNoise(b, z, cfg.Noise.Dist, rng.Stream{Seed: seed, Offset: streamSample})
 	out, err := generate(b, g, z, sampleMode(cfg))
 	if err != nil {
 		return nil, data.Shape{}, fmt.Errorf("sample: %w", err)

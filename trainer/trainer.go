@@ -102,6 +102,7 @@ type Trainer struct {
 
 	sampleZ    backend.Tensor
 	samplePass *model.Pass
+	stander    *stander // the averaged G's batchnorm statistics (nil: none needed)
 
 	rollbacks int // divergence rollbacks done (on_divergence: rollback)
 
@@ -266,7 +267,12 @@ func (t *Trainer) wirePasses(dim int) error {
 			return err
 		}
 	}
-	t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{})
+	if t.samplePass, err = t.optG.sampler().NewPass(b, t.sampleZ, model.PassBuffers{}); err != nil {
+		return err
+	}
+	if t.optG.averaged != nil {
+		t.stander, err = newStander(b, t.optG.averaged, t.cfg)
+	}
 	return err
 }
 
@@ -462,6 +468,9 @@ func (t *Trainer) Done() bool {
 
 // Samples runs G (its parameter average when train.g_ema is set) on the run's fixed noise and returns the outputs (rows × data width).
 func (t *Trainer) Samples() ([]float32, error) {
+	if err := t.stander.stand(t.b, t.step); err != nil {
+		return nil, fmt.Errorf("samples: %w", err)
+	}
 	t.samplePass.Forward(t.b, sampleMode(t.cfg), rng.Stream{})
 	out := make([]float32, backend.Len(t.samplePass.Out))
 	if err := t.b.Download(out, t.samplePass.Out); err != nil {
