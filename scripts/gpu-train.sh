@@ -71,16 +71,21 @@ if [[ -n $RESUME ]]; then
 	cat "${parts[@]}" >"$run/checkpoints/$name"
 	args=(train --resume "$run" --device "$DEVICE" --data "$BIN/mnist" --listen off "$@")
 else
-	# The overlay, less raw_generator for a preset without the average (--preset published).
+	# The overlay, less raw_generator for a preset without the average (--preset published)
+	# unless the flags add one (--g-ema 0.9999).
 	cfg=/tmp/gpu-train.yaml
 	cp scripts/gpu-train.yaml "$cfg"
-	prev=""
+	prev="" other_preset=0 ema=0
 	for a in "$@"; do
 		if [[ $prev == --preset && $a != best ]] || [[ $a == --preset=* && $a != --preset=best ]]; then
-			sed -i '/raw_generator/d' "$cfg"
+			other_preset=1
+		fi
+		if [[ $prev == --g-ema && $a =~ [1-9] ]] || [[ $a == --g-ema=*[1-9]* ]]; then
+			ema=1
 		fi
 		prev=$a
 	done
+	((other_preset && !ema)) && sed -i '/raw_generator/d' "$cfg"
 	rm -rf "$run"
 	args=(train --preset best --config "$cfg" --device "$DEVICE" --data "$BIN/mnist" --out "$run" --listen off "$@")
 fi
