@@ -32,8 +32,8 @@ func HasAverage(f *checkpoint.File) bool {
 // Sample loads the generator of checkpoint f into b and draws n samples from it with
 // noise seed seed: from the moving average of its parameters when the run kept one
 // (train.g_ema) and opts.Raw is not set, with batchnorm statistics of its own (see
-// stander), else from its parameters. It returns the
-// samples (n × data width) and the data's image shape (zero for point data).
+// stander), else from its parameters. It returns the samples (n × data width) and the
+// data's image shape (zero for point data).
 func Sample(b backend.Backend, f *checkpoint.File, n int, seed uint64, opts SampleOptions) ([]float32, data.Shape, error) {
 	cfg, err := CheckpointConfig(f)
 	if err != nil {
