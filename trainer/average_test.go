@@ -10,6 +10,7 @@ import (
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
+	"github.com/gantrain/gantrain/data"
 	"github.com/gantrain/gantrain/model"
 )
 
@@ -221,5 +222,49 @@ func TestAverageStandsItsBatchNormStatistics(t *testing.T) {
 	t.Logf("mean distance to the samples with batch statistics: %.4g with the stood statistics, %.4g with G's", dStood, dG)
 	if !(dStood < dG/2) {
 		t.Error("the stood statistics bring the samples no closer to those with batch statistics than half as far as G's")
+	}
+}
+
+// A trainer restored from a checkpoint of the same step but other parameters (a
+// rollback comes back to its steps with lower learning rates) stands its average's
+// statistics again: its samples are those of the checkpoint's trainer.
+func TestRestoreStandsAverageAgain(t *testing.T) {
+	c := smallConfig()
+	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
+	c.Train.GEMA = 0.8
+	other := randomImages(100)
+	other.X = append([]float32(nil), other.X...)
+	for i := range other.X {
+		other.X[i] = 1 - other.X[i]
+	}
+	trainers := make([]*Trainer, 2)
+	grids := make([][]float32, 2)
+	for i, set := range []*data.Set{randomImages(100), other} {
+		tr, err := New(c, newCPU(t), set, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses(t, tr, 4)
+		if grids[i], err = tr.Samples(); err != nil {
+			t.Fatal(err)
+		}
+		trainers[i] = tr
+	}
+	if reflect.DeepEqual(grids[0], grids[1]) {
+		t.Fatal("trainers on different data draw the same samples")
+	}
+	f, err := trainers[1].Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trainers[0].Restore(f); err != nil {
+		t.Fatal(err)
+	}
+	got, err := trainers[0].Samples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, grids[1]) {
+		t.Error("after Restore at the same step the samples differ from those of the checkpoint's trainer")
 	}
 }

@@ -61,3 +61,11 @@ func (s *stander) stand(b backend.Backend, step int64) error {
 	s.at = step
 	return nil
 }
+
+// forget drops the statistics' step, so that the next stand sets them again: the
+// parameters were restored from a checkpoint.
+func (s *stander) forget() {
+	if s != nil {
+		s.at = -1
+	}
+}

@@ -291,6 +291,7 @@ func (t *Trainer) Restore(f *checkpoint.File) error {
 		}
 	}
 	t.step, t.epoch, t.pos = step, int(epoch), int(pos)
+	t.stander.forget() // a rollback comes back to its steps with other parameters
 	t.optG.t, t.optD.t = int(ug), int(ud)
 	t.optG.scale, t.optD.scale, t.rollbacks = scale, scale, int(rollbacks)
 	return t.shuffle()
