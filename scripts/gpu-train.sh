@@ -26,7 +26,8 @@
 # (38 MiB for --preset best, which does not fit).
 #
 # Environment: GPU_CHECK_BIN (bin/gpu-check), GPU_TRAIN_RUN (the run directory,
-# /tmp/gpu-train-run; removed first), GPU_TRAIN_DEVICE (cuda; cpu tries the script
+# /tmp/gpu-train-run; removed first; runs at the same time, two variants sharing the GPU,
+# each need their own, and their own OUT), GPU_TRAIN_DEVICE (cuda; cpu tries the script
 # here with a -tags nocuda gantrain), GPU_TRAIN_RESUME (above), GPU_TRAIN_KEEP=0 (bring no
 # checkpoint back), GPU_TRAIN_PACK=1 (everything but the checkpoint's parts in one
 # train.tar.gz, for a run where few files may come back: beside scripts/gpu-check.sh;
@@ -73,7 +74,7 @@ if [[ -n $RESUME ]]; then
 else
 	# The overlay, less raw_generator for a preset without the average (--preset published)
 	# unless the flags add one (--g-ema 0.9999).
-	cfg=/tmp/gpu-train.yaml
+	cfg="$run.yaml" # beside the run directory: runs with their own GPU_TRAIN_RUN share nothing
 	cp scripts/gpu-train.yaml "$cfg"
 	prev="" other_preset=0 ema=0
 	for a in "$@"; do
