@@ -156,6 +156,9 @@ func (f *classifierFlags) metadata(rep eval.TrainReport, backendDesc string) map
 
 // loadMNISTSplits loads the paper's MNIST split from dir, or from the Go module cache copy.
 func loadMNISTSplits(ctx context.Context, dir string) (*data.Splits, error) {
+	if err := checkDataDir(dir); err != nil {
+		return nil, err
+	}
 	if dir == "" {
 		var err error
 		if dir, err = data.FindMNIST(ctx); err != nil {

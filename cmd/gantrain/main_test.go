@@ -24,6 +24,8 @@ func TestUsageErrors(t *testing.T) {
 	os.WriteFile(badCfg, []byte("train:\n  batchsize: 10\n"), 0o644)
 	badVal := filepath.Join(dir, "badval.yaml")
 	os.WriteFile(badVal, []byte("optimizer:\n  kind: rmsprop\ntrain:\n  k: 0\n"), 0o644)
+	archive := filepath.Join(dir, "cifar-10-binary.tar.gz") // as downloaded, not unpacked
+	os.WriteFile(archive, []byte{0x1f, 0x8b}, 0o644)
 	pngs := filepath.Join(dir, "pngs") // a data set of 3 images
 	os.MkdirAll(pngs, 0o755)
 	for i := 0; i < 3; i++ {
@@ -54,6 +56,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sample", "--checkpoint", dir, "--precision", "fp16"}, "backend.precision"},
 		{[]string{"train", "--data", filepath.Join(dir, "nowhere"), "--listen", "off", "--out", filepath.Join(dir, "r1")}, "nowhere: no such directory"},
 		{[]string{"train", "--data", badCfg, "--listen", "off", "--out", filepath.Join(dir, "r2")}, "is a file"},
+		{[]string{"train", "--preset", "dcgan-cifar10", "--data", archive, "--listen", "off", "--out", filepath.Join(dir, "r3")}, "is an archive; unpack it"},
+		{[]string{"eval", "--npy", filepath.Join(dir, "x.npy"), "--data", archive}, "is an archive; unpack it"},
+		{[]string{"classifier", "train", "--data", filepath.Join(dir, "nowhere"), "--out", filepath.Join(dir, "c.safetensors")}, "nowhere: no such directory"},
 		{[]string{"sample", "--checkpoint", dir, "--format", "npy", "--out", "x.png"}, "--format npy but --out x.png"},
 		{[]string{"train", "--dataset", "images", "--data", pngs, "--batch", "10", "--listen", "off", "--out", filepath.Join(dir, "big")}, "larger than the training set"},
 	} {

@@ -428,19 +428,43 @@ func (e suiteEvaluator) Evaluate(ctx context.Context, x []float32) (map[string]f
 	return r.Metrics(), nil
 }
 
+// checkDataDir returns a usage error when dir (--data) is set but is not a directory.
+func checkDataDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, os.ErrNotExist):
+		return usagef("--data %s: no such directory", dir)
+	case err != nil:
+		return usagef("--data: %v", err)
+	case !fi.IsDir() && isArchive(dir):
+		// The form CIFAR-10 and MNIST mirrors hand out: gantrain reads the unpacked files.
+		return usagef("--data %s is an archive; unpack it (tar -xzf, unzip) and give the directory it makes", dir)
+	case !fi.IsDir():
+		return usagef("--data %s is a file; give the directory that holds the data", dir)
+	}
+	return nil
+}
+
+// isArchive reports whether name ends like an archive of files (not a gzipped idx file,
+// which the MNIST loader reads from a directory as it is).
+func isArchive(name string) bool {
+	n := strings.ToLower(name)
+	for _, ext := range []string{".tar.gz", ".tgz", ".tar", ".zip", ".tar.xz", ".tar.bz2"} {
+		if strings.HasSuffix(n, ext) {
+			return true
+		}
+	}
+	return false
+}
+
 // loadData loads the training set the config names; for the ring it also returns the
 // mode centres (pairs) to mark on scatter plots, for MNIST all three splits (the
 // evaluation's).
 func loadData(ctx context.Context, cfg config.Config) (*data.Set, []float32, *data.Splits, error) {
-	if dir := cfg.Data.Dir; dir != "" {
-		switch fi, err := os.Stat(dir); {
-		case errors.Is(err, os.ErrNotExist):
-			return nil, nil, nil, usagef("--data %s: no such directory", dir)
-		case err != nil:
-			return nil, nil, nil, usagef("--data: %v", err)
-		case !fi.IsDir():
-			return nil, nil, nil, usagef("--data %s is a file; give the directory that holds the data", dir)
-		}
+	if err := checkDataDir(cfg.Data.Dir); err != nil {
+		return nil, nil, nil, err
 	}
 	switch cfg.Data.Set {
 	case config.MNIST:
