@@ -121,30 +121,42 @@ func FuzzDecodeImageFolder(f *testing.F) {
 
 func FuzzReadCIFAR10(f *testing.F) {
 	f.Add(cifarBatch(1, []byte{3}))
-	f.Add(cifarBatch(2, []byte{0, 9}))
+	f.Add(cifarBatch(2, []byte{9, 0}))
 	f.Add(cifarBatch(1, []byte{10}))
-	f.Add(cifarBatch(1, []byte{1})[:100])
+	f.Add(cifarBatch(2, []byte{1, 2})[:CIFAR10RecordSize+1])
+	f.Add([]byte{7})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ReadCIFAR10(bytes.NewReader(b), "fuzz")
+		whole := len(b)%CIFAR10RecordSize == 0
+		labelsOK := true
+		for r := 0; whole && r < len(b)/CIFAR10RecordSize; r++ {
+			labelsOK = labelsOK && b[r*CIFAR10RecordSize] < 10
+		}
 		if err != nil {
-			if s != nil {
-				t.Fatalf("got a Set and an error: %v", err)
+			if s != nil || (whole && labelsOK) {
+				t.Fatalf("error %v (Set %v) for %d bytes of whole records with labels 0-9: %v", err, s != nil, len(b), whole && labelsOK)
 			}
 			return
 		}
-		checkSet(t, s)
-		if s.Shape != (Shape{32, 32, 3}) || s.N*CIFAR10RecordSize != len(b) || len(s.Labels) != s.N {
-			t.Fatalf("Shape %+v, N %d, %d labels from %d bytes", s.Shape, s.N, len(s.Labels), len(b))
+		if !whole || !labelsOK {
+			t.Fatalf("no error for %d bytes (whole records: %v, labels 0-9: %v)", len(b), whole, labelsOK)
 		}
-		for i := range s.N {
-			rec := b[i*CIFAR10RecordSize:]
-			if s.Labels[i] != rec[0] || s.Labels[i] > 9 {
-				t.Fatalf("label %d = %d, byte %d", i, s.Labels[i], rec[0])
+		checkSet(t, s)
+		if s.N != len(b)/CIFAR10RecordSize || s.Shape != (Shape{H: 32, W: 32, C: 3}) {
+			t.Fatalf("N %d, Shape %+v from %d bytes", s.N, s.Shape, len(b))
+		}
+		plane := CIFAR10RecordSize / 3
+		for r := range s.N {
+			rec := b[r*CIFAR10RecordSize:]
+			if s.Labels[r] != rec[0] {
+				t.Fatalf("record %d: label %d, byte %d", r, s.Labels[r], rec[0])
 			}
-			// The last pixel's blue value comes from the blue plane's last byte.
-			if got, want := s.Row(i)[3071], float32(rec[3072])/255; got != want {
-				t.Fatalf("example %d: last value %v, want %v", i, got, want)
+			for i, v := range s.Row(r) {
+				p, c := i/3, i%3
+				if want := float32(rec[1+c*plane+p]) / 255; v != want {
+					t.Fatalf("record %d value %d = %v, want %v", r, i, v, want)
+				}
 			}
 		}
 	})

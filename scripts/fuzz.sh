@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the input parsers (checkpoints, configs, idx files, image
-# folders, .npy) for a short time each: FUZZTIME per target (default 10s). The seed
-# corpora run on every `go test`; this adds coverage-guided exploration. A crash
-# leaves its input under the package's testdata/fuzz/ to commit as a regression case.
+# Runs every fuzz target of the input parsers (checkpoints, configs, idx files, CIFAR-10
+# batches, image folders, .npy) for a short time each: FUZZTIME per target (default
+# 10s). The seed corpora run on every `go test`; this adds coverage-guided exploration.
+# A crash leaves its input under the package's testdata/fuzz/ to commit as a regression
+# case.
 #
 # Go's fuzzing coordinator can fail a run with a bare "context deadline exceeded" when
 # its time is up while a starved worker is still busy (a race in the engine, seen on a
@@ -29,6 +30,7 @@ targets=(
   "./config FuzzParse"
   "./data FuzzReadIDXImages"
   "./data FuzzReadIDXLabels"
+  "./data FuzzReadCIFAR10"
   "./data FuzzDecodeImageFolder"
   "./imageio FuzzReadNPY"
 )
