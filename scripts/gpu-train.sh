@@ -74,7 +74,7 @@ if [[ -n $RESUME ]]; then
 else
 	# The overlay, less raw_generator for a preset without the average (--preset published)
 	# unless the flags add one (--g-ema 0.9999).
-	cfg="$run.yaml" # beside the run directory: runs with their own GPU_TRAIN_RUN share nothing
+	cfg="${run%/}.yaml" # beside the run directory: runs with their own GPU_TRAIN_RUN share nothing
 	cp scripts/gpu-train.yaml "$cfg"
 	prev="" other_preset=0 ema=0
 	for a in "$@"; do
