@@ -233,7 +233,6 @@ func TestRestoreStandsAverageAgain(t *testing.T) {
 	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
 	c.Train.GEMA = 0.8
 	other := randomImages(100)
-	other.X = append([]float32(nil), other.X...)
 	for i := range other.X {
 		other.X[i] = 1 - other.X[i]
 	}
