@@ -23,8 +23,9 @@ type Sgemm interface {
 
 // Options choose the implementation.
 type Options struct {
-	// Library is "auto" (the first library of autoOrder that loads, else pure Go),
-	// "openblas", "blis" or "mkl" (fail if it does not load) or "go".
+	// Library is "auto" (the first library of autoOrder that loads and has kernels
+	// for this CPU; else the first that loads; else pure Go), "openblas", "blis" or
+	// "mkl" (fail if it does not load) or "go".
 	Library string
 }
 
@@ -45,12 +46,9 @@ func Open(opt Options) (Sgemm, error) {
 	case "go":
 		return &Go{}, nil
 	case "", "auto":
-		for _, name := range autoOrder(cpuVendor()) {
-			if c, err := libraryNamed(name).load(""); err == nil {
-				return c, nil
-			}
-		}
-		return &Go{}, nil
+		return pickAuto(autoOrder(cpuVendor()), func(name string) (*cblas, error) {
+			return libraryNamed(name).load("")
+		}), nil
 	}
 	if l := libraryNamed(opt.Library); l.name != "" {
 		return l.load(os.Getenv("GANTRAIN_BLAS_PATH"))
@@ -122,6 +120,32 @@ func autoOrder(vendor string) []string {
 		return []string{"mkl", "openblas", "blis"}
 	}
 	return []string{"blis", "openblas", "mkl"}
+}
+
+// pickAuto loads the libraries of order in turn and returns the first whose kernels
+// are made for this CPU. One with generic kernels is kept for when no other loads:
+// on a Zen 5 EPYC, BLIS 0.9's reference kernels make an iteration several times
+// slower than OpenBLAS's Haswell kernels, though still faster than pure Go
+// (docs/PERFORMANCE.md, "CPU"). A library left unused stays loaded, which is
+// harmless: the chosen one is called through its own handle.
+func pickAuto(order []string, load func(name string) (*cblas, error)) Sgemm {
+	var fallback *cblas
+	for _, name := range order {
+		c, err := load(name)
+		if err != nil {
+			continue
+		}
+		if !c.generic() {
+			return c
+		}
+		if fallback == nil {
+			fallback = c
+		}
+	}
+	if fallback != nil {
+		return fallback
+	}
+	return &Go{}
 }
 
 // libraryNamed is the library of that name, or the zero library.

@@ -182,6 +182,41 @@ func TestAutoOrder(t *testing.T) {
 	t.Logf("this CPU: %q", cpuVendor())
 }
 
+// "auto" takes the first library in its order with kernels for this CPU, one with
+// generic kernels only when no other loads, and pure Go when none loads.
+func TestPickAuto(t *testing.T) {
+	order := []string{"blis", "openblas", "mkl"}
+	for _, tc := range []struct {
+		name    string
+		kernels map[string]string // of the libraries that load
+		want    string            // the chosen one's title, "go" for pure Go
+	}{
+		{"first loads", map[string]string{"blis": "zen3", "openblas": "Haswell"}, "blis"},
+		{"first generic", map[string]string{"blis": "generic", "openblas": "Haswell"}, "openblas"},
+		{"generic, next absent", map[string]string{"blis": "generic", "mkl": ""}, "mkl"},
+		{"all generic", map[string]string{"blis": "generic", "openblas": "GENERIC"}, "blis"},
+		{"first absent", map[string]string{"openblas": "Haswell"}, "openblas"},
+		{"kernels unknown to it", map[string]string{"blis": "", "openblas": "Haswell"}, "blis"},
+		{"openblas generic", map[string]string{"openblas": "unknown", "mkl": ""}, "mkl"},
+		{"none", nil, "go"},
+	} {
+		got := pickAuto(order, func(name string) (*cblas, error) {
+			k, ok := tc.kernels[name]
+			if !ok {
+				return nil, os.ErrNotExist
+			}
+			return &cblas{title: name, file: "lib" + name + ".so", kernels: k}, nil
+		})
+		name := "go"
+		if c, ok := got.(*cblas); ok {
+			name = c.title
+		}
+		if name != tc.want {
+			t.Errorf("%s: auto chose %s (%s), want %s", tc.name, name, got.Name(), tc.want)
+		}
+	}
+}
+
 // BenchmarkConcurrentHalves times the way the CPU backend uses two cores on one of the
 // paper's products at batch 500 (C = A·B, 500×1200 by 1200×1200): the product in
 // one call, its two column halves one after the other, and the two halves at once on

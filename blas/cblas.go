@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/ebitengine/purego"
 )
@@ -24,6 +25,9 @@ type library struct {
 	// serial is called once after loading, before any product, to make the library
 	// compute each call on the calling thread.
 	serial func(lib uintptr) error
+	// kernels, where the library can say, names the kernel set it chose for this CPU
+	// ("zen3", "Haswell", "generic", …).
+	kernels func(lib uintptr) string
 }
 
 // libraries are the loadable CBLAS libraries, in the order "auto" tries them.
@@ -40,6 +44,13 @@ var libraries = []library{
 			set(1)
 			return nil
 		},
+		kernels: func(lib uintptr) string {
+			var core func() string
+			if register(&core, lib, "openblas_get_corename") != nil {
+				return ""
+			}
+			return core()
+		},
 	},
 	{
 		// Debian's libblis4-pthread (or -openmp, -serial).
@@ -52,6 +63,16 @@ var libraries = []library{
 			}
 			set(1)
 			return nil
+		},
+		kernels: func(lib uintptr) string {
+			var (
+				query func() int32
+				name  func(int32) string
+			)
+			if register(&query, lib, "bli_arch_query_id") != nil || register(&name, lib, "bli_arch_string") != nil {
+				return ""
+			}
+			return name(query())
 		},
 	},
 	{
@@ -85,6 +106,7 @@ func register(fn any, lib uintptr, sym string) error {
 // cblas calls cblas_sgemm of a dynamically loaded library.
 type cblas struct {
 	title, file string
+	kernels     string // the library's kernel set, "" where it cannot say
 	sgemm       func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
 }
 
@@ -113,13 +135,28 @@ func (l library) load(path string) (*cblas, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", file, err))
 			continue
 		}
+		if l.kernels != nil {
+			c.kernels = l.kernels(lib)
+		}
 		return c, nil
 	}
 	return nil, fmt.Errorf("blas: load %s: %w", l.title, errors.Join(errs...))
 }
 
 // Name implements Sgemm.
-func (c *cblas) Name() string { return c.title + " (" + c.file + ")" }
+func (c *cblas) Name() string {
+	if c.kernels == "" {
+		return c.title + " (" + c.file + ")"
+	}
+	return c.title + " (" + c.file + ", " + c.kernels + " kernels)"
+}
+
+// generic reports whether a library computes with kernels made for no CPU in
+// particular: BLIS names them "generic" on a CPU newer than its configurations (BLIS
+// 0.9 on AMD's Zen 5), where it runs its reference C kernels.
+func (c *cblas) generic() bool {
+	return strings.EqualFold(c.kernels, "generic") || strings.EqualFold(c.kernels, "unknown")
+}
 
 // Sgemm implements Sgemm.
 func (c *cblas) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cm []float32, ldc int) {

@@ -32,7 +32,7 @@ func openBackend(c config.Backend, log *slog.Logger) (backend.Backend, error) {
 // c: one definition for every subcommand.
 func bindBackendFlags(fs *flag.FlagSet, c *config.Backend) {
 	fs.StringVar(&c.Device, "device", c.Device, "cpu, cuda or cuda:N")
-	fs.StringVar(&c.BLAS, "blas", c.BLAS, "CPU matrix multiply: auto (by CPU vendor, of those installed: MKL on Intel, else BLIS, then OpenBLAS; else pure Go), openblas, blis, mkl or go")
+	fs.StringVar(&c.BLAS, "blas", c.BLAS, "CPU matrix multiply: auto (by CPU vendor, of those installed: MKL on Intel, else BLIS, then OpenBLAS, passing over one with no kernels for this CPU; else pure Go), openblas, blis, mkl or go")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "CPU backend threads, matrix products included (0: one per CPU)")
 	fs.BoolVar(&c.Graphs, "cuda-graphs", c.Graphs, "submit each training step to the GPU as one CUDA graph (bit-identical results; --cuda-graphs=false launches kernel by kernel)")
 	fs.StringVar(&c.Precision, "precision", c.Precision, "CUDA matrix products: fp32, or tf32 (tensor cores, about 3 significant digits per input)")
