@@ -63,7 +63,13 @@ lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 # ---------------------------------------------------------------- environment
 echo "== machine"
 cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
-echo "cpu: ${cpu_model:-unknown}  (nproc=$N)"
+cpu_family="$(sed -n 's/^cpu family[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1)"
+cpu_num="$(sed -n 's/^model[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1)"
+echo "cpu: ${cpu_model:-unknown}, family ${cpu_family:-?} model ${cpu_num:-?}  (nproc=$N)"
+# Variables that steer the libraries' choice of kernels and threads change both sides'
+# timings (OPENBLAS_CORETYPE=Haswell keeps OpenBLAS, and PyTorch with it, off AVX-512).
+steer="$(env | grep -E '^(OPENBLAS_|GOTOBLAS_|BLIS_|MKL_|OMP_|GANTRAIN_)' | sort | tr '\n' ' ' || true)"
+echo "library environment: ${steer:-none}"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 load1="$(cut -d' ' -f1 /proc/loadavg)"
 if awk -v l="$load1" -v n="$N" 'BEGIN { exit !(l > n * 0.5) }'; then

@@ -125,7 +125,7 @@ func autoOrder(vendor string) []string {
 // pickAuto loads the libraries of order in turn and returns the first whose kernels
 // are made for this CPU. One with generic kernels is kept for when no other loads:
 // on a Zen 5 EPYC, BLIS 0.9's reference kernels make an iteration several times
-// slower than OpenBLAS's Haswell kernels, though still faster than pure Go
+// slower than OpenBLAS's, though still faster than pure Go
 // (docs/PERFORMANCE.md, "CPU"). A library left unused stays loaded, which is
 // harmless: the chosen one is called through its own handle.
 func pickAuto(order []string, load func(name string) (*cblas, error)) Sgemm {
