@@ -48,8 +48,17 @@ func loaded(tb testing.TB) []Sgemm {
 	return impls
 }
 
+// TestSgemm checks each implementation against naive. "auto" opens first, before any
+// library is loaded, in its own order: where it passes over a library (BLIS with
+// generic kernels), that one stays loaded, and the one chosen must still compute its
+// own products.
 func TestSgemm(t *testing.T) {
-	impls := loaded(t)
+	auto, err := Open(Options{Library: "auto"})
+	if err != nil {
+		t.Fatalf("auto: %v", err)
+	}
+	t.Logf("auto: %s", auto.Name())
+	impls := append([]Sgemm{auto}, loaded(t)...)
 	r := rand.New(rand.NewPCG(1, 2))
 	rnd := func(n int) []float32 {
 		x := make([]float32, n)
