@@ -231,6 +231,51 @@ func (t *timedBackend) ClipColumnNorms(w backend.Tensor, maxNorm float32) {
 	t.Backend.ClipColumnNorms(w, maxNorm)
 }
 
+func (t *timedBackend) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar backend.Tensor, groups int, eps, momentum float32, act backend.Act) {
+	defer t.time(fmt.Sprintf("BatchNorm %s groups=%d %s", dims(x), groups, act.Kind), time.Now())
+	t.Backend.BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, groups, eps, momentum, act)
+}
+
+func (t *timedBackend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
+	defer t.time(fmt.Sprintf("BatchNormBackward %s groups=%d %s", dims(x), groups, act.Kind), time.Now())
+	t.Backend.BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, groups, eps, act)
+}
+
+func (t *timedBackend) BiasActivation(y, b backend.Tensor, act backend.Act) {
+	defer t.time(fmt.Sprintf("BiasActivation %s %s", dims(y), act.Kind), time.Now())
+	t.Backend.BiasActivation(y, b, act)
+}
+
+func (t *timedBackend) BiasActivationBackward(db, dy, y backend.Tensor, act backend.Act) {
+	defer t.time(fmt.Sprintf("BiasActivationBackward %s %s", dims(dy), act.Kind), time.Now())
+	t.Backend.BiasActivationBackward(db, dy, y, act)
+}
+
+func (t *timedBackend) Adam(p, g, m, v backend.Tensor, lr, beta1, beta2, eps float32, step int) {
+	defer t.time("Adam "+dims(p), time.Now())
+	t.Backend.Adam(p, g, m, v, lr, beta1, beta2, eps, step)
+}
+
+func (t *timedBackend) MovingAverage(avg, x backend.Tensor, decay float32) {
+	defer t.time("MovingAverage "+dims(avg), time.Now())
+	t.Backend.MovingAverage(avg, x, decay)
+}
+
+func (t *timedBackend) Fill(x backend.Tensor, v float32) {
+	defer t.time("Fill "+dims(x), time.Now())
+	t.Backend.Fill(x, v)
+}
+
+func (t *timedBackend) Copy(dst, src backend.Tensor) {
+	defer t.time("Copy "+dims(dst), time.Now())
+	t.Backend.Copy(dst, src)
+}
+
+func (t *timedBackend) Normal(x backend.Tensor, mean, std float32, s rng.Stream) {
+	defer t.time("Normal "+dims(x), time.Now())
+	t.Backend.Normal(x, mean, std, s)
+}
+
 func (t *timedBackend) Uniform(x backend.Tensor, lo, hi float32, s rng.Stream) {
 	defer t.time("Uniform "+dims(x), time.Now())
 	t.Backend.Uniform(x, lo, hi, s)
