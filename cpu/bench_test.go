@@ -12,8 +12,9 @@ import (
 )
 
 // BenchmarkElementwise times the operations around the products of the paper's
-// step, on the shapes of that step (batch 100, and 500 for maxout), on one thread
-// (GANTRAIN_THREADS sets others): the work the products' library does not do.
+// step, on the shapes of that step (batch 100, and 500 for maxout), and batchnorm on
+// the dcgan-mnist step's, on one thread (GANTRAIN_THREADS sets others): the work the
+// products' library does not do.
 // ns/elem is per element of the largest operand.
 func BenchmarkElementwise(b *testing.B) {
 	threads := 1
@@ -85,6 +86,28 @@ func BenchmarkElementwise(b *testing.B) {
 		dy := newT(200, 1200)
 		sum, acc := make([]float32, 1200), make([]float64, 1200)
 		list = append(list, bench{"columnSums/200×1200", 200 * 1200, func() { columnSums(sum, acc, dy.(*tensor).f, 200, 1200, 0) }})
+	}
+	// Batchnorm on the dcgan-mnist step's largest shapes: G's 14×14×64 layer at batch
+	// 64 and D's 7×7×128 layer on the real and generated halves.
+	for _, bn := range []struct {
+		rows, cols, groups int
+		act                backend.Act
+	}{
+		{12544, 64, 1, backend.Act{Kind: backend.ReLU}},
+		{6272, 128, 2, backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}},
+	} {
+		n, g := bn.cols, bn.groups
+		x, y, dx, dy := newT(bn.rows, n), newT(bn.rows, n), newT(bn.rows, n), newT(bn.rows, n)
+		gamma, beta, dgamma, dbeta := newT(1, n), newT(1, n), newT(1, n), newT(1, n)
+		mean, variance, runMean, runVar := newT(g, n), newT(g, n), newT(1, n), newT(1, n)
+		shape := fmt.Sprintf("%d×%d/groups=%d", bn.rows, n, g)
+		list = append(list,
+			bench{"BatchNorm/" + shape, bn.rows * n, func() {
+				be.BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar, g, 1e-5, 0.1, bn.act)
+			}},
+			bench{"BatchNormBackward/" + shape, bn.rows * n, func() {
+				be.BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance, g, 1e-5, bn.act)
+			}})
 	}
 	for _, c := range list {
 		b.Run(c.name, func(b *testing.B) {
