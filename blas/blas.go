@@ -126,8 +126,9 @@ func autoOrder(vendor string) []string {
 // are made for this CPU. One with generic kernels is kept for when no other loads:
 // on a Zen 5 EPYC, BLIS 0.9's reference kernels make an iteration several times
 // slower than OpenBLAS's, though still faster than pure Go
-// (docs/PERFORMANCE.md, "CPU"). A library left unused stays loaded, which is
-// harmless: the chosen one is called through its own handle.
+// (docs/PERFORMANCE.md, "CPU"). A library passed over stays loaded; the chosen one
+// is called through its own handle, and TestSgemm checks its products with the
+// other loaded before it.
 func pickAuto(order []string, load func(name string) (*cblas, error)) Sgemm {
 	var fallback *cblas
 	for _, name := range order {
