@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/cpu/internal/vec"
 )
 
 // The convolution operations rearrange NHWC images (Im2Col, Col2Im) and act on the
@@ -170,10 +171,7 @@ func col2imRow(x, cols []float32, g backend.ConvGeom, i, iy int) {
 			for kx := kx0; kx < kx1; kx += g.StrideW {
 				ox := (ix + g.PadW - kx) / g.StrideW
 				at := ((i*outH+oy)*outW+ox)*patch + (ky*g.KW+kx)*c
-				src := cols[at : at+c]
-				for k := range out {
-					out[k] += src[k]
-				}
+				vec.Add(out, cols[at:at+c])
 			}
 		}
 	}
@@ -250,10 +248,8 @@ func normalizeRows(y, x, mean, inv, gamma, beta []float32, c, per, r0, r1 int, a
 			g = r / per
 		}
 		mean, inv := mean[g*c:(g+1)*c], inv[g*c:(g+1)*c]
-		yr, xr := y[r*c:(r+1)*c], x[r*c:(r+1)*c]
-		for j, v := range xr {
-			yr[j] = float32(gamma[j] * float32((v-mean[j])*inv[j]))
-		}
+		yr := y[r*c : (r+1)*c]
+		vec.Normalize(yr, x[r*c:(r+1)*c], mean, inv, gamma)
 		biasActivate(yr, beta, act)
 	}
 }
@@ -288,18 +284,13 @@ func (b *Backend) BatchNorm(y, mean, variance, x, gamma, beta, runMean, runVar b
 			clear(mu)
 			clear(sq)
 			for r := g * m; r < (g+1)*m; r++ {
-				for j, v := range X.f[r*n+c0 : r*n+c1] {
-					mu[j] += float64(v)
-				}
+				vec.AccF64(mu, X.f[r*n+c0:r*n+c1])
 			}
 			for j := range mu {
 				mu[j] /= fm
 			}
 			for r := g * m; r < (g+1)*m; r++ {
-				for j, v := range X.f[r*n+c0 : r*n+c1] {
-					d := float64(v) - mu[j]
-					sq[j] += float64(d * d)
-				}
+				vec.AccSqDev(sq, X.f[r*n+c0:r*n+c1], mu)
 			}
 			for j := range mu {
 				c, s := c0+j, g*n+c0+j
@@ -388,12 +379,7 @@ func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, va
 			clear(sg)
 			mean, is := M.f[o+c0:o+c1], inv[o+c0:o+c1]
 			for r := g * m; r < (g+1)*m; r++ {
-				xr := X.f[r*n+c0 : r*n+c1]
-				for j, d := range DY.f[r*n+c0 : r*n+c1] {
-					xh := (xr[j] - mean[j]) * is[j]
-					sb[j] += float64(d)
-					sg[j] += float64(d) * float64(xh)
-				}
+				vec.BNGradSums(sb, sg, DY.f[r*n+c0:r*n+c1], X.f[r*n+c0:r*n+c1], mean, is)
 			}
 			for j := range sb {
 				c := o + c0 + j
@@ -419,11 +405,7 @@ func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, va
 		for r := r0; r < r1; r++ {
 			o := (r / m) * n
 			M, inv, k, mb, mg := M.f[o:o+n], inv[o:o+n], k[o:o+n], mb[o:o+n], mg[o:o+n]
-			dxr, dzr, xr := DX.f[r*n:(r+1)*n], DY.f[r*n:(r+1)*n], X.f[r*n:(r+1)*n]
-			for c, d := range dzr {
-				xh := (xr[c] - M[c]) * inv[c]
-				dxr[c] = k[c] * ((d - mb[c]) - float32(xh*mg[c]))
-			}
+			vec.BNGradInput(DX.f[r*n:(r+1)*n], DY.f[r*n:(r+1)*n], X.f[r*n:(r+1)*n], M, inv, k, mb, mg)
 		}
 	})
 }

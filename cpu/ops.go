@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/gantrain/gantrain/backend"
+	"github.com/gantrain/gantrain/cpu/internal/vec"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -12,18 +13,11 @@ func biasActivate(z, bias []float32, act backend.Act) {
 	bias = bias[:len(z)]
 	switch act.Kind {
 	case backend.Identity:
-		for i, v := range z {
-			z[i] = v + bias[i]
-		}
+		vec.Add(z, bias)
 	case backend.ReLU:
-		for i, v := range z {
-			z[i] = max(v+bias[i], 0)
-		}
+		vec.BiasReLU(z, bias)
 	case backend.LeakyReLU:
-		for i, v := range z {
-			v += bias[i]
-			z[i] = pick(v < 0, v*act.Alpha, v)
-		}
+		vec.BiasLeakyReLU(z, bias, act.Alpha)
 	case backend.Sigmoid:
 		for i, v := range z {
 			z[i] = sigmoid(v + bias[i])
@@ -66,24 +60,15 @@ func pickBits(c bool, a, b uint32) uint32 {
 // activationGrad sets dy ← dy ⊙ act'(z), with act' written in terms of the output y.
 // For LeakyReLU the sign of y is the sign of z because Alpha > 0.
 func activationGrad(dy, y []float32, act backend.Act) {
-	y = y[:len(dy)]
 	switch act.Kind {
 	case backend.ReLU:
-		for i, v := range y {
-			dy[i] = pick(v <= 0, 0, dy[i])
-		}
+		vec.GradReLU(dy, y)
 	case backend.LeakyReLU:
-		for i, v := range y {
-			dy[i] = pick(v < 0, dy[i]*act.Alpha, dy[i])
-		}
+		vec.GradLeakyReLU(dy, y, act.Alpha)
 	case backend.Sigmoid:
-		for i, v := range y {
-			dy[i] *= v * (1 - v)
-		}
+		vec.GradSigmoid(dy, y)
 	case backend.Tanh:
-		for i, v := range y {
-			dy[i] *= 1 - v*v
-		}
+		vec.GradTanh(dy, y)
 	}
 }
 
@@ -201,9 +186,7 @@ func (b *Backend) scratch32(n int) []float32 {
 func columnSums(sum []float32, acc []float64, x []float32, n, cols, c0 int) {
 	clear(acc)
 	for r := 0; r < n; r++ {
-		for j, v := range x[r*cols+c0 : r*cols+c0+len(sum)] {
-			acc[j] += float64(v)
-		}
+		vec.AccF64(acc, x[r*cols+c0:r*cols+c0+len(sum)])
 	}
 	for j, v := range acc {
 		sum[j] = float32(v)
