@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// The backend splits each product between its workers by blocks of columns (or
-// rows) of C, one library call a block. That must not change a bit, for any number
-// of workers, where the library computes a column alike in a narrower call: a run's
+// The backend splits each product between its workers by blocks of rows or of
+// columns of C, one library call a block. That must not change a bit, for any number
+// of workers, where the library computes a row or column alike in a narrower call: a run's
 // results then do not depend on the machine's core count. Where it does not (its
 // kernels' blocking depends on the call's width: OpenBLAS 0.3.21 and BLIS on an AMD
 // Zen 5), no split can be exact, and the split's results must agree with one call's
@@ -33,6 +33,8 @@ func TestProductSplitIsExact(t *testing.T) {
 		{"forward ragged", false, false, 37, 1111, 301},
 		{"weight gradient", true, false, 784, 1200, 100},
 		{"input gradient", false, true, 200, 784, 1200},
+		{"tall, by rows", false, false, 1500, 96, 512},
+		{"tall weight gradient, by rows", true, false, 1024, 128, 400},
 		{"narrow by rows", false, false, 2000, 10, 784},
 		{"narrow by rows, transposed", true, true, 1333, 7, 901},
 	}
@@ -89,7 +91,7 @@ func TestProductSplitIsExact(t *testing.T) {
 func columnInvariant(b *Backend, p product, want []float32) bool {
 	q := p
 	q.c = make([]float32, len(want))
-	if p.parts(2, p.n) >= p.parts(2, p.m) {
+	if byRows, _ := p.split(2); !byRows {
 		mid, _ := chunk(p.n, splitAlign, 2, 1)
 		b.cols(&q, 0, mid)
 		b.cols(&q, mid, p.n)
@@ -125,4 +127,33 @@ func roundingBound(p product) []float64 {
 		}
 	}
 	return out
+}
+
+// TestProductSplitDirection: a product is split along the longer of C's dimensions,
+// so that the larger operand is packed once, and along the other only when the longer
+// cannot give each worker two aligned blocks.
+func TestProductSplitDirection(t *testing.T) {
+	for _, tc := range []struct {
+		m, n, k  int
+		workers  int
+		wantRows bool
+		want     int
+	}{
+		{100, 1200, 784, 2, false, 2},   // a dense layer: batch × outputs
+		{6272, 128, 1024, 2, true, 2},   // a convolution: pixels × channels
+		{1024, 128, 6272, 2, true, 2},   // its weight gradient
+		{3136, 1024, 128, 2, true, 2},   // a transposed convolution's columns
+		{2000, 10, 784, 2, true, 2},     // too narrow for columns
+		{40, 4000, 784, 3, false, 3},    // too short for rows
+		{512, 512, 1024, 2, false, 2},   // square: columns, as before
+		{64, 48, 64, 2, false, 1},       // too small to split
+		{4096, 64, 4096, 4, true, 4},    // more workers
+		{4096, 4096, 4096, 1, false, 1}, // one worker
+	} {
+		p := product{m: tc.m, n: tc.n, k: tc.k}
+		if byRows, parts := p.split(tc.workers); byRows != tc.wantRows && parts > 1 || parts != tc.want {
+			t.Errorf("%d×%d·%d×%d on %d workers: byRows %v, %d parts; want %v, %d",
+				tc.m, tc.k, tc.k, tc.n, tc.workers, byRows, parts, tc.wantRows, tc.want)
+		}
+	}
 }
