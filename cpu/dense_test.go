@@ -8,6 +8,7 @@ import (
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/backend/backendtest"
+	"github.com/gantrain/gantrain/cpu"
 )
 
 type denseShape struct{ n, in, out int }
@@ -329,4 +330,49 @@ func TestDenseBackwardNilOutputs(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestDenseBackwardSplit: with several workers the weight gradient is split by rows
+// when it is taller than wide (after all of dZ) and by columns with dZ's pass
+// otherwise; either way every output must have the bits of one worker's, with a
+// library that computes a row or column alike in a narrower call (pure Go).
+func TestDenseBackwardSplit(t *testing.T) {
+	act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
+	for _, sh := range []denseShape{{300, 1200, 128}, {300, 128, 1200}} {
+		t.Run(sh.String(), func(t *testing.T) {
+			d := newDenseData(t, sh, 9, 0)
+			var outs [2][4][]float32 // one worker, three: dZ, dx, dw, db
+			for i, threads := range []int{1, 3} {
+				b, err := cpu.New(cpu.Options{BLAS: "go", Threads: threads})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				run := d.forward(t, b, act)
+				dy := tensorOf(t, b, sh.n, sh.out, d.c)
+				dx, dw, db := filled(t, b, sh.n, sh.in, -3), filled(t, b, sh.in, sh.out, -3), filled(t, b, 1, sh.out, -3)
+				b.DenseBackward(dx, dw, db, dy, run.x, run.y, run.w, act)
+				checkNoErr(t, b)
+				for j, x := range []backend.Tensor{dy, dx, dw, db} {
+					outs[i][j] = backendtest.Download(t, b, x)
+				}
+			}
+			for j, name := range []string{"dZ", "dx", "dw", "db"} {
+				checkBits(t, name, outs[1][j], outs[0][j])
+			}
+			// And dw is xᵀ·dZ: the split computes all of it.
+			dz := outs[0][0]
+			want, tol := make([]float64, sh.in*sh.out), make([]float64, sh.in*sh.out)
+			for r := range sh.n {
+				for i := range sh.in {
+					for o := range sh.out {
+						p := float64(d.x[r*sh.in+i]) * float64(dz[r*sh.out+o])
+						want[i*sh.out+o] += p
+						tol[i*sh.out+o] += 1e-5 * math.Abs(p)
+					}
+				}
+			}
+			checkClose(t, "dw against xᵀ·dZ", outs[1][2], want, tol)
+		})
+	}
 }

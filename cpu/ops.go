@@ -111,15 +111,19 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
 	// First dZ, dw and db, split by columns of dZ: a worker's columns of dw and db
-	// need only its own columns of dZ. Then dx, which needs all of dZ.
+	// need only its own columns of dZ. Where dw is split by rows instead (a weight
+	// matrix taller than wide, as the columns of a convolution make it), it follows
+	// once all of dZ is done. Then dx, which needs all of dZ.
 	if act.Kind != backend.Identity || DW != nil || DB != nil {
 		dw := product{transA: true, m: in, n: out, k: n, a: X.f, lda: in, b: DY.f, ldb: out}
+		dwByRows, dwParts := dw.split(b.pool.n)
+		withDZ := DW != nil && !dwByRows // dw's columns in dZ's pass
 		if DW != nil {
 			dw.c, dw.ldc = DW.f, out
 		}
 		parts := b.columnParts(n*out, out) // without dw, as elementwise work splits; with, as the product
-		if DW != nil {
-			parts = dw.parts(b.pool.n, out)
+		if withDZ {
+			parts = dwParts
 		}
 		acc := b.scratch64(out)
 		b.pool.run(parts, func(part int) {
@@ -128,13 +132,16 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 				return
 			}
 			activationGradCols(DY.f, Y.f, n, out, c0, c1, act)
-			if DW != nil {
+			if withDZ {
 				b.cols(&dw, c0, c1)
 			}
 			if DB != nil {
 				columnSums(DB.f[c0:c1], acc[c0:c1], DY.f, n, out, c0)
 			}
 		})
+		if DW != nil && !withDZ {
+			b.multiply(&dw, nil)
+		}
 	}
 	if DX != nil {
 		b.multiply(&product{transB: true, m: n, n: in, k: out, a: DY.f, lda: out, b: W.f, ldb: out, c: DX.f, ldc: in}, nil)
