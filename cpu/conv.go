@@ -171,7 +171,14 @@ func col2imRow(x, cols []float32, g backend.ConvGeom, i, iy int) {
 			for kx := kx0; kx < kx1; kx += g.StrideW {
 				ox := (ix + g.PadW - kx) / g.StrideW
 				at := ((i*outH+oy)*outW+ox)*patch + (ky*g.KW+kx)*c
-				vec.Add(out, cols[at:at+c])
+				src := cols[at : at+c]
+				if c < 8 { // a grey or RGB image: shorter than a vector, and called per pixel
+					for k := range out {
+						out[k] += src[k]
+					}
+					continue
+				}
+				vec.Add(out, src)
 			}
 		}
 	}

@@ -126,19 +126,21 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 			parts = dwParts
 		}
 		acc := b.scratch64(out)
-		b.pool.run(parts, func(part int) {
-			c0, c1 := chunk(out, splitAlign, parts, part)
-			if c0 >= c1 {
-				return
-			}
-			activationGradCols(DY.f, Y.f, n, out, c0, c1, act)
-			if withDZ {
-				b.cols(&dw, c0, c1)
-			}
-			if DB != nil {
-				columnSums(DB.f[c0:c1], acc[c0:c1], DY.f, n, out, c0)
-			}
-		})
+		if act.Kind != backend.Identity || DB != nil || withDZ {
+			b.pool.run(parts, func(part int) {
+				c0, c1 := chunk(out, splitAlign, parts, part)
+				if c0 >= c1 {
+					return
+				}
+				activationGradCols(DY.f, Y.f, n, out, c0, c1, act)
+				if withDZ {
+					b.cols(&dw, c0, c1)
+				}
+				if DB != nil {
+					columnSums(DB.f[c0:c1], acc[c0:c1], DY.f, n, out, c0)
+				}
+			})
+		}
 		if DW != nil && !withDZ {
 			b.multiply(&dw, nil)
 		}
