@@ -39,24 +39,6 @@ func sigmoid(x float32) float32 {
 	return float32(e / (1 + e))
 }
 
-// The elementwise loops choose between values with pick rather than branch: their
-// conditions (a sign, a random mask, which piece is largest) are data that a branch
-// predictor guesses wrong about half the time, and a wrong guess costs more than
-// computing both sides. pick and pickBits compile to conditional moves.
-
-// pick returns a if c, else b.
-func pick(c bool, a, b float32) float32 {
-	return math.Float32frombits(pickBits(c, math.Float32bits(a), math.Float32bits(b)))
-}
-
-// pickBits returns a if c, else b.
-func pickBits(c bool, a, b uint32) uint32 {
-	if c {
-		return a
-	}
-	return b
-}
-
 // activationGrad sets dy ← dy ⊙ act'(z), with act' written in terms of the output y.
 // For LeakyReLU the sign of y is the sign of z because Alpha > 0.
 func activationGrad(dy, y []float32, act backend.Act) {
@@ -227,8 +209,8 @@ func firstMax(g []float32) (float32, int) {
 	best, at := g[0], 0
 	for p := 1; p < len(g); p++ {
 		gt := g[p] > best
-		best = pick(gt, g[p], best)
-		at = int(pickBits(gt, uint32(p), uint32(at)))
+		best = vec.Pick(gt, g[p], best)
+		at = int(vec.PickBits(gt, uint32(p), uint32(at)))
 	}
 	return best, at
 }
@@ -346,7 +328,7 @@ func (b *Backend) Dropout(y, mask, x backend.Tensor, keep float32, s rng.Stream)
 // the same.
 func fillDropoutMask(mask []float32, lo, hi int, keep float32, s rng.Stream) {
 	th, scale := rng.KeepThreshold(keep), math.Float32bits(1/keep)
-	m := func(w uint32) float32 { return math.Float32frombits(pickBits(w>>8 < th, scale, 0)) }
+	m := func(w uint32) float32 { return math.Float32frombits(vec.PickBits(w>>8 < th, scale, 0)) }
 	e := lo
 	for ; e+8 <= hi; e += 8 {
 		x, y := s.Block2(uint64(e / 4))

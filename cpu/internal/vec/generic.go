@@ -22,21 +22,21 @@ func biasLeakyReLUGo(z, bias []float32, alpha float32) {
 	bias = bias[:len(z)]
 	for i, v := range z {
 		v += bias[i]
-		z[i] = pick(v < 0, float32(v*alpha), v)
+		z[i] = Pick(v < 0, float32(v*alpha), v)
 	}
 }
 
 func gradReLUGo(dy, y []float32) {
 	y = y[:len(dy)]
 	for i, v := range y {
-		dy[i] = pick(v <= 0, 0, dy[i])
+		dy[i] = Pick(v <= 0, 0, dy[i])
 	}
 }
 
 func gradLeakyReLUGo(dy, y []float32, alpha float32) {
 	y = y[:len(dy)]
 	for i, v := range y {
-		dy[i] = pick(v < 0, float32(dy[i]*alpha), dy[i])
+		dy[i] = Pick(v < 0, float32(dy[i]*alpha), dy[i])
 	}
 }
 
@@ -96,13 +96,20 @@ func bnGradInputGo(dx, d, x, mean, inv, k, mb, mg []float32) {
 	}
 }
 
-// pick returns a if c, else b, through the bits so that it compiles to a conditional
-// move: the conditions here are data signs that a branch predictor guesses wrong
-// about half the time.
-func pick(c bool, a, b float32) float32 {
-	x, y := math.Float32bits(a), math.Float32bits(b)
+// The loops choose between values with Pick rather than branch: their conditions (a
+// sign, a random mask, which piece is largest) are data that a branch predictor
+// guesses wrong about half the time, and a wrong guess costs more than computing both
+// sides. Pick and PickBits compile to conditional moves.
+
+// Pick returns a if c, else b.
+func Pick(c bool, a, b float32) float32 {
+	return math.Float32frombits(PickBits(c, math.Float32bits(a), math.Float32bits(b)))
+}
+
+// PickBits returns a if c, else b.
+func PickBits(c bool, a, b uint32) uint32 {
 	if c {
-		y = x
+		return a
 	}
-	return math.Float32frombits(y)
+	return b
 }
