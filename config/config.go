@@ -193,6 +193,20 @@ type Optimizer struct {
 	Beta1 float64 `yaml:"beta1" json:"beta1"`
 	Beta2 float64 `yaml:"beta2" json:"beta2"`
 	Eps   float64 `yaml:"eps" json:"eps"`
+	// Either optimiser: with AnnealEpochs > 0 the learning rate falls linearly from its
+	// value at epoch AnnealFrom to 0 at epoch AnnealFrom + AnnealEpochs (the linear
+	// decay of pix2pix and CycleGAN), where the run ends if train.epochs has not ended it.
+	AnnealFrom   int `yaml:"lr_anneal_from,omitempty" json:"lr_anneal_from,omitempty"`
+	AnnealEpochs int `yaml:"lr_anneal_epochs,omitempty" json:"lr_anneal_epochs,omitempty"`
+}
+
+// Anneal is the factor of the linear anneal at epoch progress (finished epochs plus
+// the fraction of the current one): 1 before it, 0 at and after its end.
+func (o Optimizer) Anneal(progress float64) float64 {
+	if o.AnnealEpochs <= 0 || progress <= float64(o.AnnealFrom) {
+		return 1
+	}
+	return math.Max(0, 1-(progress-float64(o.AnnealFrom))/float64(o.AnnealEpochs))
 }
 
 // Output says where and how often the run reports.
@@ -613,6 +627,12 @@ func (o Optimizer) validate(p *problems) {
 	}
 	if !(o.LR > 0 && o.LR <= 10) {
 		p.add("optimizer.lr", "must be in (0, 10], got %g", o.LR)
+	}
+	if o.AnnealFrom < 0 || o.AnnealEpochs < 0 {
+		p.add("optimizer.lr_anneal_from", "lr_anneal_from and lr_anneal_epochs must be ≥ 0, got %d and %d", o.AnnealFrom, o.AnnealEpochs)
+	}
+	if o.AnnealFrom > 0 && o.AnnealEpochs == 0 {
+		p.add("optimizer.lr_anneal_epochs", "must be > 0 to anneal from epoch %d (0: no anneal)", o.AnnealFrom)
 	}
 }
 

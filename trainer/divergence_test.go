@@ -109,8 +109,8 @@ func TestDivergenceRollsBack(t *testing.T) {
 	if err := again.Restore(f); err != nil {
 		t.Fatal(err)
 	}
-	if again.optG.scale != 1e-4 || again.optD.lr() != tr.optD.lr() || again.rollbacks != 2 {
-		t.Errorf("restored scale %v, lr %v (want %v), rollbacks %d", again.optG.scale, again.optD.lr(), tr.optD.lr(), again.rollbacks)
+	if again.optG.scale != 1e-4 || again.optD.lr(0) != tr.optD.lr(0) || again.rollbacks != 2 {
+		t.Errorf("restored scale %v, lr %v (want %v), rollbacks %d", again.optG.scale, again.optD.lr(0), tr.optD.lr(0), again.rollbacks)
 	}
 }
 

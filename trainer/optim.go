@@ -93,13 +93,15 @@ func (o *optimizer) arenas() ([]backend.Tensor, []string) {
 // suffixEMA names the moving average of a parameter in checkpoints.
 const suffixEMA = "ema"
 
-// lr is the learning rate of the next update: the paper's exponential decay per
-// minibatch for SGD (0.1 / 1.000004^t, floored), constant for Adam.
-func (o *optimizer) lr() float64 {
-	if o.cfg.Kind != config.OptimizerSGD {
-		return o.scale * o.cfg.LR
+// lr is the learning rate of an update made at epoch progress (finished epochs plus
+// the fraction of the current one): the paper's exponential decay per minibatch for
+// SGD (0.1 / 1.000004^t, floored), constant for Adam, either times the linear anneal.
+func (o *optimizer) lr(progress float64) float64 {
+	lr := o.cfg.LR
+	if o.cfg.Kind == config.OptimizerSGD {
+		lr = math.Max(lr/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
 	}
-	return o.scale * math.Max(o.cfg.LR/math.Pow(o.cfg.LRDecay, float64(o.t)), o.cfg.LRFloor)
+	return o.scale * lr * o.cfg.Anneal(progress)
 }
 
 // momentum is SGD's momentum during the epoch after `finished` finished epochs, that
@@ -119,14 +121,21 @@ func (o *optimizer) momentum(finished int) float64 {
 	return c.MomentumStart*(1-a) + c.MomentumEnd*a
 }
 
+// progress is when an update is made: the epochs finished, and the same with the
+// fraction of the current epoch.
+type progress struct {
+	finished int
+	epochs   float64
+}
+
 // step applies one update with the net's current gradients, then the net's weight
 // constraints.
-func (o *optimizer) step(b backend.Backend, epoch int) {
-	lr := float32(o.lr())
+func (o *optimizer) step(b backend.Backend, at progress) {
+	lr := float32(o.lr(at.epochs))
 	o.t++
 	switch o.cfg.Kind {
 	case config.OptimizerSGD:
-		b.SGDMomentum(o.net.Params, o.net.Grads, o.state[0], lr, float32(o.momentum(epoch)))
+		b.SGDMomentum(o.net.Params, o.net.Grads, o.state[0], lr, float32(o.momentum(at.finished)))
 	case config.OptimizerAdam:
 		b.Adam(o.net.Params, o.net.Grads, o.state[0], o.state[1], lr,
 			float32(o.cfg.Beta1), float32(o.cfg.Beta2), float32(o.cfg.Eps), o.t)

@@ -136,6 +136,10 @@ func (r *run) start() error {
 	t.log.Info("training", "backend", t.b.Describe(), "generator_params", t.G.Size(),
 		"discriminator_params", t.D.Size(), "train_examples", t.nTrain, "batch", t.cfg.Train.Batch,
 		"k", t.cfg.Train.K, "update", t.cfg.Train.Update, "from_step", t.step, "dir", r.opt.Dir)
+	if o := t.cfg.Optimizer; o.AnnealEpochs > 0 {
+		t.log.Info("learning-rate anneal", "from_epoch", o.AnnealFrom, "to_zero_at_epoch", o.AnnealFrom+o.AnnealEpochs,
+			"run_ends_at_epoch", t.epochLimit())
+	}
 	var accel backend.Accelerator
 	if d, ok := t.b.(backend.AcceleratorReporter); ok {
 		accel = d.Accelerator()
@@ -505,11 +509,11 @@ func (st Stats) value(name string) float64 {
 
 // totalSteps is the run's length in iterations when it is bounded, else 0.
 func (t *Trainer) totalSteps() int64 {
-	c := t.cfg.Train
+	c, epochs := t.cfg.Train, t.epochLimit()
 	perEpoch := int64(t.nTrain / (c.Batch * c.K))
 	var total int64
-	if c.Epochs > 0 && perEpoch > 0 {
-		total = int64(c.Epochs) * perEpoch
+	if epochs > 0 && perEpoch > 0 {
+		total = int64(epochs) * perEpoch
 	}
 	if c.Steps > 0 && (total == 0 || c.Steps < total) {
 		total = c.Steps

@@ -358,23 +358,23 @@ func (t *Trainer) Step(observe bool) (Stats, error) {
 // iterate is Step's body.
 func (t *Trainer) iterate(observe bool) (Stats, error) {
 	it := t.step
-	epoch := t.epoch
+	at := progress{finished: t.epoch, epochs: t.Epoch()}
 	if t.cfg.Train.Update == config.UpdateSimultaneous {
-		if err := t.simultaneousStep(it, epoch, observe); err != nil {
+		if err := t.simultaneousStep(it, at, observe); err != nil {
 			return Stats{}, err
 		}
 	} else {
 		for j := 0; j < t.cfg.Train.K; j++ {
-			if err := t.discriminatorStep(it, j, epoch, observe && j == t.cfg.Train.K-1); err != nil {
+			if err := t.discriminatorStep(it, j, at, observe && j == t.cfg.Train.K-1); err != nil {
 				return Stats{}, err
 			}
 		}
-		t.generatorStep(it, epoch)
+		t.generatorStep(it, at)
 	}
 	t.step++
-	st := Stats{Step: t.step, Epoch: t.Epoch(), LR: t.optG.lr()}
+	st := Stats{Step: t.step, Epoch: t.Epoch(), LR: t.optG.lr(t.Epoch())}
 	if t.cfg.Optimizer.Kind == config.OptimizerSGD {
-		st.Mom = t.optG.momentum(epoch)
+		st.Mom = t.optG.momentum(at.finished)
 	}
 	if !observe {
 		return st, t.b.Err()
@@ -405,21 +405,21 @@ func (t *Trainer) discriminatorForward(it int64, j int, observe bool) error {
 	return nil
 }
 
-func (t *Trainer) discriminatorStep(it int64, j, epoch int, observe bool) error {
+func (t *Trainer) discriminatorStep(it int64, j int, at progress, observe bool) error {
 	if err := t.discriminatorForward(it, j, observe); err != nil {
 		return err
 	}
 	t.dPass.Backward(t.b, model.Grads{Params: true})
-	t.optD.step(t.b, epoch)
+	t.optD.step(t.b, at)
 	return nil
 }
 
-func (t *Trainer) generatorStep(it int64, epoch int) {
+func (t *Trainer) generatorStep(it int64, at progress) {
 	t.noise(t.z, stepStream(t.seed, it, gSubstep, drawNoise))
 	t.gPass.Forward(t.b, model.Train, stepStream(t.seed, it, gSubstep, drawGDropout))
 	t.dFake.Forward(t.b, model.Train, stepStream(t.seed, it, gSubstep, drawDDropout))
 	t.generatorBackward()
-	t.optG.step(t.b, epoch)
+	t.optG.step(t.b, at)
 }
 
 // generatorBackward computes G's loss on D's fake-half logits and back-propagates it
@@ -432,14 +432,14 @@ func (t *Trainer) generatorBackward() {
 
 // simultaneousStep computes both nets' gradients from one minibatch (with the same
 // dropout masks) and applies both updates, as the paper's published code does.
-func (t *Trainer) simultaneousStep(it int64, epoch int, observe bool) error {
+func (t *Trainer) simultaneousStep(it int64, at progress, observe bool) error {
 	if err := t.discriminatorForward(it, 0, observe); err != nil {
 		return err
 	}
 	t.dPass.Backward(t.b, model.Grads{Params: true})
 	t.generatorBackward()
-	t.optD.step(t.b, epoch)
-	t.optG.step(t.b, epoch)
+	t.optD.step(t.b, at)
+	t.optG.step(t.b, at)
 	return nil
 }
 
@@ -462,8 +462,18 @@ func (t *Trainer) Steps() int64 { return t.step }
 
 // Done reports whether the run reached its step or epoch limit.
 func (t *Trainer) Done() bool {
-	c := t.cfg.Train
-	return (c.Steps > 0 && t.step >= c.Steps) || (c.Epochs > 0 && t.epoch >= c.Epochs)
+	c, epochs := t.cfg.Train, t.epochLimit()
+	return (c.Steps > 0 && t.step >= c.Steps) || (epochs > 0 && t.epoch >= epochs)
+}
+
+// epochLimit is the epoch at which the run ends (0: none): train.epochs, or the end
+// of the learning-rate anneal when that comes first (nothing would change after it).
+func (t *Trainer) epochLimit() int {
+	n, o := t.cfg.Train.Epochs, t.cfg.Optimizer
+	if end := o.AnnealFrom + o.AnnealEpochs; o.AnnealEpochs > 0 && (n == 0 || end < n) {
+		return end
+	}
+	return n
 }
 
 // Samples runs G (its parameter average when train.g_ema is set) on the run's fixed noise and returns the outputs (rows × data width).

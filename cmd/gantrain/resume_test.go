@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -104,6 +105,44 @@ func TestResumeUsageErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+// A resumed run may be given a learning-rate anneal: its config.yaml records it, the
+// rate of each later step follows it, and the run ends where it ends.
+func TestResumeAnneals(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if code, _, stderr := runCmd(ringArgs(run, "--steps", "100")...); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	resume := []string{"train", "--resume", run, "--progress", "plain", "--blas", "go", "--listen", "off",
+		"--lr-anneal-from", "0", "--lr-anneal-epochs", "1"}
+	if code, _, stderr := runCmd(append(resume, "--steps", "200")...); code != 0 {
+		t.Fatalf("resume with an anneal: exit %d: %s", code, stderr)
+	}
+	cfg, err := os.ReadFile(filepath.Join(run, "config.yaml"))
+	if err != nil || !strings.Contains(string(cfg), "lr_anneal_epochs: 1") {
+		t.Errorf("config.yaml does not record the anneal (%v):\n%s", err, cfg)
+	}
+	steps, recs := metricsRecords(t, run)
+	if len(steps) != 20 {
+		t.Fatalf("metrics steps %v, want 10..200", steps)
+	}
+	for _, s := range steps {
+		lr, epoch := recs[s]["lr"].(float64), recs[s]["epoch"].(float64)
+		want := 0.002
+		if s > 100 {
+			want *= 1 - epoch
+		}
+		if math.Abs(lr-want) > 1e-9 {
+			t.Errorf("step %d (epoch %v): lr %v, want %v", s, epoch, lr, want)
+		}
+	}
+	// Resumed again (the anneal now from config.yaml) for longer than the anneal: it
+	// ends with it, at the end of the first epoch (781 minibatches of 64 of 50,000).
+	code, _, stderr := runCmd("train", "--resume", run, "--steps", "5000", "--epochs", "3", "--progress", "plain", "--blas", "go", "--listen", "off")
+	if code != 0 || !strings.Contains(stderr, "run_ends_at_epoch=1") || !strings.Contains(stderr, "msg=done step=781 epoch=1") {
+		t.Errorf("run past the anneal: exit %d, want it done at step 781, epoch 1: %s", code, stderr)
 	}
 }
 

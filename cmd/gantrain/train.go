@@ -71,7 +71,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.StringVar(&f.preset, "preset", "paper", "starting configuration: paper (the 2014 paper's MNIST GAN, Algorithm 1), published (the same with the simultaneous update of the authors' published code), best (published, sampling from a moving average of G's parameters: gantrain's best MNIST results), ring (8-Gaussian ring toy set, small nets, Adam), dcgan-mnist and dcgan-cifar10 (DCGAN-style convolutional G and D with batchnorm, Adam) or paper-cifar10-conv (the paper's convolutional CIFAR-10 model, nearly; CIFAR-10 needs --data)")
 	fs.StringVar(&f.cfgPath, "config", "", "YAML or JSON config `file` applied over the preset (unknown fields are errors)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence and backend)")
+	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence, backend and learning-rate anneal)")
 	fs.BoolVar(&f.auto, "auto-resume", false, "resume the run in --out when it has checkpoints (a restarted container or job picks up where it stopped), else start it; the configuration given must match the run's")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "start a new run even if --out holds one: the old run is moved to DIR.replaced-<time> (nothing is deleted)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
@@ -102,6 +102,8 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.Optimizer.Kind, "optimizer", c.Optimizer.Kind, "sgd (momentum, the paper's schedule) or adam")
 	fs.Float64Var(&c.Optimizer.LR, "lr", c.Optimizer.LR, "learning rate (sgd: initial, decayed per minibatch by lr_decay)")
 	fs.Float64Var(&c.Optimizer.Beta1, "beta1", c.Optimizer.Beta1, "Adam's beta1")
+	fs.IntVar(&c.Optimizer.AnnealFrom, "lr-anneal-from", c.Optimizer.AnnealFrom, "with --lr-anneal-epochs: the `epoch` from which the learning rate falls linearly to 0")
+	fs.IntVar(&c.Optimizer.AnnealEpochs, "lr-anneal-epochs", c.Optimizer.AnnealEpochs, "anneal the learning rate linearly to 0 over this many `epochs` from --lr-anneal-from (0: no anneal); allowed with --resume")
 	fs.StringVar(&c.Noise.Dist, "noise", c.Noise.Dist, "noise distribution: uniform (±√3) or normal")
 	fs.IntVar(&c.Noise.Dim, "noise-dim", c.Noise.Dim, "noise dimension")
 	fs.IntVar(&c.Output.LogEvery, "log-every", c.Output.LogEvery, "log losses every N iterations (0: never)")
@@ -114,11 +116,13 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 }
 
 // resumeFlags are the flags that may change a resumed run: its length, its output
-// cadence and where it runs. Everything else is fixed by the run's config.yaml,
-// because the checkpoint's state only continues exactly under it.
+// cadence, where it runs, and a learning-rate anneal (which only scales the updates
+// still to come, so the state continues under it). Everything else is fixed by the
+// run's config.yaml, because the checkpoint's state only continues exactly under it.
 var resumeFlags = map[string]bool{"steps": true, "epochs": true, "log-every": true, "sample-every": true,
 	"checkpoint-every": true, "keep-checkpoints": true, "samples": true, "progress": true, "device": true,
-	"blas": true, "threads": true, "precision": true, "cuda-graphs": true, "autotune": true, "autotune-cache": true, "data": true}
+	"blas": true, "threads": true, "precision": true, "cuda-graphs": true, "autotune": true, "autotune-cache": true, "data": true,
+	"lr-anneal-from": true, "lr-anneal-epochs": true}
 
 // config builds the effective configuration: the preset, the file, then the flags
 // that were set (replayed onto the result through a second binding). A resumed run
@@ -133,7 +137,7 @@ func (f *trainFlags) config() (config.Config, error) {
 			}
 		})
 		if len(bad) > 0 {
-			return c, usagef("%s cannot be combined with --resume: the run's config.yaml fixes those settings (flags allowed with --resume change the run length, output cadence and backend)", strings.Join(bad, ", "))
+			return c, usagef("%s cannot be combined with --resume: the run's config.yaml fixes those settings (flags allowed with --resume change the run length, output cadence, backend and learning-rate anneal)", strings.Join(bad, ", "))
 		}
 		path := filepath.Join(f.resume, "config.yaml")
 		if _, err := os.Stat(path); err != nil {
