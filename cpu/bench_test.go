@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/rng"
@@ -84,8 +85,8 @@ func BenchmarkElementwise(b *testing.B) {
 	}
 	{
 		dy := newT(200, 1200)
-		sum, acc := make([]float32, 1200), make([]float64, 1200)
-		list = append(list, bench{"columnSums/200×1200", 200 * 1200, func() { columnSums(sum, acc, dy.(*tensor).f, 200, 1200, 0) }})
+		sum := make([]float32, 1200)
+		list = append(list, bench{"columnSums/200×1200", 200 * 1200, func() { be.columnSums(sum, dy.(*tensor).f, 200, 1200) }})
 	}
 	// Batchnorm on the dcgan-mnist step's largest shapes: G's 14×14×64 layer at batch
 	// 64 and D's 7×7×128 layer on the real and generated halves.
@@ -115,6 +116,56 @@ func BenchmarkElementwise(b *testing.B) {
 				c.run()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(c.elems), "ns/elem")
+		})
+	}
+}
+
+// BenchmarkColumnBlocks times one elementwise pass (the ReLU gradient, in place) over
+// rows×cols matrices of 1.6 M elements, split between the workers (GANTRAIN_THREADS,
+// default 2) two ways: by rows, and by blocks of columns, each worker taking its
+// block of every row, as a column sum must split to keep its bits. It reports both
+// and their ratio: a narrow block strides through memory, which is why columnParts
+// hands no worker a block narrower than columnBlock.
+func BenchmarkColumnBlocks(b *testing.B) {
+	threads := 2
+	if v := os.Getenv("GANTRAIN_THREADS"); v != "" {
+		threads, _ = strconv.Atoi(v)
+	}
+	be, err := New(Options{BLAS: "go", Threads: threads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	const total = 25088 * 64
+	r := rand.New(rand.NewPCG(5, 6))
+	dy, y := make([]float32, total), make([]float32, total)
+	for i := range dy {
+		dy[i], y[i] = r.Float32()*2-1, r.Float32()*2-1
+	}
+	relu := backend.Act{Kind: backend.ReLU}
+	for _, cols := range []int{64, 128, 512, 1024, 2048, 6272} {
+		rows := total / cols
+		parts := min(be.pool.n, cols/splitAlign)
+		b.Run(fmt.Sprintf("%d×%d", rows, cols), func(b *testing.B) {
+			var byRows, byCols time.Duration
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				be.parallelRows(rows, cols, func(r0, r1 int) {
+					activationGrad(dy[r0*cols:r1*cols], y[r0*cols:r1*cols], relu)
+				})
+				t1 := time.Now()
+				be.pool.run(parts, func(part int) {
+					c0, c1 := chunk(cols, splitAlign, parts, part)
+					for r := 0; r < rows; r++ {
+						activationGrad(dy[r*cols+c0:r*cols+c1], y[r*cols+c0:r*cols+c1], relu)
+					}
+				})
+				byRows, byCols = byRows+t1.Sub(t0), byCols+time.Since(t1)
+			}
+			per := float64(b.N) * total
+			b.ReportMetric(float64(byRows.Nanoseconds())/per, "ns/elem-by-rows")
+			b.ReportMetric(float64(byCols.Nanoseconds())/per, "ns/elem-by-columns")
+			b.ReportMetric(float64(byCols)/float64(byRows), "columns/rows")
 		})
 	}
 }

@@ -217,25 +217,10 @@ func (b *Backend) BiasActivationBackward(db, dy, y backend.Tensor, act backend.A
 		return
 	}
 	DY, Y := ts[0], ts[1]
-	m, n := Y.rows, Y.cols
-	if DB == nil { // elementwise only: split by rows
-		if act.Kind != backend.Identity {
-			b.parallelRows(m, n, func(r0, r1 int) {
-				activationGrad(DY.f[r0*n:r1*n], Y.f[r0*n:r1*n], act)
-			})
-		}
-		return
+	b.activationGradRows(DY.f, Y.f, Y.rows, Y.cols, act)
+	if DB != nil {
+		b.columnSums(DB.f, DY.f, Y.rows, Y.cols)
 	}
-	acc := b.scratch64(n)
-	parts := b.columnParts(m*n, n)
-	b.pool.run(parts, func(part int) {
-		c0, c1 := chunk(n, splitAlign, parts, part)
-		if c0 >= c1 {
-			return
-		}
-		activationGradCols(DY.f, Y.f, m, n, c0, c1, act)
-		columnSums(DB.f[c0:c1], acc[c0:c1], DY.f, m, n, c0)
-	})
 }
 
 // invStd is 1/√(v + eps) in float32, the square root and the division each
@@ -343,8 +328,9 @@ func (b *Backend) BatchNormInfer(y, x, gamma, beta, runMean, runVar backend.Tens
 
 // BatchNormBackward implements backend.Backend (the arithmetic is set out at the top
 // of this file), in each group of rows; dgamma and dbeta are the float32 of the
-// groups' float64 sums added in order. dZ and the sums are split between the workers
-// by columns, each column summed over a group's rows in order; dx by rows.
+// groups' float64 sums added in order. dZ and dx are split between the workers by
+// rows; the sums by columns (columnParts), each column summed over a group's rows in
+// order.
 func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance backend.Tensor, groups int, eps float32, act backend.Act) {
 	const op = "BatchNormBackward"
 	ts, ok := b.ops.F32(op, dy, x, y, gamma)
@@ -366,13 +352,13 @@ func (b *Backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, va
 	k32 := b.scratch32(4 * gn)
 	inv, k, mb, mg := k32[:gn], k32[gn:2*gn], k32[2*gn:3*gn], k32[3*gn:]
 	fm := float64(m)
-	parts := b.columnParts(3*rows*n, n)
+	b.activationGradRows(DY.f, Y.f, rows, n, act)
+	parts := b.columnParts(2*rows*n, n)
 	b.pool.run(parts, func(part int) {
 		c0, c1 := chunk(n, splitAlign, parts, part)
 		if c0 >= c1 {
 			return
 		}
-		activationGradCols(DY.f, Y.f, rows, n, c0, c1, act)
 		sb, sg := acc[c0:c1], acc[n+c0:n+c1]
 		tb, tg := acc[2*n+c0:2*n+c1], acc[3*n+c0:3*n+c1] // the sums over the groups
 		clear(tb)

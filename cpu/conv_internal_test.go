@@ -34,7 +34,7 @@ func convRun(t *testing.T, b *Backend) []*tensor {
 	t.Helper()
 	const eps, momentum = 1e-3, 0.1
 	g := backend.ConvGeom{InH: 15, InW: 13, InC: 8, KH: 3, KW: 4, StrideH: 1, StrideW: 2, PadH: 1, PadW: 2}
-	const n, m, c = 8, 1500, 100
+	const n, m, c = 8, 40, 5 * columnBlock
 	var all []*tensor
 	f := convOperands(t, b, &all)
 	r := rand.New(rand.NewPCG(5, 6))
@@ -87,8 +87,8 @@ func TestConvThreadInvariance(t *testing.T) {
 }
 
 // TestConvAllocations: after a first call has grown the scratch, an operation
-// allocates only what handing a job to the workers costs (a few closures), the same
-// for every size.
+// allocates only what handing its jobs to the workers costs (closures, about three a
+// job; BatchNormBackward hands out three jobs), the same for every size.
 func TestConvAllocations(t *testing.T) {
 	b, err := New(Options{BLAS: "go", Threads: 3})
 	if err != nil {
@@ -115,8 +115,8 @@ func TestConvAllocations(t *testing.T) {
 		{"BatchNormBackward", func() { b.BatchNormBackward(x, bias, bias, dy, x, y, bias, mean, variance, 1, 1e-3, act) }},
 	} {
 		op.call()
-		if n := testing.AllocsPerRun(3, op.call); n > 6 {
-			t.Errorf("%s: %v allocations a call, want at most 6", op.name, n)
+		if n := testing.AllocsPerRun(3, op.call); n > 9 {
+			t.Errorf("%s: %v allocations a call, want at most 9", op.name, n)
 		}
 	}
 	if err := b.Err(); err != nil {

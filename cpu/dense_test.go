@@ -332,10 +332,10 @@ func TestDenseBackwardNilOutputs(t *testing.T) {
 	})
 }
 
-// TestDenseBackwardSplit: with several workers the weight gradient is split by rows
-// when it is taller than wide (after all of dZ) and by columns with dZ's pass
-// otherwise; either way every output must have the bits of one worker's, with a
-// library that computes a row or column alike in a narrower call (pure Go).
+// TestDenseBackwardSplit: with several workers dZ is split by rows, the weight
+// gradient by rows when it is taller than wide and by columns otherwise; either way
+// every output must have the bits of one worker's, with a library that computes a
+// row or column alike in a narrower call (pure Go).
 func TestDenseBackwardSplit(t *testing.T) {
 	act := backend.Act{Kind: backend.LeakyReLU, Alpha: 0.2}
 	for _, sh := range []denseShape{{300, 1200, 128}, {300, 128, 1200}} {

@@ -92,40 +92,13 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 	}
 	DY, X, Y, W := ts[0], ts[1], ts[2], ts[3]
 	n, in, out := X.rows, X.cols, W.cols
-	// First dZ, dw and db, split by columns of dZ: a worker's columns of dw and db
-	// need only its own columns of dZ. Where dw is split by rows instead (a weight
-	// matrix taller than wide, as the columns of a convolution make it), it follows
-	// once all of dZ is done. Then dx, which needs all of dZ.
-	if act.Kind != backend.Identity || DW != nil || DB != nil {
-		dw := product{transA: true, m: in, n: out, k: n, a: X.f, lda: in, b: DY.f, ldb: out}
-		dwByRows, dwParts := dw.split(b.pool.n)
-		withDZ := DW != nil && !dwByRows // dw's columns in dZ's pass
-		if DW != nil {
-			dw.c, dw.ldc = DW.f, out
-		}
-		parts := b.columnParts(n*out, out) // without dw, as elementwise work splits; with, as the product
-		if withDZ {
-			parts = dwParts
-		}
-		acc := b.scratch64(out)
-		if act.Kind != backend.Identity || DB != nil || withDZ {
-			b.pool.run(parts, func(part int) {
-				c0, c1 := chunk(out, splitAlign, parts, part)
-				if c0 >= c1 {
-					return
-				}
-				activationGradCols(DY.f, Y.f, n, out, c0, c1, act)
-				if withDZ {
-					b.cols(&dw, c0, c1)
-				}
-				if DB != nil {
-					columnSums(DB.f[c0:c1], acc[c0:c1], DY.f, n, out, c0)
-				}
-			})
-		}
-		if DW != nil && !withDZ {
-			b.multiply(&dw, nil)
-		}
+	// dZ in place by rows, then dw and db, which need all of dZ's rows, then dx.
+	b.activationGradRows(DY.f, Y.f, n, out, act)
+	if DW != nil {
+		b.multiply(&product{transA: true, m: in, n: out, k: n, a: X.f, lda: in, b: DY.f, ldb: out, c: DW.f, ldc: out}, nil)
+	}
+	if DB != nil {
+		b.columnSums(DB.f, DY.f, n, out)
 	}
 	if DX != nil {
 		b.multiply(&product{transB: true, m: n, n: in, k: out, a: DY.f, lda: out, b: W.f, ldb: out, c: DX.f, ldc: in}, nil)
@@ -135,23 +108,41 @@ func (b *Backend) DenseBackward(dx, dw, db, dy, x, y, w backend.Tensor, act back
 // columnParts is how many workers share a job on the columns of a rows×cols matrix
 // that each worker must see whole (a column sum, summed over rows in order so that
 // the split does not change a bit), when the job costs work memory passes over an
-// element: columns go out in blocks of splitAlign, at least two blocks a worker.
+// element. Each worker's block is at least columnBlock wide: a worker that reads a
+// narrower block of every row strides through memory, which ran several times slower
+// than one worker reading whole rows (docs/PERFORMANCE.md).
 func (b *Backend) columnParts(work, cols int) int {
 	if work < minParallel {
 		return 1
 	}
-	return max(1, min(b.pool.n, cols/(2*splitAlign)))
+	return max(1, min(b.pool.n, cols/columnBlock))
 }
 
-// activationGradCols is activationGrad on the columns [c0, c1) of the rows×cols
-// matrices dy and y: dy ← dy ⊙ act'(z) there.
-func activationGradCols(dy, y []float32, rows, cols, c0, c1 int, act backend.Act) {
+// columnBlock is the narrowest block of columns a worker takes in a column split.
+const columnBlock = 1024
+
+// activationGradRows is activationGrad on the rows×cols matrices dy and y, split by
+// rows: dy ← dy ⊙ act'(z).
+func (b *Backend) activationGradRows(dy, y []float32, rows, cols int, act backend.Act) {
 	if act.Kind == backend.Identity {
 		return
 	}
-	for r := 0; r < rows; r++ {
-		activationGrad(dy[r*cols+c0:r*cols+c1], y[r*cols+c0:r*cols+c1], act)
-	}
+	b.parallelRows(rows, cols, func(r0, r1 int) {
+		activationGrad(dy[r0*cols:r1*cols], y[r0*cols:r1*cols], act)
+	})
+}
+
+// columnSums sets sum to the column sums of the rows×cols matrix x: each a float64
+// sum over the rows in order, rounded to float32, so that the split between the
+// workers (by columns) changes no bit.
+func (b *Backend) columnSums(sum, x []float32, rows, cols int) {
+	acc := b.scratch64(cols)
+	parts := b.columnParts(rows*cols, cols)
+	b.pool.run(parts, func(part int) {
+		if c0, c1 := chunk(cols, splitAlign, parts, part); c0 < c1 {
+			columnSumsOf(sum[c0:c1], acc[c0:c1], x, rows, cols, c0)
+		}
+	})
 }
 
 // scratch64 is the backend's float64 scratch, grown to n values (its contents are
@@ -172,9 +163,9 @@ func (b *Backend) scratch32(n int) []float32 {
 	return b.acc32[:n]
 }
 
-// columnSums sets sum[j] to the float64 sum, rows in order, of column c0+j of the
+// columnSumsOf sets sum[j] to the float64 sum, rows in order, of column c0+j of the
 // n×cols matrix x, using acc (len(sum)) as scratch.
-func columnSums(sum []float32, acc []float64, x []float32, n, cols, c0 int) {
+func columnSumsOf(sum []float32, acc []float64, x []float32, n, cols, c0 int) {
 	clear(acc)
 	for r := 0; r < n; r++ {
 		vec.AccF64(acc, x[r*cols+c0:r*cols+c0+len(sum)])
