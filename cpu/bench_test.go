@@ -67,6 +67,10 @@ func BenchmarkElementwise(b *testing.B) {
 		list = append(list, bench{"MaxoutDropoutBackward/200×1200", 200 * 1200, func() { be.MaxoutDropoutBackward(dz, y, m, arg, 5) }})
 	}
 	{
+		z := newT(64, 100)
+		list = append(list, bench{"Normal/64×100", 64 * 100, func() { be.Normal(z, 0, 1, s) }})
+	}
+	{
 		p, g, v := newT(1, 2503984), newT(1, 2503984), newT(1, 2503984)
 		list = append(list, bench{"SGDMomentum/2503984", 2503984, func() { be.SGDMomentum(p, g, v, 0.1, 0.5) }})
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gantrain/gantrain/backend"
 	"github.com/gantrain/gantrain/backend/backendtest"
+	"github.com/gantrain/gantrain/cpu"
 	"github.com/gantrain/gantrain/rng"
 )
 
@@ -733,17 +734,25 @@ func TestUniformTopWord(t *testing.T) {
 	}
 }
 
+// TestNormal: element e is mean + std·NormalAt(e) bit for bit, on one worker and on
+// three (which split the odd-sized tensor between them, a Philox block a pair).
 func TestNormal(t *testing.T) {
-	b := newBackend(t, "go")
 	const rows, cols = 33, 31
 	for _, tc := range []struct {
+		threads   int
 		mean, std float32
 		s         rng.Stream
 	}{
-		{0, 1, rng.Stream{Seed: 1, Offset: 1}},
-		{0.5, 0.02, rng.Stream{Seed: 2, Offset: 1 << 40}},
-		{-3, 2, rng.Stream{Seed: 0xffffffffffffffff, Offset: 7}},
+		{1, 0, 1, rng.Stream{Seed: 1, Offset: 1}},
+		{3, 0, 1, rng.Stream{Seed: 1, Offset: 1}},
+		{3, 0.5, 0.02, rng.Stream{Seed: 2, Offset: 1 << 40}},
+		{3, -3, 2, rng.Stream{Seed: 0xffffffffffffffff, Offset: 7}},
 	} {
+		b, err := cpu.New(cpu.Options{BLAS: "go", Threads: tc.threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
 		x := filled(t, b, rows, cols, float32(math.NaN()))
 		b.Normal(x, tc.mean, tc.std, tc.s)
 		checkNoErr(t, b)
@@ -754,7 +763,7 @@ func TestNormal(t *testing.T) {
 			want[e] = tc.mean + tc.std*tc.s.NormalAt(uint64(e))
 			sum += float64(got[e])
 		}
-		checkBits(t, fmt.Sprintf("N(%g, %g²) %+v", tc.mean, tc.std, tc.s), got, want)
+		checkBits(t, fmt.Sprintf("N(%g, %g²) %+v, %d threads", tc.mean, tc.std, tc.s, tc.threads), got, want)
 		// The sample mean of 1023 draws is within 5 standard errors.
 		if mean := sum / float64(len(got)); math.Abs(mean-float64(tc.mean)) > 5*float64(tc.std)/math.Sqrt(float64(len(got))) {
 			t.Errorf("N(%g, %g²): sample mean %g", tc.mean, tc.std, mean)
