@@ -201,4 +201,13 @@ func TestAutoResume(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "another configuration") || !strings.Contains(stderr, "lr: 0.5") {
 		t.Errorf("changed lr: exit %d: %s", code, stderr)
 	}
+	// An anneal given on a restart applies; a restart without one keeps the run's.
+	code, _, stderr = runCmd(ringArgs(run, "--steps", "60", "--auto-resume", "--lr-anneal-from", "0", "--lr-anneal-epochs", "5")...)
+	if code != 0 || !strings.Contains(stderr, "to_zero_at_epoch=5") {
+		t.Fatalf("restart with an anneal: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = runCmd(ringArgs(run, "--steps", "80", "--auto-resume")...)
+	if code != 0 || !strings.Contains(stderr, "msg=resuming step=60") || !strings.Contains(stderr, "to_zero_at_epoch=5") {
+		t.Errorf("restart without an anneal: exit %d, want the run's anneal kept: %s", code, stderr)
+	}
 }

@@ -72,7 +72,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs.StringVar(&f.cfgPath, "config", "", "YAML or JSON config `file` applied over the preset (unknown fields are errors)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence, backend and learning-rate anneal)")
-	fs.BoolVar(&f.auto, "auto-resume", false, "resume the run in --out when it has checkpoints (a restarted container or job picks up where it stopped), else start it; the configuration given must match the run's")
+	fs.BoolVar(&f.auto, "auto-resume", false, "resume the run in --out when it has checkpoints (a restarted container or job picks up where it stopped), else start it; the configuration given must match the run's, except in what --resume may change")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "start a new run even if --out holds one: the old run is moved to DIR.replaced-<time> (nothing is deleted)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9090", "`address` of the HTTP service (status page, /metrics, control API); off disables it")
 	fs.StringVar(&f.tokenFile, "control-token-file", "", "`file` holding the bearer token of the control API (POST /v1/checkpoint, /v1/stop); the GANTRAIN_CONTROL_TOKEN environment variable works too; without a token control is off")
@@ -194,7 +194,9 @@ func (f *trainFlags) autoResume(cfg config.Config) (config.Config, error) {
 		return cfg, usageError{fmt.Errorf("--auto-resume: %s has checkpoints but its config.yaml is unusable: %w", dir, err)}
 	}
 	run = resumable(run, cfg)
-	if diff := configDiff(run, cfg); diff != "" {
+	given := cfg // what the invocation gave, with the anneal resumable settled
+	given.Optimizer.AnnealFrom, given.Optimizer.AnnealEpochs = run.Optimizer.AnnealFrom, run.Optimizer.AnnealEpochs
+	if diff := configDiff(run, given); diff != "" {
 		return cfg, usagef("--auto-resume: the run in %s was started with another configuration:\n%s\nchoose another --out, or give the run's own settings", dir, diff)
 	}
 	f.resume = dir
@@ -248,10 +250,15 @@ func (f *trainFlags) claimRunDir(cfg config.Config, log *slog.Logger) (*rundir.L
 }
 
 // resumable is a run's configuration with what a resume may change (the run length,
-// the output cadence, the backend, the data directory) taken from this invocation's.
+// the output cadence, the backend, the data directory) taken from this invocation's,
+// and a learning-rate anneal when this invocation gives one: a restart with the
+// command that started the run keeps the anneal a later --resume gave it.
 func resumable(run, now config.Config) config.Config {
 	run.Train.Steps, run.Train.Epochs = now.Train.Steps, now.Train.Epochs
 	run.Output, run.Backend, run.Data.Dir = now.Output, now.Backend, now.Data.Dir
+	if now.Optimizer.AnnealEpochs > 0 {
+		run.Optimizer.AnnealFrom, run.Optimizer.AnnealEpochs = now.Optimizer.AnnealFrom, now.Optimizer.AnnealEpochs
+	}
 	return run
 }
 
