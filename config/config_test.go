@@ -209,3 +209,40 @@ func TestEvalDefaults(t *testing.T) {
 		t.Errorf("periodic classifier evaluation: %v", err)
 	}
 }
+
+// Diff names each differing field by its path with both values, a field only one side
+// has as not set, and nothing for equal configurations, however the YAML's lines shift.
+func TestDiff(t *testing.T) {
+	a := Default()
+	if d, err := Diff(&a, &a); err != nil || len(d) != 0 {
+		t.Fatalf("a config against itself: %v, %v", d, err)
+	}
+	b := Default()
+	b.Optimizer.LR = 0.5
+	b.Generator = append(b.Generator[:1:1], b.Generator...) // a layer inserted: every later line shifts
+	b.Optimizer.AnnealFrom, b.Optimizer.AnnealEpochs = 85, 40
+	d, err := Diff(&a, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]string{}
+	for _, x := range d {
+		got[x.Field] = [2]string{x.A, x.B}
+	}
+	for field, want := range map[string][2]string{
+		"optimizer.lr":               {"0.1", "0.5"},
+		"optimizer.lr_anneal_from":   {NotSet, "85"},
+		"optimizer.lr_anneal_epochs": {NotSet, "40"},
+		"generator[3].type":          {NotSet, "dense"},
+		"generator[2].activation":    {"sigmoid", "relu"},
+	} {
+		if got[field] != want {
+			t.Errorf("%s: got %q, want %q", field, got[field], want)
+		}
+	}
+	for _, x := range d {
+		if x.Field == "discriminator[0].keep" || x.Field == "train.batch" {
+			t.Errorf("unchanged field %s listed: %+v", x.Field, x)
+		}
+	}
+}

@@ -181,3 +181,87 @@ func syntaxError(raw []byte, err error) error {
 	}
 	return fmt.Errorf("yaml: %s\n    %d | %s", msg, line, bytes.TrimRight(lines[line-1], "\r"))
 }
+
+// Difference is one field in which two configurations differ: its YAML path
+// (optimizer.lr, generator[2].units) and its value in each, NotSet where one has none
+// (a layer the other lacks, an omitted optional field).
+type Difference struct {
+	Field, A, B string
+}
+
+// NotSet is Difference's value for a field a configuration does not have.
+const NotSet = "(not set)"
+
+// Diff lists the fields in which a and b differ, in the order of a's YAML, then the
+// fields only b has, in b's.
+func Diff(a, b *Config) ([]Difference, error) {
+	fa, err := fieldValues(a)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := fieldValues(b)
+	if err != nil {
+		return nil, err
+	}
+	inB := make(map[string]string, len(fb))
+	for _, f := range fb {
+		inB[f[0]] = f[1]
+	}
+	var diffs []Difference
+	inA := make(map[string]bool, len(fa))
+	for _, f := range fa {
+		inA[f[0]] = true
+		if v, ok := inB[f[0]]; !ok {
+			diffs = append(diffs, Difference{f[0], f[1], NotSet})
+		} else if v != f[1] {
+			diffs = append(diffs, Difference{f[0], f[1], v})
+		}
+	}
+	for _, f := range fb {
+		if !inA[f[0]] {
+			diffs = append(diffs, Difference{f[0], NotSet, f[1]})
+		}
+	}
+	return diffs, nil
+}
+
+// fieldValues is c's YAML as (path, value) pairs of its scalars (and of its empty
+// lists and mappings), in document order.
+func fieldValues(c *Config) ([][2]string, error) {
+	y, err := c.YAML()
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(y, &doc); err != nil {
+		return nil, fmt.Errorf("config: reread its own YAML: %w", err)
+	}
+	var out [][2]string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			if len(n.Content) == 0 {
+				out = append(out, [2]string{path, "{}"})
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(n.Content[i+1], join(path, n.Content[i].Value))
+			}
+		case yaml.SequenceNode:
+			if len(n.Content) == 0 {
+				out = append(out, [2]string{path, "[]"})
+			}
+			for i, item := range n.Content {
+				walk(item, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.ScalarNode:
+			out = append(out, [2]string{path, n.Value})
+		}
+	}
+	walk(&doc, "")
+	return out, nil
+}

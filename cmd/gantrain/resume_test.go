@@ -198,7 +198,7 @@ func TestAutoResume(t *testing.T) {
 		t.Fatalf("restart: exit %d: %s", code, stderr)
 	}
 	code, _, stderr = runCmd(ringArgs(run, "--steps", "60", "--auto-resume", "--lr", "0.5")...)
-	if code != 2 || !strings.Contains(stderr, "another configuration") || !strings.Contains(stderr, "lr: 0.5") {
+	if code != 2 || !strings.Contains(stderr, "another configuration") || !strings.Contains(stderr, "optimizer.lr: run 0.002, now 0.5") {
 		t.Errorf("changed lr: exit %d: %s", code, stderr)
 	}
 	// An anneal given on a restart applies; a restart without one keeps the run's.

@@ -262,33 +262,26 @@ func resumable(run, now config.Config) config.Config {
 	return run
 }
 
-// configDiff lists the YAML lines in which two configs differ ("" when equal).
-func configDiff(a, b config.Config) string {
-	ya, err1 := a.YAML()
-	yb, err2 := b.YAML()
-	if err1 != nil || err2 != nil {
-		return "  (cannot compare)"
+// configDiff lists the fields in which the run's configuration and the one given
+// differ, one a line, at most maxDiffLines ("" when equal).
+func configDiff(run, now config.Config) string {
+	diffs, err := config.Diff(&run, &now)
+	if err != nil {
+		return "  (cannot compare: " + err.Error() + ")"
 	}
-	la, lb := strings.Split(string(ya), "\n"), strings.Split(string(yb), "\n")
 	var out []string
-	for i := 0; i < max(len(la), len(lb)); i++ {
-		var x, y string
-		if i < len(la) {
-			x = la[i]
-		}
-		if i < len(lb) {
-			y = lb[i]
-		}
-		if x != y {
-			out = append(out, fmt.Sprintf("  run: %s\n  now: %s", strings.TrimSpace(x), strings.TrimSpace(y)))
-		}
-		if len(out) == 5 {
-			out = append(out, "  …")
+	for i, d := range diffs {
+		if i == maxDiffLines {
+			out = append(out, fmt.Sprintf("  … and %d more", len(diffs)-i))
 			break
 		}
+		out = append(out, fmt.Sprintf("  %s: run %s, now %s", d.Field, d.A, d.B))
 	}
 	return strings.Join(out, "\n")
 }
+
+// maxDiffLines is how many differing fields configDiff names.
+const maxDiffLines = 8
 
 // isConfigFlag reports whether the train flag name overrides a config field.
 func isConfigFlag(name string) bool {
