@@ -18,15 +18,7 @@ import (
 // products' library does not do.
 // ns/elem is per element of the largest operand.
 func BenchmarkElementwise(b *testing.B) {
-	threads := 1
-	if v := os.Getenv("GANTRAIN_THREADS"); v != "" {
-		threads, _ = strconv.Atoi(v)
-	}
-	be, err := New(Options{BLAS: "go", Threads: threads})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer be.Close()
+	be := benchBackend(b, 1)
 	r := rand.New(rand.NewPCG(5, 6))
 	newT := func(rows, cols int) backend.Tensor {
 		t, err := be.Alloc(backend.F32, rows, cols)
@@ -131,15 +123,7 @@ func BenchmarkElementwise(b *testing.B) {
 // A narrow block strides through memory: where the column split is slower than one
 // worker, columnParts gives the job to one worker (blocks narrower than columnBlock).
 func BenchmarkColumnBlocks(b *testing.B) {
-	threads := 2
-	if v := os.Getenv("GANTRAIN_THREADS"); v != "" {
-		threads, _ = strconv.Atoi(v)
-	}
-	be, err := New(Options{BLAS: "go", Threads: threads})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer be.Close()
+	be := benchBackend(b, 2)
 	const total = 25088 * 64
 	r := rand.New(rand.NewPCG(5, 6))
 	dy, y := make([]float32, total), make([]float32, total)
@@ -176,4 +160,18 @@ func BenchmarkColumnBlocks(b *testing.B) {
 			b.ReportMetric(float64(byCols)/float64(one), "columns/one-worker")
 		})
 	}
+}
+
+// benchBackend is a backend with the pure-Go products on GANTRAIN_THREADS workers
+// (threads when unset), closed when the benchmark ends.
+func benchBackend(b *testing.B, threads int) *Backend {
+	if v := os.Getenv("GANTRAIN_THREADS"); v != "" {
+		threads, _ = strconv.Atoi(v)
+	}
+	be, err := New(Options{BLAS: "go", Threads: threads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	return be
 }
