@@ -173,11 +173,16 @@ type Train struct {
 	RollbackLRFactor float64 `yaml:"rollback_lr_factor" json:"rollback_lr_factor"`
 }
 
-// Optimizer is the update rule and its schedule, the same for both nets.
+// Optimizer is the update rule and its schedule, the same for both nets but for D's
+// learning rate, which may differ.
 type Optimizer struct {
 	// Kind is sgd (momentum, velocity form) or adam.
 	Kind string  `yaml:"kind" json:"kind"`
 	LR   float64 `yaml:"lr" json:"lr"`
+	// DLR is D's learning rate where it differs from G's (0: LR for both), the two
+	// time-scale update rule of Heusel et al. 2017. For SGD it is D's initial rate,
+	// decayed, floored and annealed as LR is.
+	DLR float64 `yaml:"d_lr,omitempty" json:"d_lr,omitempty"`
 	// SGD: the learning rate is LR / LRDecay^t after t updates, at least LRFloor.
 	LRDecay float64 `yaml:"lr_decay" json:"lr_decay"`
 	LRFloor float64 `yaml:"lr_floor" json:"lr_floor"`
@@ -198,6 +203,15 @@ type Optimizer struct {
 	// decay of pix2pix and CycleGAN), where the run ends if train.epochs has not ended it.
 	AnnealFrom   int `yaml:"lr_anneal_from,omitempty" json:"lr_anneal_from,omitempty"`
 	AnnealEpochs int `yaml:"lr_anneal_epochs,omitempty" json:"lr_anneal_epochs,omitempty"`
+}
+
+// ForDiscriminator is the optimiser of D: o with D's learning rate.
+func (o Optimizer) ForDiscriminator() Optimizer {
+	if o.DLR > 0 {
+		o.LR = o.DLR
+	}
+	o.DLR = 0
+	return o
 }
 
 // Anneal is the factor of the linear anneal at epoch progress (finished epochs plus
@@ -627,6 +641,9 @@ func (o Optimizer) validate(p *problems) {
 	}
 	if !(o.LR > 0 && o.LR <= 10) {
 		p.add("optimizer.lr", "must be in (0, 10], got %g", o.LR)
+	}
+	if !(o.DLR >= 0 && o.DLR <= 10) {
+		p.add("optimizer.d_lr", "must be in (0, 10], or 0 for optimizer.lr, got %g", o.DLR)
 	}
 	if o.AnnealFrom < 0 || o.AnnealEpochs < 0 {
 		p.add("optimizer.lr_anneal_from", "lr_anneal_from and lr_anneal_epochs must be ≥ 0, got %d and %d", o.AnnealFrom, o.AnnealEpochs)

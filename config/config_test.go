@@ -106,6 +106,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Optimizer.MomentumEnd = 1.5 }, "optimizer.momentum_end"},
 		{func(c *Config) { c.Optimizer.AnnealFrom, c.Optimizer.AnnealEpochs = -1, 5 }, "optimizer.lr_anneal_from"},
 		{func(c *Config) { c.Optimizer.AnnealFrom = 5 }, "optimizer.lr_anneal_epochs: must be > 0 to anneal from epoch 5"},
+		{func(c *Config) { c.Optimizer.DLR = -1e-4 }, "optimizer.d_lr: must be in (0, 10], or 0 for optimizer.lr, got -0.0001"},
 		{func(c *Config) { c.Optimizer.Kind = OptimizerAdam; c.Optimizer.Beta1 = 1 }, "optimizer.beta1"},
 		{func(c *Config) { c.Output.Samples = 0 }, "output.samples"},
 		{func(c *Config) { c.Backend.Device = "cuda:x" }, "backend.device"},

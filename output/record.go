@@ -14,7 +14,8 @@ type StepRecord struct {
 	Epoch        float64   `json:"epoch"`  // epochs completed, fractional
 	ExamplesPerS float64   `json:"examples_per_s"`
 	GLoss        float64   `json:"g_loss"`
-	LR           float64   `json:"lr"`
+	LR           float64   `json:"lr"`             // G's, and D's unless d_lr is given
+	DLR          float64   `json:"d_lr,omitempty"` // D's, where optimizer.d_lr sets it apart
 	Momentum     float64   `json:"momentum"`
 	Step         int64     `json:"step"` // iterations completed
 	Time         time.Time `json:"time"` // UTC

@@ -19,6 +19,7 @@ type Metrics struct {
 	dOutput         *prometheus.GaugeVec // input = real | fake
 	stepDuration    prometheus.Histogram
 	learningRate    prometheus.Gauge
+	dLearningRate   prometheus.Gauge
 	momentum        prometheus.Gauge
 	stepLimit       prometheus.Gauge
 	ckptDuration    prometheus.Histogram
@@ -55,7 +56,9 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Help:    "Wall time of one iteration as the trainer launches it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		learningRate: f.NewGauge(prometheus.GaugeOpts{Name: "gantrain_learning_rate",
-			Help: "Learning rate of the latest update."}),
+			Help: "Learning rate of the generator's latest update (the discriminator's too unless optimizer.d_lr is set)."}),
+		dLearningRate: f.NewGauge(prometheus.GaugeOpts{Name: "gantrain_discriminator_learning_rate",
+			Help: "Learning rate of the discriminator's latest update."}),
 		momentum: f.NewGauge(prometheus.GaugeOpts{Name: "gantrain_momentum",
 			Help: "Momentum of the latest SGD update (0 for Adam)."}),
 		stepLimit: f.NewGauge(prometheus.GaugeOpts{Name: "gantrain_step_limit",

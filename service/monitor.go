@@ -212,6 +212,7 @@ func (mon *Monitor) StepDone(r trainer.StepReport) {
 	mon.m.stepDuration.Observe(r.Duration.Seconds())
 	mon.m.epoch.Set(r.Epoch)
 	mon.m.learningRate.Set(r.LR)
+	mon.m.dLearningRate.Set(r.DLR)
 	mon.m.momentum.Set(r.Mom)
 	mon.st.Step, mon.st.Epoch, mon.st.LR, mon.st.Momentum = r.Step, r.Epoch, r.LR, r.Mom
 	if mon.st.State == StateEvaluating { // an evaluation that failed ends with the next step

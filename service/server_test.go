@@ -57,7 +57,7 @@ func (r *fakeRun) start(limit int64) {
 
 func (r *fakeRun) step(n int64, observed bool) {
 	st := trainer.Stats{Step: n, Epoch: float64(n) / 500, DLoss: 1 / float64(n+1), GLoss: 2 + 1/float64(n+1),
-		DReal: 0.6, DFake: 0.4, LR: 0.1, Mom: 0.5}
+		DReal: 0.6, DFake: 0.4, LR: 0.1, DLR: 0.3, Mom: 0.5}
 	r.mon.StepDone(trainer.StepReport{Stats: st, Observed: observed, Duration: time.Millisecond})
 }
 
@@ -179,6 +179,7 @@ func TestMetricsFollowTheRun(t *testing.T) {
 		"gantrain_discriminator_output{input=real}":          0.6,
 		"gantrain_discriminator_output{input=fake}":          0.4,
 		"gantrain_learning_rate":                             0.1,
+		"gantrain_discriminator_learning_rate":               0.3,
 		"gantrain_momentum":                                  0.5,
 		"gantrain_step_limit":                                1000,
 		"gantrain_step_duration_seconds_count":               10,

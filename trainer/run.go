@@ -296,12 +296,19 @@ func (r *run) logStep(st Stats) {
 	r.bar.Clear()
 	args := []any{"step", st.Step, "epoch", round(st.Epoch, 3), "d_loss", round(st.DLoss, 4),
 		"g_loss", round(st.GLoss, 4), "d_real", round(st.DReal, 4), "d_fake", round(st.DFake, 4),
-		"lr", roundSig(st.LR, 6), "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS)}
+		"lr", roundSig(st.LR, 6)}
+	if t.cfg.Optimizer.DLR > 0 {
+		args = append(args, "d_lr", roundSig(st.DLR, 6))
+	}
+	args = append(args, "momentum", round(st.Mom, 4), "examples_per_s", math.Round(exPerS))
 	if pct, eta, ok := r.bar.Estimate(st.Step); ok { // where no bar is drawn, the log says how far
 		args = append(args, "progress", fmt.Sprintf("%.1f%%", pct), "eta", eta.String())
 	}
 	t.log.Info("step", args...)
 	rec := stepRecord(st)
+	if t.cfg.Optimizer.DLR > 0 {
+		rec.DLR = st.DLR
+	}
 	rec.Time, rec.ExamplesPerS = now.UTC(), exPerS
 	r.writeMetrics(rec)
 	r.bar.Draw()

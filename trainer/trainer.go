@@ -70,7 +70,8 @@ type Stats struct {
 	GLoss float64 // −mean log D(G(z)) (non-saturating) or mean log(1 − D(G(z))) (minimax)
 	DReal float64 // mean D(x) over the last real minibatch
 	DFake float64 // mean D(G(z)) over the last fake minibatch of the D step
-	LR    float64 // learning rate of the last update
+	LR    float64 // learning rate of G's last update
+	DLR   float64 // learning rate of D's last update
 	Mom   float64 // momentum of the last update (SGD)
 }
 
@@ -138,7 +139,7 @@ func New(cfg config.Config, b backend.Backend, train *data.Set, log *slog.Logger
 	if t.optG, err = newOptimizer(b, cfg.Optimizer, t.G, averaging{decay: cfg.Train.GEMA, warmup: cfg.Train.GEMAWarmup}); err != nil {
 		return nil, err
 	}
-	if t.optD, err = newOptimizer(b, cfg.Optimizer, t.D, averaging{}); err != nil {
+	if t.optD, err = newOptimizer(b, cfg.Optimizer.ForDiscriminator(), t.D, averaging{}); err != nil {
 		return nil, err
 	}
 	if err := t.allocate(train); err != nil {
@@ -372,7 +373,7 @@ func (t *Trainer) iterate(observe bool) (Stats, error) {
 		t.generatorStep(it, at)
 	}
 	t.step++
-	st := Stats{Step: t.step, Epoch: t.Epoch(), LR: t.optG.lr(t.Epoch())}
+	st := Stats{Step: t.step, Epoch: t.Epoch(), LR: t.optG.lr(t.Epoch()), DLR: t.optD.lr(t.Epoch())}
 	if t.cfg.Optimizer.Kind == config.OptimizerSGD {
 		st.Mom = t.optG.momentum(at.finished)
 	}

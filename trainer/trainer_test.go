@@ -233,3 +233,54 @@ func ringCoversAllModes(t *testing.T, seed uint64) {
 		t.Errorf("%.1f%% of samples are far from every mode, want ≤ 20%%", 100*frac)
 	}
 }
+
+// optimizer.d_lr gives D its own learning rate and leaves G's alone: after one
+// simultaneous step (both gradients from the same nets), G is what lr alone gives and
+// D what lr = d_lr gives, for either optimiser.
+func TestDiscriminatorLearningRate(t *testing.T) {
+	for _, opt := range []string{"sgd", "adam"} {
+		c := smallConfig()
+		c.Train.Update, c.Optimizer.Kind = "simultaneous", opt
+		set := randomImages(100)
+		step := func(lr, dlr float64) (map[string][]float32, Stats) {
+			c := c
+			c.Optimizer.LR, c.Optimizer.DLR = lr, dlr
+			tr, err := New(c, newCPU(t), set, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := losses(t, tr, 1)[0]
+			f, err := tr.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := map[string][]float32{}
+			for _, x := range f.Tensors {
+				ts[x.Name] = x.F32
+			}
+			return ts, st
+		}
+		lr, dlr := 0.01, 0.04
+		if opt == "adam" {
+			lr, dlr = 2e-4, 8e-4
+		}
+		both, st := step(lr, dlr)
+		gOnly, _ := step(lr, 0)
+		dOnly, _ := step(dlr, 0)
+		if math.Abs(st.LR-lr) > 1e-5*lr || math.Abs(st.DLR/st.LR-dlr/lr) > 1e-12 { // SGD: decayed by one step
+			t.Errorf("%s: stats report lr %g and d_lr %g, want about %g and %g", opt, st.LR, st.DLR, lr, dlr)
+		}
+		for name, v := range both {
+			want, other := gOnly[name], dOnly[name]
+			if strings.HasPrefix(name, "discriminator.") {
+				want, other = other, want
+			}
+			if !reflect.DeepEqual(v, want) {
+				t.Errorf("%s: %s is not what its own net's learning rate gives", opt, name)
+			}
+			if strings.HasSuffix(name, ".weight") && reflect.DeepEqual(v, other) {
+				t.Errorf("%s: %s is the same under the other net's learning rate", opt, name)
+			}
+		}
+	}
+}

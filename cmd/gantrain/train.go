@@ -101,6 +101,7 @@ func bindConfigFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.BoolVar(&c.Train.GEMAWarmup, "g-ema-warmup", c.Train.GEMAWarmup, "lower the average's decay to (1+t)/(10+t) after t updates while that is smaller, so a long average forgets the first generators")
 	fs.StringVar(&c.Optimizer.Kind, "optimizer", c.Optimizer.Kind, "sgd (momentum, the paper's schedule) or adam")
 	fs.Float64Var(&c.Optimizer.LR, "lr", c.Optimizer.LR, "learning rate (sgd: initial, decayed per minibatch by lr_decay)")
+	fs.Float64Var(&c.Optimizer.DLR, "d-lr", c.Optimizer.DLR, "the discriminator's learning rate where it differs from --lr (0: --lr for both)")
 	fs.Float64Var(&c.Optimizer.Beta1, "beta1", c.Optimizer.Beta1, "Adam's beta1")
 	fs.IntVar(&c.Optimizer.AnnealFrom, "lr-anneal-from", c.Optimizer.AnnealFrom, "with --lr-anneal-epochs: the `epoch` from which the learning rate falls linearly to 0")
 	fs.IntVar(&c.Optimizer.AnnealEpochs, "lr-anneal-epochs", c.Optimizer.AnnealEpochs, "anneal the learning rate linearly to 0 over this many `epochs` from --lr-anneal-from (0: no anneal); allowed with --resume")
