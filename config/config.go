@@ -352,8 +352,8 @@ func RingDefaults(c *Config) {
 // convolutions), batchnorm, Adam at 2e-4 with β1 0.5, batch 64, normal noise.
 func DCGANMNISTDefaults(c *Config) {
 	c.Noise = Noise{Dim: 100, Dist: DistNormal}
-	c.Generator = model.DCGANGenerator(28, 28, 128, 2)
-	c.Discriminator = model.DCGANDiscriminator(64, 2)
+	c.Generator = model.DCGANGenerator(28, 28, 128, 2, 0)
+	c.Discriminator = model.DCGANDiscriminator(64, 2, 0)
 	c.Train.Batch = 64
 	c.Train.K = 1
 	c.Train.Update = UpdateAlternating
@@ -370,8 +370,8 @@ func DCGANMNISTDefaults(c *Config) {
 func DCGANCIFAR10Defaults(c *Config) {
 	c.Data = Data{Set: CIFAR10}
 	c.Noise = Noise{Dim: 100, Dist: DistNormal}
-	c.Generator = model.DCGANGenerator(32, 32, 256, 3)
-	c.Discriminator = model.DCGANDiscriminator(64, 3)
+	c.Generator = model.DCGANGenerator(32, 32, 256, 3, 0)
+	c.Discriminator = model.DCGANDiscriminator(64, 3, 0)
 	c.Train.Batch = 128
 	c.Train.K = 1
 	c.Train.Update = UpdateAlternating

@@ -396,8 +396,8 @@ func TestConvTrainerMatchesCPU(t *testing.T) {
 			if err := config.ApplyPreset(&cfg, "dcgan-mnist"); err != nil {
 				t.Fatal(err)
 			}
-			cfg.Generator = model.DCGANGenerator(16, 16, 32, 2)
-			cfg.Discriminator = model.DCGANDiscriminator(16, 2)
+			cfg.Generator = model.DCGANGenerator(16, 16, 32, 2, 0)
+			cfg.Discriminator = model.DCGANDiscriminator(16, 2, 0)
 			cfg.Train.Batch, cfg.Output.Samples = 16, 4
 			if opt == "sgd" {
 				cfg.Optimizer = config.Default().Optimizer

@@ -16,11 +16,11 @@ import (
 
 func TestDCGANShapes(t *testing.T) {
 	b := newBackend(t)
-	g, err := Build(b, "generator", DCGANGenerator(28, 28, 128, 2), Flat(100), Shape{28, 28, 1}, OutputHead)
+	g, err := Build(b, "generator", DCGANGenerator(28, 28, 128, 2, 0), Flat(100), Shape{28, 28, 1}, OutputHead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Build(b, "discriminator", DCGANDiscriminator(64, 2), Shape{28, 28, 1}, Shape{}, LogitHead)
+	d, err := Build(b, "discriminator", DCGANDiscriminator(64, 2, 0), Shape{28, 28, 1}, Shape{}, LogitHead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +60,35 @@ func TestDCGANShapes(t *testing.T) {
 	init := g.InitialState()
 	if init[0] != 0 || init[6272] != 1 || init[len(init)-1] != 1 {
 		t.Errorf("initial state: mean %g var %g last %g", init[0], init[6272], init[len(init)-1])
+	}
+}
+
+// With dense hidden layers the nets are InfoGAN's MNIST nets (Chen et al. 2016):
+// PyTorch's parameter counts of the same layers.
+func TestDCGANHiddenShapes(t *testing.T) {
+	b := newBackend(t)
+	g, err := Build(b, "generator", DCGANGenerator(28, 28, 128, 2, 1024), Flat(100), Shape{28, 28, 1}, OutputHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Build(b, "discriminator", DCGANDiscriminator(64, 2, 1024), Shape{28, 28, 1}, Shape{}, LogitHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gWant := (100*1024 + 1024) + 2*1024 + (1024*6272 + 6272) + 2*6272 + (128*64*16 + 64) + 2*64 + (64*1*16 + 1)
+	dWant := (1*64*16 + 64) + (64*128*16 + 128) + 2*128 + (6272*1024 + 1024) + 2*1024 + (1024 + 1)
+	if g.Size() != gWant || d.Size() != dWant {
+		t.Errorf("sizes G %d D %d, want %d and %d", g.Size(), d.Size(), gWant, dWant)
+	}
+	if g.State.Cols() != 2*(1024+6272+64) || d.State.Cols() != 2*(128+1024) {
+		t.Errorf("batchnorm state G %v D %v", backend.ShapeString(g.State), backend.ShapeString(d.State))
+	}
+	var types []string
+	for _, l := range DCGANDiscriminator(64, 2, 1024)[3:] {
+		types = append(types, fmt.Sprint(l.Type, l.Units, l.Activation))
+	}
+	if want := []string{"flatten0", "dense1024identity", "batchnorm0leaky_relu", "dense1identity"}; !slices.Equal(types, want) {
+		t.Errorf("D's layers after the convolutions %v, want %v", types, want)
 	}
 }
 

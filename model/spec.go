@@ -179,16 +179,22 @@ func RingDiscriminator() []LayerSpec {
 // image, then ups transposed convolutions (kernel 4, stride 2, padding 1) that double
 // its size and halve its channels, each but the last followed by batchnorm and ReLU;
 // the last gives the data's channels through a sigmoid (the data lie in [0, 1]: the
-// sigmoid is DCGAN's tanh output for data in [−1, 1], rescaled). Weights U(±0.035):
-// the standard deviation 0.02 of DCGAN's normal initialisation.
-func DCGANGenerator(h, w, base, ups int) []LayerSpec {
+// sigmoid is DCGAN's tanh output for data in [−1, 1], rescaled). With hidden > 0 a
+// dense layer of that many units, with batchnorm and ReLU, comes first (InfoGAN's
+// MNIST generator, Chen et al. 2016, is DCGANGenerator(28, 28, 128, 2, 1024)).
+// Weights U(±0.035): the standard deviation 0.02 of DCGAN's normal initialisation.
+func DCGANGenerator(h, w, base, ups, hidden int) []LayerSpec {
 	const r = 0.035
 	sh, sw := h>>ups, w>>ups
-	ls := []LayerSpec{
-		{Type: Dense, Units: sh * sw * base, Activation: "identity", InitRange: r},
-		{Type: BatchNorm, Activation: "relu"},
-		{Type: Reshape, Shape: []int{sh, sw, base}},
+	var ls []LayerSpec
+	if hidden > 0 {
+		ls = append(ls, LayerSpec{Type: Dense, Units: hidden, Activation: "identity", InitRange: r},
+			LayerSpec{Type: BatchNorm, Activation: "relu"})
 	}
+	ls = append(ls,
+		LayerSpec{Type: Dense, Units: sh * sw * base, Activation: "identity", InitRange: r},
+		LayerSpec{Type: BatchNorm, Activation: "relu"},
+		LayerSpec{Type: Reshape, Shape: []int{sh, sw, base}})
 	for u := 1; u < ups; u++ {
 		ls = append(ls,
 			LayerSpec{Type: ConvTranspose2D, Filters: base >> u, Kernel: 4, Stride: 2, Padding: 1, Activation: "identity", InitRange: r},
@@ -199,8 +205,10 @@ func DCGANGenerator(h, w, base, ups int) []LayerSpec {
 
 // DCGANDiscriminator is the DCGAN-style discriminator matching DCGANGenerator: downs
 // convolutions (kernel 4, stride 2, padding 1) from `first` channels, doubling them,
-// with leaky ReLU (slope 0.2), batchnorm on all but the first, then the logit.
-func DCGANDiscriminator(first, downs int) []LayerSpec {
+// with leaky ReLU (slope 0.2), batchnorm on all but the first, then, with hidden > 0,
+// a dense layer of that many units with batchnorm and leaky ReLU (InfoGAN's MNIST
+// discriminator is DCGANDiscriminator(64, 2, 1024)), then the logit.
+func DCGANDiscriminator(first, downs, hidden int) []LayerSpec {
 	const r = 0.035
 	ls := []LayerSpec{{Type: Conv2D, Filters: first, Kernel: 4, Stride: 2, Padding: 1, Activation: "leaky_relu", Alpha: 0.2, InitRange: r}}
 	for d := 1; d < downs; d++ {
@@ -208,7 +216,12 @@ func DCGANDiscriminator(first, downs int) []LayerSpec {
 			LayerSpec{Type: Conv2D, Filters: first << d, Kernel: 4, Stride: 2, Padding: 1, Activation: "identity", InitRange: r},
 			LayerSpec{Type: BatchNorm, Activation: "leaky_relu", Alpha: 0.2})
 	}
-	return append(ls, LayerSpec{Type: Flatten}, LayerSpec{Type: Dense, Units: 1, Activation: "identity", InitRange: r})
+	ls = append(ls, LayerSpec{Type: Flatten})
+	if hidden > 0 {
+		ls = append(ls, LayerSpec{Type: Dense, Units: hidden, Activation: "identity", InitRange: r},
+			LayerSpec{Type: BatchNorm, Activation: "leaky_relu", Alpha: 0.2})
+	}
+	return append(ls, LayerSpec{Type: Dense, Units: 1, Activation: "identity", InitRange: r})
 }
 
 // Head is what a net's last layer is.

@@ -168,7 +168,7 @@ func withoutAverage(t *testing.T, f *checkpoint.File, suffix string, state []flo
 // statistics than G's running statistics do.
 func TestAverageStandsItsBatchNormStatistics(t *testing.T) {
 	c := smallConfig()
-	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
+	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2, 0), model.DCGANDiscriminator(4, 2, 0)
 	c.Train.GEMA = 0.8
 	tr, err := New(c, newCPU(t), randomImages(100), quietLog())
 	if err != nil {
@@ -230,7 +230,7 @@ func TestAverageStandsItsBatchNormStatistics(t *testing.T) {
 // statistics again: its samples are those of the checkpoint's trainer.
 func TestRestoreStandsAverageAgain(t *testing.T) {
 	c := smallConfig()
-	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
+	c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2, 0), model.DCGANDiscriminator(4, 2, 0)
 	c.Train.GEMA = 0.8
 	other := randomImages(100)
 	for i := range other.X {

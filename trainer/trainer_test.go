@@ -92,7 +92,7 @@ func TestResumeExact(t *testing.T) {
 		c.Optimizer.Kind = opt
 		c.Train.GEMA = v.ema
 		if v.conv {
-			c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2), model.DCGANDiscriminator(4, 2)
+			c.Generator, c.Discriminator = model.DCGANGenerator(28, 28, 8, 2, 0), model.DCGANDiscriminator(4, 2, 0)
 			opt += " conv"
 		}
 		c.Train.K = 2

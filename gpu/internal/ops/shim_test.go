@@ -417,8 +417,8 @@ func TestTrainerOnShim(t *testing.T) {
 func TestConvTrainerOnShim(t *testing.T) {
 	cfg := config.Default()
 	config.DCGANMNISTDefaults(&cfg)
-	cfg.Generator = model.DCGANGenerator(8, 8, 8, 2)
-	cfg.Discriminator = model.DCGANDiscriminator(4, 2)
+	cfg.Generator = model.DCGANGenerator(8, 8, 8, 2, 0)
+	cfg.Discriminator = model.DCGANDiscriminator(4, 2, 0)
 	cfg.Train.Batch, cfg.Noise.Dim, cfg.Output.Samples = 6, 5, 4
 	trainOnShim(t, cfg, randomSet(40, data.Shape{H: 8, W: 8, C: 1}), 4)
 }
