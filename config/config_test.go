@@ -7,10 +7,11 @@ import (
 )
 
 func TestDefaultIsValid(t *testing.T) {
-	published, best := Default(), Default()
+	published, publishedEMA, best := Default(), Default(), Default()
 	PublishedDefaults(&published)
+	PublishedEMADefaults(&publishedEMA)
 	BestDefaults(&best)
-	for name, c := range map[string]Config{"paper": Default(), "published": published, "best": best, "ring": ring()} {
+	for name, c := range map[string]Config{"paper": Default(), "published": published, "published-ema": publishedEMA, "best": best, "ring": ring()} {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s defaults invalid: %v", name, err)
 		}

@@ -19,7 +19,7 @@ import (
 // run-train-conv/, the cli step's files (scripts/gpu-cli-check.sh) in cli/. Without it
 // they skip.
 const (
-	// minParzenAfter25Epochs: `--preset best` trained 25 epochs must have learnt; a
+	// minParzenAfter25Epochs: `--preset published-ema` trained 25 epochs must have learnt; a
 	// broken gradient gives a negative log-likelihood.
 	minParzenAfter25Epochs = 130
 	// minConvScoreAfter1Epoch: `--preset dcgan-mnist` trained 1 epoch must draw several

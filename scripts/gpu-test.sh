@@ -19,7 +19,7 @@
 #               give the same bits as launching kernel by kernel; small convolutional nets
 #               with batchnorm trained on GPU (kernel by kernel and step graphs) and CPU
 #               from one checkpoint: the same losses and tensors (TestConvTrainerMatchesCPU)
-#   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset best --steps 20`
+#   memcheck    compute-sanitizer --tool memcheck over `gantrain train --preset published-ema --steps 20`
 #               (the sanitizer runs use --autotune=off: the fixed table's kernels; every
 #               other candidate is covered by the *-gemm steps)
 #   memcheck-conv  the same over `--preset dcgan-mnist --steps 3` (im2col, col2im,
@@ -39,7 +39,7 @@
 #   memcheck-gemm, racecheck-gemm, synccheck-gemm   each tool over TestGemmCandidates,
 #               TestDenseMaxoutCandidates and the Conv*Candidates tests on a small shape
 #               (GANTRAIN_GEMM_SMALL=1): every configuration and split, fp32 and tf32, once
-#   train       `gantrain train --preset best` for 25 epochs with step graphs; gpu.test
+#   train       `gantrain train --preset published-ema` for 25 epochs with step graphs; gpu.test
 #               checks that the evaluation at the end shows it learnt
 #
 # Environment: GPU_CHECK_BIN (bin/gpu-check), SKIP, COMPUTE_SANITIZER (its path),
@@ -94,7 +94,7 @@ GOMAXPROCS=4 step checkpoint 90 $END bash -c "$GOTEST" "$TEST" -test.run '^Test(
 train=("$GT" train --device cuda --data "$GANTRAIN_MNIST" --log-every 2 --sample-every 0
 	--checkpoint-every 0 --samples 16 --listen off --progress plain --autotune=off)
 cs=("${SANITIZER:-compute-sanitizer}")
-step memcheck 120 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset best --steps 20 --out "$LOGS/run-memcheck"
+step memcheck 120 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset published-ema --steps 20 --out "$LOGS/run-memcheck"
 step memcheck-conv 90 $END "${cs[@]}" --tool memcheck --leak-check full --error-exitcode 3 "${train[@]}" --preset dcgan-mnist --steps 3 --out "$LOGS/run-memcheck-conv"
 # The command-line paths on the GPU against the CPU backend of the same binary; sample
 # draws from the memcheck run's checkpoint.
@@ -117,9 +117,9 @@ step memcheck-gemm 60 $END "${cs[@]}" --tool memcheck --error-exitcode 3 "${gemm
 step racecheck-gemm 120 $END "${cs[@]}" --tool racecheck --error-exitcode 3 "${gemm[@]}"
 step synccheck-gemm 60 $END "${cs[@]}" --tool synccheck --error-exitcode 3 "${gemm[@]}"
 
-# A short real training: --preset best for 25 epochs with step graphs, evaluated at the
+# A short real training: --preset published-ema for 25 epochs with step graphs, evaluated at the
 # end; TestTrainedRunLearnt holds its threshold.
-step train 60 $END bash -c '"$0" train --preset best --config scripts/gpu-train.yaml --device cuda --data "$GANTRAIN_MNIST" \
+step train 60 $END bash -c '"$0" train --preset published-ema --config scripts/gpu-train.yaml --device cuda --data "$GANTRAIN_MNIST" \
 	--epochs 25 --listen off --out "$LOGS/run-train" &&
 	GANTRAIN_GPU_CHECK_DIR="$LOGS" "$1" -test.v -test.run "^TestTrainedRunLearnt\$"' "$GT" "$TEST"
 

@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu-train.sh SECONDS [train flags]
 #
-# Trains `gantrain train --preset best` (or what the flags say: --preset published, say)
+# Trains `gantrain train --preset published-ema` (or what the flags say: --preset published, say)
 # with scripts/gpu-train.yaml over it (an evaluation every 25 epochs, of the average and of G's own parameters) for
 # SECONDS of wall time, then stops it with SIGTERM (it finishes its step and writes a
 # checkpoint) and copies metrics.jsonl, config.yaml, the log and the newest sample grid to
@@ -23,7 +23,7 @@
 # (the checkpoint's SHA-256 proves the parts were joined right); only the flags that a
 # resume allows may be given. What goes to the GPU machine must stay under 64 MiB: 6 MiB of repository,
 # 14 MiB of gantrain, 11 MiB of MNIST and the checkpoint, 29 MiB for --preset published
-# (38 MiB for --preset best, which does not fit).
+# (38 MiB for --preset published-ema, which does not fit; --preset best needs GPU_TRAIN_KEEP=0).
 #
 # Environment: GPU_CHECK_BIN (bin/gpu-check), GPU_TRAIN_RUN (the run directory,
 # /tmp/gpu-train-run; removed first; runs at the same time, two variants sharing the GPU,
@@ -72,13 +72,13 @@ if [[ -n $RESUME ]]; then
 	cat "${parts[@]}" >"$run/checkpoints/$name"
 	args=(train --resume "$run" --device "$DEVICE" --data "$BIN/mnist" --listen off "$@")
 else
-	# The overlay, less raw_generator for a preset without the average (--preset published)
+	# The overlay, less raw_generator for a preset without the average (all but best and published-ema)
 	# unless the flags add one (--g-ema 0.9999).
 	cfg="${run%/}.yaml" # beside the run directory: runs with their own GPU_TRAIN_RUN share nothing
 	cp scripts/gpu-train.yaml "$cfg"
 	prev="" other_preset=0 ema=0
 	for a in "$@"; do
-		if [[ $prev == --preset && $a != best ]] || [[ $a == --preset=* && $a != --preset=best ]]; then
+		if [[ $prev == --preset && $a != best && $a != published-ema ]] || [[ $a == --preset=* && $a != --preset=best && $a != --preset=published-ema ]]; then
 			other_preset=1
 		fi
 		if [[ $prev == --g-ema && $a =~ [1-9] ]] || [[ $a == --g-ema=*[1-9]* ]]; then
@@ -88,7 +88,7 @@ else
 	done
 	((other_preset && !ema)) && sed -i '/raw_generator/d' "$cfg"
 	rm -rf "$run"
-	args=(train --preset best --config "$cfg" --device "$DEVICE" --data "$BIN/mnist" --out "$run" --listen off "$@")
+	args=(train --preset published-ema --config "$cfg" --device "$DEVICE" --data "$BIN/mnist" --out "$run" --listen off "$@")
 fi
 echo "gantrain ${args[*]}" | tee -a "$OUT/train.log"
 timeout -s TERM --kill-after=30 "$secs" "$BIN/gantrain" "${args[@]}" >>"$OUT/train.log" 2>&1
