@@ -68,7 +68,7 @@ func newTrainFlags(stderr io.Writer) *trainFlags {
 	fs := f.fs
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, trainUsage); fs.PrintDefaults() }
-	fs.StringVar(&f.preset, "preset", "paper", "starting configuration: paper (the 2014 paper's MNIST GAN, Algorithm 1), published (the same with the simultaneous update of the authors' published code), best (published, sampling from a moving average of G's parameters: gantrain's best MNIST results), ring (8-Gaussian ring toy set, small nets, Adam), dcgan-mnist and dcgan-cifar10 (DCGAN-style convolutional G and D with batchnorm, Adam) or paper-cifar10-conv (the paper's convolutional CIFAR-10 model, nearly; CIFAR-10 needs --data)")
+	fs.StringVar(&f.preset, "preset", "paper", "starting configuration: paper (the 2014 paper's MNIST GAN, Algorithm 1), published (the same with the simultaneous update of the authors' published code), published-ema (published, sampling from a moving average of G's parameters), best (gantrain's best MNIST results: InfoGAN's convolutional nets, Adam, a moving average of G), ring (8-Gaussian ring toy set, small nets, Adam), dcgan-mnist and dcgan-cifar10 (DCGAN-style convolutional G and D with batchnorm, Adam) or paper-cifar10-conv (the paper's convolutional CIFAR-10 model, nearly; CIFAR-10 needs --data)")
 	fs.StringVar(&f.cfgPath, "config", "", "YAML or JSON config `file` applied over the preset (unknown fields are errors)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&f.resume, "resume", "", "continue the run in `dir` from its newest good checkpoint, with its config.yaml (flags may change only the run length, output cadence, backend and learning-rate anneal)")
