@@ -14,16 +14,23 @@ import (
 	"github.com/gantrain/gantrain/rng"
 )
 
-func TestDCGANShapes(t *testing.T) {
+// buildDCGAN builds the MNIST DCGAN nets with dense hidden layers of the given width.
+func buildDCGAN(t *testing.T, hidden int) (g, d *Net) {
+	t.Helper()
 	b := newBackend(t)
-	g, err := Build(b, "generator", DCGANGenerator(28, 28, 128, 2, 0), Flat(100), Shape{28, 28, 1}, OutputHead)
+	g, err := Build(b, "generator", DCGANGenerator(28, 28, 128, 2, hidden), Flat(100), Shape{28, 28, 1}, OutputHead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Build(b, "discriminator", DCGANDiscriminator(64, 2, 0), Shape{28, 28, 1}, Shape{}, LogitHead)
+	d, err = Build(b, "discriminator", DCGANDiscriminator(64, 2, hidden), Shape{28, 28, 1}, Shape{}, LogitHead)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, d
+}
+
+func TestDCGANShapes(t *testing.T) {
+	g, d := buildDCGAN(t, 0)
 	// The parameter counts of the same nets in PyTorch (Linear, BatchNorm1d,
 	// ConvTranspose2d, BatchNorm2d; Conv2d, BatchNorm2d, Linear).
 	gWant := (100*6272 + 6272) + 2*6272 + (128*64*16 + 64) + 2*64 + (64*1*16 + 1)
@@ -66,15 +73,7 @@ func TestDCGANShapes(t *testing.T) {
 // With dense hidden layers the nets are InfoGAN's MNIST nets (Chen et al. 2016):
 // PyTorch's parameter counts of the same layers.
 func TestDCGANHiddenShapes(t *testing.T) {
-	b := newBackend(t)
-	g, err := Build(b, "generator", DCGANGenerator(28, 28, 128, 2, 1024), Flat(100), Shape{28, 28, 1}, OutputHead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Build(b, "discriminator", DCGANDiscriminator(64, 2, 1024), Shape{28, 28, 1}, Shape{}, LogitHead)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, d := buildDCGAN(t, 1024)
 	gWant := (100*1024 + 1024) + 2*1024 + (1024*6272 + 6272) + 2*6272 + (128*64*16 + 64) + 2*64 + (64*1*16 + 1)
 	dWant := (1*64*16 + 64) + (64*128*16 + 128) + 2*128 + (6272*1024 + 1024) + 2*1024 + (1024 + 1)
 	if g.Size() != gWant || d.Size() != dWant {

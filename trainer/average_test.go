@@ -27,17 +27,7 @@ func TestGeneratorAverageFollowsRecurrence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tensors := func() map[string][]float32 {
-			f, err := tr.Checkpoint()
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := map[string][]float32{}
-			for _, x := range f.Tensors {
-				m[x.Name] = x.F32
-			}
-			return m
-		}
+		tensors := func() map[string][]float32 { return checkpointTensors(t, tr) }
 		start := tensors()
 		avg := map[string][]float32{}
 		for name, v := range start {

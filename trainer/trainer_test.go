@@ -37,6 +37,20 @@ func smallConfig() config.Config {
 	return c
 }
 
+// checkpointTensors is the trainer's checkpoint as its tensors by name.
+func checkpointTensors(t *testing.T, tr *Trainer) map[string][]float32 {
+	t.Helper()
+	f, err := tr.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]float32{}
+	for _, x := range f.Tensors {
+		m[x.Name] = x.F32
+	}
+	return m
+}
+
 // losses runs n steps and returns each step's stats.
 func losses(t *testing.T, tr *Trainer, n int) []Stats {
 	t.Helper()
@@ -250,15 +264,7 @@ func TestDiscriminatorLearningRate(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := losses(t, tr, 1)[0]
-			f, err := tr.Checkpoint()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts := map[string][]float32{}
-			for _, x := range f.Tensors {
-				ts[x.Name] = x.F32
-			}
-			return ts, st
+			return checkpointTensors(t, tr), st
 		}
 		lr, dlr := 0.01, 0.04
 		if opt == "adam" {
