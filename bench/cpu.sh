@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU benchmark: one full GAN training iteration (1 D-step + 1 G-step, the paper's MNIST
-# nets, and the convolutional nets of --preset dcgan-mnist) in gantrain (Go) against
-# PyTorch, same machine, same run, at each batch size.
+# nets, and the convolutional nets of --preset dcgan-mnist and --preset best) in gantrain
+# (Go) against PyTorch, same machine, same run, at each batch size.
 # Each side runs at several thread settings and its best (the median of its repeats)
 # is kept. Also printed: the machine's FMA peak (bench/peak), each side's achieved
 # GFLOP/s on the iteration's matrix products and its fraction of that peak, and
@@ -10,10 +10,10 @@
 #
 # Usage: bench/cpu.sh
 # Environment knobs (all optional):
-#   NETS            "paper" (bench/torch_step.py) and/or "dcgan-mnist"
-#                   (bench/torch_dcgan.py); default "paper dcgan-mnist"
+#   NETS            any of "paper" (bench/torch_step.py), "dcgan-mnist" and "best"
+#                   (bench/torch_dcgan.py --net); default "paper dcgan-mnist best"
 #   BATCHES         batch sizes of the paper's nets (default "100 500")
-#   DCGAN_BATCHES   batch sizes of the dcgan-mnist nets (default "64"); their timings
+#   DCGAN_BATCHES   batch sizes of the convolutional nets (default "64"); their timings
 #                   take a fifth of TORCH_ITERS, TORCH_WARMUP and GO_BENCHTIME
 #   TORCH_CONFIGS   torch settings "OMP:BLAS[:p]" (intra-op threads : OpenBLAS threads,
 #                   ":p" adds OMP_WAIT_POLICY=PASSIVE, which helps libgomp on a busy box);
@@ -42,7 +42,7 @@ root="$(cd "$here/.." && pwd)"
 PY="${PYTHON:-/usr/bin/python3}"  # Debian python3-torch lives here
 N="$(nproc)"
 
-NETS="${NETS:-paper dcgan-mnist}"
+NETS="${NETS:-paper dcgan-mnist best}"
 BATCHES="${BATCHES:-100 500}"
 DCGAN_BATCHES="${DCGAN_BATCHES:-64}"
 TORCH_ITERS="${TORCH_ITERS:-50}"
@@ -172,7 +172,7 @@ paired() {
     [[ "$net" != paper ]] && iters=$(( iters / 5 + 1 ))
     local tl=() gl=()
     for ((i = 0; i < PAIRS; i++)); do
-        tms="$(env "${envs[@]}" "$PY" "$here/$(torch_script "$net")" --threads "$omp" --blas-threads "$blas" --batch "$batch" \
+        tms="$(env "${envs[@]}" "$PY" "$here/$(torch_script "$net")" $(torch_net "$net") --threads "$omp" --blas-threads "$blas" --batch "$batch" \
             --iters "$iters" --rounds 1 --warmup 5 | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"
         gms="$(cd "$root/trainer" && GOMAXPROCS="$N" GANTRAIN_THREADS="$t" GANTRAIN_BATCH="$batch" GANTRAIN_PRESET="$net" "$testbin" \
             -test.run XXX -test.bench '^BenchmarkIteration$' -test.benchtime "${iters}x" 2>&1 | parse_go | cut -d' ' -f1)"
@@ -200,9 +200,14 @@ fi
 torch_script() {
     case "$1" in
     paper) echo torch_step.py ;;
-    dcgan-mnist) echo torch_dcgan.py ;;
-    *) echo "error: unknown net $1 in NETS (want paper or dcgan-mnist)" >&2; exit 1 ;;
+    dcgan-mnist | best) echo torch_dcgan.py ;;
+    *) echo "error: unknown net $1 in NETS (want paper, dcgan-mnist or best)" >&2; exit 1 ;;
     esac
+}
+
+# torch_net NET: the arguments that pick NET's nets in its twin (none for the paper's).
+torch_net() {
+    [[ "$1" == paper ]] || echo "--net $1"
 }
 
 cases=""
@@ -236,7 +241,7 @@ for case in $cases; do
                 envs=(OMP_WAIT_POLICY=PASSIVE)
                 label="$label (passive)"
             fi
-            line="$(env "${envs[@]}" "$PY" "$here/$(torch_script "$net")" --threads "$omp" --batch "$batch" \
+            line="$(env "${envs[@]}" "$PY" "$here/$(torch_script "$net")" $(torch_net "$net") --threads "$omp" --batch "$batch" \
                 --blas-threads "$blas" --iters "$t_iters" --rounds "$TORCH_ROUNDS" --warmup "$t_warm")"
             echo "$line${policy:+ (OMP_WAIT_POLICY=PASSIVE)}"
             ms="$(echo "$line" | sed -n 's/.*ms_per_iter=\([0-9.]*\).*/\1/p')"

@@ -1,22 +1,26 @@
 #!/usr/bin/python3
 """PyTorch reference timing for one GAN training iteration (1 D-step + 1 G-step) with
-gantrain's dcgan-mnist nets, float32: on the CPU (the twin of gantrain's CPU backend,
+gantrain's convolutional MNIST nets (--net dcgan-mnist or best), float32: on the CPU (the twin of gantrain's CPU backend,
 bench/cpu.sh) or on a GPU (the twin of its CUDA backend, scripts/gpu-time.sh).
 
 Usage: /usr/bin/python3 bench/torch_dcgan.py --threads 2 [--blas-threads 2] --iters 20 --rounds 5 --warmup 5
-Prints: torch threads=N ms_per_iter=XX.XX  (median over timing rounds)
+Prints: torch net=NET threads=N ms_per_iter=XX.XX  (median over timing rounds)
 
        python3 bench/torch_dcgan.py --device cuda --batch 64,512 --precision fp32,tf32 --graph 0,1
 Prints one line per combination (each its own fresh nets), as bench/torch_step_cuda.py:
-  torch-cuda net=dcgan-mnist batch=B precision=fp32|tf32 graph=0|1 ms_per_iter=X it_per_s=Y  (median round)
+  torch-cuda net=NET batch=B precision=fp32|tf32 graph=0|1 ms_per_iter=X it_per_s=Y  (median round)
 
-Nets (as model.DCGANGenerator(28, 28, 128, 2) and model.DCGANDiscriminator(64, 2)):
+Nets (bench/gan_nets.py): --net dcgan-mnist, as model.DCGANGenerator(28, 28, 128, 2)
+and model.DCGANDiscriminator(64, 2):
   G: Linear(100, 7*7*128), BatchNorm1d, ReLU, view 128x7x7,
      ConvTranspose2d(128, 64, 4, 2, 1), BatchNorm2d, ReLU,
      ConvTranspose2d(64, 1, 4, 2, 1), Sigmoid;  z ~ N(0, 1)
   D: Conv2d(1, 64, 4, 2, 1), LeakyReLU(0.2), Conv2d(64, 128, 4, 2, 1), BatchNorm2d,
      LeakyReLU(0.2), flatten, Linear(6272, 1) -> logit
   Adam lr 2e-4, betas (0.5, 0.999), for each net.
+--net best (--preset best): the same with a dense hidden layer of 1,024 units (and its
+batchnorm) in front of G and before D's logit, and a moving average of G's parameters
+(decay 0.9999, warm-up (1+t)/(10+t)) updated after every G-step, as g_ema does.
 One iteration: D-step on the real and the fake half (batchnorm statistics apart, as
 gantrain keeps them), BCE with logits; then a G-step with fresh z, non-saturating loss.
 
@@ -41,6 +45,8 @@ def parse_args():
     p.add_argument("--iters", type=int, default=20, help="iterations per timing round")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds (median is reported)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations")
+    p.add_argument("--net", default="dcgan-mnist", choices=("dcgan-mnist", "best"),
+                   help="the nets: --preset dcgan-mnist's, or --preset best's (with G's moving average)")
     p.add_argument("--batch", default="64", help="batch size (cuda: comma-separated sizes)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--verbose", action="store_true", help="print per-round times and losses")
@@ -67,7 +73,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from gan_nets import dcgan_mnist_nets  # noqa: E402
+from gan_nets import best_mnist_nets, dcgan_mnist_nets  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.set_num_interop_threads(1)
@@ -76,8 +82,27 @@ NOISE, N_TRAIN = 100, 50000
 
 
 def nets(dev):
-    """G and D in training mode on dev."""
-    return dcgan_mnist_nets(dev)
+    """G and D of --net in training mode on dev."""
+    return best_mnist_nets(dev) if args.net == "best" else dcgan_mnist_nets(dev)
+
+
+def g_average(G, dev):
+    """With --net best, the update of the moving average of G's parameters after a
+    G-step (g_ema 0.9999 with g_ema_warmup); else None. The update count lives on the
+    device so that a captured graph replays the warm-up as it goes on."""
+    if args.net != "best":
+        return None
+    params = list(G.parameters())
+    avg = [p.detach().clone() for p in params]
+    t = torch.zeros((), device=dev)
+
+    def update():
+        with torch.no_grad():
+            t.add_(1)
+            w = 1 - torch.clamp((1 + t) / (10 + t), max=0.9999)
+            for a, p in zip(avg, params):
+                a.lerp_(p, w)
+    return update
 
 
 def adam(net, **kw):
@@ -89,8 +114,9 @@ def set_requires_grad(module, flag):
         p.requires_grad_(flag)
 
 
-def make_iteration(G, D, optD, optG, next_real, noise, ones, zeros, set_to_none):
-    """One iteration (a D step, then a G step with D frozen), returning both losses."""
+def make_iteration(G, D, optD, optG, next_real, noise, ones, zeros, set_to_none, average=None):
+    """One iteration (a D step, then a G step with D frozen, then G's average if
+    given), returning both losses."""
     def iteration():
         with torch.no_grad():
             fake = G(noise())
@@ -105,6 +131,8 @@ def make_iteration(G, D, optD, optG, next_real, noise, ones, zeros, set_to_none)
         loss_g = F.binary_cross_entropy_with_logits(D(G(noise())), ones)
         loss_g.backward()
         optG.step()
+        if average is not None:
+            average()
         set_requires_grad(D, True)
         return loss_d, loss_g
     return iteration
@@ -126,7 +154,8 @@ def main_cpu():
         return data.index_select(0, idx)
 
     iteration = make_iteration(G, D, optD, optG, next_real, lambda: torch.randn(B, NOISE),
-                               torch.ones(B, 1), torch.zeros(B, 1), set_to_none=True)
+                               torch.ones(B, 1), torch.zeros(B, 1), set_to_none=True,
+                               average=g_average(G, "cpu"))
     for _ in range(args.warmup):
         iteration()
     rounds = []
@@ -140,7 +169,7 @@ def main_cpu():
             print(f"round {r}: {ms:.2f} ms/iter  loss_d={ld.item():.4f} loss_g={lg.item():.4f}",
                   file=sys.stderr)
     extra = "" if args.blas_threads == args.threads else f" blas_threads={args.blas_threads}"
-    print(f"torch threads={args.threads}{extra} ms_per_iter={statistics.median(rounds):.2f}")
+    print(f"torch net={args.net} threads={args.threads}{extra} ms_per_iter={statistics.median(rounds):.2f}")
 
 
 def main_cuda():
@@ -155,7 +184,7 @@ def main_cuda():
                 try:
                     bench_cuda(batch, prec, graph)
                 except Exception as e:  # one combination failing must not hide the others
-                    print(f"torch-cuda net=dcgan-mnist batch={batch} precision={prec} graph={int(graph)} error: {e!r}",
+                    print(f"torch-cuda net={args.net} batch={batch} precision={prec} graph={int(graph)} error: {e!r}",
                           flush=True)
                     failed = True
     sys.exit(1 if failed else 0)
@@ -188,9 +217,10 @@ def bench_cuda(B, prec, graph):
 
     # Gradients zeroed in place rather than freed: a graph replays into the same memory.
     iteration = make_iteration(G, D, optD, optG, next_real, lambda: torch.randn(B, NOISE, device=dev),
-                               torch.ones(B, 1, device=dev), torch.zeros(B, 1, device=dev), set_to_none=False)
+                               torch.ones(B, 1, device=dev), torch.zeros(B, 1, device=dev), set_to_none=False,
+                               average=g_average(G, dev))
     ms = median_ms(captured(iteration) if graph else iteration, args, True)
-    print(f"torch-cuda net=dcgan-mnist batch={B} precision={prec} graph={int(graph)} ms_per_iter={ms:.4f}"
+    print(f"torch-cuda net={args.net} batch={B} precision={prec} graph={int(graph)} ms_per_iter={ms:.4f}"
           f" it_per_s={1000 / ms:.1f} (torch {torch.__version__}, {torch.cuda.get_device_name()})", flush=True)
 
 

@@ -322,7 +322,7 @@ func BenchmarkIterationOps(b *testing.B) {
 }
 
 // TestFlopCounter pins the count BenchmarkIteration reports to the products of one
-// iteration, written out for the paper's nets and the convolutional preset's: a
+// iteration, written out for the paper's nets and the convolutional presets': a
 // product the counter missed (an operation it does not wrap) would make every GFLOP/s
 // of bench/cpu.sh low.
 func TestFlopCounter(t *testing.T) {
@@ -331,6 +331,9 @@ func TestFlopCounter(t *testing.T) {
 	// transposed convolution's input pixels times its (channels × kernel·filters).
 	dcganG := []int{100 * 7 * 7 * 128, 7 * 7 * 128 * (4 * 4 * 64), 14 * 14 * 64 * (4 * 4 * 1)}
 	dcganD := []int{14 * 14 * (4 * 4 * 1) * 64, 7 * 7 * (4 * 4 * 64) * 128, 7 * 7 * 128}
+	// --preset best: a dense layer of 1,024 units in front of G and before D's logit.
+	bestG := append([]int{100 * 1024, 1024 * 7 * 7 * 128}, dcganG[1:]...)
+	bestD := append(dcganD[:2:2], 7*7*128*1024, 1024)
 	for _, tc := range []struct {
 		preset string
 		batch  int
@@ -338,6 +341,7 @@ func TestFlopCounter(t *testing.T) {
 	}{
 		{"paper", 20, []int{100 * 1200, 1200 * 1200, 1200 * 784}, []int{784 * 1200, 240 * 1200, 240}}, // maxout: 240 units of 5 pieces
 		{"dcgan-mnist", 8, dcganG, dcganD},
+		{"best", 8, bestG, bestD},
 	} {
 		t.Run(tc.preset, func(t *testing.T) {
 			t.Setenv("GANTRAIN_PRESET", tc.preset)
