@@ -326,13 +326,18 @@ func PublishedEMADefaults(c *Config) {
 
 // BestDefaults is gantrain's best MNIST configuration (docs/RESULTS.md): the
 // convolutional nets of InfoGAN's MNIST experiments (Chen et al. 2016: DCGAN-style
-// nets with a dense hidden layer of 1,024 units in each), batchnorm, Adam at 2e-4
-// with β1 0.5, batch 64, normal noise, with samples and evaluations drawn from an
-// exponential moving average of G's parameters.
+// nets with a dense hidden layer of 1,024 units in each), batchnorm, Adam with β1 0.5
+// at InfoGAN's own learning rates (1e-3 for G, 2e-4 for D), batch 64, normal noise,
+// with samples and evaluations drawn from an exponential moving average of G's
+// parameters.
 func BestDefaults(c *Config) {
 	DCGANMNISTDefaults(c)
 	c.Generator = model.DCGANGenerator(28, 28, 128, 2, 1024)
 	c.Discriminator = model.DCGANDiscriminator(64, 2, 1024)
+	// The rates of InfoGAN's published MNIST launcher: G five times faster than D
+	// lifts every score of the average over one rate of 2e-4 for both.
+	c.Optimizer.LR = 1e-3
+	c.Optimizer.DLR = 2e-4
 	c.Train.GEMA = 0.9999
 	c.Train.GEMAWarmup = true
 	c.Train.Epochs = 30
