@@ -47,30 +47,44 @@ func BenchmarkIteration(b *testing.B) {
 	}
 }
 
-// BenchmarkConvIteration times one iteration of the dcgan-mnist preset (convolutional
-// G and D with batchnorm, Adam, the alternating update: a D step and a G step) on the
-// GPU at batch 64 (the preset's) and 512, in fp32 and tf32, replayed as step graphs
-// with autotuned kernels, reading the losses back every 100 iterations:
+// BenchmarkConvIteration times one iteration of the convolutional presets (G and D with
+// batchnorm, Adam, the alternating update: a D step and a G step) on the GPU, in fp32
+// and tf32, replayed as step graphs with autotuned kernels, reading the losses back
+// every 100 iterations: dcgan-mnist at batch 64 (the preset's) and 512, and best (the
+// dcgan-mnist nets with a dense hidden layer in each, and G's moving average) at the
+// preset's batch:
 //
-//	net=dcgan-mnist/batch=B/P/graph   iterations per second, then every matrix
-//	                                  product's choice (the convolutions' among them)
+//	net=N/batch=B/P/graph   iterations per second, then every matrix product's
+//	                        choice (the convolutions' among them)
 //
-// GANTRAIN_BENCH_ONLY=net=dcgan-mnist/batch=B/P/graph runs one variant. Only the step
-// graphs are timed, to keep the GPU check short; bench/torch_dcgan.py --device cuda
-// times PyTorch on the same iteration.
+// GANTRAIN_BENCH_ONLY=net=N/batch=B/P/graph runs one variant. Only the step graphs are
+// timed, to keep the GPU check short; bench/torch_dcgan.py --device cuda (--net best)
+// times PyTorch on the same iterations.
 func BenchmarkConvIteration(b *testing.B) {
 	if benchSet == nil {
 		benchSet = randomImages(50000, 3)
 	}
 	cache := filepath.Join(b.TempDir(), "autotune.json")
-	for _, batch := range []int{64, 512} {
-		for _, tf32 := range []bool{false, true} {
-			cfg := config.Default()
-			if err := config.ApplyPreset(&cfg, "dcgan-mnist"); err != nil {
-				b.Fatal(err)
+	for _, v := range []struct {
+		preset  string
+		batches []int // none: the preset's own
+	}{
+		{"dcgan-mnist", []int{64, 512}},
+		{"best", nil},
+	} {
+		cfg := config.Default()
+		if err := config.ApplyPreset(&cfg, v.preset); err != nil {
+			b.Fatal(err)
+		}
+		batches := v.batches
+		if batches == nil {
+			batches = []int{cfg.Train.Batch}
+		}
+		for _, batch := range batches {
+			for _, tf32 := range []bool{false, true} {
+				cfg.Train.Batch = batch
+				benchIteration(b, "net="+v.preset+"/", cfg, tf32, true, true, cache)
 			}
-			cfg.Train.Batch = batch
-			benchIteration(b, "net=dcgan-mnist/", cfg, tf32, true, true, cache)
 		}
 	}
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The timing table of scripts/gpu-check.sh: gantrain's BenchmarkIteration (bench.log)
 against PyTorch (bench/torch_step_cuda.py's torch.log) on one card, and the same for the
-dcgan-mnist nets: BenchmarkConvIteration (bench-conv.log) against bench/torch_dcgan.py
---device cuda (torch-conv.log).
+convolutional nets (dcgan-mnist, best): BenchmarkConvIteration (bench-conv.log) against
+bench/torch_dcgan.py --device cuda (torch-conv.log).
 
 Usage: gpu-bench-table.py LOG... --card NAME [--date YYYY-MM-DD] [--json OUT]
 

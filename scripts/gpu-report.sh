@@ -2,7 +2,7 @@
 # The GPU check's report (the last step of `scripts/gpu-check.sh run`): the table of the
 # steps' rows ($LOGS/rows) with the track's windows, the timing tables of
 # scripts/gpu-bench-table.py (the paper's nets from bench.log and torch.log, the
-# dcgan-mnist nets from bench-conv.log and torch-conv.log) and each batch's device time
+# convolutional nets from bench-conv.log and torch-conv.log) and each batch's device time
 # per iteration, in $LOGS/summary.txt; then what comes back from the GPU machine under
 # $OUT (at most 8 files of at most 16 MiB each): summary.txt, bench.json (for
 # docs/bench/; a row per net, batch and precision), the main logs cut at 8 MiB,

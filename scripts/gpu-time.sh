@@ -7,13 +7,14 @@
 #               per-kernel times, and each matrix product's kernel, µs and TFLOP/s
 #               against the card's peak (done by budget−160 s)
 #   bench-conv  gantrain it/s of the dcgan-mnist iteration (BenchmarkConvIteration) at
-#               batch 64 and 512, fp32 and tf32, step graphs with autotuned kernels, and
-#               each matrix product's kernel (budget−120 s)
+#               batch 64 and 512 and of the best preset's at its batch, fp32 and tf32,
+#               step graphs with autotuned kernels, and each matrix product's kernel
+#               (budget−120 s)
 #   torch       PyTorch (CUDA) on the paper's iteration: eager and CUDA-graph replay; and
 #               cuBLAS (torch.mm) on each matrix product the bench logged (budget−65 s)
-#   torch-conv  PyTorch (CUDA, cuDNN) on the dcgan-mnist iteration
-#               (bench/torch_dcgan.py --device cuda) at the same batches and precisions,
-#               eager and CUDA-graph replay (budget−35 s)
+#   torch-conv  PyTorch (CUDA, cuDNN) on the same iterations (bench/torch_dcgan.py
+#               --device cuda, --net best) at the same batches and precisions, eager and
+#               CUDA-graph replay (budget−35 s)
 #   profile     Nsight Compute (ncu, clocks left alone) on the step graphs' matrix products
 #               at batch 4096 (tf32) and on every kernel of a step at batch 100 (tf32):
 #               throughput against the card's, occupancy, warp stalls, per kernel
@@ -32,7 +33,7 @@ BUDGET="${GPU_CHECK_BUDGET:-480}"
 export TEST="$BIN/gpu.test" GANTRAIN_MNIST="$BIN/mnist"
 
 step bench 150 $((BUDGET - 160)) bash -c "$GOTEST" "$TEST" -test.run '^$' -test.bench '^BenchmarkIteration$' -test.benchtime 300x
-step bench-conv 90 $((BUDGET - 120)) bash -c "$GOTEST" "$TEST" -test.run '^$' -test.bench '^BenchmarkConvIteration$' -test.benchtime 200x
+step bench-conv 120 $((BUDGET - 120)) bash -c "$GOTEST" "$TEST" -test.run '^$' -test.bench '^BenchmarkConvIteration$' -test.benchtime 200x
 
 # The python3 with torch (on the GPU machine's image, the plain python3 is it).
 PY="${PYTHON:-}" want_torch=1
@@ -52,8 +53,13 @@ else
 	step torch 120 $((BUDGET - 65)) bash -c '"$0" bench/torch_step_cuda.py --batch 100,1024,4096 --precision fp32,tf32 --graph 0,1 &&
 		"$0" bench/torch_gemm.py "$LOGS/bench.log"' "$PY"
 	grep -E '^torch-cuda' "$LOGS/torch.log" 2>/dev/null | sed 's/^/   /'
-	step torch-conv 60 $((BUDGET - 35)) "$PY" bench/torch_dcgan.py --device cuda --batch 64,512 --precision fp32,tf32 --graph 0,1 \
-		--iters 100 --rounds 5 --warmup 20
+	# --preset best's batch, as bench-conv named its variants (none where bench-conv did
+	# not time it: then there is nothing to hold PyTorch's best iteration against).
+	best_batch=$(grep -oE 'net=best/batch=[0-9]+' "$LOGS/bench-conv.log" 2>/dev/null | head -n 1 | cut -d= -f3)
+	step torch-conv 90 $((BUDGET - 35)) bash -c 'set -e
+		"$0" bench/torch_dcgan.py --device cuda --batch 64,512 --precision fp32,tf32 --graph 0,1 --iters 100 --rounds 5 --warmup 20
+		[[ -z $1 ]] || "$0" bench/torch_dcgan.py --device cuda --net best --batch "$1" --precision fp32,tf32 --graph 0,1 --iters 100 --rounds 5 --warmup 20' \
+		"$PY" "$best_batch"
 	grep -E '^torch-cuda' "$LOGS/torch-conv.log" 2>/dev/null | sed 's/^/   /'
 fi
 
