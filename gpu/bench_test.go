@@ -81,8 +81,8 @@ func BenchmarkConvIteration(b *testing.B) {
 			batches = []int{cfg.Train.Batch}
 		}
 		for _, batch := range batches {
+			cfg.Train.Batch = batch
 			for _, tf32 := range []bool{false, true} {
-				cfg.Train.Batch = batch
 				benchIteration(b, "net="+v.preset+"/", cfg, tf32, true, true, cache)
 			}
 		}
