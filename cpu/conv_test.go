@@ -269,7 +269,7 @@ func normalize64(y, xh, x, mean, variance, gamma, beta []float64, m, c int, eps 
 		for j := 0; j < c; j++ {
 			e := r*c + j
 			xh[e] = (x[e] - mean[j]) / math.Sqrt(variance[j]+eps)
-			y[e] = act64(gamma[j]*xh[e]+beta[j], act)
+			y[e] = backendtest.Act64(gamma[j]*xh[e]+beta[j], act)
 		}
 	}
 }

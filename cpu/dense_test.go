@@ -197,7 +197,7 @@ func TestDenseBackwardFiniteDifferences(t *testing.T) {
 					dz := make([]float64, len(z))
 					for i, zi := range z {
 						v := []float64{zi}
-						dz[i] = c64[i] * centralDiff(v, func() float64 { return act64(v[0], act) })[0]
+						dz[i] = c64[i] * centralDiff(v, func() float64 { return backendtest.Act64(v[0], act) })[0]
 					}
 					checkGrad(t, "dZ (dy on return)", backendtest.Download(t, b, dy), dz, 1e-3)
 				})

@@ -109,24 +109,6 @@ func maxAbs(s []float64) float64 {
 
 func sigmoid64(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
-// act64 is the activation in float64.
-func act64(z float64, a backend.Act) float64 {
-	switch a.Kind {
-	case backend.ReLU:
-		return max(z, 0)
-	case backend.LeakyReLU:
-		if z < 0 {
-			return float64(a.Alpha) * z
-		}
-		return z
-	case backend.Sigmoid:
-		return sigmoid64(z)
-	case backend.Tanh:
-		return math.Tanh(z)
-	}
-	return z
-}
-
 // dense64 computes z = x·w + b and y = act(z) in float64 (x n×in, w in×out, b out).
 func dense64(x, w, b []float64, n, in, out int, a backend.Act) (z, y []float64) {
 	z = make([]float64, n*out)
@@ -138,7 +120,7 @@ func dense64(x, w, b []float64, n, in, out int, a backend.Act) (z, y []float64) 
 				s += x[r*in+k] * w[k*out+j]
 			}
 			z[r*out+j] = s
-			y[r*out+j] = act64(s, a)
+			y[r*out+j] = backendtest.Act64(s, a)
 		}
 	}
 	return z, y

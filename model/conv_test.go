@@ -103,6 +103,13 @@ func TestTorchLayouts(t *testing.T) {
 		// in×out 3×2: element (2, 1) is torch [1, 2] of [2, 3].
 		{"linear", Param{Rows: 3, Cols: 2, Layout: LayoutLinear}, 2, 1, 1*3 + 2},
 		{"vector", Param{Rows: 1, Cols: 5, Layout: LayoutVector}, 0, 3, 3},
+		// A dense layer reading a flattened 2×2×3 image: row (h 1, w 0, c 2) = 8 is
+		// feature c·4 + h·2 + w = 10 of PyTorch's C×H×W flattening → torch [1, 10].
+		{"linear from an image", Param{Rows: 12, Cols: 2, Layout: LayoutLinear, InImage: Shape{2, 2, 3}}, 8, 1, 1*12 + 10},
+		// Units 0..5 of a 1×2×3 image to be (h 0, w 1, c 0) = 3 → c·2 + w = 1; each
+		// unit's two maxout pieces stay together.
+		{"vector to an image", Param{Rows: 1, Cols: 6, Layout: LayoutVector, OutImage: Shape{1, 2, 3}}, 0, 3, 1},
+		{"maxout bias to an image", Param{Rows: 1, Cols: 12, Layout: LayoutVector, OutImage: Shape{1, 2, 3}, Pieces: 2}, 0, 7, 1*2 + 1},
 		// (kh·kw·cin)×cout with kh 2, kw 3, cin 4, cout 5: row (ky 1, kx 2, c 3) =
 		// ((1·3)+2)·4+3 = 23, column o 4 → torch [4, 3, 1, 2] of [5, 4, 2, 3].
 		{"conv", Param{Rows: 24, Cols: 5, Layout: LayoutConv, KH: 2, KW: 3}, 23, 4, ((4*4+3)*2+1)*3 + 2},

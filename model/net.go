@@ -74,6 +74,32 @@ type Param struct {
 	IsBias     bool // a vector (bias, batchnorm scale or shift, running statistic)
 	Layout     Layout
 	KH, KW     int // convolution weights: the kernel
+	// InImage and OutImage are the images whose H×W×C flattening the rows (a dense
+	// weight's input features) and the columns (its output features, a bias, a
+	// batchnorm vector over features) are, where they are one: PyTorch flattens NCHW
+	// images, so those features are stored in C×H×W order. A zero Shape: none.
+	InImage, OutImage Shape
+	// Pieces is a maxout's: its columns are unit·Pieces + piece, and only the units
+	// are reordered.
+	Pieces int
+}
+
+// torchFeature maps feature k of the H×W×C flattening of s to its place in the C×H×W
+// flattening; the identity where the two orders agree (one channel or one position).
+func (s Shape) torchFeature(k int) int {
+	if s.C <= 1 || s.positions() <= 1 {
+		return k
+	}
+	h, w, c := k/(s.W*s.C), k/s.C%s.W, k%s.C
+	return (c*s.H+h)*s.W + w
+}
+
+// torchColumn maps column j of p (an output feature) to PyTorch's order.
+func (p Param) torchColumn(j int) int {
+	if pc := max(p.Pieces, 1); pc > 1 {
+		return p.OutImage.torchFeature(j/pc)*pc + j%pc
+	}
+	return p.OutImage.torchFeature(j)
 }
 
 // TorchShape is the shape of p's tensor in PyTorch's module of the same layer.
@@ -93,7 +119,7 @@ func (p Param) TorchShape() []int {
 func (p Param) torchIndex(i, j int) int {
 	switch p.Layout {
 	case LayoutVector:
-		return i*p.Cols + j
+		return i*p.Cols + p.torchColumn(j)
 	case LayoutConv: // row (ky, kx, c), column o → [o, c, ky, kx]
 		cin := p.Rows / (p.KH * p.KW)
 		k, c := i/cin, i%cin
@@ -103,7 +129,7 @@ func (p Param) torchIndex(i, j int) int {
 		k, o := j/cout, j%cout
 		return (i*cout+o)*p.KH*p.KW + k
 	}
-	return j*p.Rows + i
+	return p.torchColumn(j)*p.Rows + p.InImage.torchFeature(i)
 }
 
 // ToTorch copies p out of a host copy of its arena in PyTorch's layout.
@@ -201,6 +227,19 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, data Shape, he
 	if head == OutputHead && shape != data && !(shape == Flat(data.Size()) && specs[len(specs)-1].Type != ConvTranspose2D) {
 		return nil, fmt.Errorf("%s: the last layer's output is %v but the data is %v (leave units or filters out to follow the data)", name, shape, data)
 	}
+	inImg, outImg := torchImages(n.layers, data, head)
+	for _, ps := range [][]Param{n.params, n.states} {
+		for k := range ps {
+			p, l := &ps[k], n.layers[ps[k].Layer]
+			p.OutImage = outImg[p.Layer]
+			if l.spec.Type == Dense || l.spec.Type == Maxout {
+				p.Pieces = l.pieces
+				if !p.IsBias {
+					p.InImage = inImg[p.Layer]
+				}
+			}
+		}
+	}
 	for i, l := range n.layers {
 		if l.params {
 			n.firstParam = i
@@ -229,6 +268,59 @@ func Build(b backend.Backend, name string, specs []LayerSpec, in, data Shape, he
 		return nil, err
 	}
 	return n, nil
+}
+
+// torchImages works out the images whose H×W×C flattening a layer's flat features
+// are, where they are one, for Param.InImage and OutImage: in[i] is the image a dense
+// (or maxout) layer i reads as a vector (its own input image, or one a flatten made,
+// through batchnorm and dropout over features); out[i] the image that dense layer i's
+// output becomes (by a reshape, through batchnorm and dropout, or as a generator's
+// image output), and the features of a batchnorm or dropout layer i over a flat input.
+// A flatten whose features reach a reshape without a dense layer between them has no
+// PyTorch equivalent (a view of NCHW features is not one of NHWC features); the
+// reshape's order is then the one stored.
+func torchImages(layers []layer, data Shape, head Head) (in, out []Shape) {
+	in, out = make([]Shape, len(layers)), make([]Shape, len(layers))
+	dense := func(l layer) bool { return l.spec.Type == Dense || l.spec.Type == Maxout }
+	perFeature := func(l layer) bool {
+		return (l.spec.Type == BatchNorm || l.spec.Type == Dropout) && l.in.positions() == 1
+	}
+	var cur Shape // the image the features in flight flatten
+	for i, l := range layers {
+		switch {
+		case dense(l):
+			if l.in.positions() > 1 {
+				cur = l.in
+			}
+			in[i], cur = cur, Shape{}
+		case l.spec.Type == Flatten:
+			cur = l.in
+		case perFeature(l):
+			out[i] = cur
+		default:
+			cur = Shape{}
+		}
+	}
+	var want Shape // the image the features in flight become
+	if last := layers[len(layers)-1]; head == OutputHead && data.positions() > 1 && last.out.positions() == 1 {
+		want = data
+	}
+	for i := len(layers) - 1; i >= 0; i-- {
+		l := layers[i]
+		switch {
+		case l.spec.Type == Reshape:
+			want = l.out
+		case perFeature(l):
+			if want != (Shape{}) {
+				out[i] = want
+			}
+		case dense(l):
+			out[i], want = want, Shape{}
+		default:
+			want = Shape{}
+		}
+	}
+	return in, out
 }
 
 // viewState points the batchnorm layers' running statistics at their part of State.

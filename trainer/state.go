@@ -30,7 +30,10 @@ const (
 	metaLRScale      = "gantrain.lr_scale"
 	metaRollbacks    = "gantrain.rollbacks"
 	metaKernels      = "gantrain.kernels"
-	formatVersion    = "1"
+	// formatVersion 2 stores the features of flattened images (a dense layer's inputs
+	// after a flatten, its outputs before a reshape) in PyTorch's C×H×W order; format
+	// 1 stored them in gantrain's H×W×C order, and still loads.
+	formatVersion = "2"
 )
 
 // Metadata keys that tools read from a checkpoint (gantrain eval, for one).
@@ -168,6 +171,10 @@ func tensorName(net *model.Net, p model.Param, suffix string) string {
 // importArena fills arena (net's parameters, or its optimiser state named by
 // suffix) from the checkpoint's tensors.
 func importArena(b backend.Backend, arena backend.Tensor, f *checkpoint.File, net *model.Net, suffix string) error {
+	legacy, err := legacyOrder(f)
+	if err != nil {
+		return err
+	}
 	host := make([]float32, net.Size())
 	for _, p := range net.ParamList() {
 		name := tensorName(net, p, suffix)
@@ -175,7 +182,7 @@ func importArena(b backend.Backend, arena backend.Tensor, f *checkpoint.File, ne
 		if !ok {
 			return fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
 		}
-		if err := importParam(ct, p, host); err != nil {
+		if err := importParam(ct, p, host, legacy); err != nil {
 			return err
 		}
 	}
@@ -191,10 +198,27 @@ func exportParam(name string, p model.Param, arena []float32) checkpoint.Tensor 
 	return checkpoint.Tensor{Name: name, Shape: p.TorchShape(), F32: p.ToTorch(arena)}
 }
 
-// importParam is exportParam's inverse into a host arena.
-func importParam(t *checkpoint.Tensor, p model.Param, arena []float32) error {
+// legacyOrder checks f's format and reports whether it is format 1, which stored the
+// features of flattened images in H×W×C order.
+func legacyOrder(f *checkpoint.File) (bool, error) {
+	switch v := f.Metadata[metaFormat]; v {
+	case "1":
+		return true, nil
+	case formatVersion:
+		return false, nil
+	default:
+		return false, fmt.Errorf("%w: %s = %q (this gantrain reads formats 1 and %s)", checkpoint.ErrInvalid, metaFormat, v, formatVersion)
+	}
+}
+
+// importParam is exportParam's inverse into a host arena; legacy reads format 1's
+// order of flattened images' features.
+func importParam(t *checkpoint.Tensor, p model.Param, arena []float32, legacy bool) error {
 	if want := p.TorchShape(); t.F32 == nil || !reflect.DeepEqual(t.Shape, want) {
 		return fmt.Errorf("%w: tensor %s has shape %v %s, want %v F32", ErrArchitecture, t.Name, t.Shape, t.DType(), want)
+	}
+	if legacy {
+		p.InImage, p.OutImage = model.Shape{}, model.Shape{}
 	}
 	p.FromTorch(t.F32, arena)
 	return nil
@@ -206,6 +230,10 @@ func importState(b backend.Backend, f *checkpoint.File, net *model.Net) error {
 	if len(st) == 0 {
 		return nil
 	}
+	legacy, err := legacyOrder(f)
+	if err != nil {
+		return err
+	}
 	host := make([]float32, backend.Len(net.State))
 	for _, p := range st {
 		name := tensorName(net, p, "")
@@ -213,7 +241,7 @@ func importState(b backend.Backend, f *checkpoint.File, net *model.Net) error {
 		if !ok {
 			return fmt.Errorf("%w: no tensor %s", ErrArchitecture, name)
 		}
-		if err := importParam(ct, p, host); err != nil {
+		if err := importParam(ct, p, host, legacy); err != nil {
 			return err
 		}
 	}

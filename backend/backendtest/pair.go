@@ -345,3 +345,21 @@ func Worst(got, want []float32) int {
 	}
 	return at
 }
+
+// Act64 is activation a in float64, the references' activation.
+func Act64(z float64, a backend.Act) float64 {
+	switch a.Kind {
+	case backend.ReLU:
+		return max(z, 0)
+	case backend.LeakyReLU:
+		if z < 0 {
+			return float64(a.Alpha) * z
+		}
+		return z
+	case backend.Sigmoid:
+		return 1 / (1 + math.Exp(-z))
+	case backend.Tanh:
+		return math.Tanh(z)
+	}
+	return z
+}
