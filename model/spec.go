@@ -50,7 +50,8 @@ const (
 
 // LayerSpec is one layer of a net, as written in the config.
 type LayerSpec struct {
-	// Type is dense, maxout or dropout.
+	// Type is one of the layer types above: dense, maxout, dropout, conv2d,
+	// conv_transpose2d, batchnorm, reshape or flatten.
 	Type string `yaml:"type" json:"type"`
 	// Units is the layer's output width (dense, maxout). A generator's last layer may
 	// leave it 0: it then takes the data's width.
@@ -288,7 +289,7 @@ func Validate(role string, layers []LayerSpec, head Head) error {
 		}
 	}
 	if !hasParams {
-		return fmt.Errorf("%s: no dense or maxout layer", role)
+		return fmt.Errorf("%s: no layer with parameters (dense, maxout, a convolution or batchnorm)", role)
 	}
 	last := layers[len(layers)-1]
 	if head == LogitHead {
