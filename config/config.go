@@ -339,7 +339,7 @@ func BestDefaults(c *Config) {
 	// evaluation, by 4-57 nats (docs/RESULTS.md).
 	c.Optimizer.LR = 1e-3
 	c.Optimizer.DLR = 2e-4
-	// InfoGAN's batch: three seeds met all three MNIST targets at once (classifier
+	// InfoGAN's batch: four seeds met all three MNIST targets at once (classifier
 	// score 9.6 among them) at 128, neither of two at 64 (docs/RESULTS.md).
 	c.Train.Batch = 128
 	c.Train.GEMA = 0.9999
