@@ -96,10 +96,8 @@ func (s Shape) torchFeature(k int) int {
 
 // torchColumn maps column j of p (an output feature) to PyTorch's order.
 func (p Param) torchColumn(j int) int {
-	if pc := max(p.Pieces, 1); pc > 1 {
-		return p.OutImage.torchFeature(j/pc)*pc + j%pc
-	}
-	return p.OutImage.torchFeature(j)
+	pc := max(p.Pieces, 1)
+	return p.OutImage.torchFeature(j/pc)*pc + j%pc
 }
 
 // TorchShape is the shape of p's tensor in PyTorch's module of the same layer.

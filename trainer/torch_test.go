@@ -14,25 +14,24 @@ import (
 	"github.com/gantrain/gantrain/checkpoint"
 	"github.com/gantrain/gantrain/config"
 	"github.com/gantrain/gantrain/model"
-	"github.com/gantrain/gantrain/rng"
 )
 
-// inferRows runs net's inference forward on rows of v and returns its output.
+// inferRows runs net's inference forward on rows of v (generate, as sampling does) and
+// returns its output.
 func inferRows(t *testing.T, b backend.Backend, net *model.Net, rows int, v []float32) []float32 {
 	t.Helper()
 	in, err := b.Alloc(backend.F32, rows, net.In)
+	if err == nil {
+		err = b.Upload(in, v)
+	}
+	var out []float32
+	if err == nil {
+		out, err = generate(b, net, in, model.Infer)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Upload(in, v); err != nil {
-		t.Fatal(err)
-	}
-	pass, err := net.NewPass(b, in, model.PassBuffers{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass.Forward(b, model.Infer, rng.Stream{})
-	return backendtest.Download(t, b, pass.Out)
+	return out
 }
 
 // TestCheckpointInPyTorch loads a checkpoint of --preset best into the PyTorch twins
